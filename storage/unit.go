@@ -1,0 +1,100 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Address is a position in a log address space: global in the client's view,
+// local on one storage unit.
+type Address uint64
+
+// MaxAddress is the largest valid address. Addresses at or above it are
+// rejected with ErrInvalidAddress; the top half of the 64-bit space is kept
+// free so that address arithmetic cannot overflow.
+const MaxAddress Address = math.MaxInt64
+
+// Epoch numbers projections. Every request carries the epoch of the sender's
+// projection; a unit sealed at a newer epoch refuses it.
+type Epoch uint64
+
+// MaxEntryBytes is the largest payload a unit stores at one address.
+const MaxEntryBytes = 1 << 20
+
+var (
+	// ErrWritten reports that an address already holds data or junk.
+	ErrWritten = errors.New("storage: address already written")
+	// ErrUnwritten reports that nothing was written at an address.
+	ErrUnwritten = errors.New("storage: address not written")
+	// ErrTrimmed reports that an address was trimmed; its data is gone for good.
+	ErrTrimmed = errors.New("storage: address trimmed")
+	// ErrJunk reports that an address was filled with junk by a hole filler.
+	// It is a definite outcome, not a failure: the address holds no entry.
+	ErrJunk = errors.New("storage: address filled with junk")
+	// ErrSealed reports that the request's epoch is older than the unit's.
+	// It is returned wrapped in a *SealedError.
+	ErrSealed = errors.New("storage: sealed at a newer epoch")
+	// ErrFutureEpoch reports a request stamped with an epoch newer than the
+	// unit's. A unit never adopts such an epoch silently: the sender must seal
+	// the unit at that epoch first (which it may do only with a committed
+	// projection of that epoch in hand).
+	ErrFutureEpoch = errors.New("storage: epoch newer than the unit's")
+	// ErrTooLarge reports a payload above MaxEntryBytes.
+	ErrTooLarge = errors.New("storage: entry too large")
+	// ErrInvalidAddress reports an address at or above MaxAddress.
+	ErrInvalidAddress = errors.New("storage: invalid address")
+	// ErrNilData reports a write with nil data. An empty, non-nil slice is a
+	// valid entry.
+	ErrNilData = errors.New("storage: nil data")
+)
+
+// SealedError reports that a request's epoch is older than the epoch the
+// receiver was sealed at. It unwraps to ErrSealed; Epoch is the receiver's
+// current epoch.
+type SealedError struct{ Epoch Epoch }
+
+// Error implements error.
+func (e *SealedError) Error() string {
+	return fmt.Sprintf("storage: sealed at epoch %d", e.Epoch)
+}
+
+// Unwrap returns ErrSealed.
+func (e *SealedError) Unwrap() error { return ErrSealed }
+
+// Unit is a CORFU storage unit: a write-once address space guarded by an epoch.
+//
+// Every method checks the request's epoch first: an epoch older than the
+// unit's gives a *SealedError carrying the unit's epoch, and one newer gives
+// ErrFutureEpoch. Addresses at or above MaxAddress give ErrInvalidAddress.
+//
+// Implementations are safe for concurrent use. ctx is for remote stubs; a
+// local unit answers at once and may ignore it.
+type Unit interface {
+	// Write stores data at addr. It returns ErrWritten if addr holds data or
+	// junk, ErrTrimmed if addr was trimmed, ErrTooLarge if data exceeds
+	// MaxEntryBytes and ErrNilData if data is nil.
+	Write(ctx context.Context, epoch Epoch, addr Address, data []byte) error
+	// Read returns the data at addr. It returns ErrUnwritten if nothing is
+	// there yet, ErrJunk if addr was filled and ErrTrimmed if it was trimmed.
+	// The returned slice is the caller's: the unit keeps no reference to it.
+	Read(ctx context.Context, epoch Epoch, addr Address) ([]byte, error)
+	// Fill marks an unwritten addr as junk. It returns ErrWritten if addr
+	// holds data and ErrTrimmed if it was trimmed; filling junk again
+	// succeeds, so a retried fill is harmless.
+	Fill(ctx context.Context, epoch Epoch, addr Address) error
+	// Trim lets the unit reclaim addr. Later reads, writes and fills of addr
+	// return ErrTrimmed; the address is never reused. Trimming a trimmed
+	// address succeeds.
+	Trim(ctx context.Context, epoch Epoch, addr Address) error
+	// PrefixTrim trims every address below addr. The trim mark only moves
+	// up: a PrefixTrim below the current mark succeeds and changes nothing.
+	PrefixTrim(ctx context.Context, epoch Epoch, addr Address) error
+	// Seal moves the unit to epoch: from then on it refuses every request
+	// with a smaller epoch. It returns the unit's local tail, one past the
+	// highest address written or filled (0 if none). Sealing at the current
+	// epoch again succeeds and returns the tail, so a retried seal is
+	// harmless; sealing at an older epoch gives a *SealedError.
+	Seal(ctx context.Context, epoch Epoch) (tail Address, err error)
+}

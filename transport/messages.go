@@ -1,0 +1,78 @@
+package transport
+
+import (
+	"context"
+
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage"
+)
+
+// NodeID names a server; see projection.NodeID.
+type NodeID = projection.NodeID
+
+// Op is a request's operation code. The role that serves it follows from it.
+type Op uint8
+
+// The operations of the three services.
+const (
+	// Storage unit.
+	OpWrite      Op = 1 // Epoch, Addr, Data
+	OpRead       Op = 2 // Epoch, Addr -> Data
+	OpFill       Op = 3 // Epoch, Addr
+	OpTrim       Op = 4 // Epoch, Addr
+	OpPrefixTrim Op = 5 // Epoch, Addr
+	OpSeal       Op = 6 // Epoch -> Addr (the unit's local tail)
+
+	// Sequencer.
+	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
+	OpBootstrap Op = 17 // Epoch, Addr (tail), Tails
+	OpSeqSeal   Op = 18 // Epoch -> Addr (the sequencer's tail)
+
+	// Layout server.
+	OpGetLayout Op = 32 // -> Projection (the latest committed)
+	OpPrepare   Op = 33 // Epoch, Rank -> Rank (accepted rank), Projection (accepted value, if any)
+	OpPropose   Op = 34 // Epoch, Rank, Projection
+	OpCommit    Op = 35 // Projection
+)
+
+// Request is one message from a client to a server. Only the fields its Op
+// lists are meaningful; the codec carries the others as zero.
+type Request struct {
+	Op         Op
+	Epoch      storage.Epoch
+	Addr       storage.Address
+	Data       []byte
+	N          uint32
+	Rank       uint64
+	Streams    []sequencer.StreamID
+	Tails      []sequencer.StreamTail
+	Projection *projection.Projection
+}
+
+// Response is a server's answer. Err is nil on success; otherwise it is one
+// of the sentinel errors of the storage, sequencer and projection packages
+// (or a *storage.SealedError), carried over the wire by code so that errors.Is
+// gives the same answer over every transport.
+type Response struct {
+	Err        error
+	Addr       storage.Address
+	Data       []byte
+	Rank       uint64
+	Tails      []sequencer.StreamTail
+	Projection *projection.Projection
+}
+
+// Caller sends a request to a server and waits for its response, or for ctx.
+//
+// Call returns the transport's error (ctx's error, ErrUnreachable, a codec
+// error) or, when the server answered, resp.Err; so a caller checks one
+// error. Implementations are safe for concurrent use.
+type Caller interface {
+	Call(ctx context.Context, to NodeID, req *Request) (*Response, error)
+}
+
+// Handler serves requests synchronously. A Server is the usual Handler.
+type Handler interface {
+	Handle(req *Request) *Response
+}
