@@ -1,0 +1,651 @@
+package corfu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+// Client is a CORFU client: it appends to and reads from the shared log by
+// talking to the sequencer and the storage units directly, guided by its
+// cached projection. It is safe for concurrent use; each call holds no lock
+// while it waits.
+type Client struct {
+	cfg Config
+	env Env
+	log *slog.Logger
+
+	mu   sync.Mutex
+	proj *projection.Projection // the newest committed projection seen
+}
+
+// errHopTimeout reports one request that got no answer within RPCTimeout.
+var errHopTimeout = errors.New("corfu: request timed out")
+
+// errLostRace reports that the head of an append's chain holds another
+// entry or junk: the append must take a fresh token.
+var errLostRace = errors.New("corfu: address taken")
+
+// Open returns a client for the log whose layout servers cfg names. It
+// fetches the current projection before it returns.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, env: cfg.Env, log: cfg.Logger}
+	if _, err := c.refresh(ctx, 0); err != nil {
+		return nil, fmt.Errorf("corfu: open: %w", err)
+	}
+	return c, nil
+}
+
+// Projection returns a copy of the client's current projection.
+func (c *Client) Projection() *projection.Projection { return c.projection().Clone() }
+
+func (c *Client) projection() *projection.Projection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proj
+}
+
+// Append writes data as a new entry at the end of the log, as a member of
+// the given streams, and returns its address once every replica of its chain
+// holds it.
+//
+// Errors: ErrNilData, ErrTooLarge, ErrInvalidStreams for bad arguments;
+// ctx's error if ctx ends before any replica took the entry; an
+// *UnknownOutcomeError (ErrUnknownOutcome) if some replica took it and the
+// append gave up before the chain was complete; ErrRetriesExhausted if
+// fresh tokens kept losing races or servers kept failing.
+//
+// An acknowledged entry appears at exactly one address. An entry whose
+// append returned ErrUnknownOutcome may appear at the address the error
+// names (a reader completes the chain) or nowhere; retrying such an append
+// may therefore store it twice.
+func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (storage.Address, error) {
+	switch {
+	case data == nil:
+		return 0, fmt.Errorf("corfu: append: %w", ErrNilData)
+	case len(data) > c.cfg.MaxEntryBytes:
+		return 0, fmt.Errorf("corfu: append: %w: %d bytes, limit %d", ErrTooLarge, len(data), c.cfg.MaxEntryBytes)
+	case len(streams) > sequencer.MaxStreams:
+		return 0, fmt.Errorf("%w: %d streams, limit %d", ErrInvalidStreams, len(streams), sequencer.MaxStreams)
+	}
+	for i, s := range streams {
+		if slices.Contains(streams[:i], s) {
+			return 0, fmt.Errorf("%w: stream %d named twice", ErrInvalidStreams, s)
+		}
+	}
+	var lost error
+	for range c.cfg.MaxRetries + 1 {
+		tok, err := c.token(ctx, 1, streams)
+		if err != nil {
+			return 0, fmt.Errorf("corfu: append: token: %w", err)
+		}
+		err = c.writeChain(ctx, tok.Start, encodeEntry(streams, tok.Backpointers, data))
+		if err == nil {
+			return tok.Start, nil
+		}
+		if !errors.Is(err, errLostRace) {
+			return 0, fmt.Errorf("corfu: append: %w", err)
+		}
+		lost = err
+		c.log.Debug("append lost its address, taking a new token", "addr", tok.Start)
+	}
+	return 0, fmt.Errorf("corfu: append: %w: %w", ErrRetriesExhausted, lost)
+}
+
+// writeChain writes payload at addr on every replica of its chain, head
+// first. On a seal it refreshes the projection and carries on at the same
+// address under the new epoch, so a partly written entry is never abandoned
+// for a fresh token (which would leave it at two addresses).
+func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload []byte) error {
+	wrote := false // some replica holds payload at addr
+	err := c.withEpoch(ctx, func(p *projection.Projection) error {
+		loc, err := p.Locate(addr)
+		if err != nil {
+			return err
+		}
+		for i, node := range loc.Chain {
+			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+				return u.Write(ctx, p.Epoch, loc.Local, payload)
+			})
+			if errors.Is(err, storage.ErrWritten) {
+				// NB: the bytes there may be our own (a retry after a lost
+				// reply, or a reader completing our chain): compare first.
+				got, rerr := c.unitRead(ctx, p, node, loc.Local)
+				switch {
+				case rerr == nil && bytes.Equal(got, payload):
+					err = nil
+				case i == 0 && (rerr == nil || errors.Is(rerr, storage.ErrJunk)):
+					return errLostRace
+				case rerr == nil || errors.Is(rerr, storage.ErrJunk):
+					return fmt.Errorf("%w: address %d: replica %s holds other data than the head", ErrDiverged, addr, node)
+				default:
+					return rerr
+				}
+			}
+			if i == 0 && errors.Is(err, storage.ErrTrimmed) {
+				return errLostRace
+			}
+			if err != nil {
+				return err
+			}
+			wrote = true
+		}
+		return nil
+	})
+	if err != nil && wrote {
+		return &UnknownOutcomeError{Addr: addr, Cause: err}
+	}
+	return err
+}
+
+// Read returns the entry at addr. It reads the chain's tail, where a write
+// is committed. If the tail has nothing but the head has data, it completes
+// the chain with that data. If the address was handed out but nothing is
+// written anywhere, it waits up to HoleFillWait for the writer, then fills
+// the hole with junk.
+//
+// Errors: ErrJunk (the address holds no entry), ErrTrimmed, ErrUnwritten
+// (addr is at or beyond the tail), ErrInvalidAddress, ErrNoSegment,
+// ErrCorruptEntry, ctx's error, ErrRetriesExhausted.
+func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) {
+	if addr >= storage.MaxAddress {
+		return Entry{}, fmt.Errorf("corfu: read %d: %w", addr, ErrInvalidAddress)
+	}
+	var data []byte
+	err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
+		data, err = c.readAt(ctx, p, addr)
+		return err
+	})
+	if err != nil {
+		return Entry{}, fmt.Errorf("corfu: read %d: %w", addr, err)
+	}
+	return decodeEntry(addr, data)
+}
+
+func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr storage.Address) ([]byte, error) {
+	loc, err := p.Locate(addr)
+	if err != nil {
+		return nil, err
+	}
+	data, err := c.unitRead(ctx, p, loc.Chain[len(loc.Chain)-1], loc.Local)
+	if !errors.Is(err, storage.ErrUnwritten) {
+		return data, err
+	}
+	// NB: peek at the head before waiting: a slow or abandoned write shows
+	// there first, and completing it beats filling it.
+	if len(loc.Chain) > 1 {
+		if data, done, err := c.completeFromHead(ctx, p, loc); done {
+			return data, err
+		}
+	}
+	tail, err := c.tail(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if addr >= tail {
+		return nil, storage.ErrUnwritten
+	}
+	// CORFU paper, hole filling: an address handed out but never written
+	// is filled with junk after a wait, so a crashed writer cannot block
+	// readers forever.
+	deadline := c.env.Now().Add(c.cfg.HoleFillWait)
+	poll := c.cfg.HoleFillWait / 8
+	for c.env.Now().Before(deadline) {
+		if err := c.env.Sleep(ctx, poll); err != nil {
+			return nil, err
+		}
+		if data, done, err := c.completeFromHead(ctx, p, loc); done {
+			return data, err
+		}
+	}
+	c.log.Debug("filling hole", "addr", addr)
+	return c.fillChain(ctx, p, loc)
+}
+
+// completeFromHead reads the chain's head. If it holds data or junk, it
+// copies that down the chain and reports done.
+func (c *Client) completeFromHead(ctx context.Context, p *projection.Projection, loc projection.Location) ([]byte, bool, error) {
+	data, err := c.unitRead(ctx, p, loc.Chain[0], loc.Local)
+	switch {
+	case err == nil:
+		data, err = c.completeChain(ctx, p, loc, data)
+		return data, true, err
+	case errors.Is(err, storage.ErrJunk):
+		data, err = c.fillChain(ctx, p, loc)
+		return data, true, err
+	case errors.Is(err, storage.ErrUnwritten):
+		return nil, false, nil
+	default:
+		return nil, true, err
+	}
+}
+
+// completeChain writes data, found at the chain's head, to the replicas
+// after it.
+func (c *Client) completeChain(ctx context.Context, p *projection.Projection, loc projection.Location, data []byte) ([]byte, error) {
+	for _, node := range loc.Chain[1:] {
+		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+			return u.Write(ctx, p.Epoch, loc.Local, data)
+		})
+		if errors.Is(err, storage.ErrWritten) {
+			got, rerr := c.unitRead(ctx, p, node, loc.Local)
+			if rerr != nil && !errors.Is(rerr, storage.ErrJunk) {
+				return nil, rerr
+			}
+			if rerr != nil || !bytes.Equal(got, data) {
+				return nil, fmt.Errorf("%w: local address %d: replica %s differs from the head", ErrDiverged, loc.Local, node)
+			}
+			err = nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// fillChain junk-fills loc through its chain, head first. If the head holds
+// data, the fill turns into completing that data, which it returns; else it
+// returns ErrJunk.
+func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc projection.Location) ([]byte, error) {
+	for i, node := range loc.Chain {
+		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+			return u.Fill(ctx, p.Epoch, loc.Local)
+		})
+		if errors.Is(err, storage.ErrWritten) {
+			data, rerr := c.unitRead(ctx, p, node, loc.Local)
+			if rerr != nil {
+				return nil, rerr
+			}
+			if i == 0 {
+				// CORFU: a fill never clobbers: the writer got there first.
+				return c.completeChain(ctx, p, loc, data)
+			}
+			return nil, fmt.Errorf("%w: local address %d: head is junk, replica %s has data", ErrDiverged, loc.Local, node)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, storage.ErrJunk
+}
+
+// Fill junk-fills the hole at addr, so readers stop waiting for it. It
+// returns nil if the address now holds junk, and ErrWritten if it holds an
+// entry (whose chain Fill has completed).
+//
+// Errors: ErrWritten, ErrBeyondTail (addr was never handed out),
+// ErrTrimmed, ErrInvalidAddress, ctx's error, ErrRetriesExhausted.
+func (c *Client) Fill(ctx context.Context, addr storage.Address) error {
+	if addr >= storage.MaxAddress {
+		return fmt.Errorf("corfu: fill %d: %w", addr, ErrInvalidAddress)
+	}
+	err := c.withEpoch(ctx, func(p *projection.Projection) error {
+		if err := c.checkBelowTail(ctx, p, addr, false); err != nil {
+			return err
+		}
+		loc, err := p.Locate(addr)
+		if err != nil {
+			return err
+		}
+		_, err = c.fillChain(ctx, p, loc)
+		switch {
+		case err == nil:
+			return storage.ErrWritten
+		case errors.Is(err, storage.ErrJunk):
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("corfu: fill %d: %w", addr, err)
+	}
+	return nil
+}
+
+// Trim tells every replica of addr that its entry may be reclaimed. Reads of
+// addr then return ErrTrimmed. Trimming a trimmed address succeeds.
+//
+// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted.
+func (c *Client) Trim(ctx context.Context, addr storage.Address) error {
+	if addr >= storage.MaxAddress {
+		return fmt.Errorf("corfu: trim %d: %w", addr, ErrInvalidAddress)
+	}
+	err := c.withEpoch(ctx, func(p *projection.Projection) error {
+		if err := c.checkBelowTail(ctx, p, addr, false); err != nil {
+			return err
+		}
+		loc, err := p.Locate(addr)
+		if err != nil {
+			return err
+		}
+		for _, node := range loc.Chain {
+			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+				return u.Trim(ctx, p.Epoch, loc.Local)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("corfu: trim %d: %w", addr, err)
+	}
+	return nil
+}
+
+// PrefixTrim trims every address below addr on every unit. addr may equal
+// the tail (trim everything), not exceed it.
+//
+// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted.
+func (c *Client) PrefixTrim(ctx context.Context, addr storage.Address) error {
+	if addr >= storage.MaxAddress {
+		return fmt.Errorf("corfu: prefix trim %d: %w", addr, ErrInvalidAddress)
+	}
+	err := c.withEpoch(ctx, func(p *projection.Projection) error {
+		if err := c.checkBelowTail(ctx, p, addr, true); err != nil {
+			return err
+		}
+		// Each unit keeps one trim mark over its local address space: the
+		// highest local floor of addr over the segments that start below it.
+		marks := map[projection.NodeID]storage.Address{}
+		for _, seg := range p.Segments {
+			if seg.Start >= addr {
+				continue
+			}
+			for i, chain := range seg.Stripes {
+				floor := seg.LocalFloor(i, addr)
+				for _, node := range chain {
+					marks[node] = max(marks[node], floor)
+				}
+			}
+		}
+		nodes := make([]projection.NodeID, 0, len(marks))
+		for n := range marks {
+			nodes = append(nodes, n)
+		}
+		slices.Sort(nodes)
+		for _, node := range nodes {
+			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+				return u.PrefixTrim(ctx, p.Epoch, marks[node])
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("corfu: prefix trim %d: %w", addr, err)
+	}
+	return nil
+}
+
+// checkBelowTail returns ErrBeyondTail if addr is at or above the tail (above
+// it, when orEqual).
+func (c *Client) checkBelowTail(ctx context.Context, p *projection.Projection, addr storage.Address, orEqual bool) error {
+	tail, err := c.tail(ctx, p)
+	if err != nil {
+		return err
+	}
+	if addr > tail || addr == tail && !orEqual {
+		return fmt.Errorf("%w: address %d, tail %d", ErrBeyondTail, addr, tail)
+	}
+	return nil
+}
+
+// Tail returns the next address the sequencer will hand out: every address
+// below it has been handed out, and may hold an entry, junk or a hole.
+//
+// Errors: ctx's error, ErrRetriesExhausted.
+func (c *Client) Tail(ctx context.Context) (storage.Address, error) {
+	var tail storage.Address
+	err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
+		tail, err = c.tail(ctx, p)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("corfu: tail: %w", err)
+	}
+	return tail, nil
+}
+
+func (c *Client) tail(ctx context.Context, p *projection.Projection) (storage.Address, error) {
+	tok, err := c.next(ctx, p, 0, nil)
+	return tok.Start, err
+}
+
+// token asks the sequencer for n addresses in the current epoch.
+func (c *Client) token(ctx context.Context, n int, streams []StreamID) (tok sequencer.Token, err error) {
+	err = c.withEpoch(ctx, func(p *projection.Projection) error {
+		tok, err = c.next(ctx, p, n, streams)
+		return err
+	})
+	return tok, err
+}
+
+func (c *Client) next(ctx context.Context, p *projection.Projection, n int, streams []StreamID) (tok sequencer.Token, err error) {
+	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: p.Sequencer}
+	err = c.retry(ctx, func() error {
+		tok, err = seq.Next(ctx, p.Epoch, n, streams)
+		if errors.Is(err, sequencer.ErrNotReady) {
+			// NB: a reconfiguration is bootstrapping the sequencer.
+			return fmt.Errorf("%w: %w", errRetry, err)
+		}
+		return err
+	})
+	return tok, err
+}
+
+// Range yields the entries at addresses [from, to) in order, skipping junk.
+// It stops after yielding the first error (ErrTrimmed, ErrUnwritten past the
+// tail, ctx's error...), with the failing address in the Entry.
+func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		for a := from; a < to; a++ {
+			e, err := c.Read(ctx, a)
+			if errors.Is(err, ErrJunk) {
+				continue
+			}
+			if err != nil {
+				yield(Entry{Address: a}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Follow yields every entry from address from on, in order, skipping junk,
+// and waits for new ones when it reaches the tail. It ends when ctx does
+// (yielding ctx's error) or after yielding any other error.
+func (c *Client) Follow(ctx context.Context, from storage.Address) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		next := from
+		for {
+			tail, err := c.Tail(ctx)
+			if err != nil {
+				yield(Entry{Address: next}, err)
+				return
+			}
+			for e, err := range c.Range(ctx, next, tail) {
+				if !yield(e, err) || err != nil {
+					return
+				}
+			}
+			next = max(next, tail)
+			if err := c.env.Sleep(ctx, c.cfg.FollowPoll); err != nil {
+				yield(Entry{Address: next}, err)
+				return
+			}
+		}
+	}
+}
+
+// unitRead reads one replica.
+func (c *Client) unitRead(ctx context.Context, p *projection.Projection, node projection.NodeID, local storage.Address) (data []byte, err error) {
+	err = c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+		data, err = u.Read(ctx, p.Epoch, local)
+		return err
+	})
+	return data, err
+}
+
+// unitDo runs f against one unit, retrying requests that got no answer. A
+// unit behind the client's epoch is sealed at it first: the client holds a
+// committed projection of that epoch, which is what entitles it to.
+func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node projection.NodeID, f func(u transport.UnitClient) error) error {
+	u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+	return c.retry(ctx, func() error {
+		err := f(u)
+		if errors.Is(err, storage.ErrFutureEpoch) {
+			c.log.Debug("sealing a unit behind the projection", "node", node, "epoch", p.Epoch)
+			if _, serr := u.Seal(ctx, p.Epoch); serr != nil {
+				return serr
+			}
+			err = f(u)
+		}
+		return err
+	})
+}
+
+// errRetry marks an error as worth retrying after a backoff.
+var errRetry = errors.New("corfu: retry")
+
+func transient(err error) bool {
+	return errors.Is(err, errHopTimeout) || errors.Is(err, errRetry) ||
+		errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrMalformed)
+}
+
+// retry runs f until it succeeds or fails for good, backing off between
+// attempts that got no answer; at most MaxRetries+1 attempts.
+func (c *Client) retry(ctx context.Context, f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || !transient(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt >= c.cfg.MaxRetries {
+			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+		}
+		if err := c.env.Sleep(ctx, c.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff returns the delay before retry attempt+1: exponential, capped,
+// with jitter over its upper half.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.Backoff << min(attempt, 20)
+	if d > c.cfg.MaxBackoff || d <= 0 {
+		d = c.cfg.MaxBackoff
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + time.Duration(c.env.Rand().Int64N(int64(half)+1))
+}
+
+// withEpoch runs f with the current projection. When a server answers that
+// it is sealed at a newer epoch, it fetches a newer projection (once for
+// that epoch) and runs f again, at most MaxRetries times.
+func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection) error) error {
+	for attempt := 0; ; attempt++ {
+		p := c.projection()
+		err := f(p)
+		var sealed *storage.SealedError
+		if !errors.As(err, &sealed) {
+			return err
+		}
+		if attempt >= c.cfg.MaxRetries {
+			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+		}
+		if _, rerr := c.refresh(ctx, max(sealed.Epoch, p.Epoch+1)); rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// refresh fetches the projection from the layout servers until it has one
+// of epoch at least min, and installs it if it is newer than the cached one.
+func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Projection, error) {
+	if p := c.projection(); p != nil && p.Epoch >= min {
+		return p, nil // another call got there first
+	}
+	var lastErr error
+	for attempt := 0; attempt <= c.cfg.MaxRetries; attempt++ {
+		servers := c.cfg.Layout
+		if p := c.projection(); p != nil {
+			servers = p.Layout
+		}
+		for i := range servers {
+			node := servers[(attempt+i)%len(servers)]
+			lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+			p, err := lc.Get(ctx)
+			if err != nil {
+				lastErr = err
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				continue
+			}
+			if p.Epoch < min {
+				lastErr = fmt.Errorf("corfu: layout server %s has epoch %d, want %d", node, p.Epoch, min)
+				continue
+			}
+			return c.install(p), nil
+		}
+		if err := c.env.Sleep(ctx, c.backoff(attempt)); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w: fetching projection: %w", ErrRetriesExhausted, lastErr)
+}
+
+// install caches p if it is newer than the cached projection and returns
+// the cached one.
+func (c *Client) install(p *projection.Projection) *projection.Projection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proj == nil || p.Epoch > c.proj.Epoch {
+		c.log.Debug("installing projection", "epoch", p.Epoch)
+		c.proj = p
+	}
+	return c.proj
+}
+
+// hopCaller bounds every request by RPCTimeout and reports a request that
+// ran out of it as errHopTimeout, distinct from the caller's own ctx.
+type hopCaller struct{ c *Client }
+
+func (h hopCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	hctx, cancel := h.c.env.WithTimeout(ctx, h.c.cfg.RPCTimeout)
+	defer cancel()
+	resp, err := h.c.cfg.Transport.Call(hctx, to, req)
+	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %s op %d", errHopTimeout, to, req.Op)
+	}
+	return resp, err
+}

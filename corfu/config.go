@@ -1,0 +1,119 @@
+package corfu
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/corfulog/corfu/internal/sysenv"
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+// Defaults for the zero values of Config. A writer's per-hop timeout is kept
+// well below a reader's hole-fill wait, so a reader does not junk-fill an
+// address whose writer is merely slow.
+const (
+	DefaultMaxRetries       = 16
+	DefaultRPCTimeout       = 250 * time.Millisecond
+	DefaultHoleFillWait     = 2 * time.Second
+	DefaultBackoff          = 5 * time.Millisecond
+	DefaultMaxBackoff       = 200 * time.Millisecond
+	DefaultFollowPoll       = 10 * time.Millisecond
+	entryHeaderReserveBytes = 4 << 10
+	// DefaultMaxEntryBytes is the largest payload Append accepts by default:
+	// a unit's limit less room for the entry header.
+	DefaultMaxEntryBytes = storage.MaxEntryBytes - entryHeaderReserveBytes
+)
+
+// Config configures a Client. Its zero value is not usable: Layout and
+// Transport are required. Every other field has a documented default, filled
+// in by Open. A Config prints in full with %+v, for simulator repros.
+type Config struct {
+	// Layout lists the layout servers the client fetches the projection
+	// from. Required.
+	Layout []projection.NodeID
+	// Transport carries every request. Required.
+	Transport transport.Caller
+	// Env supplies time, timers, tasks and randomness. Default: the system
+	// environment, with randomness seeded from Seed.
+	Env Env
+	// Seed seeds the default Env's randomness (retry jitter). Ignored when
+	// Env is set.
+	Seed uint64
+	// Logger receives debug and warning records. Default: discard.
+	Logger *slog.Logger
+	// MaxRetries bounds the attempts of one operation: fresh tokens for an
+	// append, projection refreshes, and retries of one unanswered request.
+	// Default DefaultMaxRetries.
+	MaxRetries int
+	// RPCTimeout bounds one request to one server. Default DefaultRPCTimeout.
+	RPCTimeout time.Duration
+	// HoleFillWait is how long a reader waits for an issued but unwritten
+	// address to be written before it fills it with junk. It must be at least
+	// four times RPCTimeout. Default DefaultHoleFillWait.
+	HoleFillWait time.Duration
+	// Backoff is the first delay between retries; it doubles up to
+	// MaxBackoff, with jitter. Defaults DefaultBackoff and DefaultMaxBackoff.
+	Backoff, MaxBackoff time.Duration
+	// FollowPoll is how often Follow asks for a new tail once it has caught
+	// up. Default DefaultFollowPoll.
+	FollowPoll time.Duration
+	// MaxEntryBytes bounds the payload of one Append. Default and maximum
+	// DefaultMaxEntryBytes.
+	MaxEntryBytes int
+	// Backpointers is the number of addresses per stream the sequencer
+	// keeps (its sequencer.Config.Backpointers); stream readers rely on it
+	// to know when a backpointer list reaches a stream's start. Default
+	// sequencer.DefaultBackpointers.
+	Backpointers int
+}
+
+// validate fills in defaults and reports a Config that cannot work.
+func (c *Config) validate() error {
+	if len(c.Layout) == 0 {
+		return fmt.Errorf("%w: no layout servers", ErrInvalidConfig)
+	}
+	if c.Transport == nil {
+		return fmt.Errorf("%w: no transport", ErrInvalidConfig)
+	}
+	if c.Env == nil {
+		c.Env = sysenv.New(c.Seed)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	setDefault(&c.MaxRetries, DefaultMaxRetries)
+	setDefault(&c.RPCTimeout, DefaultRPCTimeout)
+	setDefault(&c.HoleFillWait, DefaultHoleFillWait)
+	setDefault(&c.Backoff, DefaultBackoff)
+	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
+	setDefault(&c.FollowPoll, DefaultFollowPoll)
+	setDefault(&c.MaxEntryBytes, DefaultMaxEntryBytes)
+	setDefault(&c.Backpointers, sequencer.DefaultBackpointers)
+	switch {
+	case c.MaxRetries < 0:
+		return fmt.Errorf("%w: MaxRetries %d < 0", ErrInvalidConfig, c.MaxRetries)
+	case c.RPCTimeout < 0, c.HoleFillWait < 0, c.Backoff < 0, c.MaxBackoff < 0, c.FollowPoll < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	case c.HoleFillWait < 4*c.RPCTimeout:
+		return fmt.Errorf("%w: HoleFillWait %v is below 4 x RPCTimeout %v: readers would fill holes of slow writers",
+			ErrInvalidConfig, c.HoleFillWait, c.RPCTimeout)
+	case c.MaxEntryBytes < 0 || c.MaxEntryBytes > DefaultMaxEntryBytes:
+		return fmt.Errorf("%w: MaxEntryBytes %d outside [0, %d]", ErrInvalidConfig, c.MaxEntryBytes, DefaultMaxEntryBytes)
+	case c.Backpointers < 1:
+		return fmt.Errorf("%w: Backpointers %d < 1", ErrInvalidConfig, c.Backpointers)
+	case c.MaxBackoff < c.Backoff:
+		return fmt.Errorf("%w: MaxBackoff %v below Backoff %v", ErrInvalidConfig, c.MaxBackoff, c.Backoff)
+	}
+	return nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}

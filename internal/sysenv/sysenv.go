@@ -1,0 +1,69 @@
+// Package sysenv is the real-world environment of the corfu client: wall
+// time, real timers, goroutines and a seeded, locked random source. The
+// simulator replaces it with a virtual one; protocol code never reaches the
+// standard library's clock or goroutines except through it.
+package sysenv
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Env is the system environment. It is safe for concurrent use.
+type Env struct {
+	rnd *rand.Rand
+}
+
+// New returns a system environment whose randomness is seeded with seed.
+func New(seed uint64) *Env {
+	return &Env{rnd: rand.New(&lockedSource{src: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)})}
+}
+
+// Now returns the wall-clock time.
+func (e *Env) Now() time.Time { return time.Now() }
+
+// Sleep waits for d or until ctx is done.
+func (e *Env) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WithTimeout is context.WithTimeout.
+func (e *Env) WithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+// AfterFunc is time.AfterFunc.
+func (e *Env) AfterFunc(d time.Duration, f func()) (stop func() bool) {
+	return time.AfterFunc(d, f).Stop
+}
+
+// Go runs f in a new goroutine.
+func (e *Env) Go(name string, f func()) { go f() }
+
+// Rand returns the environment's random source, safe for concurrent use.
+func (e *Env) Rand() *rand.Rand { return e.rnd }
+
+// lockedSource makes a rand.Source safe for concurrent use. A math/rand/v2
+// Rand keeps no state of its own, so a Rand over it is safe too.
+type lockedSource struct {
+	mu  sync.Mutex
+	src rand.Source
+}
+
+func (s *lockedSource) Uint64() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.src.Uint64()
+}
