@@ -69,10 +69,12 @@ func (c *Client) projection() *projection.Projection {
 // append gave up before the chain was complete; ErrRetriesExhausted if
 // fresh tokens kept losing races or servers kept failing.
 //
-// An acknowledged entry appears at exactly one address. An entry whose
+// An acknowledged entry appears at exactly one address. Any error other
+// than ErrUnknownOutcome means the entry was stored nowhere. An entry whose
 // append returned ErrUnknownOutcome may appear at the address the error
 // names (a reader completes the chain) or nowhere; retrying such an append
-// may therefore store it twice.
+// may therefore store it twice. That is the only way an entry ends up at two
+// addresses.
 func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (storage.Address, error) {
 	switch {
 	case data == nil:
@@ -111,7 +113,9 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 // address under the new epoch, so a partly written entry is never abandoned
 // for a fresh token (which would leave it at two addresses).
 func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload []byte) error {
-	wrote := false // some replica holds payload at addr
+	// sent is set once a write of payload may have reached a replica: from
+	// then on, any failure leaves the outcome unknown.
+	sent := false
 	err := c.withEpoch(ctx, func(p *projection.Projection) error {
 		loc, err := p.Locate(addr)
 		if err != nil {
@@ -119,6 +123,7 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 		}
 		for i, node := range loc.Chain {
 			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+				sent = true
 				return u.Write(ctx, p.Epoch, loc.Local, payload)
 			})
 			if errors.Is(err, storage.ErrWritten) {
@@ -142,11 +147,10 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 			if err != nil {
 				return err
 			}
-			wrote = true
 		}
 		return nil
 	})
-	if err != nil && wrote {
+	if err != nil && sent && !errors.Is(err, errLostRace) {
 		return &UnknownOutcomeError{Addr: addr, Cause: err}
 	}
 	return err
