@@ -1,0 +1,283 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/corfulog/corfu/transport"
+)
+
+// LatencyModel gives the one-way delay of a message from one node to
+// another. It draws any randomness it needs from r, the network's own
+// stream.
+type LatencyModel interface {
+	Delay(r *rand.Rand, from, to transport.NodeID) time.Duration
+}
+
+// Constant is a LatencyModel with the same delay for every message.
+type Constant time.Duration
+
+// Delay returns c.
+func (c Constant) Delay(*rand.Rand, transport.NodeID, transport.NodeID) time.Duration {
+	return time.Duration(c)
+}
+
+// Message is one message in flight, as a Policy sees it.
+type Message struct {
+	ID    uint64 // the call's ID, shared by its request and its response
+	From  transport.NodeID
+	To    transport.NodeID
+	Reply bool         // a response on its way back to the caller
+	Op    transport.Op // the request's operation, also on its response
+	Data  []byte       // the encoded request or response
+}
+
+// Decision is what a Policy does with a message. The zero Decision delivers
+// it at once.
+type Decision struct {
+	Drop       bool            // lose the message; Delay and Duplicates are ignored
+	Delay      time.Duration   // deliver after this long
+	Duplicates []time.Duration // deliver one extra copy after each of these
+}
+
+// Policy decides the fate of every message the network carries, requests
+// and responses alike. It is where faults live: loss, duplication, delay,
+// reordering (by unequal delays), partitions and asymmetric links are all
+// decisions about messages at the boundary, never code inside a protocol.
+//
+// Route runs in the scheduler; it must not block. r is the network's
+// random stream, now the virtual time of sending. A Policy may change
+// m.Data (to corrupt it, say) but must not keep it.
+type Policy interface {
+	Route(now time.Time, r *rand.Rand, m *Message) Decision
+}
+
+// PolicyFunc adapts a function to the Policy interface.
+type PolicyFunc func(now time.Time, r *rand.Rand, m *Message) Decision
+
+// Route calls f.
+func (f PolicyFunc) Route(now time.Time, r *rand.Rand, m *Message) Decision { return f(now, r, m) }
+
+// LatencyPolicy is the default Policy: it delivers every message once,
+// after the delay its Model gives. Fault policies usually wrap it.
+type LatencyPolicy struct{ Model LatencyModel }
+
+// Route returns the model's delay.
+func (p LatencyPolicy) Route(_ time.Time, r *rand.Rand, m *Message) Decision {
+	return Decision{Delay: p.Model.Delay(r, m.From, m.To)}
+}
+
+// Stats counts what the network did with its messages.
+type Stats struct {
+	Calls         uint64 // calls made
+	Sent          uint64 // messages handed to the policy, requests and responses
+	Delivered     uint64 // copies that reached a node or a caller
+	Dropped       uint64 // messages the policy dropped
+	Duplicated    uint64 // extra copies the policy added
+	Undeliverable uint64 // requests to a node that does not exist
+	LateReplies   uint64 // responses that found their call finished (timed out, or a duplicate)
+	DecodeErrors  uint64 // messages that did not decode
+}
+
+// node is one server on the network. Node-level faults (a node that is
+// down, paused or crashed) hook in here, at delivery.
+type node struct {
+	id transport.NodeID
+	h  transport.Handler
+}
+
+// call is a call waiting for its response.
+type call struct {
+	w *Waiter
+}
+
+// result is what a response delivers to its call.
+type result struct {
+	resp *transport.Response
+	err  error
+}
+
+// Network is a simulated network of servers on a Scheduler. Every message
+// is encoded and decoded with the transport codec, as over TCP, and
+// delivered by a scheduler event after the delay its Policy decides.
+// Servers are plain Handlers, called synchronously on delivery.
+//
+// Like its Scheduler, a Network is used by one task or event at a time.
+type Network struct {
+	s      *Scheduler
+	rng    *rand.Rand
+	policy Policy
+	nodes  map[transport.NodeID]*node // looked up, never iterated
+	calls  map[uint64]*call           // looked up, never iterated
+	nextID uint64
+	stats  Stats
+}
+
+// NewNetwork returns a network on s whose messages take the delays of
+// latency. Its randomness is the stream s.Fork("net").
+func NewNetwork(s *Scheduler, latency LatencyModel) *Network {
+	return &Network{
+		s:      s,
+		rng:    s.Fork("net"),
+		policy: LatencyPolicy{Model: latency},
+		nodes:  make(map[transport.NodeID]*node),
+		calls:  make(map[uint64]*call),
+	}
+}
+
+// AddNode puts a server on the network, replacing any with the same ID.
+func (n *Network) AddNode(id transport.NodeID, h transport.Handler) {
+	n.nodes[id] = &node{id: id, h: h}
+}
+
+// SetPolicy replaces the policy that routes messages. Messages already in
+// flight keep the fate they were given.
+func (n *Network) SetPolicy(p Policy) { n.policy = p }
+
+// Policy returns the policy in use, for a new one to wrap.
+func (n *Network) Policy() Policy { return n.policy }
+
+// Stats returns the network's counters.
+func (n *Network) Stats() Stats { return n.stats }
+
+// Caller returns a transport.Caller whose calls come from the node from.
+// from need not be a server; clients are usually not.
+func (n *Network) Caller(from transport.NodeID) transport.Caller {
+	return &caller{n: n, from: from}
+}
+
+type caller struct {
+	n    *Network
+	from transport.NodeID
+}
+
+// Call sends req to the node to and parks the calling task until the
+// response arrives or ctx is done. It must be called from a task of the
+// network's scheduler.
+//
+// It returns ctx.Err() if ctx is done first, ErrStopped if the scheduler is
+// closed, an error wrapping transport.ErrMalformed (from the codec) if the
+// response does not decode, and otherwise the response with resp.Err as the
+// error. A request to a node the network does not know is lost, as are
+// requests and responses the policy drops: the caller waits for ctx, so a
+// Call whose ctx has no deadline waits for ever and the scheduler reports a
+// deadlock.
+func (c *caller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	n := c.n
+	s := n.s
+	t := s.blockingCall("Call")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n.nextID++
+	id := n.nextID
+	n.stats.Calls++
+	m := &Message{ID: id, From: c.from, To: to, Op: req.Op, Data: transport.AppendRequest(nil, req)}
+	w := &Waiter{s: s, about: m}
+	n.calls[id] = &call{w: w}
+	n.send(m)
+	v, err := s.wait(t, ctx, w)
+	delete(n.calls, id)
+	if err != nil {
+		return nil, err
+	}
+	r := v.(result)
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.resp, r.resp.Err
+}
+
+// send routes m through the policy and schedules its deliveries.
+func (n *Network) send(m *Message) {
+	s := n.s
+	n.stats.Sent++
+	d := n.policy.Route(s.Now(), n.rng, m)
+	if d.Drop {
+		n.stats.Dropped++
+		n.note(KindDrop, m)
+		return
+	}
+	n.deliverAfter(d.Delay, m)
+	for _, dd := range d.Duplicates {
+		n.stats.Duplicated++
+		n.deliverAfter(dd, m)
+	}
+}
+
+func (n *Network) deliverAfter(d time.Duration, m *Message) {
+	e := event{kind: KindDeliver, label: string(m.To)}
+	if m.Reply {
+		e.kind = KindReply
+		e.label = string(m.From)
+	}
+	if n.s.Trace != nil {
+		e.detail = m.String()
+	}
+	e.fn = func() { n.deliver(m) }
+	n.s.schedule(d, e)
+}
+
+// note records an event that is not queued, such as a drop.
+func (n *Network) note(k Kind, m *Message) {
+	detail := ""
+	if n.s.Trace != nil {
+		detail = m.String()
+	}
+	n.s.record(0, k, string(m.To), detail)
+	n.s.hashBytes(m.Data)
+}
+
+// String describes a message for traces.
+func (m *Message) String() string {
+	dir := "request"
+	if m.Reply {
+		dir = "response"
+	}
+	return fmt.Sprintf("%s %d %s->%s %v, %d bytes", dir, m.ID, m.From, m.To, m.Op, len(m.Data))
+}
+
+// deliver is a message's arrival: a request is served by its node and the
+// response sent back; a response wakes its call if the call still waits.
+func (n *Network) deliver(m *Message) {
+	n.s.hashBytes(m.Data)
+	if m.Reply {
+		n.deliverReply(m)
+		return
+	}
+	nd := n.nodes[m.To]
+	if nd == nil {
+		n.stats.Undeliverable++
+		return
+	}
+	n.stats.Delivered++
+	req, err := transport.DecodeRequest(m.Data)
+	if err != nil {
+		// A server cannot answer what it cannot parse; as over TCP, the
+		// caller sees nothing and times out.
+		n.stats.DecodeErrors++
+		return
+	}
+	resp := nd.h.Handle(req)
+	if resp == nil {
+		panic(fmt.Sprintf("sim: node %s returned a nil response to op %d", m.To, req.Op))
+	}
+	n.send(&Message{ID: m.ID, From: m.To, To: m.From, Reply: true, Op: m.Op, Data: transport.AppendResponse(nil, resp)})
+}
+
+func (n *Network) deliverReply(m *Message) {
+	c := n.calls[m.ID]
+	if c == nil || c.w.Woken() {
+		n.stats.LateReplies++
+		return
+	}
+	n.stats.Delivered++
+	resp, err := transport.DecodeResponse(m.Data)
+	if err != nil {
+		n.stats.DecodeErrors++
+		err = fmt.Errorf("sim: response to call %d from %s: %w", m.ID, m.From, err)
+	}
+	c.w.Wake(result{resp: resp, err: err})
+}
