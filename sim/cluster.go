@@ -107,9 +107,10 @@ func (c *Cluster) UnitNames() []projection.NodeID { return c.unitNames }
 // are set by the cluster; other fields are kept.
 func (c *Cluster) Client(ctx context.Context, cfg corfu.Config) (*corfu.Client, error) {
 	c.clients++
+	name := fmt.Sprintf("client%d", c.clients)
 	cfg.Layout = c.Projection.Layout
-	cfg.Transport = c.Net.Caller(projection.NodeID(fmt.Sprintf("client%d", c.clients)))
-	cfg.Env = c.Sched
+	cfg.Transport = c.Net.Caller(projection.NodeID(name))
+	cfg.Env = c.Sched.Env(name)
 	cfg.Backpointers = c.Config.Backpointers
 	return corfu.Open(ctx, cfg)
 }
