@@ -1,0 +1,719 @@
+package sim
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/storage"
+)
+
+// Violation is one broken invariant found by the checker. Invariant names the
+// rule as RELIABILITY.md numbers it ("S1", "S3", ...), Addr is the global
+// address it concerns (0 when the rule is not about one address), and Detail
+// says what was seen, naming the operations involved.
+type Violation struct {
+	Invariant string
+	Addr      storage.Address
+	Detail    string
+	// Warning marks a finding the protocol may produce by design, so that a
+	// run need not fail on it: S5, one value at two addresses, which an
+	// append retried inside the client can leave behind (at-least-once).
+	Warning bool
+}
+
+// String formats the violation on one line.
+func (v Violation) String() string {
+	kind := "violation"
+	if v.Warning {
+		kind = "warning"
+	}
+	return fmt.Sprintf("%s %s at address %d: %s", v.Invariant, kind, v.Addr, v.Detail)
+}
+
+// sortViolations orders violations by invariant (S2 before S10), address and
+// detail, so that a report never depends on the order in which checks ran or
+// maps iterated.
+func sortViolations(vs []Violation) {
+	slices.SortStableFunc(vs, func(a, b Violation) int {
+		return cmp.Or(
+			compareInvariants(a.Invariant, b.Invariant),
+			cmp.Compare(a.Addr, b.Addr),
+			cmp.Compare(a.Detail, b.Detail),
+		)
+	})
+}
+
+// compareInvariants orders invariant names by their letters, then by the
+// number that follows them, then as strings.
+func compareInvariants(a, b string) int {
+	split := func(s string) (string, int) {
+		i := strings.IndexAny(s, "0123456789")
+		if i < 0 {
+			return s, -1
+		}
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		n, _ := strconv.Atoi(s[i:j])
+		return s[:i], n
+	}
+	pa, na := split(a)
+	pb, nb := split(b)
+	return cmp.Or(cmp.Compare(pa, pb), cmp.Compare(na, nb), cmp.Compare(a, b))
+}
+
+// maxKeptViolations bounds the violations a Monitor keeps with their detail;
+// it still counts the rest.
+const maxKeptViolations = 100
+
+// Monitor watches every replica and the sequencer while a simulation runs and
+// checks the invariants that need that inside view (RELIABILITY.md marks them
+// O):
+//
+//   - S1 write-once: per global address, the distinct things stored on all
+//     replicas together number at most one. Each distinct byte string is one
+//     thing and junk is one thing, so data and junk never both appear.
+//   - S6 fill never clobbers: no replica is junk-filled at an address where
+//     some replica already stored data. Such a fill also breaks S1 and is
+//     reported under both names.
+//   - S10 no reissued address: the sequencer never hands out one address
+//     twice, in one epoch or across epochs.
+//
+// The simulator calls Stored, Filled and Tokens from wrappers around the
+// storage units and the sequencer. A Monitor keeps what every replica ever
+// stored, including what a crash later lost, so a value that was stored and
+// lost still counts for S1.
+//
+// NB: RELIABILITY.md forbids data and junk only when both are committed, but
+// a Monitor does not know chain order, so it flags them as soon as both are
+// stored anywhere. A head that took data and lost it (a crash before the sync,
+// or a replacement during reconfiguration) before a legitimate junk fill is
+// therefore reported as well.
+//
+// A Monitor is safe for concurrent use. OnViolation, if used, must be set
+// before the first call.
+type Monitor struct {
+	// OnViolation, if not nil, is called with each violation as soon as it
+	// is found, outside the Monitor's lock and on the goroutine that made
+	// the call that found it, so that a run can stop at once.
+	OnViolation func(Violation)
+
+	mu     sync.Mutex
+	addrs  map[storage.Address]*stored
+	tokens []tokenSpan // disjoint, sorted by start
+	kept   []Violation
+	count  int
+}
+
+// stored is what the replicas hold at one global address: each distinct
+// thing, in the order first seen. More than one is a violation.
+type stored struct {
+	things []thing
+}
+
+// thing is one distinct content stored at an address: junk, or data
+// identified by its hash.
+type thing struct {
+	junk   bool
+	sum    [sha256.Size]byte
+	size   int
+	prefix string // the start of the data, for reports
+	node   projection.NodeID
+}
+
+func (t thing) String() string {
+	if t.junk {
+		return fmt.Sprintf("junk at %s", t.node)
+	}
+	if t.size > len(t.prefix) {
+		return fmt.Sprintf("data %q... (%d bytes) at %s", t.prefix, t.size, t.node)
+	}
+	return fmt.Sprintf("data %q at %s", t.prefix, t.node)
+}
+
+// tokenSpan records the addresses [start, end) handed out in epoch.
+type tokenSpan struct {
+	start, end storage.Address
+	epoch      storage.Epoch
+}
+
+// reportPrefixBytes bounds how much of an entry a report quotes.
+const reportPrefixBytes = 32
+
+// NewMonitor returns a Monitor that has seen nothing.
+func NewMonitor() *Monitor {
+	return &Monitor{addrs: make(map[storage.Address]*stored)}
+}
+
+// Stored records that replica node now holds data at global address global:
+// call it after every successful write at a replica, with the raw bytes the
+// replica stored. It checks S1.
+func (m *Monitor) Stored(global storage.Address, node projection.NodeID, data []byte) {
+	t := thing{sum: sha256.Sum256(data), size: len(data), node: node}
+	t.prefix = string(data[:min(len(data), reportPrefixBytes)])
+	m.observe(global, t)
+}
+
+// Filled records that replica node junk-filled global address global: call it
+// after every successful fill at a replica. It checks S1 and S6.
+func (m *Monitor) Filled(global storage.Address, node projection.NodeID) {
+	m.observe(global, thing{junk: true, node: node})
+}
+
+func (m *Monitor) observe(global storage.Address, t thing) {
+	var found []Violation
+	m.mu.Lock()
+	s := m.addrs[global]
+	if s == nil {
+		s = &stored{}
+		m.addrs[global] = s
+	}
+	for _, old := range s.things {
+		if old.junk == t.junk && old.sum == t.sum {
+			m.mu.Unlock()
+			return
+		}
+	}
+	if len(s.things) > 0 {
+		names := make([]string, 0, len(s.things))
+		for _, old := range s.things {
+			names = append(names, old.String())
+		}
+		found = append(found, Violation{Invariant: "S1", Addr: global, Detail: fmt.Sprintf(
+			"%s stored where replicas already held %s", t, strings.Join(names, ", "))})
+		if t.junk {
+			for _, old := range s.things {
+				if !old.junk {
+					found = append(found, Violation{Invariant: "S6", Addr: global, Detail: fmt.Sprintf(
+						"%s filled after %s", t, old)})
+					break
+				}
+			}
+		}
+	}
+	s.things = append(s.things, t)
+	m.record(found)
+	m.mu.Unlock()
+	m.notify(found)
+}
+
+// Tokens records that the sequencer handed out the n addresses from start in
+// epoch: call it for every successful token request, with n = 0 for a request
+// that only asked for the tail. It checks S10: no address is handed out
+// twice, whatever the epochs.
+//
+// NB: a new sequencer bootstrapped from the seal's tail may hand out again an
+// address tokened in the old epoch but never written. RELIABILITY.md counts
+// that as a violation too; the report says whether a replica held the address
+// when it was handed out again, which is the harmful case.
+func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
+	if n <= 0 {
+		return
+	}
+	end := start + storage.Address(n)
+	if end < start { // overflow
+		end = storage.Address(math.MaxUint64)
+	}
+	var found []Violation
+	m.mu.Lock()
+	// i is the first span that ends after start: the first that may overlap.
+	i := sort.Search(len(m.tokens), func(j int) bool { return m.tokens[j].end > start })
+	var gaps []tokenSpan
+	next := start
+	for j := i; j < len(m.tokens) && m.tokens[j].start < end; j++ {
+		old := m.tokens[j]
+		if old.start > next {
+			gaps = append(gaps, tokenSpan{start: next, end: old.start, epoch: epoch})
+		}
+		lo, hi := max(old.start, start), min(old.end, end)
+		written := ""
+		if s := m.addrs[lo]; s != nil && len(s.things) > 0 {
+			written = fmt.Sprintf("; a replica already held %s", s.things[0])
+		}
+		found = append(found, Violation{Invariant: "S10", Addr: lo, Detail: fmt.Sprintf(
+			"addresses [%d, %d) handed out in epoch %d were already handed out in epoch %d%s",
+			lo, hi, epoch, old.epoch, written)})
+		next = max(next, hi)
+	}
+	if next < end {
+		gaps = append(gaps, tokenSpan{start: next, end: end, epoch: epoch})
+	}
+	m.insertSpans(i, gaps)
+	m.record(found)
+	m.mu.Unlock()
+	m.notify(found)
+}
+
+// insertSpans adds the disjoint, sorted spans gaps, all of which lie between
+// m.tokens[i-1] and the spans from i on, merging a span with its predecessor
+// when they touch and share an epoch (the common case: one growing span per
+// epoch).
+func (m *Monitor) insertSpans(i int, gaps []tokenSpan) {
+	for _, g := range gaps {
+		for i < len(m.tokens) && m.tokens[i].end <= g.start {
+			i++
+		}
+		if i > 0 && m.tokens[i-1].end == g.start && m.tokens[i-1].epoch == g.epoch {
+			m.tokens[i-1].end = g.end
+			continue
+		}
+		m.tokens = slices.Insert(m.tokens, i, g)
+		i++
+	}
+}
+
+func (m *Monitor) record(found []Violation) {
+	for _, v := range found {
+		m.count++
+		if len(m.kept) < maxKeptViolations {
+			m.kept = append(m.kept, v)
+		}
+	}
+}
+
+func (m *Monitor) notify(found []Violation) {
+	if m.OnViolation == nil {
+		return
+	}
+	for _, v := range found {
+		m.OnViolation(v)
+	}
+}
+
+// Violations returns the first violations the Monitor found (at most 100 of
+// them, with their detail), sorted by invariant and address. Count says how
+// many there were in all.
+func (m *Monitor) Violations() []Violation {
+	m.mu.Lock()
+	vs := slices.Clone(m.kept)
+	m.mu.Unlock()
+	sortViolations(vs)
+	return vs
+}
+
+// Count returns the number of violations the Monitor found, including those
+// it did not keep.
+func (m *Monitor) Count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.count
+}
+
+// Check checks a history against the invariants a client can see
+// (RELIABILITY.md, marked H) and returns every violation found, together with
+// those m found online (m may be nil), sorted by invariant and address.
+//
+// The history checks, where "acked" means an append with outcome OK at the
+// address it returned, "before" is real (virtual) time order, and an
+// operation returned before another when its Return is strictly smaller than
+// the other's Invoke (equal times count as concurrent):
+//
+//   - S1 (history side): at most one append is acked at an address, and no
+//     read concurrent with that append returns another value there.
+//   - S2 agreement: the successful reads of an address (OK or Junk) and the
+//     fills that report having junk-filled it all see the same thing.
+//   - S3 durability: a read of a invoked after an append was acked at a
+//     returns its value with OK, or Trimmed if a trim covering a (a single
+//     trim of a, or a prefix trim above a) that did not fail was invoked
+//     before the read returned. Unwritten, Junk, another value, or Trimmed
+//     with no such trim is a violation. A trim concurrent with the read is
+//     accepted because it may have taken effect first.
+//   - S4 no phantom reads: a value a read returns was appended by an
+//     operation that did not fail and was invoked before the read returned.
+//   - S5 no duplicates (a warning, see Violation.Warning): a value is seen at
+//     two addresses (acked there or read there) although every append of it
+//     was acked. Values whose append had an unknown outcome may legitimately
+//     appear twice and are not reported.
+//   - S6 fill never clobbers: no read returns Junk and no fill reports Junk
+//     at an address where an append was acked, whatever the timing.
+//   - S11 tail monotonic: a tail that returned before another tail was
+//     invoked is not larger than it, and a tail invoked after an append was
+//     acked at a is above a.
+//
+// Each rule reports an address once per kind of failure, naming the first
+// operation that broke it and how many did. Check runs in O(n log n) time.
+func Check(h *History, m *Monitor) []Violation {
+	c := newChecker(h)
+	c.writeOnce()
+	c.agreement()
+	c.durability()
+	c.phantoms()
+	c.duplicates()
+	c.fills()
+	c.tails()
+	out := c.flush()
+	if m != nil {
+		out = append(out, m.Violations()...)
+	}
+	sortViolations(out)
+	return out
+}
+
+// addrOps gathers the operations on one address that the checks need.
+type addrOps struct {
+	addr  storage.Address
+	acked []*Op // appends acked at addr, by return time
+	reads []*Op // reads with a definite answer, by ID
+	fills []*Op // fills that report junk, by ID
+	// trimAt is the earliest Invoke of a single-address trim of addr that
+	// did not fail; it is valid when trimmed is set.
+	trimAt  time.Duration
+	trimmed bool
+}
+
+// aggKey identifies one kind of failure at one address.
+type aggKey struct {
+	inv  string
+	addr storage.Address
+	what string
+}
+
+// agg is the first failure of one kind at one address and how many there
+// were.
+type agg struct {
+	first   string
+	n       int
+	warning bool
+}
+
+type checker struct {
+	h       *History
+	byAddr  []*addrOps // sorted by address
+	prefix  []prefixTrim
+	appends map[string][]*Op // append ops by value, by ID
+	// live is, per value, the earliest Invoke of an append of it that did
+	// not fail.
+	live  map[string]time.Duration
+	found map[aggKey]*agg
+}
+
+// prefixTrim is the highest prefix trim mark invoked up to a time.
+type prefixTrim struct {
+	invoke time.Duration
+	mark   storage.Address // max over this and every earlier prefix trim
+}
+
+func newChecker(h *History) *checker {
+	c := &checker{
+		h:       h,
+		appends: make(map[string][]*Op),
+		live:    make(map[string]time.Duration),
+		found:   make(map[aggKey]*agg),
+	}
+	var idx []*Op
+	for i := range h.Ops {
+		o := &h.Ops[i]
+		switch o.Kind {
+		case OpAppend:
+			c.appends[o.Value] = append(c.appends[o.Value], o)
+			if t, ok := c.live[o.Value]; o.Outcome != Failed && (!ok || o.Invoke < t) {
+				c.live[o.Value] = o.Invoke
+			}
+			if o.Outcome == OK {
+				idx = append(idx, o)
+			}
+		case OpRead:
+			if definite(o.Outcome) {
+				idx = append(idx, o)
+			}
+		case OpFill:
+			if o.Outcome == Junk {
+				idx = append(idx, o)
+			}
+		case OpTrim:
+			if o.Outcome == Failed {
+				continue
+			}
+			if o.Value == "prefix" {
+				c.prefix = append(c.prefix, prefixTrim{invoke: o.Invoke, mark: o.Addr})
+			} else {
+				idx = append(idx, o)
+			}
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b *Op) int { return cmp.Compare(a.Addr, b.Addr) })
+	for _, o := range idx {
+		if len(c.byAddr) == 0 || c.byAddr[len(c.byAddr)-1].addr != o.Addr {
+			c.byAddr = append(c.byAddr, &addrOps{addr: o.Addr})
+		}
+		a := c.byAddr[len(c.byAddr)-1]
+		switch o.Kind {
+		case OpAppend:
+			a.acked = append(a.acked, o)
+		case OpRead:
+			a.reads = append(a.reads, o)
+		case OpFill:
+			a.fills = append(a.fills, o)
+		case OpTrim:
+			if !a.trimmed || o.Invoke < a.trimAt {
+				a.trimAt, a.trimmed = o.Invoke, true
+			}
+		}
+	}
+	for _, a := range c.byAddr {
+		slices.SortStableFunc(a.acked, func(x, y *Op) int { return cmp.Compare(x.Return, y.Return) })
+	}
+	slices.SortStableFunc(c.prefix, func(x, y prefixTrim) int { return cmp.Compare(x.invoke, y.invoke) })
+	for i := 1; i < len(c.prefix); i++ {
+		c.prefix[i].mark = max(c.prefix[i].mark, c.prefix[i-1].mark)
+	}
+	return c
+}
+
+// opString formats o for a report.
+func opString(o *Op) string { return strings.TrimSpace(o.String()) }
+
+// definite reports whether a read with outcome o gave an answer.
+func definite(o Outcome) bool {
+	return o == OK || o == Junk || o == Unwritten || o == Trimmed
+}
+
+// returnedBefore reports whether a returned before b was invoked.
+func returnedBefore(a, b *Op) bool {
+	return a.Outcome != Pending && a.Return < b.Invoke
+}
+
+// report records a failure of invariant inv at addr; what groups failures of
+// one kind so that each kind is reported once per address.
+func (c *checker) report(inv string, addr storage.Address, what, detail string) {
+	k := aggKey{inv: inv, addr: addr, what: what}
+	a := c.found[k]
+	if a == nil {
+		a = &agg{first: detail, warning: inv == "S5"}
+		c.found[k] = a
+	}
+	a.n++
+}
+
+func (c *checker) flush() []Violation {
+	keys := make([]aggKey, 0, len(c.found))
+	for k := range c.found {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b aggKey) int {
+		return cmp.Or(compareInvariants(a.inv, b.inv), cmp.Compare(a.addr, b.addr), cmp.Compare(a.what, b.what))
+	})
+	out := make([]Violation, 0, len(keys))
+	for _, k := range keys {
+		a := c.found[k]
+		d := k.what + ": " + a.first
+		if a.n > 1 {
+			d += fmt.Sprintf(" (and %d more)", a.n-1)
+		}
+		out = append(out, Violation{Invariant: k.inv, Addr: k.addr, Detail: d, Warning: a.warning})
+	}
+	return out
+}
+
+// writeOnce checks the history side of S1.
+func (c *checker) writeOnce() {
+	for _, a := range c.byAddr {
+		if len(a.acked) == 0 {
+			continue
+		}
+		first := a.acked[0]
+		for _, o := range a.acked[1:] {
+			c.report("S1", a.addr, "two appends acked at one address", opString(first)+" and "+opString(o))
+		}
+		for _, r := range a.reads {
+			if r.Outcome == OK && r.Value != first.Value && !returnedBefore(first, r) {
+				c.report("S1", a.addr, "read concurrent with an acked append returned another value",
+					opString(r)+", acked "+opString(first))
+			}
+		}
+	}
+}
+
+// agreement checks S2.
+func (c *checker) agreement() {
+	for _, a := range c.byAddr {
+		var first *Op
+		for _, o := range mergeByID(a.reads, a.fills) {
+			if o.Outcome != OK && o.Outcome != Junk {
+				continue
+			}
+			if first == nil {
+				first = o
+				continue
+			}
+			if o.Outcome != first.Outcome || o.Value != first.Value {
+				c.report("S2", a.addr, "operations saw different things", opString(first)+", but "+opString(o))
+			}
+		}
+	}
+}
+
+// mergeByID merges two slices sorted by ID.
+func mergeByID(x, y []*Op) []*Op {
+	out := make([]*Op, 0, len(x)+len(y))
+	for len(x) > 0 && len(y) > 0 {
+		if x[0].ID < y[0].ID {
+			out, x = append(out, x[0]), x[1:]
+		} else {
+			out, y = append(out, y[0]), y[1:]
+		}
+	}
+	return append(append(out, x...), y...)
+}
+
+// trimmedBy reports whether a trim covering addr that did not fail was
+// invoked by time t.
+func (c *checker) trimmedBy(a *addrOps, t time.Duration) bool {
+	if a.trimmed && a.trimAt <= t {
+		return true
+	}
+	// The last prefix trim invoked by t carries the highest mark so far.
+	i := sort.Search(len(c.prefix), func(j int) bool { return c.prefix[j].invoke > t })
+	return i > 0 && c.prefix[i-1].mark > a.addr
+}
+
+// durability checks S3.
+func (c *checker) durability() {
+	for _, a := range c.byAddr {
+		if len(a.acked) == 0 {
+			continue
+		}
+		ack := a.acked[0]
+		for _, r := range a.reads {
+			if !returnedBefore(ack, r) {
+				continue
+			}
+			switch {
+			case r.Outcome == OK && r.Value == ack.Value:
+			case r.Outcome == Trimmed && c.trimmedBy(a, r.Return):
+			case r.Outcome == Trimmed:
+				c.report("S3", a.addr, "read of an acked append returned trimmed with no trim",
+					opString(r)+" after "+opString(ack))
+			case r.Outcome == OK:
+				c.report("S3", a.addr, "read of an acked append returned another value",
+					opString(r)+" after "+opString(ack))
+			default:
+				c.report("S3", a.addr, "read of an acked append returned "+r.Outcome.String(),
+					opString(r)+" after "+opString(ack))
+			}
+		}
+	}
+}
+
+// phantoms checks S4.
+func (c *checker) phantoms() {
+	for _, a := range c.byAddr {
+		for _, r := range a.reads {
+			if r.Outcome != OK {
+				continue
+			}
+			if t, ok := c.live[r.Value]; !ok || t > r.Return {
+				c.report("S4", a.addr, "read returned a value no live append wrote before it returned",
+					opString(r))
+			}
+		}
+	}
+}
+
+// duplicates checks S5.
+func (c *checker) duplicates() {
+	seen := make(map[string][]storage.Address) // value -> addresses, in address order
+	add := func(v string, addr storage.Address) {
+		s := seen[v]
+		if len(s) == 0 || s[len(s)-1] != addr {
+			seen[v] = append(s, addr)
+		}
+	}
+	for _, a := range c.byAddr {
+		for _, w := range a.acked {
+			add(w.Value, a.addr)
+		}
+		for _, r := range a.reads {
+			if r.Outcome == OK {
+				add(r.Value, a.addr)
+			}
+		}
+	}
+	values := make([]string, 0, len(seen))
+	for v, addrs := range seen {
+		if len(addrs) > 1 {
+			values = append(values, v)
+		}
+	}
+	slices.Sort(values)
+	for _, v := range values {
+		acked, ambiguous := 0, false
+		for _, w := range c.appends[v] {
+			switch w.Outcome {
+			case OK:
+				acked++
+			case Unknown, Pending:
+				ambiguous = true
+			}
+		}
+		if acked == 0 || ambiguous {
+			continue
+		}
+		addrs := seen[v]
+		c.report("S5", addrs[1], "value seen at more than one address",
+			fmt.Sprintf("value %q at addresses %v, appended by %d acked append(s)", v, addrs, acked))
+	}
+}
+
+// fills checks S6.
+func (c *checker) fills() {
+	for _, a := range c.byAddr {
+		if len(a.acked) == 0 {
+			continue
+		}
+		for _, o := range mergeByID(a.reads, a.fills) {
+			if o.Outcome == Junk {
+				c.report("S6", a.addr, o.Kind.String()+" found junk where an append was acked",
+					opString(o)+", acked "+opString(a.acked[0]))
+			}
+		}
+	}
+}
+
+// tails checks S11 with one sweep over the tails in invocation order, keeping
+// the largest tail and the largest acked address among the operations
+// returned so far.
+func (c *checker) tails() {
+	var queries, sources []*Op
+	for i := range c.h.Ops {
+		o := &c.h.Ops[i]
+		switch {
+		case o.Kind == OpTail && o.Outcome == OK:
+			queries = append(queries, o)
+			sources = append(sources, o)
+		case o.Kind == OpAppend && o.Outcome == OK:
+			sources = append(sources, o)
+		}
+	}
+	slices.SortStableFunc(queries, func(a, b *Op) int { return cmp.Compare(a.Invoke, b.Invoke) })
+	slices.SortStableFunc(sources, func(a, b *Op) int { return cmp.Compare(a.Return, b.Return) })
+	var maxTail, maxAppend *Op
+	j := 0
+	for _, q := range queries {
+		for ; j < len(sources) && sources[j].Return < q.Invoke; j++ {
+			s := sources[j]
+			if s.Kind == OpTail && (maxTail == nil || s.Addr > maxTail.Addr) {
+				maxTail = s
+			}
+			if s.Kind == OpAppend && (maxAppend == nil || s.Addr > maxAppend.Addr) {
+				maxAppend = s
+			}
+		}
+		if maxTail != nil && q.Addr < maxTail.Addr {
+			c.report("S11", q.Addr, "tail went back", opString(q)+" after "+opString(maxTail))
+		}
+		if maxAppend != nil && q.Addr <= maxAppend.Addr {
+			c.report("S11", q.Addr, "tail not past an acked append", opString(q)+" after "+opString(maxAppend))
+		}
+	}
+}
