@@ -6,31 +6,15 @@ import (
 	"time"
 
 	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/corfu/corfutest"
 	"github.com/corfulog/corfu/projection"
-	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
 )
 
-// ClusterConfig shapes a simulated cluster. Its zero value is the default:
-// 3 layout servers, a sequencer and 6 units in chains of 2.
-type ClusterConfig struct {
-	Layouts      int // layout servers; default 3
-	Units        int // storage units; default 6; a multiple of Replicas
-	Replicas     int // replicas per chain; default 2
-	Backpointers int // per stream, sequencer and clients; default sequencer.DefaultBackpointers
-}
-
-func (c *ClusterConfig) fill() error {
-	setDefault(&c.Layouts, 3)
-	setDefault(&c.Units, 6)
-	setDefault(&c.Replicas, 2)
-	setDefault(&c.Backpointers, sequencer.DefaultBackpointers)
-	if c.Layouts < 1 || c.Replicas < 1 || c.Units < c.Replicas || c.Units%c.Replicas != 0 || c.Backpointers < 1 {
-		return fmt.Errorf("sim: bad cluster config %+v", *c)
-	}
-	return nil
-}
+// ClusterConfig shapes a simulated cluster; see corfutest.Options. Its zero
+// value is 3 layout servers, a sequencer and 6 units in chains of 2.
+type ClusterConfig = corfutest.Options
 
 func setDefault[T int | time.Duration](v *T, def T) {
 	if *v == 0 {
@@ -42,93 +26,61 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // sequencer and storage units, each a node of the simulated network serving
 // the same transport.Server that production uses.
 type Cluster struct {
-	Config     ClusterConfig
-	Sched      *Scheduler
-	Net        *Network
-	Projection *projection.Projection // the initial projection
-	Units      map[projection.NodeID]*storage.Memory
-	Sequencer  *sequencer.Sequencer
-	Layouts    []*projection.Acceptor
-	Monitor    *Monitor
+	*corfutest.Servers
+	Sched   *Scheduler
+	Net     *Network
+	Monitor *Monitor
 
-	unitNames []projection.NodeID
-	clients   int
+	// where maps each unit to its (segment, stripe) in the initial
+	// projection, for translating local addresses to global ones.
+	where   map[projection.NodeID][2]int
+	clients int
 }
 
-// NewCluster builds a cluster on s and net: epoch 0, one open segment whose
-// stripes are the units taken Replicas at a time, a bootstrapped sequencer.
+// NewCluster builds a cluster on s and net. Every node's server is wrapped
+// so the cluster's Monitor sees each replica write and fill and each token.
 func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error) {
-	if err := cfg.fill(); err != nil {
+	servers, err := corfutest.Build(cfg)
+	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Config: cfg, Sched: s, Net: net, Units: map[projection.NodeID]*storage.Memory{}, Monitor: NewMonitor()}
-	p := &projection.Projection{Sequencer: "seq"}
-	for i := range cfg.Layouts {
-		p.Layout = append(p.Layout, projection.NodeID(fmt.Sprintf("layout%d", i)))
-	}
-	seg := projection.Segment{}
-	for i := range cfg.Units {
-		id := projection.NodeID(fmt.Sprintf("unit%d", i))
-		c.unitNames = append(c.unitNames, id)
-		if i%cfg.Replicas == 0 {
-			seg.Stripes = append(seg.Stripes, nil)
+	c := &Cluster{Servers: servers, Sched: s, Net: net, Monitor: NewMonitor(), where: map[projection.NodeID][2]int{}}
+	for si, seg := range servers.Projection.Segments {
+		for ci, chain := range seg.Stripes {
+			for _, n := range chain {
+				c.where[n] = [2]int{si, ci}
+			}
 		}
-		seg.Stripes[len(seg.Stripes)-1] = append(seg.Stripes[len(seg.Stripes)-1], id)
 	}
-	p.Segments = []projection.Segment{seg}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	c.Projection = p
-
-	for _, id := range p.Layout {
-		a := projection.NewAcceptor(p.Clone())
-		c.Layouts = append(c.Layouts, a)
-		net.AddNode(id, &transport.Server{Layout: a})
-	}
-	c.Sequencer = sequencer.New(sequencer.Config{Backpointers: cfg.Backpointers})
-	if err := c.Sequencer.Bootstrap(0, 0, nil); err != nil {
-		return nil, err
-	}
-	net.AddNode(p.Sequencer, &observed{inner: &transport.Server{Sequencer: c.Sequencer}, c: c})
-	for _, id := range c.unitNames {
-		u := storage.NewMemory()
-		c.Units[id] = u
-		net.AddNode(id, &observed{inner: &transport.Server{Unit: u}, c: c, node: id})
+	ids, hs := servers.Handlers()
+	for i, id := range ids {
+		net.AddNode(id, &observed{inner: hs[i], c: c, node: id})
 	}
 	return c, nil
 }
 
-// UnitNames returns the units' IDs in order.
-func (c *Cluster) UnitNames() []projection.NodeID { return c.unitNames }
-
-// Client opens a client on its own network node. It must run inside a task
-// of the cluster's scheduler. cfg's Layout, Transport, Env and Backpointers
-// are set by the cluster; other fields are kept.
+// Client opens a client on its own network node, with its own random
+// sub-stream. It must run inside a task of the cluster's scheduler. cfg's
+// Layout, Transport, Env and Backpointers are set by the cluster.
 func (c *Cluster) Client(ctx context.Context, cfg corfu.Config) (*corfu.Client, error) {
 	c.clients++
 	name := fmt.Sprintf("client%d", c.clients)
 	cfg.Layout = c.Projection.Layout
 	cfg.Transport = c.Net.Caller(projection.NodeID(name))
 	cfg.Env = c.Sched.Env(name)
-	cfg.Backpointers = c.Config.Backpointers
+	cfg.Backpointers = c.Options.Backpointers
 	return corfu.Open(ctx, cfg)
 }
 
 // global maps a unit's local address to the global address, through the
 // initial projection.
 func (c *Cluster) global(node projection.NodeID, local storage.Address) (storage.Address, bool) {
-	for si, seg := range c.Projection.Segments {
-		for ci, chain := range seg.Stripes {
-			for _, n := range chain {
-				if n == node {
-					g, err := c.Projection.Global(si, ci, local)
-					return g, err == nil
-				}
-			}
-		}
+	w, ok := c.where[node]
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	g, err := c.Projection.Global(w[0], w[1], local)
+	return g, err == nil
 }
 
 // observed reports what a node's server did to the cluster's Monitor: every
