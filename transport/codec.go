@@ -19,8 +19,9 @@ const MaxFrameBytes = 4 << 20
 // a token, or the stream tails a sequencer is bootstrapped with.
 const MaxTails = 1 << 16
 
-// MaxTailAddrs bounds the addresses one stream tail carries.
-const MaxTailAddrs = 1 << 10
+// MaxTailAddrs bounds the addresses one stream tail carries: a sequencer
+// keeps no more per stream.
+const MaxTailAddrs = sequencer.MaxBackpointers
 
 // Version is the wire format version that AppendRequest and AppendResponse
 // write and that the decoders accept.
@@ -98,9 +99,9 @@ func AppendRequest(b []byte, r *Request) []byte {
 }
 
 // DecodeRequest decodes one request. The result shares no memory with b.
-// Errors wrap ErrMalformed; one that breaks a limit of the storage or
-// sequencer package also wraps that package's sentinel (storage.ErrTooLarge,
-// sequencer.ErrInvalid), and an invalid projection wraps projection.ErrInvalid.
+// Errors wrap ErrMalformed; one that breaks a limit of the sequencer package
+// also wraps sequencer.ErrInvalid, and an invalid projection (see
+// projection.Parse) also wraps projection.ErrInvalid.
 func DecodeRequest(b []byte) (*Request, error) {
 	d := decoder{b: b}
 	d.header(kindRequest)
@@ -314,8 +315,13 @@ func (d *decoder) count(what string, limit, minBytes int, tooMany error) (n int,
 }
 
 // data reads a byte field that may be nil and copies it out.
+//
+// NB: data is bounded by the frame, not by storage.MaxEntryBytes: a unit
+// checks a request's epoch before its size, so an oversized write must reach
+// it to get the same answer as a local call (a *storage.SealedError from a
+// sealed unit, storage.ErrTooLarge otherwise).
 func (d *decoder) data() []byte {
-	n, isNil := d.count("data length", storage.MaxEntryBytes, 1, storage.ErrTooLarge)
+	n, isNil := d.count("data length", MaxFrameBytes, 1, nil)
 	if isNil {
 		return nil
 	}
@@ -379,25 +385,17 @@ func (d *decoder) tails() []sequencer.StreamTail {
 
 // projection reads a projection carried as JSON, or nil.
 func (d *decoder) projection() *projection.Projection {
-	n, isNil := d.count("projection length", MaxFrameBytes, 1, nil)
+	n, isNil := d.count("projection length", projection.MaxJSONBytes, 1, projection.ErrInvalid)
 	if isNil {
 		return nil
 	}
-	p, err := parseProjection(d.b[:n])
+	// projection.Parse validates, and shares no memory with its input:
+	// encoding/json copies strings.
+	p, err := projection.Parse(d.b[:n])
 	d.b = d.b[n:]
 	if err != nil {
 		d.fail("projection: %w", err)
 		return nil
 	}
 	return p
-}
-
-// parseProjection decodes and validates the JSON form of a projection. The
-// result shares no memory with b: encoding/json copies strings.
-func parseProjection(b []byte) (*projection.Projection, error) {
-	p := new(projection.Projection)
-	if err := json.Unmarshal(b, p); err != nil {
-		return nil, fmt.Errorf("%w: %v", projection.ErrInvalid, err)
-	}
-	return p, nil
 }

@@ -52,6 +52,7 @@ var sentinels = []error{
 	storage.ErrInvalidAddress, storage.ErrNilData,
 	sequencer.ErrNotReady, sequencer.ErrInvalid,
 	projection.ErrInvalid, projection.ErrNoSegment, projection.ErrStaleEpoch,
+	projection.ErrRejected, projection.ErrConflict,
 	transport.ErrWrongRole, transport.ErrUnreachable, transport.ErrMalformed, transport.ErrRemote,
 }
 
@@ -179,6 +180,8 @@ var (
 	overflow   = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}
 )
 
+const unknownField = `{"epoch":1,"sequencer":"s","layout":["l"],"segments":[{"start":0,"base":0,"stripes":[["u"]]}],"lease":9}`
+
 func TestDecodeRequestRejects(t *testing.T) {
 	valid := transport.AppendRequest(nil, sampleRequests()["write"])
 	big := make([]byte, transport.MaxFrameBytes+1)
@@ -205,8 +208,8 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{name: "frame above max", in: big},
 		{name: "epoch varint overflow", in: frame(reqHeader, byte(transport.OpRead), overflow, 0, 0, 0, 0, 0, 0, 0)},
 		{name: "epoch varint truncated", in: frame(reqHeader, byte(transport.OpRead), byte(0x80))},
-		{name: "data length above max entry", in: frame(reqHeader, byte(transport.OpWrite), 1, 1, storage.MaxEntryBytes+2, make([]byte, storage.MaxEntryBytes+1), 0, 0, 0, 0, 0), also: storage.ErrTooLarge},
-		{name: "data length 2^32-1", in: frame(reqHeader, byte(transport.OpWrite), 1, 1, uint64(math.MaxUint32), "abc"), also: storage.ErrTooLarge},
+		{name: "data length above frame", in: frame(reqHeader, byte(transport.OpWrite), 1, 1, transport.MaxFrameBytes+2, "abc")},
+		{name: "data length 2^32-1", in: frame(reqHeader, byte(transport.OpWrite), 1, 1, uint64(math.MaxUint32), "abc")},
 		{name: "data length 2^64-1", in: frame(reqHeader, byte(transport.OpWrite), 1, 1, uint64(math.MaxUint64), "abc")},
 		{name: "data longer than input", in: frame(reqHeader, byte(transport.OpWrite), 1, 1, 100, "abc")},
 		{name: "n above 32 bits", in: frame(reqHeader, byte(transport.OpToken), 1, 0, 0, uint64(1)<<32, 0, 0, 0, 0)},
@@ -221,6 +224,9 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{name: "projection not json", in: frame(reqHeader, byte(transport.OpCommit), 0, 0, 0, 0, 0, 0, 0, 4, "{{{"), also: projection.ErrInvalid},
 		{name: "projection empty", in: frame(reqHeader, byte(transport.OpCommit), 0, 0, 0, 0, 0, 0, 0, 1), also: projection.ErrInvalid},
 		{name: "projection trailing json", in: frame(reqHeader, byte(transport.OpCommit), 0, 0, 0, 0, 0, 0, 0, 5, "{}{}"), also: projection.ErrInvalid},
+		{name: "projection invalid", in: frame(reqHeader, byte(transport.OpCommit), 0, 0, 0, 0, 0, 0, 0, 3, "{}"), also: projection.ErrInvalid},
+		{name: "projection unknown field", in: frame(reqHeader, byte(transport.OpCommit), 0, 0, 0, 0, 0, 0, 0, len(unknownField)+1, unknownField), also: projection.ErrInvalid},
+		{name: "projection above max json", in: frame(reqHeader, byte(transport.OpCommit), 0, 0, 0, 0, 0, 0, 0, projection.MaxJSONBytes+2, make([]byte, projection.MaxJSONBytes+1)), also: projection.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,7 +314,7 @@ func TestDecodeResponseErrorForms(t *testing.T) {
 // decoders.
 func TestDecodeTruncated(t *testing.T) {
 	for name, req := range sampleRequests() {
-		if name == "write max" {
+		if name == "write max" || name == "write too big" {
 			continue // too slow to try every prefix
 		}
 		b := transport.AppendRequest(nil, req)

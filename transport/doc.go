@@ -43,14 +43,17 @@
 //	            when the error is exactly the sentinel its one code names)
 //
 // Decoders never panic and never allocate for a length they have not checked:
-// a message above MaxFrameBytes, data above storage.MaxEntryBytes, more than
-// sequencer.MaxStreams streams, MaxTails tails or MaxTailAddrs addresses per
-// tail, or any count larger than the bytes left is rejected first. They also
-// reject an unknown version, kind or operation, a varint longer than 64 bits,
-// a truncated message, bytes left over, and a projection that does not parse.
+// a message above MaxFrameBytes, more than sequencer.MaxStreams streams,
+// MaxTails tails or MaxTailAddrs addresses per tail, a projection above
+// projection.MaxJSONBytes, an error message above MaxErrorBytes, or any count
+// larger than the bytes left is rejected first. They also reject an unknown
+// version, kind or operation, a varint longer than 64 bits, a truncated
+// message, bytes left over, and a projection that projection.Parse rejects.
 // Every such error wraps ErrMalformed (and, where a limit of another package
-// is broken, that package's sentinel too: storage.ErrTooLarge,
-// sequencer.ErrInvalid, projection.ErrInvalid). An error code the decoder
-// does not know, from a newer peer, is read as ErrRemote with its message.
-// A decoded message shares no memory with the bytes it came from.
+// is broken, that package's sentinel too: sequencer.ErrInvalid,
+// projection.ErrInvalid). Data is bounded by the frame only: the storage unit
+// enforces storage.MaxEntryBytes after it has checked the epoch, as a local
+// call would. An error code the decoder does not know, from a newer peer, is
+// read as ErrRemote with its message. A decoded message shares no memory with
+// the bytes it came from.
 package transport

@@ -63,6 +63,8 @@ var errorTable = []struct {
 	{32, projection.ErrInvalid},
 	{33, projection.ErrNoSegment},
 	{34, projection.ErrStaleEpoch},
+	{35, projection.ErrRejected},
+	{36, projection.ErrConflict},
 
 	{48, ErrMalformed},
 	{49, ErrWrongRole},

@@ -36,6 +36,7 @@ func sampleRequests() map[string]*transport.Request {
 		"write empty":   {Op: transport.OpWrite, Epoch: 3, Addr: 18, Data: []byte{}},
 		"write nil":     {Op: transport.OpWrite, Epoch: 3, Addr: 19},
 		"write max":     {Op: transport.OpWrite, Epoch: 1<<64 - 1, Addr: storage.MaxAddress, Data: make([]byte, storage.MaxEntryBytes)},
+		"write too big": {Op: transport.OpWrite, Epoch: 1, Addr: 2, Data: make([]byte, storage.MaxEntryBytes+1)},
 		"read":          {Op: transport.OpRead, Epoch: 3, Addr: 17},
 		"fill":          {Op: transport.OpFill, Epoch: 3, Addr: 1 << 62},
 		"trim":          {Op: transport.OpTrim, Epoch: 0, Addr: 5},
