@@ -64,16 +64,24 @@ func Swarm(seed uint64) Options {
 
 // Result is the outcome of one run.
 type Result struct {
-	Err         error // the first violation, a stall or a task panic; nil if the run passed
-	Violations  []Violation
-	History     *History
-	TraceHash   uint64
-	Steps       uint64
-	VirtualTime time.Duration
-	Appends     int // acknowledged appends
-	Reads       int // reads that returned an entry or junk
-	Failed      int // operations that ended with an error
+	Err        error       // the first violation, a stall or a task panic; nil if the run passed
+	Violations []Violation // every invariant violation and warning, sorted
+	// Linearizability is the porcupine check of the history; its Info can
+	// be drawn with porcupine.VisualizePath(LogModel(), ...).
+	Linearizability LinearizabilityResult
+	History         *History
+	TraceHash       uint64
+	Steps           uint64
+	VirtualTime     time.Duration
+	Appends         int // acknowledged appends
+	Reads           int // reads that returned an entry or junk
+	Failed          int // operations that ended with an error
 }
+
+// linTimeout bounds the linearizability check of one run's history. A
+// check that runs out of it is reported as a violation ("LinUnknown"), never
+// as a pass.
+const linTimeout = 30 * time.Second
 
 // Run executes one simulated run: it builds the cluster, runs the workload's
 // clients concurrently, then a final read of every address, and checks the
@@ -227,8 +235,16 @@ func Run(o Options) Result {
 		res.Err = errors.Join(taskErrs...)
 	}
 	res.Violations = Check(h, cl.Monitor)
-	if res.Err == nil && len(res.Violations) > 0 {
-		res.Err = fmt.Errorf("sim: %d violations, first: %v", len(res.Violations), res.Violations[0])
+	lin := CheckLinearizable(h, linTimeout)
+	res.Linearizability = lin
+	res.Violations = append(res.Violations, lin.Violations()...)
+	if res.Err == nil {
+		for _, v := range res.Violations {
+			if !v.Warning {
+				res.Err = fmt.Errorf("sim: invariant violated: %v", v)
+				break
+			}
+		}
 	}
 	res.TraceHash = s.TraceHash()
 	res.Steps = s.Steps()

@@ -59,7 +59,8 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintln(stdout, "verdict:      PASS (S1 S2 S3 S4 S5 S6 S10 S11, no violations)")
+	fmt.Fprintf(stdout, "verdict:      PASS: invariants S1 S2 S3 S4 S5 S6 S10 S11 hold; linearizable (%d register ops on %d addresses)\n",
+		res.Linearizability.Ops, res.Linearizability.Addrs)
 	return 0
 }
 
