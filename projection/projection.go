@@ -2,6 +2,7 @@ package projection
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/corfulog/corfu/storage"
 )
@@ -26,6 +27,9 @@ type Segment struct {
 
 // Projection is the configuration of one epoch: who hands out tokens, who
 // stores the projections, and which chains hold which addresses.
+//
+// A Projection is a plain value: methods that only read it are safe for
+// concurrent use, and none of them modify it.
 type Projection struct {
 	Epoch     storage.Epoch `json:"epoch"`
 	Sequencer NodeID        `json:"sequencer"`
@@ -41,6 +45,23 @@ type Location struct {
 	Local   storage.Address // the address on each replica of Chain
 }
 
+// Bounds on the size of a projection. Validate rejects projections above
+// them, and so does every decoder.
+const (
+	// MaxSegments is the largest number of segments in a projection.
+	MaxSegments = 1 << 10
+	// MaxStripes is the largest number of stripes in a segment.
+	MaxStripes = 1 << 8
+	// MaxReplicas is the largest number of replicas in a chain.
+	MaxReplicas = 1 << 4
+	// MaxLayoutServers is the largest number of layout servers.
+	MaxLayoutServers = 1 << 4
+	// MaxNodeIDBytes is the longest NodeID.
+	MaxNodeIDBytes = 255
+	// MaxJSONBytes is the largest JSON form Parse accepts.
+	MaxJSONBytes = 1 << 20
+)
+
 var (
 	// ErrInvalid reports a malformed projection; the wrapped message says
 	// what is wrong.
@@ -51,3 +72,68 @@ var (
 	// current one.
 	ErrStaleEpoch = errors.New("projection: epoch not above the current one")
 )
+
+// Clone returns a deep copy of p, sharing no memory with it. Clone of nil is
+// nil.
+func (p *Projection) Clone() *Projection {
+	if p == nil {
+		return nil
+	}
+	q := &Projection{
+		Epoch:     p.Epoch,
+		Sequencer: p.Sequencer,
+		Layout:    slices.Clone(p.Layout),
+	}
+	if p.Segments != nil {
+		q.Segments = make([]Segment, len(p.Segments))
+		for i, s := range p.Segments {
+			q.Segments[i] = s.clone()
+		}
+	}
+	return q
+}
+
+// clone returns a deep copy of s.
+func (s Segment) clone() Segment {
+	if s.Stripes != nil {
+		stripes := make([]Chain, len(s.Stripes))
+		for i, c := range s.Stripes {
+			stripes[i] = slices.Clone(c)
+		}
+		s.Stripes = stripes
+	}
+	return s
+}
+
+// Equal reports whether p and q describe the same configuration. Nil and
+// empty lists are equal, so a projection equals its JSON round trip. Two nil
+// projections are equal; a nil and a non-nil one are not.
+func (p *Projection) Equal(q *Projection) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	return p.Epoch == q.Epoch &&
+		p.Sequencer == q.Sequencer &&
+		slices.Equal(p.Layout, q.Layout) &&
+		slices.EqualFunc(p.Segments, q.Segments, Segment.equal)
+}
+
+// equal reports whether s and t are the same segment.
+func (s Segment) equal(t Segment) bool {
+	return s.Start == t.Start && s.End == t.End && s.Base == t.Base &&
+		slices.EqualFunc(s.Stripes, t.Stripes, func(a, b Chain) bool { return slices.Equal(a, b) })
+}
+
+// Units returns every storage unit named in p's chains, sorted and without
+// duplicates. The sequencer and the layout servers are not included unless
+// they also serve as units.
+func (p *Projection) Units() []NodeID {
+	var units []NodeID
+	for _, s := range p.Segments {
+		for _, c := range s.Stripes {
+			units = append(units, c...)
+		}
+	}
+	slices.Sort(units)
+	return slices.Compact(units)
+}

@@ -2,6 +2,9 @@ package sequencer
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/corfulog/corfu/storage"
 )
@@ -14,6 +17,9 @@ type StreamID uint64
 // per stream when Config.Backpointers is zero.
 const DefaultBackpointers = 4
 
+// MaxBackpointers is the largest Config.Backpointers a sequencer accepts.
+const MaxBackpointers = 256
+
 // MaxBatch is the largest number of tokens one Next call hands out.
 const MaxBatch = 1 << 16
 
@@ -25,7 +31,8 @@ var (
 	// the request's epoch (or at all) and hands out no tokens yet.
 	ErrNotReady = errors.New("sequencer: not bootstrapped in this epoch")
 	// ErrInvalid reports a malformed request: a batch above MaxBatch, too
-	// many streams, or a stream named twice.
+	// many streams, or a stream named twice in Next; a tail at or above
+	// storage.MaxAddress or malformed stream tails in Bootstrap.
 	ErrInvalid = errors.New("sequencer: invalid request")
 )
 
@@ -41,4 +48,266 @@ type StreamTail struct {
 type Token struct {
 	Start        storage.Address
 	Backpointers []StreamTail
+}
+
+// Config configures a Sequencer. The zero Config is valid.
+type Config struct {
+	// Backpointers is K, the number of recent addresses kept and returned
+	// per stream. Zero means DefaultBackpointers; it must not be negative
+	// or above MaxBackpointers.
+	Backpointers int
+}
+
+// validate fills in defaults and checks the ranges.
+func (c *Config) validate() error {
+	if c.Backpointers == 0 {
+		c.Backpointers = DefaultBackpointers
+	}
+	if c.Backpointers < 0 || c.Backpointers > MaxBackpointers {
+		return fmt.Errorf("sequencer: Config.Backpointers %d outside [0, %d]", c.Backpointers, MaxBackpointers)
+	}
+	return nil
+}
+
+// Sequencer hands out tokens: consecutive global addresses of the shared log,
+// with the recent addresses of the streams each token's entries belong to.
+//
+// Its state is soft. A new Sequencer is at epoch 0 and not ready; it hands
+// out tokens only once it has been bootstrapped (Bootstrap) in the epoch the
+// requests carry. Seal moves it to a new epoch and stops it until it is
+// bootstrapped again.
+//
+// A Sequencer is a plain synchronous state machine and safe for concurrent
+// use.
+type Sequencer struct {
+	mu      sync.Mutex
+	k       int
+	epoch   storage.Epoch
+	ready   bool
+	tail    storage.Address                // the next address to hand out
+	streams map[StreamID][]storage.Address // newest first, at most k each, never empty
+}
+
+// New returns a sequencer at epoch 0 that is not ready. It panics if cfg is
+// out of range (see Config).
+func New(cfg Config) *Sequencer {
+	if err := cfg.validate(); err != nil {
+		panic(err)
+	}
+	return &Sequencer{k: cfg.Backpointers, streams: make(map[StreamID][]storage.Address)}
+}
+
+// checkEpoch compares a request's epoch with the current one. s.mu is held.
+func (s *Sequencer) checkEpoch(epoch storage.Epoch) error {
+	switch {
+	case epoch < s.epoch:
+		return &storage.SealedError{Epoch: s.epoch}
+	case epoch > s.epoch:
+		return fmt.Errorf("%w: request epoch %d, sequencer epoch %d", ErrNotReady, epoch, s.epoch)
+	case !s.ready:
+		return fmt.Errorf("%w: epoch %d", ErrNotReady, epoch)
+	}
+	return nil
+}
+
+// Next hands out n consecutive addresses [Start, Start+n) for entries that
+// belong to every stream in streams. The token's Backpointers hold, for each
+// named stream in order, its last K addresses before Start, newest first (nil
+// for a stream with no entries yet); then each of the n addresses is recorded
+// as the newest of every named stream. Tokens never repeat.
+//
+// n == 0 is a query: Start is the tail (the next address to be handed out),
+// Backpointers are the streams' last K addresses, and nothing changes.
+//
+// Next returns a *storage.SealedError carrying the current epoch if epoch is
+// older than it; ErrNotReady if epoch is newer or the sequencer has not been
+// bootstrapped in it; and ErrInvalid if n is negative or above MaxBatch, if
+// streams names more than MaxStreams streams or one stream twice, or if the
+// batch would reach storage.MaxAddress.
+func (s *Sequencer) Next(epoch storage.Epoch, n int, streams []StreamID) (Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkEpoch(epoch); err != nil {
+		return Token{}, err
+	}
+	if err := checkRequest(n, streams); err != nil {
+		return Token{}, err
+	}
+	if uint64(n) > uint64(storage.MaxAddress-s.tail) {
+		return Token{}, fmt.Errorf("%w: batch of %d at tail %d would reach storage.MaxAddress", ErrInvalid, n, s.tail)
+	}
+	tok := Token{Start: s.tail}
+	if len(streams) > 0 {
+		tok.Backpointers = make([]StreamTail, len(streams))
+		for i, id := range streams {
+			tok.Backpointers[i] = StreamTail{Stream: id, Addrs: slices.Clone(s.streams[id])}
+		}
+	}
+	if n == 0 {
+		return tok, nil
+	}
+	for _, id := range streams {
+		s.record(id, s.tail, n)
+	}
+	s.tail += storage.Address(n)
+	return tok, nil
+}
+
+// checkRequest checks the shape of a Next request.
+func checkRequest(n int, streams []StreamID) error {
+	if n < 0 || n > MaxBatch {
+		return fmt.Errorf("%w: batch of %d tokens outside [0, %d]", ErrInvalid, n, MaxBatch)
+	}
+	if len(streams) > MaxStreams {
+		return fmt.Errorf("%w: %d streams, limit %d", ErrInvalid, len(streams), MaxStreams)
+	}
+	for i, id := range streams {
+		if slices.Contains(streams[:i], id) {
+			return fmt.Errorf("%w: stream %d named twice", ErrInvalid, id)
+		}
+	}
+	return nil
+}
+
+// record notes that [start, start+n) belong to stream id, keeping the newest
+// k addresses. s.mu is held.
+func (s *Sequencer) record(id StreamID, start storage.Address, n int) {
+	old := s.streams[id]
+	m := min(n, s.k)
+	keep := min(len(old), s.k-m)
+	buf := old
+	if cap(buf) < m+keep {
+		buf = make([]storage.Address, s.k)
+	}
+	buf = buf[:m+keep]
+	// NB: copy moves the kept addresses before the new ones overwrite them;
+	// buf and old may share memory, and copy handles the overlap.
+	copy(buf[m:], old[:keep])
+	for i := range m {
+		buf[i] = start + storage.Address(n-1-i)
+	}
+	s.streams[id] = buf
+}
+
+// Seal moves the sequencer to epoch and stops it: until it is bootstrapped in
+// epoch it answers Next with ErrNotReady. It returns the tail, the next
+// address it would have handed out. Sealing the current epoch again is
+// allowed and returns the same tail; it also stops a sequencer that was
+// bootstrapped in that epoch.
+//
+// Seal returns a *storage.SealedError carrying the current epoch if epoch is
+// older than it.
+func (s *Sequencer) Seal(epoch storage.Epoch) (storage.Address, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch < s.epoch {
+		return 0, &storage.SealedError{Epoch: s.epoch}
+	}
+	s.epoch = epoch
+	s.ready = false
+	return s.tail, nil
+}
+
+// Bootstrap moves the sequencer to epoch and makes it ready to hand out
+// tokens there. The tail becomes the larger of tail and the current tail:
+// bootstrapping never lowers it, so a sequencer never hands out an address
+// twice. Each stream's recent addresses become the K newest of the union of
+// tails and what the sequencer already knows. Bootstrapping the current epoch
+// again is allowed and merges the same way.
+//
+// Bootstrap returns a *storage.SealedError carrying the current epoch if epoch
+// is older than it, and ErrInvalid if tail is at or above storage.MaxAddress,
+// if tails names a stream twice, or if a stream address is at or above the
+// resulting tail. On error nothing changes.
+func (s *Sequencer) Bootstrap(epoch storage.Epoch, tail storage.Address, tails []StreamTail) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch < s.epoch {
+		return &storage.SealedError{Epoch: s.epoch}
+	}
+	if tail >= storage.MaxAddress {
+		return fmt.Errorf("%w: tail %d at or above storage.MaxAddress", ErrInvalid, tail)
+	}
+	tail = max(tail, s.tail)
+	for i, st := range tails {
+		for _, prev := range tails[:i] {
+			if prev.Stream == st.Stream {
+				return fmt.Errorf("%w: stream %d appears twice in tails", ErrInvalid, st.Stream)
+			}
+		}
+		for _, a := range st.Addrs {
+			if a >= tail {
+				return fmt.Errorf("%w: stream %d address %d at or above tail %d", ErrInvalid, st.Stream, a, tail)
+			}
+		}
+	}
+	for _, st := range tails {
+		if merged := s.merge(s.streams[st.Stream], st.Addrs); len(merged) > 0 {
+			s.streams[st.Stream] = merged
+		}
+	}
+	s.epoch = epoch
+	s.tail = tail
+	s.ready = true
+	return nil
+}
+
+// merge returns the newest k distinct addresses of a and b, newest first.
+func (s *Sequencer) merge(a, b []storage.Address) []storage.Address {
+	all := make([]storage.Address, 0, len(a)+len(b))
+	all = append(all, a...)
+	all = append(all, b...)
+	slices.SortFunc(all, func(x, y storage.Address) int {
+		switch {
+		case x > y:
+			return -1
+		case x < y:
+			return 1
+		}
+		return 0
+	})
+	all = slices.Compact(all)
+	if len(all) > s.k {
+		all = all[:s.k]
+	}
+	return slices.Clip(all)
+}
+
+// Epoch returns the sequencer's current epoch.
+func (s *Sequencer) Epoch() storage.Epoch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// Ready reports whether the sequencer has been bootstrapped in its current
+// epoch and hands out tokens.
+func (s *Sequencer) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
+
+// Tail returns the next address the sequencer would hand out.
+func (s *Sequencer) Tail() storage.Address {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tail
+}
+
+// StreamTails returns every stream the sequencer knows with its last K
+// addresses, newest first, sorted by StreamID. The result is the caller's.
+func (s *Sequencer) StreamTails() []StreamTail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]StreamID, 0, len(s.streams))
+	for id := range s.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]StreamTail, len(ids))
+	for i, id := range ids {
+		out[i] = StreamTail{Stream: id, Addrs: slices.Clone(s.streams[id])}
+	}
+	return out
 }
