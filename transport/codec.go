@@ -34,50 +34,6 @@ const (
 	kindResponse = 'R'
 )
 
-// String returns the operation's name, or "op(N)" for an unknown code.
-func (op Op) String() string {
-	switch op {
-	case OpWrite:
-		return "write"
-	case OpRead:
-		return "read"
-	case OpFill:
-		return "fill"
-	case OpTrim:
-		return "trim"
-	case OpPrefixTrim:
-		return "prefix-trim"
-	case OpSeal:
-		return "seal"
-	case OpToken:
-		return "token"
-	case OpBootstrap:
-		return "bootstrap"
-	case OpSeqSeal:
-		return "sequencer-seal"
-	case OpGetLayout:
-		return "get-layout"
-	case OpPrepare:
-		return "prepare"
-	case OpPropose:
-		return "propose"
-	case OpCommit:
-		return "commit"
-	}
-	return fmt.Sprintf("op(%d)", uint8(op))
-}
-
-// Valid reports whether op is one of the defined operations.
-func (op Op) Valid() bool {
-	switch op {
-	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal,
-		OpToken, OpBootstrap, OpSeqSeal,
-		OpGetLayout, OpPrepare, OpPropose, OpCommit:
-		return true
-	}
-	return false
-}
-
 // AppendRequest appends the encoding of r to b and returns the extended slice.
 // Every field is encoded, whatever the Op. It panics if r is nil.
 func AppendRequest(b []byte, r *Request) []byte {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
@@ -35,6 +36,50 @@ const (
 	OpPropose   Op = 34 // Epoch, Rank, Projection
 	OpCommit    Op = 35 // Projection
 )
+
+// String returns the operation's name, or "op(N)" for an unknown code.
+func (op Op) String() string {
+	switch op {
+	case OpWrite:
+		return "write"
+	case OpRead:
+		return "read"
+	case OpFill:
+		return "fill"
+	case OpTrim:
+		return "trim"
+	case OpPrefixTrim:
+		return "prefix-trim"
+	case OpSeal:
+		return "seal"
+	case OpToken:
+		return "token"
+	case OpBootstrap:
+		return "bootstrap"
+	case OpSeqSeal:
+		return "sequencer-seal"
+	case OpGetLayout:
+		return "get-layout"
+	case OpPrepare:
+		return "prepare"
+	case OpPropose:
+		return "propose"
+	case OpCommit:
+		return "commit"
+	}
+	return fmt.Sprintf("op(%d)", uint8(op))
+}
+
+// Valid reports whether op is one of the defined operations.
+func (op Op) Valid() bool {
+	switch op {
+	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal,
+		OpToken, OpBootstrap, OpSeqSeal,
+		OpGetLayout, OpPrepare, OpPropose, OpCommit:
+		return true
+	}
+	return false
+}
 
 // Request is one message from a client to a server. Only the fields its Op
 // lists are meaningful; the codec carries the others as zero.
