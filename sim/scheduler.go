@@ -1,12 +1,14 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,16 +176,17 @@ const (
 
 // task is a goroutine that runs only while it holds the baton.
 type task struct {
-	id    uint64 // start order; live tasks are kept sorted by it
+	id    uint64 // start order
+	slot  int    // index in Scheduler.live and Scheduler.liveDone
 	name  string
 	f     func()
 	ch    chan struct{} // the scheduler hands the baton over on it
 	state taskState
 
 	// While parked in Wait:
-	waiter   *Waiter
-	waitCtx  context.Context
-	waitDone <-chan struct{} // waitCtx.Done(), nil if it has none
+	park    uint64 // counts the task's parks
+	waiter  *Waiter
+	waitCtx context.Context
 }
 
 // Scheduler is a deterministic discrete-event simulator in virtual time. It
@@ -217,7 +220,13 @@ type Scheduler struct {
 	q       queue
 	rng     *rand.Rand
 	nextID  uint64
-	live    []*task // started and not done, in start order
+	live    []*task // started tasks, in start order; finished ones are swept by scan
+	// liveDone[i] is the Done channel of live[i]'s ctx while live[i] is
+	// parked in Wait on a ctx that can be cancelled and not yet woken; nil
+	// otherwise. scan polls it; keeping it dense keeps that cheap.
+	liveDone []<-chan struct{}
+	polled   int // non-nil entries in liveDone
+	finished int // tasks in live that are done
 	current *task   // the task holding the baton, nil when the scheduler has it
 	yield   chan struct{}
 
@@ -337,9 +346,30 @@ func (s *Scheduler) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 // context (so cancellation reaches its children synchronously) that reports
 // its virtual deadline and, once the deadline has passed,
 // context.DeadlineExceeded from Err as a context.WithTimeout would.
+//
+// A pure timeoutCtx is one that only the scheduler can cancel: its parent
+// is another pure one, or a context that is never cancelled. Tasks that wait
+// on it are registered with it and its pure ancestors and woken the moment
+// one of them is cancelled, so they cost nothing to poll.
 type timeoutCtx struct {
 	context.Context
 	deadline time.Time
+	s        *Scheduler
+	pure     bool
+	parent   *timeoutCtx // the pure parent, if any
+	done     bool        // cancelled through cancel
+	waits    []parkedOn  // tasks waiting on it or a pure descendant; some stale
+}
+
+// parkedOn identifies one park of a task; it is stale once the task has
+// moved on.
+type parkedOn struct {
+	t    *task
+	park uint64
+}
+
+func (p parkedOn) live() bool {
+	return p.t.park == p.park && p.t.waiter != nil && !p.t.waiter.woken
 }
 
 func (c *timeoutCtx) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -350,6 +380,38 @@ func (c *timeoutCtx) Err() error {
 		return context.DeadlineExceeded
 	}
 	return err
+}
+
+// register records that t waits on c, with c and its pure ancestors.
+func (c *timeoutCtx) register(t *task) {
+	p := parkedOn{t: t, park: t.park}
+	for a := c; a != nil; a = a.parent {
+		if len(a.waits) == cap(a.waits) && len(a.waits) >= 8 {
+			a.waits = slices.DeleteFunc(a.waits, func(p parkedOn) bool { return !p.live() })
+		}
+		a.waits = append(a.waits, p)
+	}
+}
+
+// cancel cancels c with cause and, if c is pure, wakes the tasks waiting
+// on it or its pure descendants, in task start order.
+func (c *timeoutCtx) cancel(cancel context.CancelCauseFunc, cause error) {
+	cancel(cause)
+	if c.done || !c.pure || c.s.closed {
+		return
+	}
+	c.done = true
+	var woken []*task
+	for _, p := range c.waits {
+		if p.live() {
+			woken = append(woken, p.t)
+		}
+	}
+	c.waits = nil
+	slices.SortFunc(woken, func(a, b *task) int { return cmp.Compare(a.id, b.id) })
+	for _, t := range woken {
+		c.s.cancelWait(t)
+	}
 }
 
 // WithTimeout returns a child of ctx that is cancelled when the virtual
@@ -366,13 +428,19 @@ func (s *Scheduler) WithTimeout(ctx context.Context, d time.Duration) (context.C
 	}
 	deadline := s.Now().Add(d)
 	inner, cancel := context.WithCancelCause(ctx)
-	c := &timeoutCtx{Context: inner, deadline: deadline}
+	c := &timeoutCtx{Context: inner, deadline: deadline, s: s}
+	if p, ok := ctx.(*timeoutCtx); ok && p.s == s && p.pure {
+		c.pure = true
+		c.parent = p
+	} else if ctx.Done() == nil {
+		c.pure = true
+	}
 	if pd, ok := ctx.Deadline(); ok && !pd.After(deadline) {
 		c.deadline = pd
-		return c, func() { cancel(context.Canceled) }
+		return c, func() { c.cancel(cancel, context.Canceled) }
 	}
 	if d == 0 {
-		cancel(context.DeadlineExceeded)
+		c.cancel(cancel, context.DeadlineExceeded)
 		return c, func() {}
 	}
 	tm := &timer{}
@@ -380,10 +448,10 @@ func (s *Scheduler) WithTimeout(ctx context.Context, d time.Duration) (context.C
 	if s.current != nil {
 		label = s.current.name
 	}
-	s.schedule(d, event{kind: KindTimeout, label: label, fn: func() { cancel(context.DeadlineExceeded) }, tm: tm})
+	s.schedule(d, event{kind: KindTimeout, label: label, fn: func() { c.cancel(cancel, context.DeadlineExceeded) }, tm: tm})
 	return c, func() {
 		tm.stop()
-		cancel(context.Canceled)
+		c.cancel(cancel, context.Canceled)
 	}
 }
 
@@ -437,6 +505,7 @@ func (w *Waiter) Wake(v any) bool {
 	w.woken = true
 	w.val = v
 	if t := w.task; t != nil {
+		w.s.unpoll(t)
 		w.s.wake(t)
 	}
 	return true
@@ -472,13 +541,18 @@ func (s *Scheduler) wait(t *task, ctx context.Context, w *Waiter) (any, error) {
 		}
 	}
 	w.task = t
+	t.park++
 	t.waiter = w
 	t.waitCtx = ctx
-	t.waitDone = done
+	if c, ok := ctx.(*timeoutCtx); ok && c.pure && c.s == s {
+		c.register(t)
+	} else if done != nil {
+		s.liveDone[t.slot] = done
+		s.polled++
+	}
 	stopped := s.park(t)
 	t.waiter = nil
 	t.waitCtx = nil
-	t.waitDone = nil
 	if stopped {
 		return nil, ErrStopped
 	}
@@ -691,7 +765,9 @@ func (s *Scheduler) start(t *task) {
 	t.id = s.nextID
 	t.ch = make(chan struct{})
 	t.state = taskRunning
+	t.slot = len(s.live)
 	s.live = append(s.live, t)
+	s.liveDone = append(s.liveDone, nil)
 	s.current = t
 	go s.runTask(t)
 	<-s.yield
@@ -718,6 +794,7 @@ func (s *Scheduler) runTask(t *task) {
 			}
 		}
 		t.state = taskDone
+		s.finished++
 		s.yield <- struct{}{}
 	}()
 	t.f()
@@ -730,39 +807,72 @@ func (s *Scheduler) fail(err error) {
 	}
 }
 
-// scan wakes, in task start order, every parked task whose ctx is done, and
-// drops finished tasks from the live list. It runs after each step that may
-// have cancelled a context (a task ran, a deadline passed, a scheduled
-// function ran), which is how cancellation from anywhere reaches a waiting
-// task at a well-defined point of the event order.
+// scan wakes, in task start order, every task parked on a context of its
+// own making (not a pure timeoutCtx) that is done, and sweeps finished
+// tasks from the live list. It runs after each step that may have
+// cancelled a context (a task ran, a deadline passed, a scheduled function
+// ran), which is how cancellation from anywhere reaches a waiting task at a
+// well-defined point of the event order. Its cost is one non-blocking
+// channel receive per such task.
 func (s *Scheduler) scan() {
 	if !s.mayCancel {
 		return
 	}
 	s.mayCancel = false
-	n := 0
-	for _, t := range s.live {
-		if t.state == taskDone {
-			continue
+	for i, done := range s.liveDone {
+		if s.polled == 0 {
+			break
 		}
-		s.live[n] = t
-		n++
-		if t.waitDone == nil || t.waiter.woken {
+		if done == nil {
 			continue
 		}
 		select {
-		case <-t.waitDone:
+		case <-done:
 		default:
 			continue
 		}
-		w := t.waiter
-		w.woken = true
-		w.err = t.waitCtx.Err()
-		t.waitDone = nil
-		s.wake(t)
+		s.cancelWait(s.live[i])
+	}
+	if s.finished > len(s.live)/2 {
+		s.sweep()
+	}
+}
+
+// cancelWait gives up t's wait, whose ctx is done, and schedules t to
+// resume.
+func (s *Scheduler) cancelWait(t *task) {
+	s.unpoll(t)
+	w := t.waiter
+	w.woken = true
+	w.err = t.waitCtx.Err()
+	s.wake(t)
+}
+
+// unpoll stops polling t's ctx.
+func (s *Scheduler) unpoll(t *task) {
+	if s.liveDone[t.slot] != nil {
+		s.liveDone[t.slot] = nil
+		s.polled--
+	}
+}
+
+// sweep drops finished tasks from the live list.
+func (s *Scheduler) sweep() {
+	n := 0
+	for i, t := range s.live {
+		if t.state == taskDone {
+			continue
+		}
+		t.slot = n
+		s.live[n] = t
+		s.liveDone[n] = s.liveDone[i]
+		n++
 	}
 	clear(s.live[n:])
+	clear(s.liveDone[n:])
 	s.live = s.live[:n]
+	s.liveDone = s.liveDone[:n]
+	s.finished = 0
 }
 
 // parked lists the live parked tasks and what they wait for.
@@ -811,6 +921,7 @@ func (s *Scheduler) Close() {
 		s.current = nil
 	}
 	s.live = nil
+	s.liveDone = nil
 	s.q = nil
 }
 

@@ -503,6 +503,64 @@ func TestTraceHook(t *testing.T) {
 	assert.Equal(t, []string{"0s start a", "1ms func f", "1s timeout a", "1s resume a"}, got)
 }
 
+func TestPureContextWakesWaitersOnDescendants(t *testing.T) {
+	s := sim.NewScheduler(1)
+	root, cancelRoot := s.WithTimeout(context.Background(), time.Hour)
+	var order []string
+	for i := range 5 {
+		name := fmt.Sprint("w", i)
+		s.Go(name, func() {
+			// Every other waiter parks on a grandchild, the others on a
+			// standard child, which the scheduler polls instead.
+			var ctx context.Context = root
+			if i%2 == 0 {
+				child, cancel := s.WithTimeout(root, time.Hour)
+				defer cancel()
+				ctx, cancel = s.WithTimeout(child, time.Hour)
+				defer cancel()
+			} else {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(root)
+				defer cancel()
+			}
+			_, err := s.Wait(ctx, s.NewWaiter("never"))
+			assert.ErrorIs(t, err, context.Canceled)
+			order = append(order, fmt.Sprintf("%s@%v", name, s.Elapsed()))
+		})
+	}
+	s.AfterFunc(time.Second, cancelRoot)
+	require.NoError(t, s.Run())
+	// The scheduler's own contexts wake their waiters as they are
+	// cancelled, in task start order; polled ones follow after the step.
+	assert.Equal(t, []string{"w0@1s", "w2@1s", "w4@1s", "w1@1s", "w3@1s"}, order)
+	assert.Equal(t, time.Second, s.Elapsed(), "every timer was disarmed or cancelled")
+}
+
+func TestPureContextSkipsFinishedWaits(t *testing.T) {
+	s := sim.NewScheduler(1)
+	root, cancelRoot := s.WithTimeout(context.Background(), time.Hour)
+	woken := 0
+	s.Go("waiter", func() {
+		// Many waits on one long-lived context, each ended by a Wake.
+		for i := range 100 {
+			w := s.NewWaiter("reply")
+			s.Schedule(time.Millisecond, "reply", func() { w.Wake(i) })
+			ctx, cancel := s.WithTimeout(root, time.Minute)
+			v, err := s.Wait(ctx, w)
+			cancel()
+			require.NoError(t, err)
+			require.Equal(t, i, v)
+		}
+		_, err := s.Wait(root, s.NewWaiter("last"))
+		assert.ErrorIs(t, err, context.Canceled)
+		woken++
+	})
+	s.Schedule(time.Second, "cancel", cancelRoot)
+	require.NoError(t, s.Run())
+	assert.Equal(t, 1, woken)
+	assert.Equal(t, time.Second, s.Elapsed())
+}
+
 // BenchmarkSchedulerEvents measures inline events: 1000 timers that each
 // reschedule themselves, so the queue holds 1000 events throughout.
 func BenchmarkSchedulerEvents(b *testing.B) {
@@ -545,4 +603,44 @@ func BenchmarkTaskSwitch(b *testing.B) {
 	require.NoError(b, s.Run())
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "switches/s")
 	s.Close()
+}
+
+// BenchmarkTaskSwitchParked measures task switches while many other tasks
+// wait with a context that can be cancelled: one of WithTimeout's, which
+// the scheduler wakes directly, or a standard one, which it must poll after
+// every task step.
+func BenchmarkTaskSwitchParked(b *testing.B) {
+	for _, kind := range []string{"env", "std"} {
+		for _, parked := range []int{100, 1000} {
+			b.Run(fmt.Sprintf("%s-%d", kind, parked), func(b *testing.B) {
+				s := sim.NewScheduler(1)
+				s.MaxSteps = 1 << 62
+				for i := range parked {
+					s.Go(fmt.Sprint("p", i), func() {
+						ctx, cancel := s.WithTimeout(context.Background(), 1000*time.Hour)
+						defer cancel()
+						if kind == "std" {
+							ctx, cancel = context.WithCancel(ctx)
+							defer cancel()
+						}
+						_, _ = s.Wait(ctx, s.NewWaiter("never"))
+					})
+				}
+				left := b.N
+				for i := range 2 {
+					s.Go(fmt.Sprint("t", i), func() {
+						for left > 0 {
+							left--
+							_ = s.Sleep(context.Background(), time.Microsecond)
+						}
+					})
+				}
+				require.NoError(b, s.RunFor(0))
+				b.ResetTimer()
+				require.NoError(b, s.RunFor(time.Hour))
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "switches/s")
+				s.Close()
+			})
+		}
+	}
 }
