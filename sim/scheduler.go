@@ -212,23 +212,23 @@ type Scheduler struct {
 	// dropped. It runs in the scheduler and must not call blocking methods.
 	Trace func(Event)
 
-	seed    uint64
-	now     int64
-	seq     uint64
-	steps   uint64
-	hash    uint64
-	q       queue
-	rng     *rand.Rand
-	nextID  uint64
-	live    []*task // started tasks, in start order; finished ones are swept by scan
+	seed   uint64
+	now    int64
+	seq    uint64
+	steps  uint64
+	hash   uint64
+	q      queue
+	rng    *rand.Rand
+	nextID uint64
+	live   []*task // started tasks, in start order; finished ones are swept by scan
 	// liveDone[i] is the Done channel of live[i]'s ctx while live[i] is
 	// parked in Wait on a ctx that can be cancelled and not yet woken; nil
 	// otherwise. scan polls it; keeping it dense keeps that cheap.
 	liveDone []<-chan struct{}
-	polled   int // non-nil entries in liveDone
-	finished int // tasks in live that are done
-	current *task   // the task holding the baton, nil when the scheduler has it
-	yield   chan struct{}
+	polled   int   // non-nil entries in liveDone
+	finished int   // tasks in live that are done
+	current  *task // the task holding the baton, nil when the scheduler has it
+	yield    chan struct{}
 
 	mayCancel bool // a context may have been cancelled since the last scan
 	stopReq   bool
