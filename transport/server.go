@@ -90,6 +90,9 @@ func (s *Server) sequencer(req *Request) *Response {
 		resp.Err = s.Sequencer.Bootstrap(req.Epoch, req.Addr, req.Tails)
 	case OpSeqSeal:
 		resp.Addr, resp.Err = s.Sequencer.Seal(req.Epoch)
+		if resp.Err == nil {
+			resp.Tails = s.Sequencer.StreamTails()
+		}
 	}
 	return resp
 }

@@ -127,7 +127,7 @@ func TestStubsBadAnswers(t *testing.T) {
 	})
 	t.Run("transport error", func(t *testing.T) {
 		f := &fakeCaller{err: transport.ErrUnreachable}
-		tail, err := transport.SequencerClient{Caller: f, Node: "s"}.Seal(ctx, 1)
+		tail, _, err := transport.SequencerClient{Caller: f, Node: "s"}.Seal(ctx, 1)
 		require.ErrorIs(t, err, transport.ErrUnreachable)
 		require.Zero(t, tail)
 	})

@@ -120,14 +120,15 @@ func (c SequencerClient) Next(ctx context.Context, epoch storage.Epoch, n int, s
 	return sequencer.Token{Start: resp.Addr, Backpointers: resp.Tails}, nil
 }
 
-// Seal moves the sequencer to epoch, stops it and returns its tail; see
-// sequencer.Sequencer.Seal.
-func (c SequencerClient) Seal(ctx context.Context, epoch storage.Epoch) (storage.Address, error) {
+// Seal moves the sequencer to epoch, stops it and returns its tail and the
+// recent addresses of every stream it knows (sorted by stream), which a
+// reconfiguration hands to the next sequencer; see sequencer.Sequencer.Seal.
+func (c SequencerClient) Seal(ctx context.Context, epoch storage.Epoch) (storage.Address, []sequencer.StreamTail, error) {
 	resp, err := call(ctx, c.Caller, c.Node, &Request{Op: OpSeqSeal, Epoch: epoch})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return resp.Addr, nil
+	return resp.Addr, resp.Tails, nil
 }
 
 // Bootstrap makes the sequencer ready in epoch with tail and the streams'

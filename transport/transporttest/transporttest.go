@@ -229,7 +229,10 @@ func (s suite) testSequencer(t *testing.T) {
 	seal := func(name string, epoch storage.Epoch, want error) storage.Address {
 		t.Helper()
 		wantTail, wantErr := local.Seal(epoch)
-		gotTail, gotErr := remote.Seal(ctx, epoch)
+		gotTail, gotTails, gotErr := remote.Seal(ctx, epoch)
+		if wantErr == nil {
+			require.Equal(t, local.StreamTails(), gotTails, name)
+		}
 		sameError(t, wantErr, gotErr, name)
 		if want == nil {
 			require.NoError(t, gotErr, name)
