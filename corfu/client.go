@@ -82,11 +82,11 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 	case len(data) > c.cfg.MaxEntryBytes:
 		return 0, fmt.Errorf("corfu: append: %w: %d bytes, limit %d", ErrTooLarge, len(data), c.cfg.MaxEntryBytes)
 	case len(streams) > sequencer.MaxStreams:
-		return 0, fmt.Errorf("%w: %d streams, limit %d", ErrInvalidStreams, len(streams), sequencer.MaxStreams)
+		return 0, fmt.Errorf("corfu: append: %w: %d streams, limit %d", ErrInvalidStreams, len(streams), sequencer.MaxStreams)
 	}
 	for i, s := range streams {
 		if slices.Contains(streams[:i], s) {
-			return 0, fmt.Errorf("%w: stream %d named twice", ErrInvalidStreams, s)
+			return 0, fmt.Errorf("corfu: append: %w: stream %d named twice", ErrInvalidStreams, s)
 		}
 	}
 	var lost error
@@ -95,9 +95,12 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 		if err != nil {
 			return 0, fmt.Errorf("corfu: append: token: %w", err)
 		}
-		err = c.writeChain(ctx, tok.Start, encodeEntry(streams, tok.Backpointers, data))
+		err = c.writeChain(ctx, tok.Start, encodeEntry(streams, tok.Backpointers, c.cfg.Backpointers, data))
 		if err == nil {
 			return tok.Start, nil
+		}
+		if errors.Is(err, ErrUnknownOutcome) {
+			return 0, err
 		}
 		if !errors.Is(err, errLostRace) {
 			return 0, fmt.Errorf("corfu: append: %w", err)
@@ -113,9 +116,10 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 // address under the new epoch, so a partly written entry is never abandoned
 // for a fresh token (which would leave it at two addresses).
 func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload []byte) error {
-	// sent is set once a write of payload may have reached a replica: from
-	// then on, any failure leaves the outcome unknown.
-	sent := false
+	// stored is set once payload may be on a replica: a write that was
+	// sent and not refused, or our own bytes found there. From then on,
+	// giving up leaves the outcome unknown.
+	stored := false
 	err := c.withEpoch(ctx, func(p *projection.Projection) error {
 		loc, err := p.Locate(addr)
 		if err != nil {
@@ -123,8 +127,14 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 		}
 		for i, node := range loc.Chain {
 			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-				sent = true
-				return u.Write(ctx, p.Epoch, loc.Local, payload)
+				if err := ctx.Err(); err != nil {
+					return err // NB: checked here so that nothing is sent
+				}
+				err := u.Write(ctx, p.Epoch, loc.Local, payload)
+				if !refused(err) {
+					stored = true
+				}
+				return err
 			})
 			if errors.Is(err, storage.ErrWritten) {
 				// NB: the bytes there may be our own (a retry after a lost
@@ -132,8 +142,9 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 				got, rerr := c.unitRead(ctx, p, node, loc.Local)
 				switch {
 				case rerr == nil && bytes.Equal(got, payload):
-					err = nil
+					stored, err = true, nil
 				case i == 0 && (rerr == nil || errors.Is(rerr, storage.ErrJunk)):
+					// Another entry or junk: ours is on no replica.
 					return errLostRace
 				case rerr == nil || errors.Is(rerr, storage.ErrJunk):
 					return fmt.Errorf("%w: address %d: replica %s holds other data than the head", ErrDiverged, addr, node)
@@ -141,7 +152,7 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 					return rerr
 				}
 			}
-			if i == 0 && errors.Is(err, storage.ErrTrimmed) {
+			if i == 0 && !stored && errors.Is(err, storage.ErrTrimmed) {
 				return errLostRace
 			}
 			if err != nil {
@@ -150,10 +161,28 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 		}
 		return nil
 	})
-	if err != nil && sent && !errors.Is(err, errLostRace) {
+	if err != nil && stored && !errors.Is(err, errLostRace) {
 		return &UnknownOutcomeError{Addr: addr, Cause: err}
 	}
 	return err
+}
+
+// refused reports whether err is a unit's definite refusal of a request,
+// which leaves the unit unchanged. Transport failures and timeouts are not:
+// the request may have been served.
+func refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, target := range []error{
+		storage.ErrWritten, storage.ErrTrimmed, storage.ErrSealed, storage.ErrFutureEpoch,
+		storage.ErrTooLarge, storage.ErrNilData, storage.ErrInvalidAddress, transport.ErrWrongRole,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // Read returns the entry at addr. It reads the chain's tail, where a write
@@ -445,13 +474,28 @@ func (c *Client) token(ctx context.Context, n int, streams []StreamID) (tok sequ
 
 func (c *Client) next(ctx context.Context, p *projection.Projection, n int, streams []StreamID) (tok sequencer.Token, err error) {
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: p.Sequencer}
+	var notReadySince time.Time
+	recovered := false
 	err = c.retry(ctx, func() error {
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
-		if errors.Is(err, sequencer.ErrNotReady) {
-			// NB: a reconfiguration is bootstrapping the sequencer.
-			return fmt.Errorf("%w: %w", errRetry, err)
+		if !errors.Is(err, sequencer.ErrNotReady) {
+			return err
 		}
-		return err
+		// NB: a reconfiguration is bootstrapping the sequencer; wait for
+		// it. A sequencer that stays not ready for a hole-fill wait has lost
+		// its state (a restart): recover it with a reconfiguration, which
+		// seals the log, finds its tail and bootstraps the sequencer there.
+		now := c.env.Now()
+		if notReadySince.IsZero() {
+			notReadySince = now
+		} else if !recovered && now.Sub(notReadySince) >= c.cfg.HoleFillWait {
+			recovered = true
+			c.log.Info("sequencer not ready, recovering it", "epoch", p.Epoch)
+			if _, rerr := c.Reconfigure(ctx, nil); rerr != nil {
+				c.log.Debug("sequencer recovery failed", "err", rerr)
+			}
+		}
+		return fmt.Errorf("%w: %w", errRetry, err)
 	})
 	return tok, err
 }
@@ -587,7 +631,7 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
 		}
 		if _, rerr := c.refresh(ctx, max(sealed.Epoch, p.Epoch+1)); rerr != nil {
-			return rerr
+			return fmt.Errorf("%w; fetching a newer projection: %w", err, rerr)
 		}
 	}
 }
@@ -648,7 +692,9 @@ func (h hopCaller) Call(ctx context.Context, to transport.NodeID, req *transport
 	hctx, cancel := h.c.env.WithTimeout(ctx, h.c.cfg.RPCTimeout)
 	defer cancel()
 	resp, err := h.c.cfg.Transport.Call(hctx, to, req)
-	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+	// NB: only the hop's own deadline is a timeout; a server's answer that
+	// arrives as the deadline passes stays an answer.
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && hctx.Err() != nil {
 		return nil, fmt.Errorf("%w: %s op %d", errHopTimeout, to, req.Op)
 	}
 	return resp, err

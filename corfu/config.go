@@ -23,11 +23,19 @@ const (
 	DefaultBackoff          = 5 * time.Millisecond
 	DefaultMaxBackoff       = 200 * time.Millisecond
 	DefaultFollowPoll       = 10 * time.Millisecond
-	entryHeaderReserveBytes = 4 << 10
+	entryHeaderReserveBytes = 64 << 10
 	// DefaultMaxEntryBytes is the largest payload Append accepts by default:
-	// a unit's limit less room for the entry header.
+	// a unit's limit less room for the largest entry header (MaxStreams
+	// streams with MaxBackpointers backpointers each).
 	DefaultMaxEntryBytes = storage.MaxEntryBytes - entryHeaderReserveBytes
+	// MaxBackpointers is the largest Config.Backpointers: an entry keeps at
+	// most this many backpointers per stream.
+	MaxBackpointers = 64
 )
+
+// NB: the reserve must hold the largest header, or an Append within
+// MaxEntryBytes could be refused by the units; this fails to compile if not.
+var _ [entryHeaderReserveBytes - maxEntryHeaderBytes]struct{}
 
 // Config configures a Client. Its zero value is not usable: Layout and
 // Transport are required. Every other field has a documented default, filled
@@ -65,9 +73,12 @@ type Config struct {
 	// MaxEntryBytes bounds the payload of one Append. Default and maximum
 	// DefaultMaxEntryBytes.
 	MaxEntryBytes int
-	// Backpointers is the number of addresses per stream the sequencer
-	// keeps (its sequencer.Config.Backpointers); stream readers rely on it
-	// to know when a backpointer list reaches a stream's start. Default
+	// Backpointers is K, the number of addresses per stream that an entry
+	// records and that stream readers rely on to know when a backpointer
+	// list reaches a stream's start. It must not exceed the sequencer's
+	// (sequencer.Config.Backpointers): a sequencer that keeps fewer would
+	// make readers miss entries. An entry keeps the newest K of what the
+	// sequencer returns. At most MaxBackpointers; default
 	// sequencer.DefaultBackpointers.
 	Backpointers int
 }
@@ -99,13 +110,13 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MaxRetries %d < 0", ErrInvalidConfig, c.MaxRetries)
 	case c.RPCTimeout < 0, c.HoleFillWait < 0, c.Backoff < 0, c.MaxBackoff < 0, c.FollowPoll < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
-	case c.HoleFillWait < 4*c.RPCTimeout:
+	case c.HoleFillWait/4 < c.RPCTimeout:
 		return fmt.Errorf("%w: HoleFillWait %v is below 4 x RPCTimeout %v: readers would fill holes of slow writers",
 			ErrInvalidConfig, c.HoleFillWait, c.RPCTimeout)
 	case c.MaxEntryBytes < 0 || c.MaxEntryBytes > DefaultMaxEntryBytes:
 		return fmt.Errorf("%w: MaxEntryBytes %d outside [0, %d]", ErrInvalidConfig, c.MaxEntryBytes, DefaultMaxEntryBytes)
-	case c.Backpointers < 1:
-		return fmt.Errorf("%w: Backpointers %d < 1", ErrInvalidConfig, c.Backpointers)
+	case c.Backpointers < 1 || c.Backpointers > MaxBackpointers:
+		return fmt.Errorf("%w: Backpointers %d outside [1, %d]", ErrInvalidConfig, c.Backpointers, MaxBackpointers)
 	case c.MaxBackoff < c.Backoff:
 		return fmt.Errorf("%w: MaxBackoff %v below Backoff %v", ErrInvalidConfig, c.MaxBackoff, c.Backoff)
 	}

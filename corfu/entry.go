@@ -40,13 +40,17 @@ func (e *Entry) backpointers(id StreamID) []storage.Address {
 // entryVersion is the first byte of every entry's stored form.
 const entryVersion = 1
 
-// maxBackpointers bounds the backpointers per stream in a decoded entry.
-const maxBackpointers = 64
+// maxEntryHeaderBytes bounds the stored form of an entry less its payload:
+// a version byte, the stream count, and per stream its ID, its backpointer
+// count and at most MaxBackpointers backpointers.
+const maxEntryHeaderBytes = 1 + binary.MaxVarintLen64 +
+	sequencer.MaxStreams*(2+MaxBackpointers)*binary.MaxVarintLen64
 
 // encodeEntry lays an entry out as stored on the units: a version byte, the
 // number of streams, then per stream its ID, its number of backpointers and
-// the backpointers (all uvarints), then the payload.
-func encodeEntry(streams []StreamID, tails []sequencer.StreamTail, data []byte) []byte {
+// the backpointers (all uvarints), then the payload. Each stream keeps the
+// newest k of its backpointers (k at most MaxBackpointers).
+func encodeEntry(streams []StreamID, tails []sequencer.StreamTail, k int, data []byte) []byte {
 	b := make([]byte, 0, 1+binary.MaxVarintLen64*(1+len(streams)*6)+len(data))
 	b = append(b, entryVersion)
 	b = binary.AppendUvarint(b, uint64(len(streams)))
@@ -56,6 +60,7 @@ func encodeEntry(streams []StreamID, tails []sequencer.StreamTail, data []byte) 
 		if i < len(tails) && tails[i].Stream == s {
 			bps = tails[i].Addrs
 		}
+		bps = bps[:min(len(bps), k)]
 		b = binary.AppendUvarint(b, uint64(len(bps)))
 		for _, a := range bps {
 			b = binary.AppendUvarint(b, uint64(a))
@@ -96,7 +101,7 @@ func decodeEntry(addr storage.Address, b []byte) (Entry, error) {
 			return bad("truncated stream id")
 		}
 		nb, ok := next()
-		if !ok || nb > maxBackpointers || nb > uint64(len(b)) {
+		if !ok || nb > MaxBackpointers || nb > uint64(len(b)) {
 			return bad("bad backpointer count")
 		}
 		bps := make([]storage.Address, 0, nb)

@@ -22,6 +22,7 @@ type Options struct {
 	Units        int // storage units; default 6; a multiple of Replicas
 	Replicas     int // replicas per chain; default 2
 	Backpointers int // per stream; default sequencer.DefaultBackpointers
+	Spares       int // extra units outside the projection, for reconfigurations to bring in
 }
 
 func (o *Options) fill() error {
@@ -34,7 +35,7 @@ func (o *Options) fill() error {
 	def(&o.Units, 6)
 	def(&o.Replicas, 2)
 	def(&o.Backpointers, sequencer.DefaultBackpointers)
-	if o.Layouts < 1 || o.Replicas < 1 || o.Units < o.Replicas || o.Units%o.Replicas != 0 || o.Backpointers < 1 {
+	if o.Layouts < 1 || o.Replicas < 1 || o.Units < o.Replicas || o.Units%o.Replicas != 0 || o.Backpointers < 1 || o.Spares < 0 {
 		return fmt.Errorf("corfutest: bad options %+v: want Layouts >= 1, Units a positive multiple of Replicas", *o)
 	}
 	return nil
@@ -46,12 +47,12 @@ type Servers struct {
 	Projection *projection.Projection // epoch 0: one open segment, units taken Replicas at a time
 	Sequencer  *sequencer.Sequencer   // bootstrapped at epoch 0
 	Layouts    []*projection.Acceptor // in Projection.Layout order
-	Units      []*storage.Memory      // in UnitIDs order
-	UnitIDs    []projection.NodeID
+	Units      []*storage.Memory      // in UnitIDs order; the spares last
+	UnitIDs    []projection.NodeID    // "unit0".. then the spares "spare0"..
 }
 
 // Build creates a cluster's servers: layout servers "layout0".., the
-// sequencer "seq" and units "unit0"...
+// sequencer "seq", units "unit0".. and spare units "spare0"...
 func Build(o Options) (*Servers, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
@@ -76,6 +77,10 @@ func Build(o Options) (*Servers, error) {
 		return nil, err
 	}
 	s.Projection = p
+	for i := range o.Spares {
+		s.UnitIDs = append(s.UnitIDs, projection.NodeID(fmt.Sprintf("spare%d", i)))
+		s.Units = append(s.Units, storage.NewMemory())
+	}
 	for range p.Layout {
 		s.Layouts = append(s.Layouts, projection.NewAcceptor(p.Clone()))
 	}

@@ -1,0 +1,375 @@
+package corfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+var (
+	// ErrSealIncomplete reports a reconfiguration that could not reach a
+	// replica of every chain of the open segment, so the log's tail is
+	// unknown and no new projection can be installed safely.
+	ErrSealIncomplete = errors.New("corfu: seal reached no replica of some chain")
+	// ErrReconfigLost reports a reconfiguration that another client's
+	// reconfiguration beat to the same epoch. The client has installed the
+	// winner's projection; the caller may reconfigure again on top of it.
+	ErrReconfigLost = errors.New("corfu: another reconfiguration won the epoch")
+	// ErrNoQuorum reports that a majority of layout servers did not answer.
+	ErrNoQuorum = errors.New("corfu: no majority of layout servers")
+)
+
+// Change computes the next projection from the current one and the log's
+// tail as the seal found it: every address below tail may hold data, none at
+// or above it does. It must not modify cur; the epoch is set by Reconfigure.
+type Change func(cur *projection.Projection, tail storage.Address) (*projection.Projection, error)
+
+// Reconfigure moves the log to the next epoch (CORFU paper, reconfiguration):
+// it seals every unit and the sequencer at the new epoch, so that no request
+// of the old epoch succeeds any more and the log's tail is known; it asks
+// change for the next projection (nil keeps the current layout, which is how
+// a restarted sequencer is recovered); it agrees that projection with the
+// layout servers (one write-once slot per epoch, Paxos-style, so two racing
+// reconfigurations cannot install two projections for one epoch); and it
+// bootstraps the next projection's sequencer above every address the old
+// epoch wrote or handed out.
+//
+// Errors: ErrSealIncomplete, ErrNoQuorum, ErrReconfigLost, a change's error,
+// projection.ErrInvalid or ErrStaleEpoch for a bad next projection, ctx's
+// error.
+func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Projection, error) {
+	cur, err := c.latest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("corfu: reconfigure: %w", err)
+	}
+	epoch := cur.Epoch + 1
+	tail, tails, seqOK, err := c.seal(ctx, cur, epoch)
+	if err != nil {
+		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+	}
+	next := cur.Clone()
+	if change != nil {
+		if next, err = change(cur.Clone(), tail); err != nil {
+			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+		}
+	}
+	next.Epoch = epoch
+	if err := projection.ValidateNext(cur, next); err != nil {
+		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+	}
+	chosen, err := c.agree(ctx, cur, next)
+	if err != nil {
+		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+	}
+	c.install(chosen)
+	if !seqOK {
+		// NB: the old sequencer's stream tails are lost with it: rebuild
+		// them from the log itself.
+		if tails, err = c.scanStreamTails(ctx, chosen, tail); err != nil {
+			return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
+		}
+	}
+	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
+	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
+	if err != nil && !errors.Is(err, storage.ErrSealed) {
+		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: bootstrapping the sequencer: %w", epoch, err)
+	}
+	if !chosen.Equal(next) {
+		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, ErrReconfigLost)
+	}
+	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
+	return chosen, nil
+}
+
+// latest fetches the newest committed projection from the layout servers
+// and installs it.
+func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
+	p := c.projection()
+	var best *projection.Projection
+	for _, node := range p.Layout {
+		lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+		got, err := lc.Get(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if best == nil || got.Epoch > best.Epoch {
+			best = got
+		}
+	}
+	if best == nil {
+		return nil, ErrNoQuorum
+	}
+	return c.install(best), nil
+}
+
+// seal seals every unit of cur and its sequencer at epoch. It returns the
+// log's tail: above every address a reachable replica holds and every token
+// the sequencer handed out, if it answered (seqOK), with its stream tails.
+func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch storage.Epoch) (storage.Address, []sequencer.StreamTail, bool, error) {
+	localTails := map[projection.NodeID]storage.Address{}
+	for _, node := range cur.Units() {
+		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+		var t storage.Address
+		err := c.retryN(ctx, 2, func() (err error) {
+			t, err = u.Seal(ctx, epoch)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, nil, false, ctx.Err()
+			}
+			c.log.Debug("seal: unit did not answer", "node", node, "err", err)
+			continue
+		}
+		localTails[node] = t
+	}
+	var tail storage.Address
+	open := len(cur.Segments) - 1
+	for si, seg := range cur.Segments {
+		for ci, chain := range seg.Stripes {
+			reached := false
+			for _, node := range chain {
+				lt, ok := localTails[node]
+				if !ok {
+					continue
+				}
+				reached = true
+				// NB: a node's local tail covers its whole local space;
+				// only the part inside this segment maps back here.
+				if lt <= seg.Base {
+					continue
+				}
+				g, err := cur.Global(si, ci, lt-1)
+				if err == nil {
+					tail = max(tail, g+1)
+				} else if seg.End != 0 {
+					tail = max(tail, seg.End)
+				}
+			}
+			// CORFU: the head of a chain holds every write any replica of
+			// it holds, but any one replica sealed stops the chain's writes
+			// from completing; the open segment needs one per chain for
+			// its tail to be known.
+			if si == open && !reached {
+				return 0, nil, false, fmt.Errorf("%w: stripe %d (%v)", ErrSealIncomplete, ci, chain)
+			}
+		}
+	}
+	tail = max(tail, cur.Segments[open].Start)
+	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: cur.Sequencer}
+	var (
+		seqTail storage.Address
+		tails   []sequencer.StreamTail
+	)
+	err := c.retryN(ctx, 2, func() (err error) {
+		seqTail, tails, err = seq.Seal(ctx, epoch)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, false, ctx.Err()
+		}
+		c.log.Debug("seal: sequencer did not answer", "node", cur.Sequencer, "err", err)
+		return tail, nil, false, nil
+	}
+	// NB: a restarted sequencer answers with an empty state (tail 0 and no
+	// streams): its stream tails are as lost as if it had not answered.
+	seqOK := seqTail > 0 || tail == 0
+	return max(tail, seqTail), tails, seqOK, nil
+}
+
+// agree gets next accepted by a majority of cur's layout servers for its
+// epoch and commits it to all of them. If another proposal was accepted
+// first, agree completes that one instead (Paxos) and returns it.
+func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*projection.Projection, error) {
+	servers := cur.Layout
+	quorum := len(servers)/2 + 1
+	for attempt := 0; attempt <= c.cfg.MaxRetries; attempt++ {
+		rank := c.env.Rand().Uint64() | 1
+		promises := 0
+		var acceptedRank uint64
+		value := next
+		for _, node := range servers {
+			lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+			r, acc, err := lc.Prepare(ctx, next.Epoch, rank)
+			if errors.Is(err, projection.ErrStaleEpoch) {
+				// Someone committed this epoch already: adopt it.
+				won, lerr := c.latest(ctx)
+				if lerr != nil {
+					return nil, lerr
+				}
+				if won.Epoch >= next.Epoch {
+					return won, nil
+				}
+				continue
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				continue
+			}
+			promises++
+			if acc != nil && r > acceptedRank {
+				acceptedRank, value = r, acc
+			}
+		}
+		if promises >= quorum {
+			accepts := 0
+			for _, node := range servers {
+				lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+				if err := lc.Propose(ctx, next.Epoch, rank, value); err == nil {
+					accepts++
+				} else if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+			}
+			if accepts >= quorum {
+				for _, node := range servers {
+					lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+					_ = c.retryN(ctx, 2, func() error { return lc.Commit(ctx, value) })
+				}
+				return value, nil
+			}
+		}
+		if err := c.env.Sleep(ctx, c.backoff(attempt)); err != nil {
+			return nil, err
+		}
+	}
+	return nil, ErrNoQuorum
+}
+
+// scanStreamTails rebuilds every stream's recent addresses by reading the
+// log backwards from tail. It reads the whole untrimmed log: the price of a
+// sequencer lost with its state.
+func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address) ([]sequencer.StreamTail, error) {
+	k := c.cfg.Backpointers
+	found := map[StreamID][]storage.Address{}
+	for a := tail; a > p.Segments[0].Start; a-- {
+		addr := a - 1
+		var data []byte
+		err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
+			data, err = c.readAt(ctx, p, addr)
+			return err
+		})
+		if errors.Is(err, storage.ErrTrimmed) {
+			break
+		}
+		if errors.Is(err, storage.ErrJunk) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		e, err := decodeEntry(addr, data)
+		if err != nil {
+			continue
+		}
+		for _, s := range e.Streams {
+			if len(found[s]) < k {
+				found[s] = append(found[s], addr)
+			}
+		}
+	}
+	ids := make([]StreamID, 0, len(found))
+	for s := range found {
+		ids = append(ids, s)
+	}
+	slices.Sort(ids)
+	out := make([]sequencer.StreamTail, 0, len(ids))
+	for _, s := range ids {
+		out = append(out, sequencer.StreamTail{Stream: s, Addrs: found[s]})
+	}
+	return out, nil
+}
+
+// retryN is retry with at most n attempts.
+func (c *Client) retryN(ctx context.Context, n int, f func() error) error {
+	var err error
+	for i := range n {
+		if err = f(); err == nil || !transient(err) {
+			return err
+		}
+		if i+1 < n {
+			if serr := c.env.Sleep(ctx, c.backoff(i)); serr != nil {
+				return serr
+			}
+		}
+	}
+	return err
+}
+
+// ReplaceUnit returns a Change that takes unit old out of the log: the open
+// segment is closed at the tail, keeping its surviving replicas, and a new
+// open segment starts at the tail with fresh in old's place (fresh may be
+// empty: no data of the old epoch lives on it). old is also dropped from
+// every closed segment. A chain left without replicas loses its data, so
+// that is refused.
+func ReplaceUnit(old, fresh projection.NodeID) Change {
+	return func(cur *projection.Projection, tail storage.Address) (*projection.Projection, error) {
+		next := cur.Clone()
+		open := &next.Segments[len(next.Segments)-1]
+		replaced := append([]projection.Chain(nil), open.Stripes...)
+		for i, chain := range replaced {
+			nc := slices.Clone(chain)
+			for j, n := range nc {
+				if n == old {
+					nc[j] = fresh
+				}
+			}
+			replaced[i] = nc
+		}
+		if tail > open.Start {
+			open.End = tail
+			next.Segments = append(next.Segments, projection.Segment{
+				Start: tail, Base: localEnd(next), Stripes: replaced,
+			})
+		} else {
+			open.Stripes = replaced
+		}
+		for si := range next.Segments[:len(next.Segments)-1] {
+			seg := &next.Segments[si]
+			for ci, chain := range seg.Stripes {
+				kept := slices.DeleteFunc(slices.Clone(chain), func(n projection.NodeID) bool { return n == old })
+				if len(kept) == 0 {
+					return nil, fmt.Errorf("corfu: replacing %s would leave stripe %d of segment %d without replicas", old, ci, si)
+				}
+				seg.Stripes[ci] = kept
+			}
+		}
+		return next, nil
+	}
+}
+
+// MoveSequencer returns a Change that makes node the sequencer. Reconfigure
+// bootstraps it above the old epoch's tail.
+func MoveSequencer(node projection.NodeID) Change {
+	return func(cur *projection.Projection, _ storage.Address) (*projection.Projection, error) {
+		next := cur.Clone()
+		next.Sequencer = node
+		return next, nil
+	}
+}
+
+// localEnd returns one past the highest local address any closed segment
+// of p uses on any node: a safe base for a new segment.
+func localEnd(p *projection.Projection) storage.Address {
+	var end storage.Address
+	for _, seg := range p.Segments {
+		if seg.End == 0 {
+			continue
+		}
+		k := storage.Address(len(seg.Stripes))
+		end = max(end, seg.Base+(seg.End-seg.Start+k-1)/k)
+	}
+	return end
+}
