@@ -22,9 +22,14 @@
 // Waiting for "a reply or the context" is one call, Wait, rather than a Go
 // select over two channels: the scheduler decides which comes first. A
 // context may be cancelled by a deadline (WithTimeout, on a virtual timer),
-// by another task or by an event; after each step that could have cancelled
-// one, the scheduler checks the contexts of the parked tasks, in task start
-// order, and schedules the cancelled ones to resume.
+// by another task or by an event. Contexts made by WithTimeout over
+// contexts that are never cancelled (or over other such contexts) can only
+// be cancelled by the scheduler, which then schedules their waiting tasks
+// to resume at once. For any other context, the scheduler checks the
+// parked tasks' contexts after each step that could have cancelled one, in
+// task start order, and schedules the cancelled ones to resume; that costs
+// a channel poll per such task and step, so simulated code does best to
+// derive its contexts from WithTimeout.
 //
 // Run drives the simulation until no event is left and reports a deadlock
 // if tasks are still parked then; RunUntil and RunFor stop at a virtual

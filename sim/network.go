@@ -144,6 +144,17 @@ func (n *Network) Stats() Stats { return n.stats }
 
 // Caller returns a transport.Caller whose calls come from the node from.
 // from need not be a server; clients are usually not.
+//
+// Call must be made from a task of the network's scheduler. It encodes the
+// request, parks the task until the response arrives or ctx is done, and
+// returns ctx.Err() if ctx is done first, ErrStopped if the scheduler is
+// closed, an error wrapping the codec's error if the response does not
+// decode, and otherwise the response with resp.Err as the error. A request
+// to a node the network does not know is lost, as are messages the policy
+// drops: the caller waits for its ctx, so a Call whose ctx has no deadline
+// waits for ever and the scheduler's Run reports a deadlock. A response
+// that arrives after its call gave up is dropped and counted in
+// Stats.LateReplies.
 func (n *Network) Caller(from transport.NodeID) transport.Caller {
 	return &caller{n: n, from: from}
 }
@@ -153,17 +164,8 @@ type caller struct {
 	from transport.NodeID
 }
 
-// Call sends req to the node to and parks the calling task until the
-// response arrives or ctx is done. It must be called from a task of the
-// network's scheduler.
-//
-// It returns ctx.Err() if ctx is done first, ErrStopped if the scheduler is
-// closed, an error wrapping transport.ErrMalformed (from the codec) if the
-// response does not decode, and otherwise the response with resp.Err as the
-// error. A request to a node the network does not know is lost, as are
-// requests and responses the policy drops: the caller waits for ctx, so a
-// Call whose ctx has no deadline waits for ever and the scheduler reports a
-// deadlock.
+// Call sends req to the node to and waits for the response; see
+// Network.Caller.
 func (c *caller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
 	n := c.n
 	s := n.s

@@ -320,3 +320,44 @@ func BenchmarkNetworkCall(b *testing.B) {
 	require.NoError(b, s.Run())
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
+
+func TestNetworkCorruptMessages(t *testing.T) {
+	s := sim.NewScheduler(1)
+	n := sim.NewNetwork(s, sim.Constant(time.Millisecond))
+	base := n.Policy()
+	n.SetPolicy(sim.PolicyFunc(func(now time.Time, r *rand.Rand, m *sim.Message) sim.Decision {
+		if (m.To == "badreq" && !m.Reply) || (m.From == "badresp" && m.Reply) {
+			m.Data = m.Data[:len(m.Data)/2] // truncated in flight
+		}
+		return base.Route(now, r, m)
+	}))
+	n.AddNode("badreq", newKVHandler())
+	n.AddNode("badresp", newKVHandler())
+	c := n.Caller("c")
+	s.Go("c", func() {
+		ctx, cancel := s.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, "badreq", writeReq(1, "hello"))
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "a server ignores what it cannot parse")
+		_, err = c.Call(context.Background(), "badresp", writeReq(1, "hello"))
+		assert.ErrorIs(t, err, transport.ErrMalformed)
+	})
+	require.NoError(t, s.Run())
+	assert.Equal(t, uint64(2), n.Stats().DecodeErrors)
+}
+
+type panicky struct{}
+
+func (panicky) Handle(*transport.Request) *transport.Response { panic("handler bug") }
+
+func TestNetworkHandlerPanicIsTheRunsError(t *testing.T) {
+	s := sim.NewScheduler(1)
+	n := sim.NewNetwork(s, sim.Constant(time.Millisecond))
+	n.AddNode("bad", panicky{})
+	s.Go("c", func() { _, _ = n.Caller("c").Call(context.Background(), "bad", readReq(1)) })
+	var pe *sim.PanicError
+	require.ErrorAs(t, s.Run(), &pe)
+	assert.Equal(t, "handler bug", pe.Value)
+	assert.Contains(t, pe.Task, "deliver bad")
+	s.Close()
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -221,9 +222,9 @@ type Scheduler struct {
 	rng    *rand.Rand
 	nextID uint64
 	live   []*task // started tasks, in start order; finished ones are swept by scan
-	// liveDone[i] is the Done channel of live[i]'s ctx while live[i] is
-	// parked in Wait on a ctx that can be cancelled and not yet woken; nil
-	// otherwise. scan polls it; keeping it dense keeps that cheap.
+	// liveDone[i] is the Done channel of live[i]'s ctx while live[i] waits,
+	// not yet woken, on a ctx that must be polled (one that can be cancelled
+	// and is not a pure timeoutCtx); nil otherwise. scan polls it.
 	liveDone []<-chan struct{}
 	polled   int   // non-nil entries in liveDone
 	finished int   // tasks in live that are done
@@ -296,10 +297,14 @@ type env struct {
 
 func (e *env) Rand() *rand.Rand { return e.rng }
 
-// schedule queues an event d after now; a negative d counts as zero.
+// schedule queues an event d after now; a negative d counts as zero, and
+// a time beyond the clock's range as its end.
 func (s *Scheduler) schedule(d time.Duration, e event) {
-	if d < 0 {
+	switch {
+	case d < 0:
 		d = 0
+	case int64(d) > math.MaxInt64-s.now:
+		d = time.Duration(math.MaxInt64 - s.now)
 	}
 	e.at = s.now + int64(d)
 	s.seq++
@@ -477,7 +482,8 @@ func (s *Scheduler) Sleep(ctx context.Context, d time.Duration) error {
 // Waiter is a one-shot rendezvous between a task that waits (Wait) and the
 // event or task that wakes it (Wake). Whichever comes first of the Wake and
 // the cancellation of the waiting task's ctx decides the outcome; the
-// scheduler, not Go's select, orders the two.
+// scheduler, not Go's select, orders the two. Like its Scheduler, a Waiter
+// is used by one task or event at a time.
 type Waiter struct {
 	s     *Scheduler
 	label string
