@@ -148,7 +148,8 @@ func (n *Network) Stats() Stats { return n.stats }
 // Call must be made from a task of the network's scheduler. It encodes the
 // request, parks the task until the response arrives or ctx is done, and
 // returns ctx.Err() if ctx is done first, ErrStopped if the scheduler is
-// closed, an error wrapping the codec's error if the response does not
+// closed, an error wrapping transport.ErrMalformed if the request does not
+// encode to a valid message (it is not sent) or the response does not
 // decode, and otherwise the response with resp.Err as the error. A request
 // to a node the network does not know is lost, as are messages the policy
 // drops: the caller waits for its ctx, so a Call whose ctx has no deadline
@@ -173,10 +174,20 @@ func (c *caller) Call(ctx context.Context, to transport.NodeID, req *transport.R
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if req == nil {
+		return nil, fmt.Errorf("%w: nil request", transport.ErrMalformed)
+	}
+	data := transport.AppendRequest(nil, req)
+	// As the in-process transport does, refuse to send what the codec will
+	// not take back (too many streams, say): the sender's fault, reported
+	// to it at once rather than as a timeout.
+	if _, err := transport.DecodeRequest(data); err != nil {
+		return nil, fmt.Errorf("sim: %s to %s: %w", req.Op, to, err)
+	}
 	n.nextID++
 	id := n.nextID
 	n.stats.Calls++
-	m := &Message{ID: id, From: c.from, To: to, Op: req.Op, Data: transport.AppendRequest(nil, req)}
+	m := &Message{ID: id, From: c.from, To: to, Op: req.Op, Data: data}
 	w := &Waiter{s: s, about: m}
 	n.calls[id] = &call{w: w}
 	n.send(m)

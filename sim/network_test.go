@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/sim"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
@@ -360,4 +361,21 @@ func TestNetworkHandlerPanicIsTheRunsError(t *testing.T) {
 	assert.Equal(t, "handler bug", pe.Value)
 	assert.Contains(t, pe.Task, "deliver bad")
 	s.Close()
+}
+
+func TestNetworkRefusesInvalidRequests(t *testing.T) {
+	s := sim.NewScheduler(1)
+	n := sim.NewNetwork(s, sim.Constant(time.Millisecond))
+	n.AddNode("seq", newKVHandler())
+	c := n.Caller("c")
+	s.Go("c", func() {
+		_, err := c.Call(context.Background(), "seq", nil)
+		assert.ErrorIs(t, err, transport.ErrMalformed)
+		req := &transport.Request{Op: transport.OpToken, N: 1, Streams: make([]sequencer.StreamID, sequencer.MaxStreams+1)}
+		_, err = c.Call(context.Background(), "seq", req)
+		assert.ErrorIs(t, err, transport.ErrMalformed)
+	})
+	require.NoError(t, s.Run())
+	assert.Zero(t, s.Elapsed(), "nothing was sent")
+	assert.Zero(t, n.Stats().Sent)
 }
