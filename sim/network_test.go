@@ -93,6 +93,37 @@ func TestNetworkRoundTrip(t *testing.T) {
 	assert.Equal(t, sim.Stats{Calls: 5, Sent: 10, Delivered: 10}, n.Stats())
 }
 
+func TestNetworkServerRoundTrip(t *testing.T) {
+	s := sim.NewScheduler(1)
+	n := sim.NewNetwork(s, sim.Constant(time.Millisecond))
+	n.AddNode("u1", &transport.Server{Unit: storage.NewMemory()})
+	c := n.Caller("client")
+	bg := context.Background()
+	s.Go("client", func() {
+		_, err := c.Call(bg, "u1", writeReq(0, "entry"))
+		require.NoError(t, err)
+		resp, err := c.Call(bg, "u1", readReq(0))
+		require.NoError(t, err)
+		assert.Equal(t, "entry", string(resp.Data))
+		_, err = c.Call(bg, "u1", writeReq(0, "other"))
+		assert.ErrorIs(t, err, storage.ErrWritten)
+		_, err = c.Call(bg, "u1", readReq(1))
+		assert.ErrorIs(t, err, storage.ErrUnwritten)
+
+		resp, err = c.Call(bg, "u1", &transport.Request{Op: transport.OpSeal, Epoch: 1})
+		require.NoError(t, err)
+		assert.Equal(t, storage.Address(1), resp.Addr, "the unit's local tail")
+		_, err = c.Call(bg, "u1", readReq(0))
+		var sealed *storage.SealedError
+		require.ErrorAs(t, err, &sealed)
+		assert.Equal(t, storage.Epoch(1), sealed.Epoch)
+		_, err = c.Call(bg, "u1", &transport.Request{Op: transport.OpToken, Epoch: 1, N: 1})
+		assert.ErrorIs(t, err, transport.ErrWrongRole)
+	})
+	require.NoError(t, s.Run())
+	assert.Equal(t, 14*time.Millisecond, s.Elapsed())
+}
+
 // slowNode delays every message to or from the node "slow" by extra.
 func slowNode(base sim.Policy, extra time.Duration) sim.Policy {
 	return sim.PolicyFunc(func(now time.Time, r *rand.Rand, m *sim.Message) sim.Decision {

@@ -284,6 +284,14 @@ func TestTaskPanicIsTheRunsError(t *testing.T) {
 
 func explodeInTask() { panic("boom") }
 
+func TestTaskGoexitIsAnError(t *testing.T) {
+	s := sim.NewScheduler(1)
+	s.Go("quitter", runtime.Goexit)
+	err := s.Run()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "quitter")
+}
+
 func TestEventPanicIsTheRunsError(t *testing.T) {
 	s := sim.NewScheduler(1)
 	s.Schedule(time.Second, "bad event", func() { panic(errors.New("oops")) })
