@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/corfulog/corfu/projection"
@@ -28,6 +29,8 @@ type Client struct {
 
 	mu   sync.Mutex
 	proj *projection.Projection // the newest committed projection seen
+
+	recovering atomic.Bool // a reconfiguration started by the client itself is running
 }
 
 // errHopTimeout reports one request that got no answer within RPCTimeout.
@@ -488,8 +491,9 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 		now := c.env.Now()
 		if notReadySince.IsZero() {
 			notReadySince = now
-		} else if !recovered && now.Sub(notReadySince) >= c.cfg.HoleFillWait {
+		} else if !recovered && now.Sub(notReadySince) >= c.cfg.HoleFillWait && c.recovering.CompareAndSwap(false, true) {
 			recovered = true
+			defer c.recovering.Store(false)
 			c.log.Info("sequencer not ready, recovering it", "epoch", p.Epoch)
 			if _, rerr := c.Reconfigure(ctx, nil); rerr != nil {
 				c.log.Debug("sequencer recovery failed", "err", rerr)
@@ -642,7 +646,11 @@ func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Pr
 	if p := c.projection(); p != nil && p.Epoch >= min {
 		return p, nil // another call got there first
 	}
-	var lastErr error
+	var (
+		lastErr error
+		since   time.Time // when the first round failed
+		tried   bool      // whether this call ran a recovery
+	)
 	for attempt := 0; attempt <= c.cfg.MaxRetries; attempt++ {
 		servers := c.cfg.Layout
 		if p := c.projection(); p != nil {
@@ -664,6 +672,20 @@ func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Pr
 				continue
 			}
 			return c.install(p), nil
+		}
+		if since.IsZero() {
+			since = c.env.Now()
+		} else if !tried && c.env.Now().Sub(since) >= c.cfg.HoleFillWait && c.projection() != nil && c.recovering.CompareAndSwap(false, true) {
+			tried = true
+			// NB: a server is sealed at an epoch no layout server has
+			// committed: a reconfiguration died between sealing and
+			// agreeing. Finish it, with the layout unchanged.
+			c.log.Info("projection missing for a sealed epoch, reconfiguring", "epoch", min)
+			p, err := c.Reconfigure(ctx, nil)
+			c.recovering.Store(false)
+			if err == nil && p.Epoch >= min {
+				return p, nil
+			}
 		}
 		if err := c.env.Sleep(ctx, c.backoff(attempt)); err != nil {
 			return nil, err

@@ -50,6 +50,13 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 	}
 	epoch := cur.Epoch + 1
 	tail, tails, seqOK, err := c.seal(ctx, cur, epoch)
+	var sealed *storage.SealedError
+	if errors.As(err, &sealed) && sealed.Epoch > epoch {
+		// NB: an earlier reconfiguration sealed a later epoch and died
+		// before committing it: take over that epoch.
+		epoch = sealed.Epoch
+		tail, tails, seqOK, err = c.seal(ctx, cur, epoch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
@@ -116,6 +123,7 @@ func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
 // the sequencer handed out, if it answered (seqOK), with its stream tails.
 func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch storage.Epoch) (storage.Address, []sequencer.StreamTail, bool, error) {
 	localTails := map[projection.NodeID]storage.Address{}
+	var newer *storage.SealedError
 	for _, node := range cur.Units() {
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
 		var t storage.Address
@@ -123,6 +131,10 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 			t, err = u.Seal(ctx, epoch)
 			return err
 		})
+		var se *storage.SealedError
+		if errors.As(err, &se) && (newer == nil || se.Epoch > newer.Epoch) {
+			newer = se
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, nil, false, ctx.Err()
@@ -131,6 +143,9 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 			continue
 		}
 		localTails[node] = t
+	}
+	if newer != nil {
+		return 0, nil, false, newer
 	}
 	var tail storage.Address
 	open := len(cur.Segments) - 1
@@ -312,8 +327,7 @@ func (c *Client) retryN(ctx context.Context, n int, f func() error) error {
 // segment is closed at the tail, keeping its surviving replicas, and a new
 // open segment starts at the tail with fresh in old's place (fresh may be
 // empty: no data of the old epoch lives on it). old is also dropped from
-// every closed segment. A chain left without replicas loses its data, so
-// that is refused.
+// every closed segment, except from a chain where it is the only replica.
 func ReplaceUnit(old, fresh projection.NodeID) Change {
 	return func(cur *projection.Projection, tail storage.Address) (*projection.Projection, error) {
 		next := cur.Clone()
@@ -339,11 +353,11 @@ func ReplaceUnit(old, fresh projection.NodeID) Change {
 		for si := range next.Segments[:len(next.Segments)-1] {
 			seg := &next.Segments[si]
 			for ci, chain := range seg.Stripes {
-				kept := slices.DeleteFunc(slices.Clone(chain), func(n projection.NodeID) bool { return n == old })
-				if len(kept) == 0 {
-					return nil, fmt.Errorf("corfu: replacing %s would leave stripe %d of segment %d without replicas", old, ci, si)
+				// NB: a chain whose only replica is old keeps it: its data
+				// lives nowhere else.
+				if kept := slices.DeleteFunc(slices.Clone(chain), func(n projection.NodeID) bool { return n == old }); len(kept) > 0 {
+					seg.Stripes[ci] = kept
 				}
-				seg.Stripes[ci] = kept
 			}
 		}
 		return next, nil

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/corfulog/corfu/corfu"
@@ -31,10 +32,10 @@ type Cluster struct {
 	Net     *Network
 	Monitor *Monitor
 
-	// where maps each unit to its (segment, stripe) in the initial
-	// projection, for translating local addresses to global ones.
-	where   map[projection.NodeID][2]int
-	clients int
+	// committed lists every projection the layout servers committed, in
+	// epoch order, for translating units' local addresses to global ones.
+	committed []*projection.Projection
+	clients   int
 }
 
 // NewCluster builds a cluster on s and net. Every node's server is wrapped
@@ -44,14 +45,8 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Servers: servers, Sched: s, Net: net, Monitor: NewMonitor(), where: map[projection.NodeID][2]int{}}
-	for si, seg := range servers.Projection.Segments {
-		for ci, chain := range seg.Stripes {
-			for _, n := range chain {
-				c.where[n] = [2]int{si, ci}
-			}
-		}
-	}
+	c := &Cluster{Servers: servers, Sched: s, Net: net, Monitor: NewMonitor(),
+		committed: []*projection.Projection{servers.Projection}}
 	ids, hs := servers.Handlers()
 	for i, id := range ids {
 		net.AddNode(id, &observed{inner: hs[i], c: c, node: id})
@@ -73,15 +68,30 @@ func (c *Cluster) Client(ctx context.Context, cfg corfu.Config) (*corfu.Client, 
 }
 
 // global maps a unit's local address to the global address, through the
-// initial projection.
+// newest committed projection that places the unit's local address in one
+// of its segments. A node's local ranges never overlap across segments, and
+// a closed segment keeps its mapping in every later projection.
 func (c *Cluster) global(node projection.NodeID, local storage.Address) (storage.Address, bool) {
-	w, ok := c.where[node]
-	if !ok {
-		return 0, false
+	for i := len(c.committed) - 1; i >= 0; i-- {
+		p := c.committed[i]
+		for si, seg := range p.Segments {
+			k := storage.Address(len(seg.Stripes))
+			if local < seg.Base || seg.End != 0 && local >= seg.Base+(seg.End-seg.Start+k-1)/k {
+				continue
+			}
+			for ci, chain := range seg.Stripes {
+				if slices.Contains(chain, node) {
+					g, err := p.Global(si, ci, local)
+					return g, err == nil
+				}
+			}
+		}
 	}
-	g, err := c.Projection.Global(w[0], w[1], local)
-	return g, err == nil
+	return 0, false
 }
+
+// Latest returns the newest projection the layout servers committed.
+func (c *Cluster) Latest() *projection.Projection { return c.committed[len(c.committed)-1] }
 
 // observed reports what a node's server did to the cluster's Monitor: every
 // replica write and fill it accepted, and every token it handed out. It sits
@@ -106,6 +116,10 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	case transport.OpFill:
 		if g, ok := o.c.global(o.node, req.Addr); ok {
 			m.Filled(g, o.node)
+		}
+	case transport.OpCommit:
+		if p := req.Projection; p != nil && p.Epoch > o.c.Latest().Epoch {
+			o.c.committed = append(o.c.committed, p.Clone())
 		}
 	case transport.OpToken:
 		if req.N > 0 {

@@ -20,6 +20,12 @@ type Workload struct {
 	Streams   int           // streams an append may join; default 3
 	OpTimeout time.Duration // bound on one client call; default 10s
 	Think     time.Duration // the most a client pauses between calls; default 5ms
+	// Reconfigs is how many reconfigurations a reconfiguring client runs
+	// during the workload, each after a random pause of up to ReconfigGap:
+	// a new epoch with the same layout, or a unit replaced by a spare (the
+	// cluster's Spares).
+	Reconfigs   int
+	ReconfigGap time.Duration // default 300ms
 }
 
 func (w *Workload) fill() {
@@ -30,6 +36,7 @@ func (w *Workload) fill() {
 	setDefault(&w.Streams, 3)
 	setDefault(&w.OpTimeout, 10*time.Second)
 	setDefault(&w.Think, 5*time.Millisecond)
+	setDefault(&w.ReconfigGap, 300*time.Millisecond)
 }
 
 // Options configure one simulated run. All of it is derived from Seed by
@@ -41,6 +48,9 @@ type Options struct {
 	Latency  time.Duration // one-way network delay; default 1ms
 	Client   corfu.Config  // client tuning (timeouts, retries); transport fields are set by the cluster
 	MaxSteps int           // event budget; default 10M
+	// Trace, if set, receives every event the scheduler processes (see
+	// Scheduler.Trace), for timelines. It does not change the run.
+	Trace func(Event) `json:"-"`
 }
 
 // Swarm derives a run's options from its seed: the workload's shape and the
@@ -56,6 +66,8 @@ func Swarm(seed uint64) Options {
 	o.Workload.Readers = 1 + r.IntN(3)
 	o.Workload.Reads = 5 + r.IntN(30)
 	o.Workload.Streams = 1 + r.IntN(4)
+	o.Workload.Reconfigs = r.IntN(4)
+	o.Cluster.Spares = r.IntN(o.Workload.Reconfigs + 1)
 	o.Latency = time.Duration(100+r.IntN(3000)) * time.Microsecond
 	o.Client.RPCTimeout = 50 * time.Millisecond
 	o.Client.HoleFillWait = 500 * time.Millisecond
@@ -76,6 +88,7 @@ type Result struct {
 	Appends         int // acknowledged appends
 	Reads           int // reads that returned an entry or junk
 	Failed          int // operations that ended with an error
+	Epochs          int // the newest epoch committed
 }
 
 // linTimeout bounds the linearizability check of one run's history. A
@@ -93,6 +106,7 @@ func Run(o Options) Result {
 	s := NewScheduler(o.Seed)
 	defer s.Close()
 	s.MaxSteps = uint64(o.MaxSteps)
+	s.Trace = o.Trace
 	net := NewNetwork(s, Constant(o.Latency))
 	cl, err := NewCluster(s, net, o.Cluster)
 	if err != nil {
@@ -197,6 +211,38 @@ func Run(o Options) Result {
 					addr = storage.Address(r.Uint64N(uint64(tail)))
 				}
 				record(id, OpRead, addr, "", readOp(c, addr))
+			}
+			return nil
+		})
+	}
+	if w.Reconfigs > 0 {
+		spawn("reconfigurer", func(id int, r *rand.Rand) error {
+			c, err := open()
+			if err != nil {
+				return err
+			}
+			spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
+			for range w.Reconfigs {
+				if err := s.Sleep(bg, time.Duration(r.Int64N(int64(w.ReconfigGap)+1))); err != nil {
+					return err
+				}
+				var change corfu.Change
+				cur := c.Projection()
+				if len(spares) > 0 && r.IntN(2) == 0 {
+					units := cur.Segments[len(cur.Segments)-1].Stripes[r.IntN(len(cur.Segments[len(cur.Segments)-1].Stripes))]
+					old := units[r.IntN(len(units))]
+					change, spares = corfu.ReplaceUnit(old, spares[0]), spares[1:]
+				}
+				ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
+				p, err := c.Reconfigure(ctx, change)
+				cancel()
+				if errors.Is(err, corfu.ErrReconfigLost) {
+					continue // another client's recovery took the epoch
+				}
+				if err != nil {
+					return fmt.Errorf("reconfigure: %w", err)
+				}
+				res.Epochs = max(res.Epochs, int(p.Epoch))
 			}
 			return nil
 		})
