@@ -142,6 +142,7 @@ const (
 	loseReply               // deliver it, then report the node unreachable
 	refuse                  // deliver nothing; report the node unreachable
 	hang                    // deliver nothing; wait for the caller's ctx
+	late                    // deliver it; answer only once the caller's ctx is done
 )
 
 // faultNet wraps a Caller and lets a test decide, per request, whether it is
@@ -176,11 +177,12 @@ func (n *faultNet) Call(ctx context.Context, to transport.NodeID, req *transport
 		n.counts = map[transport.Op]int{}
 	}
 	n.counts[req.Op]++
-	act := pass
-	if n.rule != nil {
-		act = n.rule(to, req)
-	}
+	rule := n.rule
 	n.mu.Unlock()
+	act := pass
+	if rule != nil {
+		act = rule(to, req) // NB: unlocked, so that a rule may call the network
+	}
 	switch act {
 	case loseReply:
 		if _, err := n.next.Call(ctx, to, req); err != nil && ctx.Err() != nil {
@@ -192,6 +194,10 @@ func (n *faultNet) Call(ctx context.Context, to transport.NodeID, req *transport
 	case hang:
 		<-ctx.Done()
 		return nil, ctx.Err()
+	case late:
+		resp, err := n.next.Call(ctx, to, req)
+		<-ctx.Done()
+		return resp, err
 	}
 	return n.next.Call(ctx, to, req)
 }
