@@ -79,7 +79,9 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 // minimum and drops whenever an entry at or above low lists older tokens. A
 // list shorter than K reaches the stream's start. Junk tokens have no
 // backpointers; if every known token down to low is junk, the walk falls
-// back to scanning [s.pos, low) address by address.
+// back to scanning down from low address by address: each scanned address
+// joins the known range, and the first entry of the stream it meets carries
+// the walk on with its backpointers.
 func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []storage.Address) ([]Entry, error) {
 	k := s.c.cfg.Backpointers
 	low := storage.Address(0)
@@ -114,10 +116,14 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 				}
 			}
 		}
-		if len(bps) < k {
+		// NB: the entry's list joins the known range only if the two
+		// touch, that is if the entry itself lies in it.
+		switch {
+		case a < low:
+		case len(bps) < k:
 			low = 0
-		} else if m := slices.Min(bps); a >= low && m < low {
-			low = m
+		case slices.Min(bps) < low:
+			low = slices.Min(bps)
 		}
 		return nil
 	}
@@ -132,15 +138,12 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 		}
 		if !ok {
 			// Every known token is read and coverage stops short of pos:
-			// scan the gap for entries of the stream.
-			for a := s.pos; a < low; a++ {
-				if _, seen := known[a]; !seen {
-					if err := read(a); err != nil {
-						return nil, err
-					}
-				}
+			// the tokens just below low were junk. Scan down one address.
+			low--
+			next = low
+			if _, seen := known[next]; seen {
+				continue
 			}
-			break
 		}
 		if err := read(next); err != nil {
 			return nil, err
