@@ -111,10 +111,10 @@ func TestRange(t *testing.T) {
 	e := newEnv(t, corfutest.Options{}, nil)
 	_, err := e.c.Append(e.ctx, []byte("a")) // 0
 	require.NoError(t, err)
-	e.junk(e.token(1)) // 1: junk
+	e.junk(e.token(1))                      // 1: junk
 	_, err = e.c.Append(e.ctx, []byte("b")) // 2
 	require.NoError(t, err)
-	e.token(1) // 3: a hole, filled by the range's read
+	e.token(1)                              // 3: a hole, filled by the range's read
 	_, err = e.c.Append(e.ctx, []byte("c")) // 4
 	require.NoError(t, err)
 
