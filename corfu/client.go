@@ -70,7 +70,9 @@ func (c *Client) projection() *projection.Projection {
 // ctx's error if ctx ends before any replica took the entry; an
 // *UnknownOutcomeError (ErrUnknownOutcome) if some replica took it and the
 // append gave up before the chain was complete; ErrRetriesExhausted if
-// fresh tokens kept losing races or servers kept failing.
+// fresh tokens kept losing races or servers kept failing; ErrSealed (a
+// *storage.SealedError, errors.As) if a server was sealed at a newer epoch
+// and no newer projection could be fetched.
 //
 // An acknowledged entry appears at exactly one address. Any error other
 // than ErrUnknownOutcome means the entry was stored nowhere. An entry whose
@@ -196,7 +198,8 @@ func refused(err error) bool {
 //
 // Errors: ErrJunk (the address holds no entry), ErrTrimmed, ErrUnwritten
 // (addr is at or beyond the tail), ErrInvalidAddress, ErrNoSegment,
-// ErrCorruptEntry, ctx's error, ErrRetriesExhausted.
+// ErrCorruptEntry, ErrDiverged, ctx's error, ErrRetriesExhausted, ErrSealed
+// (see Append).
 func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) {
 	if addr >= storage.MaxAddress {
 		return Entry{}, fmt.Errorf("corfu: read %d: %w", addr, ErrInvalidAddress)
@@ -325,7 +328,8 @@ func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc pr
 // entry (whose chain Fill has completed).
 //
 // Errors: ErrWritten, ErrBeyondTail (addr was never handed out),
-// ErrTrimmed, ErrInvalidAddress, ctx's error, ErrRetriesExhausted.
+// ErrTrimmed, ErrInvalidAddress, ErrDiverged, ctx's error,
+// ErrRetriesExhausted, ErrSealed (see Append).
 func (c *Client) Fill(ctx context.Context, addr storage.Address) error {
 	if addr >= storage.MaxAddress {
 		return fmt.Errorf("corfu: fill %d: %w", addr, ErrInvalidAddress)
@@ -356,7 +360,8 @@ func (c *Client) Fill(ctx context.Context, addr storage.Address) error {
 // Trim tells every replica of addr that its entry may be reclaimed. Reads of
 // addr then return ErrTrimmed. Trimming a trimmed address succeeds.
 //
-// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted.
+// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted,
+// ErrSealed (see Append).
 func (c *Client) Trim(ctx context.Context, addr storage.Address) error {
 	if addr >= storage.MaxAddress {
 		return fmt.Errorf("corfu: trim %d: %w", addr, ErrInvalidAddress)
@@ -388,7 +393,8 @@ func (c *Client) Trim(ctx context.Context, addr storage.Address) error {
 // PrefixTrim trims every address below addr on every unit. addr may equal
 // the tail (trim everything), not exceed it.
 //
-// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted.
+// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted,
+// ErrSealed (see Append).
 func (c *Client) PrefixTrim(ctx context.Context, addr storage.Address) error {
 	if addr >= storage.MaxAddress {
 		return fmt.Errorf("corfu: prefix trim %d: %w", addr, ErrInvalidAddress)
@@ -448,7 +454,7 @@ func (c *Client) checkBelowTail(ctx context.Context, p *projection.Projection, a
 // Tail returns the next address the sequencer will hand out: every address
 // below it has been handed out, and may hold an entry, junk or a hole.
 //
-// Errors: ctx's error, ErrRetriesExhausted.
+// Errors: ctx's error, ErrRetriesExhausted, ErrSealed (see Append).
 func (c *Client) Tail(ctx context.Context) (storage.Address, error) {
 	var tail storage.Address
 	err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {

@@ -34,7 +34,8 @@ func (s *Stream) ID() StreamID { return s.id }
 // entry of the stream.
 func (s *Stream) Position() storage.Address { return s.pos }
 
-// Append appends data to the stream (and to no other).
+// Append appends data to the stream (and to no other). Its errors are
+// those of Client.Append.
 func (s *Stream) Append(ctx context.Context, data []byte) (storage.Address, error) {
 	return s.c.Append(ctx, data, s.id)
 }
