@@ -167,4 +167,40 @@ func TestAppendDefiniteFailures(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("ctx ends once the token is taken", func(t *testing.T) {
+		e := newEnv(t, corfutest.Options{}, nil)
+		ctx, cancel := context.WithCancel(e.ctx)
+		defer cancel()
+		e.net.setAfter(func(_ transport.NodeID, req *transport.Request) {
+			if req.Op == transport.OpToken {
+				cancel()
+			}
+		})
+		_, err := e.c.Append(ctx, []byte("x"))
+		require.ErrorIs(t, err, context.Canceled)
+		assert.NotErrorIs(t, err, corfu.ErrUnknownOutcome, "no write was sent")
+		for _, u := range e.cl.Units {
+			assert.Zero(t, u.Tail(), "nothing written")
+		}
+	})
+
+	t.Run("ctx ends once the head has it", func(t *testing.T) {
+		e := newEnv(t, corfutest.Options{}, nil)
+		ctx, cancel := context.WithCancel(e.ctx)
+		defer cancel()
+		head := e.chain(0)[0]
+		e.net.setAfter(func(to transport.NodeID, req *transport.Request) {
+			if to == head.id && req.Op == transport.OpWrite {
+				cancel()
+			}
+		})
+		_, err := e.c.Append(ctx, []byte("x"))
+		require.ErrorIs(t, err, corfu.ErrUnknownOutcome)
+		assert.NotErrorIs(t, err, context.Canceled)
+		var uo *corfu.UnknownOutcomeError
+		require.ErrorAs(t, err, &uo)
+		assert.Equal(t, storage.Address(0), uo.Addr)
+		assert.ErrorIs(t, uo.Cause, context.Canceled)
+	})
 }

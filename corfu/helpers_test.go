@@ -153,7 +153,15 @@ type faultNet struct {
 
 	mu     sync.Mutex
 	rule   func(to transport.NodeID, req *transport.Request) action
+	after  func(to transport.NodeID, req *transport.Request) // runs once a passed request is answered
 	counts map[transport.Op]int
+}
+
+// setAfter installs f to run after each passed request is answered.
+func (n *faultNet) setAfter(f func(to transport.NodeID, req *transport.Request)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.after = f
 }
 
 // setRule installs rule; nil passes everything.
@@ -177,7 +185,7 @@ func (n *faultNet) Call(ctx context.Context, to transport.NodeID, req *transport
 		n.counts = map[transport.Op]int{}
 	}
 	n.counts[req.Op]++
-	rule := n.rule
+	rule, after := n.rule, n.after
 	n.mu.Unlock()
 	act := pass
 	if rule != nil {
@@ -199,5 +207,9 @@ func (n *faultNet) Call(ctx context.Context, to transport.NodeID, req *transport
 		<-ctx.Done()
 		return resp, err
 	}
-	return n.next.Call(ctx, to, req)
+	resp, err := n.next.Call(ctx, to, req)
+	if after != nil {
+		after(to, req)
+	}
+	return resp, err
 }
