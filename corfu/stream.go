@@ -1,6 +1,8 @@
 package corfu
 
 import (
+	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -89,15 +91,19 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 	if len(tokens) >= k && len(tokens) > 0 {
 		low = slices.Min(tokens)
 	}
-	known := map[storage.Address]bool{} // token -> read yet
-	for _, a := range tokens {
-		if a >= s.pos && a < tail {
-			known[a] = false
+	known := map[storage.Address]bool{} // every token found, and every address scanned
+	var unread addrHeap                 // the tokens found and not read yet, lowest first
+	learn := func(a storage.Address) {
+		if a >= s.pos && a < tail && !known[a] {
+			known[a] = true
+			heap.Push(&unread, a)
 		}
 	}
-	entries := map[storage.Address]Entry{}
+	for _, a := range tokens {
+		learn(a)
+	}
+	var entries []Entry
 	read := func(a storage.Address) error {
-		known[a] = true
 		e, err := s.c.Read(ctx, a)
 		if errors.Is(err, ErrJunk) {
 			return nil
@@ -108,13 +114,11 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 		if !e.In(s.id) {
 			return nil
 		}
-		entries[a] = e
+		entries = append(entries, e)
 		bps := e.backpointers(s.id)
 		for _, b := range bps {
-			if b >= s.pos && b < a {
-				if _, ok := known[b]; !ok {
-					known[b] = false
-				}
+			if b < a {
+				learn(b)
 			}
 		}
 		// NB: the entry's list joins the known range only if the two
@@ -128,47 +132,41 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 		}
 		return nil
 	}
-	for low > s.pos {
-		// Read the lowest unread token: it extends coverage furthest.
-		next, ok := storage.Address(0), false
-		for _, a := range sortedKeys(known) {
-			if !known[a] {
-				next, ok = a, true
-				break
-			}
-		}
-		if !ok {
+	for {
+		var next storage.Address
+		switch {
+		case unread.Len() > 0:
+			// Read the lowest unread token: it extends coverage furthest.
+			next = heap.Pop(&unread).(storage.Address)
+		case low > s.pos:
 			// Every known token is read and coverage stops short of pos:
 			// the tokens just below low were junk. Scan down one address.
 			low--
-			next = low
-			if _, seen := known[next]; seen {
+			if known[low] {
 				continue
 			}
+			known[low] = true
+			next = low
+		default:
+			slices.SortFunc(entries, func(a, b Entry) int { return cmp.Compare(a.Address, b.Address) })
+			return entries, nil
 		}
 		if err := read(next); err != nil {
 			return nil, err
 		}
 	}
-	for _, a := range sortedKeys(known) {
-		if !known[a] {
-			if err := read(a); err != nil {
-				return nil, err
-			}
-		}
-	}
-	out := make([]Entry, 0, len(entries))
-	for _, a := range sortedKeys(entries) {
-		out = append(out, entries[a])
-	}
-	return out, nil
 }
 
-func sortedKeys[V any](m map[storage.Address]V) []storage.Address {
-	keys := make([]storage.Address, 0, len(m))
-	for a := range m {
-		keys = append(keys, a)
-	}
-	slices.Sort(keys)
-	return keys
+// addrHeap is a min-heap of addresses (container/heap).
+type addrHeap []storage.Address
+
+func (h addrHeap) Len() int           { return len(h) }
+func (h addrHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h addrHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *addrHeap) Push(x any)        { *h = append(*h, x.(storage.Address)) }
+func (h *addrHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

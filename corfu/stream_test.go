@@ -239,3 +239,26 @@ func TestStreamRandomized(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkStreamSync measures a Sync over a long stream: the backpointer
+// walk must stay linear in the entries it finds.
+func BenchmarkStreamSync(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			cl, err := corfutest.New(corfutest.Options{})
+			require.NoError(b, err)
+			ctx := b.Context()
+			c, err := corfu.Open(ctx, testConfig(cl.Config()))
+			require.NoError(b, err)
+			for range n {
+				_, err := c.Append(ctx, []byte("x"), 1)
+				require.NoError(b, err)
+			}
+			for b.Loop() {
+				es, err := c.Stream(1, 0).Sync(ctx)
+				require.NoError(b, err)
+				require.Len(b, es, n)
+			}
+		})
+	}
+}
