@@ -2,6 +2,7 @@ package corfu_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -289,4 +290,67 @@ func TestHopTimeoutKeepsServerAnswer(t *testing.T) {
 	assert.Equal(t, "x", string(got.Data))
 	err = e.c.Fill(e.ctx, 0)
 	require.ErrorIs(t, err, corfu.ErrWritten)
+}
+
+func TestDivergedReplicasReported(t *testing.T) {
+	// States no correct client leaves behind: the client reports them
+	// rather than papering over them.
+	raw := rawEntry(t, []byte("head's"))
+	other := rawEntry(t, []byte("tail's"))
+	tests := []struct {
+		name  string
+		plant []func(e *env, r replica) // per replica, head first; nil leaves it unwritten
+		do    func(e *env, a storage.Address) error
+	}{
+		{name: "read completes into junk", do: readOf,
+			plant: []func(*env, replica){write(raw), fill, nil}},
+		{name: "read completes into other data", do: readOf,
+			plant: []func(*env, replica){write(raw), write(other), nil}},
+		{name: "fill meets data below junk", do: fillOf,
+			plant: []func(*env, replica){fill, nil, write(raw)}},
+		{name: "append meets other data below its head", do: appendAt,
+			plant: []func(*env, replica){nil, write(other), nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, corfutest.Options{Units: 3, Replicas: 3}, nil)
+			a, err := e.c.Tail(e.ctx)
+			require.NoError(t, err)
+			for i, r := range e.chain(a) {
+				if tt.plant[i] != nil {
+					tt.plant[i](e, r)
+				}
+			}
+			err = tt.do(e, a)
+			var uo *corfu.UnknownOutcomeError
+			if errors.As(err, &uo) {
+				// The append's head took the entry: its outcome is
+				// unknown, and the divergence is why.
+				err = uo.Cause
+			}
+			require.ErrorIs(t, err, corfu.ErrDiverged)
+		})
+	}
+}
+
+func write(b []byte) func(e *env, r replica) {
+	return func(e *env, r replica) { require.NoError(e.t, r.unit.Write(e.ctx, 0, r.local, b)) }
+}
+
+func fill(e *env, r replica) { require.NoError(e.t, r.unit.Fill(e.ctx, 0, r.local)) }
+
+func readOf(e *env, a storage.Address) error {
+	e.token(1)
+	_, err := e.c.Read(e.ctx, a)
+	return err
+}
+
+func fillOf(e *env, a storage.Address) error {
+	e.token(1)
+	return e.c.Fill(e.ctx, a)
+}
+
+func appendAt(e *env, _ storage.Address) error {
+	_, err := e.c.Append(e.ctx, []byte("mine"))
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/corfulog/corfu/internal/mutant"
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
@@ -31,6 +32,8 @@ type Client struct {
 	proj *projection.Projection // the newest committed projection seen
 
 	recovering atomic.Bool // a reconfiguration started by the client itself is running
+
+	mut mutant.Set // broken variants for the checker's tests; always zero outside them
 }
 
 // errHopTimeout reports one request that got no answer within RPCTimeout.
@@ -46,7 +49,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, env: cfg.Env, log: cfg.Logger}
+	c := &Client{cfg: cfg, env: cfg.Env, log: cfg.Logger, mut: mutant.Lookup(cfg.Env)}
 	if _, err := c.refresh(ctx, 0); err != nil {
 		return nil, fmt.Errorf("corfu: open: %w", err)
 	}
@@ -163,6 +166,9 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 			if err != nil {
 				return err
 			}
+			if c.mut.AckBeforeLast {
+				return nil // mutant: acknowledged before the chain is complete
+			}
 		}
 		return nil
 	})
@@ -220,7 +226,11 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 	if err != nil {
 		return nil, err
 	}
-	data, err := c.unitRead(ctx, p, loc.Chain[len(loc.Chain)-1], loc.Local)
+	reader := loc.Chain[len(loc.Chain)-1]
+	if c.mut.ReadFromHead {
+		reader = loc.Chain[0] // mutant: trusts data not yet committed
+	}
+	data, err := c.unitRead(ctx, p, reader, loc.Local)
 	if !errors.Is(err, storage.ErrUnwritten) {
 		return data, err
 	}
@@ -309,6 +319,9 @@ func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc pr
 			data, rerr := c.unitRead(ctx, p, node, loc.Local)
 			if rerr != nil {
 				return nil, rerr
+			}
+			if i == 0 && c.mut.FillOverwrites {
+				continue // mutant: junk over the rest of a written chain
 			}
 			if i == 0 {
 				// CORFU: a fill never clobbers: the writer got there first.
