@@ -145,6 +145,7 @@ func (t thing) String() string {
 type tokenSpan struct {
 	start, end storage.Address
 	epoch      storage.Epoch
+	forgotten  bool // handed out by a sequencer that lost its state since
 }
 
 // reportPrefixBytes bounds how much of an entry a report quotes.
@@ -215,7 +216,9 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 // NB: a new sequencer bootstrapped from the seal's tail may hand out again an
 // address tokened in the old epoch but never written. RELIABILITY.md counts
 // that as a violation too; the report says whether a replica held the address
-// when it was handed out again, which is the harmful case.
+// when it was handed out again, which is the harmful case. After
+// SequencerLost only the harmful case is reported for the addresses handed
+// out before the loss.
 func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	if n <= 0 {
 		return
@@ -226,6 +229,7 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	}
 	var found []Violation
 	m.mu.Lock()
+	found = m.reissueForgotten(epoch, start, end, found)
 	// i is the first span that ends after start: the first that may overlap.
 	i := sort.Search(len(m.tokens), func(j int) bool { return m.tokens[j].end > start })
 	var gaps []tokenSpan
@@ -254,6 +258,62 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	m.notify(found)
 }
 
+// SequencerLost tells the Monitor that the sequencer lost its state (a
+// crash, fault catalog P2). From then on, handing out again an address that
+// was handed out before the loss is a violation of S10 only if a replica
+// holds something there when it is handed out again.
+//
+// NB: this narrows S10 as RELIABILITY.md words it ("above every address
+// written or tokened"), and rightly: a sequencer that lost its state is
+// bootstrapped from the tail the seal finds on the units, which can only
+// know the addresses some replica holds. An address handed out but never
+// written is reissued harmlessly: the units are sealed, so its old holder's
+// write is refused at the old epoch and, retried at the same address in the
+// new epoch, meets the new holder's entry at the chain's head and takes a
+// fresh token (or wins the address first, and the new holder does so). An
+// address a replica holds must still never be handed out again.
+func (m *Monitor) SequencerLost() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.tokens {
+		m.tokens[i].forgotten = true
+	}
+}
+
+// reissueForgotten carves [start, end) out of the forgotten spans, reporting
+// under S10 the first address of each overlap that a replica holds. m.mu is
+// held.
+func (m *Monitor) reissueForgotten(epoch storage.Epoch, start, end storage.Address, found []Violation) []Violation {
+	var kept []tokenSpan
+	carved := false
+	for _, sp := range m.tokens {
+		if !sp.forgotten || sp.end <= start || sp.start >= end {
+			kept = append(kept, sp)
+			continue
+		}
+		carved = true
+		lo, hi := max(sp.start, start), min(sp.end, end)
+		for a := lo; a < hi; a++ {
+			if s := m.addrs[a]; s != nil && len(s.things) > 0 {
+				found = append(found, Violation{Invariant: "S10", Addr: a, Detail: fmt.Sprintf(
+					"address %d handed out in epoch %d, after the sequencer lost its state, was handed out in epoch %d and a replica holds %s",
+					a, epoch, sp.epoch, s.things[0])})
+				break
+			}
+		}
+		if sp.start < lo {
+			kept = append(kept, tokenSpan{start: sp.start, end: lo, epoch: sp.epoch, forgotten: true})
+		}
+		if hi < sp.end {
+			kept = append(kept, tokenSpan{start: hi, end: sp.end, epoch: sp.epoch, forgotten: true})
+		}
+	}
+	if carved {
+		m.tokens = kept
+	}
+	return found
+}
+
 // insertSpans adds the disjoint, sorted spans gaps, all of which lie between
 // m.tokens[i-1] and the spans from i on, merging a span with its predecessor
 // when they touch and share an epoch (the common case: one growing span per
@@ -263,7 +323,7 @@ func (m *Monitor) insertSpans(i int, gaps []tokenSpan) {
 		for i < len(m.tokens) && m.tokens[i].end <= g.start {
 			i++
 		}
-		if i > 0 && m.tokens[i-1].end == g.start && m.tokens[i-1].epoch == g.epoch {
+		if i > 0 && m.tokens[i-1].end == g.start && m.tokens[i-1].epoch == g.epoch && !m.tokens[i-1].forgotten {
 			m.tokens[i-1].end = g.end
 			continue
 		}

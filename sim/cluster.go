@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/corfu/corfutest"
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
 )
@@ -26,16 +28,65 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // Cluster is a CORFU deployment inside the simulator: layout servers, a
 // sequencer and storage units, each a node of the simulated network serving
 // the same transport.Server that production uses.
+//
+// A Cluster is used by one task or event of its scheduler at a time.
 type Cluster struct {
 	*corfutest.Servers
 	Sched   *Scheduler
 	Net     *Network
 	Monitor *Monitor
+	// Disk decides what a unit keeps across a crash; nil means MemoryDisk.
+	Disk Disk
+	// Clock, if set, gives how far a client node's clock is off now; the
+	// Env of every client opened afterwards adds it to Now (fault catalog
+	// C1). Faults.ClockOffset fits.
+	Clock func(node transport.NodeID) time.Duration
 
 	// committed lists every projection the layout servers committed, in
-	// epoch order, for translating units' local addresses to global ones.
+	// epoch order, for translating units' local addresses to global ones;
+	// commits has the time each was first seen committed.
 	committed []*projection.Projection
+	commits   []EpochChange
 	clients   int
+	servers   map[transport.NodeID]*transport.Server // looked up, never iterated
+	crashed   map[transport.NodeID]bool              // looked up, never iterated
+}
+
+// EpochChange is a projection committed during a run: its epoch and the
+// virtual time, since the run started, when a layout server first
+// committed it.
+type EpochChange struct {
+	Epoch storage.Epoch
+	At    time.Duration
+}
+
+// Disk decides what a storage unit keeps when its node crashes. It is the
+// hook for the storage faults that need a durable unit: a power loss that
+// discards what was not synced (fault catalog P3), a restart with an empty
+// disk (P4), and the disk faults D1-D6. A Disk that cannot model a kind
+// returns an error wrapping ErrUnsupportedFault.
+type Disk interface {
+	// Restart returns the unit that serves node after it restarts from a
+	// fault of the given kind, u being the unit it served before.
+	Restart(node transport.NodeID, kind FaultKind, u storage.Unit) (storage.Unit, error)
+}
+
+// ErrUnsupportedFault reports a fault that a component cannot model.
+var ErrUnsupportedFault = errors.New("sim: fault not supported")
+
+// MemoryDisk is the Disk of the in-memory units (storage.Memory). It treats
+// a unit's contents and sealed epoch as durable, as if every write were
+// synced before its ack: a crash (P2) keeps the unit as it was. It models
+// no other storage fault.
+type MemoryDisk struct{}
+
+// Restart returns u for a crash and an error wrapping ErrUnsupportedFault
+// for any other kind.
+func (MemoryDisk) Restart(node transport.NodeID, kind FaultKind, u storage.Unit) (storage.Unit, error) {
+	if kind == FaultCrash {
+		return u, nil
+	}
+	return nil, fmt.Errorf("%w: %s of %s needs a durable unit", ErrUnsupportedFault, kind, node)
 }
 
 // NewCluster builds a cluster on s and net. Every node's server is wrapped
@@ -46,26 +97,107 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		return nil, err
 	}
 	c := &Cluster{Servers: servers, Sched: s, Net: net, Monitor: NewMonitor(),
-		committed: []*projection.Projection{servers.Projection}}
+		committed: []*projection.Projection{servers.Projection},
+		commits:   []EpochChange{{Epoch: servers.Projection.Epoch, At: s.Elapsed()}},
+		servers:   make(map[transport.NodeID]*transport.Server),
+		crashed:   make(map[transport.NodeID]bool)}
 	ids, hs := servers.Handlers()
 	for i, id := range ids {
+		if srv, ok := hs[i].(*transport.Server); ok {
+			c.servers[id] = srv
+		}
 		net.AddNode(id, &observed{inner: hs[i], c: c, node: id})
 	}
 	return c, nil
 }
 
-// Client opens a client on its own network node, with its own random
-// sub-stream. It must run inside a task of the cluster's scheduler. cfg's
-// Layout, Transport, Env and Backpointers are set by the cluster.
+// Nodes returns the cluster's server nodes in a fixed order: layout
+// servers, the sequencer, then the units, spares last.
+func (c *Cluster) Nodes() []transport.NodeID {
+	ids, _ := c.Handlers()
+	return ids
+}
+
+// Client opens a client on its own network node, named "client1",
+// "client2"... in order of opening; see ClientAs.
 func (c *Cluster) Client(ctx context.Context, cfg corfu.Config) (*corfu.Client, error) {
 	c.clients++
-	name := fmt.Sprintf("client%d", c.clients)
+	return c.ClientAs(ctx, projection.NodeID(fmt.Sprintf("client%d", c.clients)), cfg)
+}
+
+// ClientAs opens a client on the network node name, with its own random
+// sub-stream Fork(name). It must run inside a task of the cluster's
+// scheduler. cfg's Layout, Transport, Env and Backpointers are set by the
+// cluster. Opening a client twice under one name gives two clients that
+// share a node and a random stream.
+func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu.Config) (*corfu.Client, error) {
 	cfg.Layout = c.Projection.Layout
-	cfg.Transport = c.Net.Caller(projection.NodeID(name))
-	cfg.Env = c.Sched.Env(name)
+	cfg.Transport = c.Net.Caller(name)
+	cfg.Env = c.Sched.Env(string(name))
+	if c.Clock != nil {
+		cfg.Env = &skewedEnv{Env: cfg.Env, node: name, offset: c.Clock}
+	}
 	cfg.Backpointers = c.Options.Backpointers
 	return corfu.Open(ctx, cfg)
 }
+
+// skewedEnv is a client's Env whose clock is off by what offset says: only
+// Now changes (a pointer, so that it can key maps as Envs do); durations (Sleep, WithTimeout, AfterFunc) run in true
+// virtual time, as a monotonic clock's would.
+type skewedEnv struct {
+	corfu.Env
+	node   transport.NodeID
+	offset func(transport.NodeID) time.Duration
+}
+
+func (e *skewedEnv) Now() time.Time { return e.Env.Now().Add(e.offset(e.node)) }
+
+// Crash kills node's server: until Restart it is down (the network's
+// Faults drop what reaches it). A sequencer loses its state at once; its
+// replacement, installed here, is a fresh sequencer that is not ready, so
+// clients must recover it by reconfiguring. A storage unit is handed to the
+// Disk at Restart. A layout server keeps its acceptor: Paxos needs durable
+// acceptors. Crash reports an unknown node as an error.
+func (c *Cluster) Crash(node transport.NodeID) error {
+	srv := c.servers[node]
+	if srv == nil {
+		return fmt.Errorf("sim: crash: no server %s", node)
+	}
+	c.crashed[node] = true
+	if srv.Sequencer != nil {
+		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers})
+		srv.Sequencer = fresh
+		c.Servers.Sequencer = fresh
+		c.Monitor.SequencerLost()
+	}
+	return nil
+}
+
+// Restart brings a crashed node back. A unit comes back with what the
+// Disk keeps of it.
+func (c *Cluster) Restart(node transport.NodeID) error {
+	srv := c.servers[node]
+	if srv == nil || !c.crashed[node] {
+		return fmt.Errorf("sim: restart: %s is not a crashed server", node)
+	}
+	c.crashed[node] = false
+	if srv.Unit != nil {
+		d := c.Disk
+		if d == nil {
+			d = MemoryDisk{}
+		}
+		u, err := d.Restart(node, FaultCrash, srv.Unit)
+		if err != nil {
+			return err
+		}
+		srv.Unit = u
+	}
+	return nil
+}
+
+// Commits returns every projection committed so far, the initial one
+// first, with the time each was first committed.
+func (c *Cluster) Commits() []EpochChange { return slices.Clone(c.commits) }
 
 // global maps a unit's local address to the global address, through the
 // newest committed projection that places the unit's local address in one
@@ -120,6 +252,7 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	case transport.OpCommit:
 		if p := req.Projection; p != nil && p.Epoch > o.c.Latest().Epoch {
 			o.c.committed = append(o.c.committed, p.Clone())
+			o.c.commits = append(o.c.commits, EpochChange{Epoch: p.Epoch, At: o.c.Sched.Elapsed()})
 		}
 	case transport.OpToken:
 		if req.N > 0 {

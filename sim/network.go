@@ -32,6 +32,7 @@ type Message struct {
 	Reply bool         // a response on its way back to the caller
 	Op    transport.Op // the request's operation, also on its response
 	Data  []byte       // the encoded request or response
+	Sent  time.Time    // the virtual time it was sent; set by the network
 }
 
 // Decision is what a Policy does with a message. The zero Decision delivers
@@ -40,6 +41,33 @@ type Decision struct {
 	Drop       bool            // lose the message; Delay and Duplicates are ignored
 	Delay      time.Duration   // deliver after this long
 	Duplicates []time.Duration // deliver one extra copy after each of these
+	// Swap forces a reorder (fault catalog N6): the message trades arrival
+	// times with a message sent earlier on the same directed link (same
+	// sender, receiver and direction) that is still in flight and due
+	// before it, so the later message arrives first. The earlier message is
+	// drawn from the link's eligible ones with the network's stream. Nothing
+	// happens if there is none. Only the first copy (not Duplicates) takes
+	// part.
+	Swap bool
+}
+
+// Gate is an optional interface of a Policy for faults that act when a
+// message arrives rather than when it is sent: a node that is paused holds
+// what reaches it, a node that crashed loses what was in flight to it. If
+// the network's Policy implements Gate, Admit is asked about every copy of
+// every message as it arrives, before the node or the caller sees it.
+//
+// Admit runs in the scheduler and must not block; now is the virtual time
+// of arrival and m.Sent the time of sending.
+type Gate interface {
+	Admit(now time.Time, m *Message) Admission
+}
+
+// Admission is what a Gate does with an arriving message. The zero
+// Admission delivers it.
+type Admission struct {
+	Drop bool          // lose the message
+	Hold time.Duration // if positive, hold it and ask again after this long
 }
 
 // Policy decides the fate of every message the network carries, requests
@@ -79,6 +107,9 @@ type Stats struct {
 	Undeliverable uint64 // requests to a node that does not exist
 	LateReplies   uint64 // responses that found their call finished (timed out, or a duplicate)
 	DecodeErrors  uint64 // messages that did not decode
+	Swapped       uint64 // pairs of messages whose arrival times a Decision swapped
+	Held          uint64 // arrivals a Gate held back
+	Lost          uint64 // arrivals a Gate dropped
 }
 
 // node is one server on the network. Node-level faults (a node that is
@@ -86,6 +117,20 @@ type Stats struct {
 type node struct {
 	id transport.NodeID
 	h  transport.Handler
+}
+
+// flight is one copy of a message on its way; its delivery event can be
+// stopped and rescheduled when a swap moves it.
+type flight struct {
+	m  *Message
+	at time.Duration // arrival, as the scheduler's Elapsed
+	tm *timer
+}
+
+// link identifies a directed link and direction, for swaps.
+type link struct {
+	from, to transport.NodeID
+	reply    bool
 }
 
 // call is a call waiting for its response.
@@ -113,19 +158,26 @@ type Network struct {
 	calls  map[uint64]*call           // looked up, never iterated
 	nextID uint64
 	stats  Stats
+	// inflight lists, per directed link, the first copies still in flight,
+	// in order of sending, for swaps. Looked up, never iterated.
+	inflight map[link][]*flight
 }
 
 // NewNetwork returns a network on s whose messages take the delays of
 // latency. Its randomness is the stream s.Fork("net").
 func NewNetwork(s *Scheduler, latency LatencyModel) *Network {
 	return &Network{
-		s:      s,
-		rng:    s.Fork("net"),
-		policy: LatencyPolicy{Model: latency},
-		nodes:  make(map[transport.NodeID]*node),
-		calls:  make(map[uint64]*call),
+		s:        s,
+		rng:      s.Fork("net"),
+		policy:   LatencyPolicy{Model: latency},
+		nodes:    make(map[transport.NodeID]*node),
+		calls:    make(map[uint64]*call),
+		inflight: make(map[link][]*flight),
 	}
 }
+
+// Scheduler returns the scheduler the network runs on.
+func (n *Network) Scheduler() *Scheduler { return n.s }
 
 // AddNode puts a server on the network, replacing any with the same ID.
 func (n *Network) AddNode(id transport.NodeID, h transport.Handler) {
@@ -207,21 +259,32 @@ func (c *caller) Call(ctx context.Context, to transport.NodeID, req *transport.R
 func (n *Network) send(m *Message) {
 	s := n.s
 	n.stats.Sent++
+	m.Sent = s.Now()
 	d := n.policy.Route(s.Now(), n.rng, m)
 	if d.Drop {
 		n.stats.Dropped++
 		n.note(KindDrop, m)
 		return
 	}
-	n.deliverAfter(d.Delay, m)
+	f := n.deliverAfter(d.Delay, m)
+	n.track(f, d.Swap)
 	for _, dd := range d.Duplicates {
 		n.stats.Duplicated++
 		n.deliverAfter(dd, m)
 	}
 }
 
-func (n *Network) deliverAfter(d time.Duration, m *Message) {
-	e := event{kind: KindDeliver, label: string(m.To)}
+// deliverAfter schedules the arrival of one copy of m after d.
+func (n *Network) deliverAfter(d time.Duration, m *Message) *flight {
+	f := &flight{m: m, at: n.s.Elapsed() + max(d, 0), tm: &timer{}}
+	n.schedule(f)
+	return f
+}
+
+// schedule queues f's arrival at f.at.
+func (n *Network) schedule(f *flight) {
+	m := f.m
+	e := event{kind: KindDeliver, label: string(m.To), tm: f.tm}
 	if m.Reply {
 		e.kind = KindReply
 		e.label = string(m.From)
@@ -229,8 +292,56 @@ func (n *Network) deliverAfter(d time.Duration, m *Message) {
 	if n.s.Trace != nil {
 		e.detail = m.String()
 	}
-	e.fn = func() { n.deliver(m) }
-	n.s.schedule(d, e)
+	e.fn = func() {
+		n.untrack(f)
+		n.arrive(m)
+	}
+	n.s.schedule(f.at-n.s.Elapsed(), e)
+}
+
+// track records f as in flight on its link and, if swap is set, swaps it
+// with an earlier message on the link that is due before it.
+func (n *Network) track(f *flight, swap bool) {
+	k := link{from: f.m.From, to: f.m.To, reply: f.m.Reply}
+	list := n.inflight[k]
+	if swap {
+		var due []*flight
+		for _, o := range list {
+			if o.at < f.at {
+				due = append(due, o)
+			}
+		}
+		if len(due) > 0 {
+			o := due[n.rng.IntN(len(due))]
+			o.tm.stop()
+			f.tm.stop()
+			o.at, f.at = f.at, o.at
+			o.tm, f.tm = &timer{}, &timer{}
+			// NB: the earlier arrival goes first into the queue, so that
+			// the swapped pair keeps its new order even at equal times.
+			n.schedule(f)
+			n.schedule(o)
+			n.stats.Swapped++
+		}
+	}
+	n.inflight[k] = append(list, f)
+}
+
+// untrack forgets f once it has arrived.
+func (n *Network) untrack(f *flight) {
+	k := link{from: f.m.From, to: f.m.To, reply: f.m.Reply}
+	list := n.inflight[k]
+	for i, o := range list {
+		if o == f {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(n.inflight, k)
+	} else {
+		n.inflight[k] = list
+	}
 }
 
 // note records an event that is not queued, such as a drop.
@@ -250,6 +361,36 @@ func (m *Message) String() string {
 		dir = "response"
 	}
 	return fmt.Sprintf("%s %d %s->%s %v, %d bytes", dir, m.ID, m.From, m.To, m.Op, len(m.Data))
+}
+
+// arrive is the arrival of one copy of m: the policy's Gate, if it has one,
+// may hold or drop it before it is delivered.
+func (n *Network) arrive(m *Message) {
+	if g, ok := n.policy.(Gate); ok {
+		a := g.Admit(n.s.Now(), m)
+		switch {
+		case a.Drop:
+			n.stats.Lost++
+			n.note(KindDrop, m)
+			return
+		case a.Hold > 0:
+			n.stats.Held++
+			n.s.hashBytes(m.Data)
+			f := &flight{m: m, at: n.s.Elapsed() + a.Hold, tm: &timer{}}
+			e := event{kind: KindDeliver, label: string(m.To), tm: f.tm}
+			if m.Reply {
+				e.kind = KindReply
+				e.label = string(m.From)
+			}
+			if n.s.Trace != nil {
+				e.detail = "held " + m.String()
+			}
+			e.fn = func() { n.arrive(m) }
+			n.s.schedule(a.Hold, e)
+			return
+		}
+	}
+	n.deliver(m)
 }
 
 // deliver is a message's arrival: a request is served by its node and the

@@ -1,14 +1,17 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
 )
 
 // Workload is what the simulated clients do.
@@ -23,9 +26,16 @@ type Workload struct {
 	// Reconfigs is how many reconfigurations a reconfiguring client runs
 	// during the workload, each after a random pause of up to ReconfigGap:
 	// a new epoch with the same layout, or a unit replaced by a spare (the
-	// cluster's Spares).
+	// cluster's Spares). With faults, they run in the fault phase, and the
+	// client runs one more after the heal, which must succeed (L2).
 	Reconfigs   int
 	ReconfigGap time.Duration // default 300ms
+	// HealedAppends and HealedReads are the appends each appender and the
+	// reads each reader make once the run has healed, after their Appends
+	// and Reads and not before the heal: the liveness phase's workload
+	// (L1, L3). Zero means none.
+	HealedAppends int
+	HealedReads   int
 }
 
 func (w *Workload) fill() {
@@ -39,38 +49,105 @@ func (w *Workload) fill() {
 	setDefault(&w.ReconfigGap, 300*time.Millisecond)
 }
 
+// LivenessConfig tunes the liveness checks (see LivenessBounds); zero
+// fields take defaults derived from the workload.
+type LivenessConfig struct {
+	AppendBound     time.Duration // L1 T_append; default Workload.OpTimeout
+	FillBound       time.Duration // L3 T_fill; default Workload.OpTimeout
+	MaxEpochChanges int           // L2; default 2 per client, plus 4
+}
+
 // Options configure one simulated run. All of it is derived from Seed by
-// Swarm; tests may set fields by hand.
+// Swarm; tests may set fields by hand. It prints in full with %+v.
 type Options struct {
 	Seed     uint64
 	Cluster  ClusterConfig
 	Workload Workload
-	Latency  time.Duration // one-way network delay; default 1ms
+	Latency  time.Duration // one-way network delay when healthy; default 1ms
 	Client   corfu.Config  // client tuning (timeouts, retries); transport fields are set by the cluster
 	MaxSteps int           // event budget; default 10M
+	// Faults are injected in the fault phase, [0, Faults.Duration); then
+	// the run heals and its liveness phase begins. The zero value injects
+	// nothing.
+	Faults   FaultConfig
+	Liveness LivenessConfig
 	// Trace, if set, receives every event the scheduler processes (see
 	// Scheduler.Trace), for timelines. It does not change the run.
 	Trace func(Event) `json:"-"`
 }
 
-// Swarm derives a run's options from its seed: the workload's shape and the
-// network's latency vary, so a sweep over seeds covers many configurations.
+// Swarm derives a run's options from its seed (swarm testing): the
+// cluster's and the workload's shape, the client's timeouts, the network's
+// latency, and a random subset of the fault catalog with random rates and
+// a random fault phase. About one seed in ten runs without faults. A sweep
+// over seeds thus covers many configurations, and every kind of fault.
 func Swarm(seed uint64) Options {
 	r := rand.New(rand.NewPCG(seed, 0x5157a4d))
+	ms := func(lo, hi int) time.Duration { return time.Duration(lo+r.IntN(hi-lo+1)) * time.Millisecond }
 	o := Options{Seed: seed}
 	o.Cluster.Replicas = 1 + r.IntN(3)
 	o.Cluster.Units = o.Cluster.Replicas * (1 + r.IntN(3))
 	o.Cluster.Backpointers = 1 + r.IntN(4)
-	o.Workload.Appenders = 1 + r.IntN(5)
-	o.Workload.Appends = 5 + r.IntN(30)
+	o.Workload.Appenders = 1 + r.IntN(4)
+	o.Workload.Appends = 3 + r.IntN(18)
 	o.Workload.Readers = 1 + r.IntN(3)
-	o.Workload.Reads = 5 + r.IntN(30)
+	o.Workload.Reads = 3 + r.IntN(18)
 	o.Workload.Streams = 1 + r.IntN(4)
 	o.Workload.Reconfigs = r.IntN(4)
+	o.Workload.HealedAppends = 1 + r.IntN(3)
+	o.Workload.HealedReads = 1 + r.IntN(3)
 	o.Cluster.Spares = r.IntN(o.Workload.Reconfigs + 1)
 	o.Latency = time.Duration(100+r.IntN(3000)) * time.Microsecond
-	o.Client.RPCTimeout = 50 * time.Millisecond
-	o.Client.HoleFillWait = 500 * time.Millisecond
+	o.Client.RPCTimeout = []time.Duration{20, 50, 100, 250}[r.IntN(4)] * time.Millisecond
+	o.Client.HoleFillWait = o.Client.RPCTimeout * time.Duration(4+r.IntN(8))
+	o.Workload.Think = 5 * time.Millisecond
+	if r.IntN(10) == 0 {
+		return o
+	}
+	f := &o.Faults
+	f.Duration = ms(1000, 6000)
+	// Each kind is in with probability 1/3 (a third of a seed's faults,
+	// on average, are of any one kind); rates and counts are drawn even
+	// for kinds left out, so that one kind's presence never shifts the
+	// others' draws.
+	in := func() bool { return r.IntN(3) == 0 }
+	latency := []string{
+		"bimodal",
+		fmt.Sprintf("exp:min=%dms,mean=%dms", r.IntN(31), 30+r.IntN(71)),
+		"study",
+		fmt.Sprintf("cloud+outage:%v-%v", f.Duration/4, f.Duration/2),
+	}[r.IntN(4)]
+	if in() {
+		f.Latency = latency
+	}
+	if p := 0.3 * r.Float64(); in() {
+		f.Drop = p
+	}
+	if p, late := 0.5*r.Float64(), ms(10, 2000); in() {
+		f.Duplicate, f.DuplicateLate = p, late
+	}
+	if p := 0.2 * r.Float64(); in() {
+		f.Reorder = p
+	}
+	counts := []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
+		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks}
+	for _, c := range counts {
+		if n := 1 + r.IntN(3); in() {
+			*c = n
+		}
+	}
+	if f.Blackouts > 1 {
+		f.Blackouts = 1
+	}
+	f.ClogMean = f.Duration / time.Duration(2+r.IntN(8))
+	if mode := r.IntN(4); mode < 3 {
+		f.PartitionMode = []string{PartitionUniformSize, PartitionUniformPartition, PartitionIsolateSingle}[mode]
+	}
+	f.ClockJump = ms(1, 10000)
+	// Spread the workload over the fault phase.
+	n := max(o.Workload.Appends, o.Workload.Reads)
+	o.Workload.Think = max(o.Workload.Think, 2*f.Duration/time.Duration(n))
+	o.Workload.ReconfigGap = 2 * f.Duration / time.Duration(o.Workload.Reconfigs+1)
 	return o
 }
 
@@ -89,6 +166,25 @@ type Result struct {
 	Reads           int // reads that returned an entry or junk
 	Failed          int // operations that ended with an error
 	Epochs          int // the newest epoch committed
+
+	// Faults lists every fault injected, ordered by start, the
+	// reconfigurations of the workload's reconfiguring client included
+	// (kind FaultReconfig, Detail its outcome). FaultCounts counts them by
+	// kind.
+	Faults      []FaultRecord
+	FaultCounts map[FaultKind]int
+	// Heal is when the faults stopped: the start of the liveness phase.
+	Heal time.Duration
+	// EpochChanges counts the projections committed after the heal (L2).
+	EpochChanges int
+	// Unseen counts acknowledged appends that the final read-all pass did
+	// not read back (L4); it is zero in a run that passes.
+	Unseen int
+	// Reconfigs and ReconfigsFailed count the reconfiguring client's
+	// reconfigurations that succeeded and that failed (in the fault phase
+	// a failure is expected).
+	Reconfigs, ReconfigsFailed int
+	Net                        Stats // what the network did with its messages
 }
 
 // linTimeout bounds the linearizability check of one run's history. A
@@ -96,13 +192,20 @@ type Result struct {
 // as a pass.
 const linTimeout = 30 * time.Second
 
-// Run executes one simulated run: it builds the cluster, runs the workload's
-// clients concurrently, then a final read of every address, and checks the
-// history and the replicas' observations.
+// Run executes one simulated run: it builds the cluster, plans the faults,
+// runs the workload's clients concurrently through the fault phase and,
+// once every fault has healed, through the liveness phase; then a final
+// client reads every address. It checks the history and the replicas'
+// observations (Check, CheckLinearizable) and the liveness rules
+// (CheckLiveness).
 func Run(o Options) Result {
 	o.Workload.fill()
 	setDefault(&o.Latency, time.Millisecond)
 	setDefault(&o.MaxSteps, 10_000_000)
+	w := o.Workload
+	lv := o.Liveness
+	setDefault(&lv.AppendBound, w.OpTimeout)
+	setDefault(&lv.FillBound, w.OpTimeout)
 	s := NewScheduler(o.Seed)
 	defer s.Close()
 	s.MaxSteps = uint64(o.MaxSteps)
@@ -116,8 +219,44 @@ func Run(o Options) Result {
 	h := &History{}
 	res := Result{History: h}
 	since := func() time.Duration { return s.Now().Sub(start) }
-	w := o.Workload
 	bg := context.Background()
+
+	// Every client has a fixed node name, so that the fault plan can aim
+	// at it: client1.. for the appenders, then the readers, then the
+	// reconfiguring client; the final pass's client comes last.
+	clients := w.Appenders + w.Readers
+	if w.Reconfigs > 0 {
+		clients++
+	}
+	finalID := clients + 1
+	topo := Topology{
+		Layouts:   cl.Projection.Layout,
+		Sequencer: cl.Projection.Sequencer,
+		Units:     cl.UnitIDs,
+		Replicas:  cl.Options.Replicas,
+	}
+	for id := 1; id <= clients; id++ {
+		topo.Clients = append(topo.Clients, clientNode(id))
+	}
+	faults := NewFaults(s, net.Policy())
+	faults.OnCrash = func(n transport.NodeID) {
+		if err := cl.Crash(n); err != nil {
+			s.fail(err)
+		}
+	}
+	faults.OnRestart = func(n transport.NodeID) {
+		if err := cl.Restart(n); err != nil {
+			s.fail(err)
+		}
+	}
+	if err := faults.Plan(o.Faults, topo); err != nil {
+		return Result{Err: err}
+	}
+	net.SetPolicy(faults)
+	cl.Clock = faults.ClockOffset
+	heal := max(o.Faults.Duration, 0)
+	res.Heal = heal
+	setDefault(&lv.MaxEpochChanges, 2*(clients+1)+4)
 
 	// call runs one client operation under the workload's timeout and
 	// records it in the history.
@@ -144,10 +283,24 @@ func Run(o Options) Result {
 		return a, err
 	}
 	think := func(r *rand.Rand) error { return s.Sleep(bg, time.Duration(r.Int64N(int64(w.Think)+1))) }
-	open := func() (*corfu.Client, error) {
-		ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
-		defer cancel()
-		return cl.Client(ctx, o.Client)
+	untilHeal := func() error { return s.Sleep(bg, heal-since()) }
+	// open opens a client, trying again while faults keep it from the
+	// layout servers; after the heal it must succeed within OpTimeout.
+	open := func(id int) (*corfu.Client, error) {
+		for {
+			ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
+			c, err := cl.ClientAs(ctx, clientNode(id), o.Client)
+			cancel()
+			if err == nil {
+				return c, nil
+			}
+			if since() >= heal+w.OpTimeout {
+				return nil, fmt.Errorf("L1: cannot open a client %v after the heal: %w", since()-heal, err)
+			}
+			if err := s.Sleep(bg, o.Client.RPCTimeout+time.Millisecond); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var taskErrs []error
 	running := 0
@@ -166,11 +319,11 @@ func Run(o Options) Result {
 	}
 	for range w.Appenders {
 		spawn("appender", func(id int, r *rand.Rand) error {
-			c, err := open()
+			c, err := open(id)
 			if err != nil {
 				return err
 			}
-			for i := range w.Appends {
+			appendOne := func(i int) error {
 				if err := think(r); err != nil {
 					return err
 				}
@@ -185,17 +338,31 @@ func Run(o Options) Result {
 					a, err := c.Append(ctx, []byte(value), streams...)
 					return a, "", err
 				})
+				return nil
+			}
+			for i := range w.Appends {
+				if err := appendOne(i); err != nil {
+					return err
+				}
+			}
+			if err := untilHeal(); err != nil {
+				return err
+			}
+			for i := range w.HealedAppends {
+				if err := appendOne(w.Appends + i); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
 	}
 	for range w.Readers {
 		spawn("reader", func(id int, r *rand.Rand) error {
-			c, err := open()
+			c, err := open(id)
 			if err != nil {
 				return err
 			}
-			for range w.Reads {
+			readOne := func() error {
 				if err := think(r); err != nil {
 					return err
 				}
@@ -204,21 +371,57 @@ func Run(o Options) Result {
 					return t, "", err
 				})
 				if err != nil {
-					continue
+					return nil
 				}
 				addr := tail // sometimes probe the tail itself: unwritten, never filled
 				if tail > 0 && r.IntN(8) != 0 {
 					addr = storage.Address(r.Uint64N(uint64(tail)))
 				}
 				record(id, OpRead, addr, "", readOp(c, addr))
+				return nil
+			}
+			for range w.Reads {
+				if err := readOne(); err != nil {
+					return err
+				}
+			}
+			if err := untilHeal(); err != nil {
+				return err
+			}
+			for range w.HealedReads {
+				if err := readOne(); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
 	}
+	var reconfigs []FaultRecord
+	var healedReconfig error
 	if w.Reconfigs > 0 {
 		spawn("reconfigurer", func(id int, r *rand.Rand) error {
-			c, err := open()
+			c, err := open(id)
 			if err != nil {
+				return err
+			}
+			reconfigure := func(change corfu.Change, what string) error {
+				begin := since()
+				ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
+				p, err := c.Reconfigure(ctx, change)
+				cancel()
+				rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: since(), Detail: "ok"}
+				switch {
+				case err == nil:
+					res.Reconfigs++
+					rec.Detail = fmt.Sprintf("ok: epoch %d", p.Epoch)
+				case errors.Is(err, corfu.ErrReconfigLost):
+					// Another client's recovery took the epoch.
+					rec.Detail = "lost the epoch to another reconfiguration"
+				default:
+					res.ReconfigsFailed++
+					rec.Detail = "failed: " + err.Error()
+				}
+				reconfigs = append(reconfigs, rec)
 				return err
 			}
 			spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
@@ -227,22 +430,35 @@ func Run(o Options) Result {
 					return err
 				}
 				var change corfu.Change
+				what := "new epoch"
 				cur := c.Projection()
 				if len(spares) > 0 && r.IntN(2) == 0 {
 					units := cur.Segments[len(cur.Segments)-1].Stripes[r.IntN(len(cur.Segments[len(cur.Segments)-1].Stripes))]
 					old := units[r.IntN(len(units))]
+					what = fmt.Sprintf("replace %s by %s", old, spares[0])
 					change, spares = corfu.ReplaceUnit(old, spares[0]), spares[1:]
 				}
-				ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
-				p, err := c.Reconfigure(ctx, change)
-				cancel()
-				if errors.Is(err, corfu.ErrReconfigLost) {
-					continue // another client's recovery took the epoch
+				begin := since()
+				err := reconfigure(change, what)
+				if err != nil && !errors.Is(err, corfu.ErrReconfigLost) && begin >= heal {
+					return fmt.Errorf("reconfigure after the heal: %w", err)
 				}
-				if err != nil {
-					return fmt.Errorf("reconfigure: %w", err)
+			}
+			if heal == 0 {
+				return nil
+			}
+			// The liveness phase: a new epoch must be committed once the
+			// run has healed (L2). Losing the epoch to a concurrent
+			// recovery is no failure: try again on top of it.
+			if err := untilHeal(); err != nil {
+				return err
+			}
+			for range 3 {
+				err := reconfigure(nil, "new epoch after the heal")
+				if !errors.Is(err, corfu.ErrReconfigLost) {
+					healedReconfig = err
+					break
 				}
-				res.Epochs = max(res.Epochs, int(p.Epoch))
 			}
 			return nil
 		})
@@ -253,8 +469,9 @@ func Run(o Options) Result {
 	// The final pass: read every address handed out, once all clients are
 	// done, so that no acknowledged append goes unchecked.
 	if res.Err == nil {
+		client = finalID - 1
 		spawn("final", func(id int, r *rand.Rand) error {
-			c, err := open()
+			c, err := open(id)
 			if err != nil {
 				return err
 			}
@@ -280,10 +497,38 @@ func Run(o Options) Result {
 	if res.Err == nil && len(taskErrs) > 0 {
 		res.Err = errors.Join(taskErrs...)
 	}
+	res.Faults = append(faults.Records(), reconfigs...)
+	slices.SortStableFunc(res.Faults, func(a, b FaultRecord) int { return cmp.Compare(a.Start, b.Start) })
+	res.FaultCounts = faults.Counts()
+	if len(reconfigs) > 0 {
+		res.FaultCounts[FaultReconfig] = len(reconfigs)
+	}
+	res.Epochs = int(cl.Latest().Epoch)
+	res.Net = net.Stats()
+
 	res.Violations = Check(h, cl.Monitor)
 	lin := CheckLinearizable(h, linTimeout)
 	res.Linearizability = lin
 	res.Violations = append(res.Violations, lin.Violations()...)
+	final := 0
+	if res.Err == nil {
+		final = finalID
+	}
+	live := CheckLiveness(h, cl.Commits(), LivenessBounds{
+		Heal:            heal,
+		AppendBound:     lv.AppendBound,
+		FillBound:       lv.FillBound,
+		MaxEpochChanges: lv.MaxEpochChanges,
+		OpBound:         w.OpTimeout + w.OpTimeout/10,
+		FinalClient:     final,
+	})
+	res.Violations = append(res.Violations, live.Violations...)
+	res.EpochChanges, res.Unseen = live.EpochChanges, live.Unseen
+	if healedReconfig != nil {
+		res.Violations = append(res.Violations, Violation{Invariant: "L2",
+			Detail: fmt.Sprintf("no new epoch committed after the heal: %v", healedReconfig)})
+	}
+	sortViolations(res.Violations)
 	if res.Err == nil {
 		for _, v := range res.Violations {
 			if !v.Warning {
@@ -297,6 +542,9 @@ func Run(o Options) Result {
 	res.VirtualTime = since()
 	return res
 }
+
+// clientNode is the network node of the workload's client id.
+func clientNode(id int) transport.NodeID { return transport.NodeID(fmt.Sprintf("client%d", id)) }
 
 func readOp(c *corfu.Client, addr storage.Address) func(ctx context.Context) (storage.Address, string, error) {
 	return func(ctx context.Context) (storage.Address, string, error) {

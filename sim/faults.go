@@ -1,0 +1,817 @@
+package sim
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/corfulog/corfu/transport"
+)
+
+// FaultKind names one kind of fault of the catalog in RELIABILITY.md.
+type FaultKind string
+
+// The faults the simulator injects. Each one acts at a boundary: on messages
+// (the network's Policy and Gate), on a node's server (crash and restart,
+// the cluster's wrapper) or on a client's clock (its Env); none is a hook in
+// protocol code.
+const (
+	// FaultLatency (N2, N3) replaces the healthy latency by another model,
+	// a ParseLatency spec, for a window: bimodal or exponential delays make
+	// timeouts fire on operations that still complete.
+	FaultLatency FaultKind = "latency"
+	// FaultDrop (N4) loses each message with a probability.
+	FaultDrop FaultKind = "drop"
+	// FaultDuplicate (N5) delivers an extra, late copy of a message with a
+	// probability: a replay that arrives after the original, often after
+	// the sender gave up on it.
+	FaultDuplicate FaultKind = "duplicate"
+	// FaultReorder (N6) forces, with a probability, a message to trade
+	// arrival times with an earlier one still in flight on its link.
+	FaultReorder FaultKind = "reorder"
+	// FaultClog (N7) holds every message sent on one directed path until
+	// the clog ends, then delivers them as a burst.
+	FaultClog FaultKind = "clog"
+	// FaultSwizzle (N8) clogs every link of a set of nodes, one node after
+	// another, and unclogs them in a random order.
+	FaultSwizzle FaultKind = "swizzle"
+	// FaultPartition (N9) cuts the network into groups; messages between
+	// groups are lost.
+	FaultPartition FaultKind = "partition"
+	// FaultAsymmetric (N10) loses every message to a node (it can send but
+	// not receive) or every message from it (the reverse).
+	FaultAsymmetric FaultKind = "asymmetric"
+	// FaultBridge (N11) cuts two groups from each other while one bridge
+	// node still talks to both: A-B and B-C work, A-C does not.
+	FaultBridge FaultKind = "bridge"
+	// FaultFlap (N12) takes the links between two nodes down and up again,
+	// over and over, for a window.
+	FaultFlap FaultKind = "flap"
+	// FaultBlackout (N13) silences one live node for a long window: every
+	// message to or from it is lost, and it carries on afterwards with
+	// whatever it believed before.
+	FaultBlackout FaultKind = "blackout"
+	// FaultOutage loses every message in the network for a window. (An
+	// outage in a latency spec, "+outage:", only delays.)
+	FaultOutage FaultKind = "outage"
+	// FaultPause (P1) freezes a node: messages that reach it are held
+	// until it resumes, and so are those it sends. A paused server
+	// processes nothing. A client is a task, not a process the network can
+	// freeze: pausing it holds its traffic both ways while its own timers
+	// run on, so its calls time out and, when it resumes, its held requests
+	// go out stamped with the epoch and tokens it had: a zombie client.
+	FaultPause FaultKind = "pause"
+	// FaultCrash (P2) kills a server node and restarts it at the end of the
+	// window. Messages to it meanwhile are lost, and so is everything in
+	// flight to or from it when it crashed. What it keeps is the cluster's
+	// business (see Cluster.Crash): a sequencer loses its state, storage
+	// and layout servers keep theirs.
+	FaultCrash FaultKind = "crash"
+	// FaultClock (C1) offsets one client's clock for a window: it jumps
+	// ahead or back at the start and jumps back at the end. Only timeouts
+	// read clocks, so safety must not notice.
+	FaultClock FaultKind = "clock"
+	// FaultReconfig (M1) is a reconfiguration run by the workload's
+	// reconfiguring client during the other faults: a new epoch, or a unit
+	// replaced by a spare. It is recorded, not injected.
+	FaultReconfig FaultKind = "reconfig"
+)
+
+// FaultKinds returns every FaultKind, in catalog order.
+func FaultKinds() []FaultKind {
+	return []FaultKind{
+		FaultLatency, FaultDrop, FaultDuplicate, FaultReorder, FaultClog, FaultSwizzle,
+		FaultPartition, FaultAsymmetric, FaultBridge, FaultFlap, FaultBlackout, FaultOutage,
+		FaultPause, FaultCrash, FaultClock, FaultReconfig,
+	}
+}
+
+// FaultRecord is one fault injected in a run: its kind, what it hit, and
+// its window in virtual time since the run started. A fault acts in
+// [Start, End).
+type FaultRecord struct {
+	Kind FaultKind
+	// Target names what the fault hits: a node ("unit2"), a directed path
+	// ("client1->seq"), a pair of nodes ("unit0<->layout1"), groups of
+	// nodes ("layout0,unit1|seq,client2"), or "*" for every link.
+	Target     string
+	Start, End time.Duration
+	Detail     string // the fault's parameters: probability, mode, offset
+}
+
+// String formats the record on one line.
+func (r FaultRecord) String() string {
+	s := fmt.Sprintf("%s %s [%v, %v)", r.Kind, r.Target, r.Start, r.End)
+	if r.Detail != "" {
+		s += " " + r.Detail
+	}
+	return s
+}
+
+// episode is one fault as the policy applies it.
+type episode struct {
+	rec    FaultRecord
+	active bool
+
+	p       float64       // drop, duplicate, reorder: probability
+	late    time.Duration // duplicate: the most a copy trails the original
+	model   LatencyModel  // latency
+	from    transport.NodeID
+	to      transport.NodeID // clog: the path; flap: the pair
+	node    transport.NodeID // asymmetric, blackout, pause, crash, clock, swizzle
+	inbound bool             // asymmetric: the node cannot receive (else cannot send)
+	// side gives a partition's or a bridge's nodes their group; nodes not
+	// in it are unaffected. A bridge's bridge node has side 0 and its
+	// groups sides 1 and 2.
+	side   map[transport.NodeID]int // looked up, never iterated
+	bridge bool
+	period time.Duration // flap: the length of each down and each up stretch
+	offset time.Duration // clock
+}
+
+// Faults is a Policy that injects faults into the messages of a Network,
+// over an inner Policy that gives the healthy delays (usually a
+// LatencyPolicy). It also implements Gate, for the faults that act when a
+// message arrives (pause and crash). Faults are added as windows of virtual
+// time, each by a method of its kind or all at once by Plan; each start and
+// end is an event of the scheduler, labelled "fault" in traces, and each
+// fault is listed by Records.
+//
+// Decisions are taken at sending for link faults (a message sent while a
+// link is cut is lost, one sent before is delivered) and at arrival for
+// node faults (pause, crash). Random draws come from the scheduler's stream
+// "faults", so they never shift the network's.
+//
+// Like its Scheduler, a Faults is used by one task or event at a time.
+// Windows must be added before their start time has passed.
+type Faults struct {
+	// OnCrash and OnRestart, if set, are called when a crash window starts
+	// and ends, with the node, so that the node's server can lose its
+	// volatile state (see Cluster.Crash).
+	OnCrash, OnRestart func(node transport.NodeID)
+
+	s      *Scheduler
+	inner  Policy
+	rng    *rand.Rand
+	all    []*episode // in order of adding
+	active []*episode // in order of starting
+	down   map[transport.NodeID]bool
+	// crashes holds each node's crash times, as Elapsed, in order.
+	crashes map[transport.NodeID][]time.Duration
+}
+
+// NewFaults returns a Faults over inner, on s, with no faults yet.
+func NewFaults(s *Scheduler, inner Policy) *Faults {
+	return &Faults{
+		s:       s,
+		inner:   inner,
+		rng:     s.Fork("faults"),
+		down:    make(map[transport.NodeID]bool),
+		crashes: make(map[transport.NodeID][]time.Duration),
+	}
+}
+
+// add registers e and schedules its start and end.
+func (f *Faults) add(e *episode) {
+	if e.rec.End < e.rec.Start {
+		e.rec.End = e.rec.Start
+	}
+	f.all = append(f.all, e)
+	now := f.s.Elapsed()
+	label := "fault " + string(e.rec.Kind) + " " + e.rec.Target
+	f.s.Schedule(e.rec.Start-now, label+" start", func() { f.start(e) })
+	f.s.Schedule(e.rec.End-now, label+" end", func() { f.stop(e) })
+}
+
+func (f *Faults) start(e *episode) {
+	if e.active || e.rec.End <= e.rec.Start {
+		return
+	}
+	e.active = true
+	f.active = append(f.active, e)
+	if e.rec.Kind == FaultCrash {
+		f.down[e.node] = true
+		f.crashes[e.node] = append(f.crashes[e.node], f.s.Elapsed())
+		if f.OnCrash != nil {
+			f.OnCrash(e.node)
+		}
+	}
+}
+
+func (f *Faults) stop(e *episode) {
+	if !e.active {
+		return
+	}
+	e.active = false
+	f.active = slices.DeleteFunc(f.active, func(o *episode) bool { return o == e })
+	if e.rec.Kind == FaultCrash {
+		f.down[e.node] = false
+		if f.OnRestart != nil {
+			f.OnRestart(e.node)
+		}
+	}
+}
+
+// Records returns every fault added, ordered by start time (then by order
+// of adding).
+func (f *Faults) Records() []FaultRecord {
+	out := make([]FaultRecord, len(f.all))
+	for i, e := range f.all {
+		out[i] = e.rec
+	}
+	slices.SortStableFunc(out, func(a, b FaultRecord) int { return cmp.Compare(a.Start, b.Start) })
+	return out
+}
+
+// Counts returns how many faults of each kind were added.
+func (f *Faults) Counts() map[FaultKind]int {
+	out := make(map[FaultKind]int)
+	for _, e := range f.all {
+		out[e.rec.Kind]++
+	}
+	return out
+}
+
+// Active reports whether any fault window is open now.
+func (f *Faults) Active() bool { return len(f.active) > 0 }
+
+// Latency replaces the inner policy's delays by model's in [start, end).
+// spec names the model in the record.
+func (f *Faults) Latency(start, end time.Duration, model LatencyModel, spec string) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultLatency, Target: "*", Start: start, End: end, Detail: spec}, model: model})
+}
+
+// Drop loses each message sent in [start, end) with probability p.
+func (f *Faults) Drop(start, end time.Duration, p float64) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultDrop, Target: "*", Start: start, End: end,
+		Detail: fmt.Sprintf("p=%.3f", p)}, p: p})
+}
+
+// Duplicate gives each message sent in [start, end), with probability p,
+// an extra copy that arrives up to late after the original (uniformly).
+func (f *Faults) Duplicate(start, end time.Duration, p float64, late time.Duration) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultDuplicate, Target: "*", Start: start, End: end,
+		Detail: fmt.Sprintf("p=%.3f late<=%v", p, late)}, p: p, late: late})
+}
+
+// Reorder makes each message sent in [start, end), with probability p,
+// swap arrival times with an earlier message in flight on its link (see
+// Decision.Swap).
+func (f *Faults) Reorder(start, end time.Duration, p float64) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultReorder, Target: "*", Start: start, End: end,
+		Detail: fmt.Sprintf("p=%.3f", p)}, p: p})
+}
+
+// Clog holds every message sent from from to to in [start, end) until end,
+// when it leaves with its usual delay. The reverse path is not clogged.
+func (f *Faults) Clog(start, end time.Duration, from, to transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultClog, Target: string(from) + "->" + string(to), Start: start, End: end},
+		from: from, to: to})
+}
+
+// Swizzle clogs every link to and from each of nodes, one node after
+// another over the first quarter of [start, end), and unclogs them one by
+// one in a random order over its second half, the last at end. Each node's
+// clog is one record.
+func (f *Faults) Swizzle(start, end time.Duration, nodes []transport.NodeID) {
+	if len(nodes) == 0 {
+		return
+	}
+	span := end - start
+	order := f.rng.Perm(len(nodes))
+	for i, node := range nodes {
+		on := start + span/4*time.Duration(i)/time.Duration(len(nodes))
+		off := end - span/2*time.Duration(len(nodes)-1-order[i])/time.Duration(len(nodes))
+		f.add(&episode{rec: FaultRecord{Kind: FaultSwizzle, Target: string(node), Start: on, End: off,
+			Detail: fmt.Sprintf("clog %d of %d, unclog %d", i+1, len(nodes), order[i]+1)}, node: node})
+	}
+}
+
+// Partition cuts the network into groups in [start, end): a message sent
+// between nodes of different groups is lost. Nodes in no group are
+// unaffected.
+func (f *Faults) Partition(start, end time.Duration, mode string, groups ...[]transport.NodeID) {
+	side := make(map[transport.NodeID]int)
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		for _, n := range g {
+			side[n] = i + 1
+		}
+		names[i] = joinNodes(g)
+	}
+	f.add(&episode{rec: FaultRecord{Kind: FaultPartition, Target: strings.Join(names, "|"), Start: start, End: end,
+		Detail: mode}, side: side})
+}
+
+// Asymmetric cuts one direction of every link of node in [start, end):
+// with inbound set the node can send but receives nothing; otherwise it
+// receives but nothing it sends arrives.
+func (f *Faults) Asymmetric(start, end time.Duration, node transport.NodeID, inbound bool) {
+	d := "outbound lost"
+	if inbound {
+		d = "inbound lost"
+	}
+	f.add(&episode{rec: FaultRecord{Kind: FaultAsymmetric, Target: string(node), Start: start, End: end, Detail: d},
+		node: node, inbound: inbound})
+}
+
+// Bridge cuts groups a and c from each other in [start, end) while bridge
+// still talks to both: a non-transitive partition. Nodes in neither group
+// are unaffected.
+func (f *Faults) Bridge(start, end time.Duration, a []transport.NodeID, bridge transport.NodeID, c []transport.NodeID) {
+	side := map[transport.NodeID]int{bridge: 0}
+	for _, n := range a {
+		side[n] = 1
+	}
+	for _, n := range c {
+		side[n] = 2
+	}
+	f.add(&episode{rec: FaultRecord{Kind: FaultBridge, Target: joinNodes(a) + "|" + string(bridge) + "|" + joinNodes(c),
+		Start: start, End: end}, side: side, bridge: true})
+}
+
+// Flap takes both directions of the link between a and b down and up in
+// turns of period, starting down, in [start, end).
+func (f *Faults) Flap(start, end time.Duration, a, b transport.NodeID, period time.Duration) {
+	period = max(period, time.Millisecond)
+	f.add(&episode{rec: FaultRecord{Kind: FaultFlap, Target: string(a) + "<->" + string(b), Start: start, End: end,
+		Detail: fmt.Sprintf("period=%v", period)}, from: a, to: b, period: period})
+}
+
+// Blackout loses every message sent to or from node in [start, end).
+func (f *Faults) Blackout(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultBlackout, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// Outage loses every message sent in [start, end).
+func (f *Faults) Outage(start, end time.Duration) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultOutage, Target: "*", Start: start, End: end}})
+}
+
+// Pause freezes node in [start, end): whatever reaches it is held until
+// end, then delivered in order of arrival, and whatever it sends is held
+// too. See FaultPause for what this means for a client.
+func (f *Faults) Pause(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultPause, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// Crash kills node at start and restarts it at end. Messages arriving at
+// it meanwhile are lost, and so is every message to or from it that was in
+// flight when it crashed, even if it arrives after the restart (the
+// connections it travelled on are gone). OnCrash and OnRestart are called
+// at start and end.
+func (f *Faults) Crash(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultCrash, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// Clock offsets node's clock by offset in [start, end); see ClockOffset.
+func (f *Faults) Clock(start, end time.Duration, node transport.NodeID, offset time.Duration) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultClock, Target: string(node), Start: start, End: end,
+		Detail: fmt.Sprintf("offset=%v", offset)}, node: node, offset: offset})
+}
+
+// ClockOffset returns how far node's clock is off now: the sum of the
+// offsets of its open clock windows. The cluster adds it to the Now of the
+// node's client.
+func (f *Faults) ClockOffset(node transport.NodeID) time.Duration {
+	var d time.Duration
+	for _, e := range f.active {
+		if e.rec.Kind == FaultClock && e.node == node {
+			d += e.offset
+		}
+	}
+	return d
+}
+
+// Down reports whether node is crashed now.
+func (f *Faults) Down(node transport.NodeID) bool { return f.down[node] }
+
+// Route applies the open fault windows to a message being sent, over the
+// inner policy's decision.
+func (f *Faults) Route(now time.Time, r *rand.Rand, m *Message) Decision {
+	var d Decision
+	replaced := false
+	for _, e := range f.active {
+		if e.rec.Kind == FaultLatency && !replaced {
+			d.Delay = e.model.Delay(r, m.From, m.To)
+			replaced = true
+		}
+	}
+	if !replaced {
+		d = f.inner.Route(now, r, m)
+	}
+	elapsed := f.s.Elapsed()
+	var hold time.Duration // until the end of a clog or a pause
+	for _, e := range f.active {
+		switch e.rec.Kind {
+		case FaultDrop:
+			if f.rng.Float64() < e.p {
+				d.Drop = true
+			}
+		case FaultDuplicate:
+			if f.rng.Float64() < e.p {
+				late := time.Duration(f.rng.Int64N(int64(e.late) + 1))
+				d.Duplicates = append(d.Duplicates, d.Delay+late)
+			}
+		case FaultReorder:
+			if f.rng.Float64() < e.p {
+				d.Swap = true
+			}
+		case FaultClog:
+			if m.From == e.from && m.To == e.to {
+				hold = max(hold, e.rec.End-elapsed)
+			}
+		case FaultSwizzle:
+			if m.From == e.node || m.To == e.node {
+				hold = max(hold, e.rec.End-elapsed)
+			}
+		case FaultPause:
+			if m.From == e.node {
+				hold = max(hold, e.rec.End-elapsed)
+			}
+		case FaultPartition, FaultBridge:
+			if e.cut(m.From, m.To) {
+				d.Drop = true
+			}
+		case FaultAsymmetric:
+			if e.inbound && m.To == e.node || !e.inbound && m.From == e.node {
+				d.Drop = true
+			}
+		case FaultFlap:
+			if (m.From == e.from && m.To == e.to || m.From == e.to && m.To == e.from) &&
+				(elapsed-e.rec.Start)/e.period%2 == 0 {
+				d.Drop = true
+			}
+		case FaultBlackout:
+			if m.From == e.node || m.To == e.node {
+				d.Drop = true
+			}
+		case FaultOutage:
+			d.Drop = true
+		}
+	}
+	if d.Drop {
+		return Decision{Drop: true}
+	}
+	if hold > 0 {
+		d.Delay += hold
+		for i := range d.Duplicates {
+			d.Duplicates[i] += hold
+		}
+	}
+	return d
+}
+
+// cut reports whether a partition or bridge episode cuts from->to.
+func (e *episode) cut(from, to transport.NodeID) bool {
+	a, okA := e.side[from]
+	b, okB := e.side[to]
+	if !okA || !okB || a == b {
+		return false
+	}
+	if e.bridge {
+		return a != 0 && b != 0
+	}
+	return true
+}
+
+// Admit applies the node faults to an arriving message: a message to a
+// paused node (a request to a server, a response to a client) is held until
+// the pause ends; a message to a crashed node is lost, and so is one to or
+// from a node that crashed after it was sent.
+func (f *Faults) Admit(now time.Time, m *Message) Admission {
+	sent := m.Sent.Sub(epoch)
+	for _, n := range []transport.NodeID{m.To, m.From} {
+		for _, at := range f.crashes[n] {
+			if at > sent {
+				return Admission{Drop: true}
+			}
+		}
+	}
+	if f.down[m.To] {
+		return Admission{Drop: true}
+	}
+	elapsed := f.s.Elapsed()
+	var hold time.Duration
+	for _, e := range f.active {
+		if e.rec.Kind == FaultPause && e.node == m.To {
+			hold = max(hold, e.rec.End-elapsed)
+		}
+	}
+	return Admission{Hold: hold}
+}
+
+func joinNodes(nodes []transport.NodeID) string {
+	s := make([]string, len(nodes))
+	for i, n := range nodes {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ",")
+}
+
+var (
+	_ Policy = (*Faults)(nil)
+	_ Gate   = (*Faults)(nil)
+)
+
+// Partition modes of FaultConfig.PartitionMode (fault catalog N9).
+const (
+	// PartitionUniformSize cuts off a random subset whose size is uniform
+	// in [1, n-1].
+	PartitionUniformSize = "uniform_size"
+	// PartitionUniformPartition puts each node in one of two or three
+	// groups, uniformly.
+	PartitionUniformPartition = "uniform_partition"
+	// PartitionIsolateSingle cuts one node off from all the others.
+	PartitionIsolateSingle = "isolate_single"
+)
+
+// FaultConfig shapes the faults of a run. Swarm derives one from the seed;
+// its zero value injects nothing. Counts are numbers of windows, each placed
+// at random in the fault phase [0, Duration) with the stream
+// "faults.plan", and every window ends by Duration: that is when the run
+// heals.
+type FaultConfig struct {
+	// Duration is the fault phase. At its end every fault stops (the heal)
+	// and the liveness phase starts. Zero: no faults, healed from the start.
+	Duration time.Duration
+	// Latency is a ParseLatency spec that replaces the healthy latency over
+	// the whole fault phase (N2 "bimodal", N3 "exp:..."); "" keeps it.
+	Latency string
+	// Drop is the probability that a message sent in the fault phase is
+	// lost (N4), in [0, 0.3].
+	Drop float64
+	// Duplicate is the probability that a message sent in the fault phase
+	// gets an extra copy (N5), in [0, 0.5], arriving up to DuplicateLate
+	// after the original; DuplicateLate defaults to 1s.
+	Duplicate     float64
+	DuplicateLate time.Duration
+	// Reorder is the probability that a message sent in the fault phase is
+	// forced to swap with an earlier one on its link (N6).
+	Reorder float64
+	// Clogs is the number of clogged directed paths (N7), each for an
+	// exponential time of mean ClogMean (default Duration/5).
+	Clogs    int
+	ClogMean time.Duration
+	// Swizzles is the number of swizzles (N8), each over a random subset of
+	// nodes.
+	Swizzles int
+	// Partitions is the number of symmetric partitions (N9), one after
+	// another with healthy gaps. PartitionMode picks how the nodes are
+	// split; "" draws a mode for each.
+	Partitions    int
+	PartitionMode string
+	Asymmetric    int // N10: nodes that lose one direction of their links
+	Bridges       int // N11: non-transitive partitions
+	Flaps         int // N12: flapping links
+	Blackouts     int // N13: nodes silenced for most of the fault phase
+	Outages       int // windows in which every message is lost
+	Pauses        int // P1: paused nodes, servers or clients
+	Crashes       int // P2: crashed and restarted servers
+	// Clocks is the number of client clock offsets (C1), each ahead or
+	// back by up to ClockJump (default 5s).
+	Clocks    int
+	ClockJump time.Duration
+	// MaxFailedUnits bounds the storage units that are paused, crashed or
+	// blacked out at one time. Zero means the catalog's default, f: one
+	// less than the replicas per chain. Layout servers are held to a
+	// minority the same way.
+	MaxFailedUnits int
+}
+
+// Topology names the nodes a fault plan may hit.
+type Topology struct {
+	Layouts   []transport.NodeID
+	Sequencer transport.NodeID
+	Units     []transport.NodeID // spares included
+	Clients   []transport.NodeID
+	Replicas  int // per chain, for FaultConfig.MaxFailedUnits
+}
+
+func (t Topology) servers() []transport.NodeID {
+	out := slices.Clone(t.Layouts)
+	out = append(out, t.Sequencer)
+	return append(out, t.Units...)
+}
+
+func (t Topology) all() []transport.NodeID { return append(t.servers(), t.Clients...) }
+
+// nodeWindow is a node fault already planned, for the limits.
+type nodeWindow struct {
+	node       transport.NodeID
+	start, end time.Duration
+}
+
+// Plan adds the faults cfg asks for, on the nodes of t, drawing their
+// targets and windows from the scheduler's stream "faults.plan". A node
+// fault (pause, crash, blackout) that cannot be placed within the limits
+// (one at a time per node, at most MaxFailedUnits units and a minority of
+// layout servers at once) after a few draws is left out. It returns an
+// error if cfg.Latency does not parse.
+func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
+	d := cfg.Duration
+	if d <= 0 {
+		return nil
+	}
+	r := f.s.Fork("faults.plan")
+	span := func(lo, hi time.Duration) time.Duration { // uniform in [lo, hi]
+		if hi <= lo {
+			return lo
+		}
+		return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
+	}
+	window := func(lo, hi time.Duration) (time.Duration, time.Duration) {
+		n := min(span(lo, hi), d)
+		s := span(0, d-n)
+		return s, s + n
+	}
+	pick := func(nodes []transport.NodeID) transport.NodeID { return nodes[r.IntN(len(nodes))] }
+	all := t.all()
+	if cfg.Latency != "" {
+		m, err := ParseLatency(cfg.Latency, f.s.Elapsed)
+		if err != nil {
+			return err
+		}
+		f.Latency(0, d, m, cfg.Latency)
+	}
+	if cfg.Drop > 0 {
+		f.Drop(0, d, cfg.Drop)
+	}
+	if cfg.Duplicate > 0 {
+		late := cfg.DuplicateLate
+		if late <= 0 {
+			late = time.Second
+		}
+		f.Duplicate(0, d, cfg.Duplicate, late)
+	}
+	if cfg.Reorder > 0 {
+		f.Reorder(0, d, cfg.Reorder)
+	}
+	clogMean := cfg.ClogMean
+	if clogMean <= 0 {
+		clogMean = d / 5
+	}
+	for range cfg.Clogs {
+		from := pick(all)
+		to := pick(all)
+		for to == from {
+			to = pick(all)
+		}
+		n := min(time.Duration(r.ExpFloat64()*float64(clogMean)), d)
+		s := span(0, d-n)
+		f.Clog(s, s+n, from, to)
+	}
+	for range cfg.Swizzles {
+		perm := r.Perm(len(all))
+		k := 2 + r.IntN(max(len(all)/2-1, 1))
+		nodes := make([]transport.NodeID, 0, k)
+		for _, i := range perm[:min(k, len(all))] {
+			nodes = append(nodes, all[i])
+		}
+		s, e := window(d/4, d/2)
+		f.Swizzle(s, e, nodes)
+	}
+	at := span(0, d/10)
+	for i := 0; i < cfg.Partitions && at < d; i++ {
+		end := min(at+span(d/10, d/3), d)
+		mode := cfg.PartitionMode
+		if mode == "" {
+			mode = []string{PartitionUniformSize, PartitionUniformPartition, PartitionIsolateSingle}[r.IntN(3)]
+		}
+		f.Partition(at, end, mode, splitNodes(r, all, mode)...)
+		at = end + span(0, d/10)
+	}
+	for range cfg.Asymmetric {
+		s, e := window(d/10, d/2)
+		f.Asymmetric(s, e, pick(all), r.IntN(2) == 0)
+	}
+	for range cfg.Bridges {
+		perm := r.Perm(len(all))
+		bridge := all[perm[0]]
+		rest := perm[1:]
+		cut := 1 + r.IntN(len(rest)-1)
+		var a, c []transport.NodeID
+		for i, p := range rest {
+			if i < cut {
+				a = append(a, all[p])
+			} else {
+				c = append(c, all[p])
+			}
+		}
+		s, e := window(d/10, d/2)
+		f.Bridge(s, e, a, bridge, c)
+	}
+	for range cfg.Flaps {
+		a := pick(all)
+		b := pick(all)
+		for b == a {
+			b = pick(all)
+		}
+		s, e := window(d/10, d/2)
+		period := min(span(50*time.Millisecond, 5*time.Second), max((e-s)/4, time.Millisecond))
+		f.Flap(s, e, a, b, period)
+	}
+	for range cfg.Outages {
+		s, e := window(d/50, d/10)
+		f.Outage(s, e)
+	}
+
+	// Node faults, within the limits.
+	maxUnits := cfg.MaxFailedUnits
+	if maxUnits == 0 {
+		maxUnits = max(t.Replicas-1, 0)
+	}
+	maxLayouts := (len(t.Layouts) - 1) / 2
+	var planned []nodeWindow
+	fits := func(node transport.NodeID, s, e time.Duration) bool {
+		units, layouts := 0, 0
+		for _, w := range planned {
+			if w.end <= s || w.start >= e {
+				continue
+			}
+			if w.node == node {
+				return false
+			}
+			switch {
+			case slices.Contains(t.Units, w.node):
+				units++
+			case slices.Contains(t.Layouts, w.node):
+				layouts++
+			}
+		}
+		switch {
+		case slices.Contains(t.Units, node):
+			return units < maxUnits
+		case slices.Contains(t.Layouts, node):
+			return layouts < maxLayouts
+		}
+		return true
+	}
+	place := func(targets []transport.NodeID, lo, hi time.Duration, add func(s, e time.Duration, node transport.NodeID)) {
+		for range 8 {
+			node := pick(targets)
+			s, e := window(lo, hi)
+			if fits(node, s, e) {
+				planned = append(planned, nodeWindow{node: node, start: s, end: e})
+				add(s, e, node)
+				return
+			}
+		}
+	}
+	for range cfg.Blackouts {
+		place(all, d/2, d*9/10, f.Blackout)
+	}
+	for range cfg.Crashes {
+		place(t.servers(), d/20, d/4, f.Crash)
+	}
+	for range cfg.Pauses {
+		place(all, d/20, d/3, f.Pause)
+	}
+	jump := cfg.ClockJump
+	if jump <= 0 {
+		jump = 5 * time.Second
+	}
+	for i := 0; i < cfg.Clocks && len(t.Clients) > 0; i++ {
+		s, e := window(d/10, d/2)
+		off := span(time.Millisecond, jump)
+		if r.IntN(2) == 0 {
+			off = -off
+		}
+		f.Clock(s, e, pick(t.Clients), off)
+	}
+	return nil
+}
+
+// splitNodes splits nodes into the groups of a partition mode.
+func splitNodes(r *rand.Rand, nodes []transport.NodeID, mode string) [][]transport.NodeID {
+	perm := r.Perm(len(nodes))
+	switch mode {
+	case PartitionIsolateSingle:
+		var rest []transport.NodeID
+		for _, p := range perm[1:] {
+			rest = append(rest, nodes[p])
+		}
+		return [][]transport.NodeID{{nodes[perm[0]]}, rest}
+	case PartitionUniformPartition:
+		k := 2 + r.IntN(2)
+		groups := make([][]transport.NodeID, k)
+		for _, n := range nodes {
+			g := r.IntN(k)
+			groups[g] = append(groups[g], n)
+		}
+		return slices.DeleteFunc(groups, func(g []transport.NodeID) bool { return len(g) == 0 })
+	}
+	size := 1 + r.IntN(len(nodes)-1)
+	var a, b []transport.NodeID
+	for i, p := range perm {
+		if i < size {
+			a = append(a, nodes[p])
+		} else {
+			b = append(b, nodes[p])
+		}
+	}
+	return [][]transport.NodeID{a, b}
+}
