@@ -212,7 +212,7 @@ func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) 
 	}
 	var data []byte
 	err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
-		data, err = c.readAt(ctx, p, addr)
+		data, err = c.readAt(ctx, p, addr, false)
 		return err
 	})
 	if err != nil {
@@ -221,7 +221,10 @@ func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) 
 	return decodeEntry(addr, data)
 }
 
-func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr storage.Address) ([]byte, error) {
+// readAt reads addr under p. belowTail says the caller knows addr was
+// handed out (a reconfiguration scanning below the tail it sealed), so a hole
+// there is filled without asking the sequencer, which may not be ready.
+func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr storage.Address, belowTail bool) ([]byte, error) {
 	loc, err := p.Locate(addr)
 	if err != nil {
 		return nil, err
@@ -241,12 +244,14 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 			return data, err
 		}
 	}
-	tail, err := c.tail(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if addr >= tail {
-		return nil, storage.ErrUnwritten
+	if !belowTail {
+		tail, err := c.tail(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if addr >= tail {
+			return nil, storage.ErrUnwritten
+		}
 	}
 	// CORFU paper, hole filling: an address handed out but never written
 	// is filled with junk after a wait, so a crashed writer cannot block

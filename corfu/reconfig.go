@@ -273,7 +273,7 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 		addr := a - 1
 		var data []byte
 		err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
-			data, err = c.readAt(ctx, p, addr)
+			data, err = c.readAt(ctx, p, addr, true)
 			return err
 		})
 		if errors.Is(err, storage.ErrTrimmed) {
