@@ -503,21 +503,28 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: p.Sequencer}
 	var notReadySince time.Time
 	recovered := false
+	// NB: patience is jittered so that, of several clients waiting on one
+	// lost sequencer, one usually recovers it and the rest find it done.
+	patience := c.cfg.HoleFillWait + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait)+1))
 	err = c.retry(ctx, func() error {
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
 		if !errors.Is(err, sequencer.ErrNotReady) {
 			return err
 		}
 		// NB: a reconfiguration is bootstrapping the sequencer; wait for
-		// it. A sequencer that stays not ready for a hole-fill wait has lost
-		// its state (a restart): recover it with a reconfiguration, which
-		// seals the log, finds its tail and bootstraps the sequencer there.
+		// it. A sequencer that stays not ready for longer has lost its
+		// state (a restart): recover it with a reconfiguration, which seals
+		// the log, finds its tail and bootstraps the sequencer there.
 		now := c.env.Now()
 		if notReadySince.IsZero() {
 			notReadySince = now
-		} else if !recovered && now.Sub(notReadySince) >= c.cfg.HoleFillWait && c.recovering.CompareAndSwap(false, true) {
+		} else if !recovered && now.Sub(notReadySince) >= patience && c.recovering.CompareAndSwap(false, true) {
 			recovered = true
 			defer c.recovering.Store(false)
+			if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
+				// Someone reconfigured meanwhile: retry in their epoch.
+				return &storage.SealedError{Epoch: latest.Epoch}
+			}
 			c.log.Info("sequencer not ready, recovering it", "epoch", p.Epoch)
 			if _, rerr := c.Reconfigure(ctx, nil); rerr != nil {
 				c.log.Debug("sequencer recovery failed", "err", rerr)
