@@ -212,11 +212,19 @@ func Summarize(o Options, res Result) SeedResult {
 	return r
 }
 
-// FaultCounts returns the faults a run injected, counted by kind, or nil if
-// it injected none.
-//
-// TODO(sim): count the run's fault records once Result carries them; until
-// then the simulator injects no faults and this returns nil.
+// FaultCounts returns the faults a run injected, counted by kind (the
+// reconfigurations of the workload's reconfiguring client included, as
+// Result.FaultCounts counts them), or nil if it injected none.
 func FaultCounts(res Result) map[string]int {
-	return nil
+	var out map[string]int
+	for k, n := range res.FaultCounts {
+		if n == 0 {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]int, len(res.FaultCounts))
+		}
+		out[string(k)] = n
+	}
+	return out
 }

@@ -38,6 +38,16 @@ func TestSweepDeterministic(t *testing.T) {
 	assert.Equal(t, len(res.History.Ops), r7.Ops)
 	assert.Equal(t, res.Appends, r7.Appends)
 	assert.Equal(t, sim.Swarm(7), r7.Options)
+	assert.Equal(t, sim.FaultCounts(res), r7.Faults)
+
+	faults := map[string]int{}
+	for _, r := range one.Runs {
+		for k, n := range r.Faults {
+			faults[k] += n
+		}
+	}
+	require.NotEmpty(t, faults, "Swarm injects faults in most seeds")
+	assert.Equal(t, faults, one.Total.Faults)
 
 	var appends int
 	for _, r := range one.Runs {
@@ -82,6 +92,13 @@ func TestSweepFailures(t *testing.T) {
 	for _, r := range res.Runs {
 		assert.Equal(t, r.Passed(), r.Err == nil)
 	}
+}
+
+func TestFaultCounts(t *testing.T) {
+	assert.Nil(t, sim.FaultCounts(sim.Result{}))
+	assert.Nil(t, sim.FaultCounts(sim.Result{FaultCounts: map[sim.FaultKind]int{sim.FaultDrop: 0}}))
+	assert.Equal(t, map[string]int{"crash": 2, "reconfig": 1}, sim.FaultCounts(sim.Result{
+		FaultCounts: map[sim.FaultKind]int{sim.FaultCrash: 2, sim.FaultReconfig: 1, sim.FaultDrop: 0}}))
 }
 
 func TestSweepEmpty(t *testing.T) {

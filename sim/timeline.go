@@ -95,7 +95,8 @@ type timeline struct {
 	drawn    int  // items drawn
 	cut      bool // the window was cut short at MaxItems
 	typical  time.Duration
-	approxed int // requests whose sending time is uncertain
+	approxed int           // requests whose sending time is uncertain
+	heal     time.Duration // when the faults healed; 0 if the run had no fault phase
 }
 
 // tlMsg is one copy of a message.
@@ -254,8 +255,13 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 			}
 		case KindStart, KindResume, KindTimer:
 			// Task scheduling: implied by the operations and messages.
+		case KindFunc:
+			if strings.HasPrefix(e.Label, "fault ") && len(res.Faults) > 0 {
+				continue // drawn from the fault records
+			}
+			t.marks = append(t.marks, tlMark{row: "", at: now, kind: e.Kind.String(), text: strings.TrimSpace(e.Label + " " + e.Detail)})
 		default:
-			t.marks = append(t.marks, tlMark{row: "", at: now, kind: e.Kind.String(), text: e.Label + " " + e.Detail})
+			t.marks = append(t.marks, tlMark{row: "", at: now, kind: e.Kind.String(), text: strings.TrimSpace(e.Label + " " + e.Detail)})
 		}
 	}
 	t.settleRequests()
@@ -273,7 +279,8 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 		}
 	}
 	t.end = max(t.end, res.VirtualTime)
-	t.faults = append(faultSpans(res), o.Faults...)
+	t.faults = append(t.recordedFaults(res, tasks), o.Faults...)
+	t.heal = res.Heal
 
 	// The typical one-way delay, for drawing lost messages.
 	var delays []time.Duration
@@ -334,11 +341,60 @@ func taskNumber(label string) string {
 	return name[i:]
 }
 
-// faultSpans returns the faults res records, for shading.
-//
-// TODO(sim): convert the run's fault records once Result carries them.
-func faultSpans(res Result) []FaultSpan {
-	return nil
+// recordedFaults returns the faults res records, for shading. tasks maps
+// client numbers to task names, to put a reconfiguration on the row of the
+// client that ran it.
+func (t *timeline) recordedFaults(res Result, tasks map[string]string) []FaultSpan {
+	known := make(map[string]bool)
+	for _, m := range t.msgs {
+		known[m.from], known[m.to] = true, true
+	}
+	var reconfigurer []string
+	for num, task := range tasks {
+		if strings.HasPrefix(task, "reconfigurer") {
+			reconfigurer = append(reconfigurer, "client"+num)
+		}
+	}
+	slices.Sort(reconfigurer)
+	out := make([]FaultSpan, 0, len(res.Faults))
+	for _, r := range res.Faults {
+		end := r.End
+		if end <= r.Start {
+			end = r.Start + 1 // an instant: a reconfiguration that returned at once
+		}
+		var nodes []string
+		for _, nd := range targetNodes(r.Target) {
+			if known[nd] || nodeNameRE.MatchString(nd) {
+				nodes = append(nodes, nd)
+			}
+		}
+		if r.Kind == FaultReconfig {
+			nodes = append(nodes, reconfigurer...)
+		}
+		out = append(out, FaultSpan{Kind: string(r.Kind), Nodes: nodes, Start: r.Start, End: end,
+			Detail: strings.TrimSpace(r.Target + " " + r.Detail)})
+	}
+	return out
+}
+
+// nodeNameRE matches the names the simulator gives its nodes.
+var nodeNameRE = regexp.MustCompile(`^(?:(?:client|layout|unit|spare)\d+|seq)$`)
+
+// targetNodes returns the names in a FaultRecord's Target: a node
+// ("unit2"), a path ("client1->seq"), a pair ("unit0<->layout1"), groups
+// ("layout0,unit1|seq,client2") or a description ("replace unit1 by
+// spare0"); none for "*", every link.
+func targetNodes(target string) []string {
+	if target == "*" {
+		return nil
+	}
+	var out []string
+	for _, f := range strings.FieldsFunc(target, func(r rune) bool { return strings.ContainsRune("|,<-> ", r) }) {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // item is something drawn, for windowing: its start and end.
@@ -578,6 +634,10 @@ func (t *timeline) write(p *pageWriter, res Result, o TimelineOptions) {
 	}
 	p.print(`<g id="grid"></g>` + "\n")
 	t.writeFaults(p)
+	if t.heal > t.from && t.heal < t.until {
+		p.printf(`<line class="heal" x1="%s" y1="0" x2="%s" y2="%d"><title>%s</title></line>`+"\n",
+			t.x(t.heal), t.x(t.heal), height, esc(fmt.Sprintf("%v: the faults heal; the liveness phase begins", t.heal)))
+	}
 	t.writeMessages(p)
 	t.writeOps(p)
 	t.writeMarks(p)
@@ -617,7 +677,10 @@ func (t *timeline) writeSummary(p *pageWriter, res Result, o TimelineOptions) {
 	row("newest epoch", strconv.Itoa(res.Epochs))
 	row("trace hash", fmt.Sprintf("%016x", res.TraceHash))
 	if len(t.faults) > 0 {
-		row("faults", strconv.Itoa(len(t.faults)))
+		row("faults", esc(faultSummary(t.faults)))
+	}
+	if t.heal > 0 {
+		row("fault phase", esc(fmt.Sprintf("0s to %v, then healed", t.heal)))
 	}
 	p.print("</table>\n")
 	if o.Run != nil {
@@ -673,8 +736,26 @@ func (t *timeline) writeLegend(p *pageWriter) {
 	for _, out := range []Outcome{OK, Junk, Unwritten, Trimmed, Failed, Unknown, Pending} {
 		p.printf(`<span><i class="sw op-%s" style="background:%s"></i>%s</span>`, out, outcomeColours[out], out)
 	}
-	p.print(`<span><i class="ln req"></i>request</span><span><i class="ln resp"></i>response</span><span><i class="ln drop"></i>lost message</span><span><i class="ln held"></i>held or moved by a fault</span><span><i class="tick"></i>timeout</span><span><i class="sw" style="background:#f5823155"></i>fault</span>`)
+	p.print(`<span><i class="ln req"></i>request</span><span><i class="ln resp"></i>response</span><span><i class="ln drop"></i>lost message</span><span><i class="ln held"></i>held or moved by a fault</span><span><i class="tick"></i>timeout</span><span><i class="sw" style="background:#f5823155"></i>fault</span><span><i class="ln heal"></i>heal</span>`)
 	p.print("</div>\n")
+}
+
+// faultSummary counts faults by kind: "crash 2, drop 1".
+func faultSummary(fs []FaultSpan) string {
+	counts := make(map[string]int)
+	for _, f := range fs {
+		counts[f.Kind]++
+	}
+	kinds := make([]string, 0, len(counts))
+	for k := range counts {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
+	}
+	return fmt.Sprintf("%d: %s", len(fs), strings.Join(parts, ", "))
 }
 
 func (f FaultSpan) describe() string {
@@ -813,6 +894,7 @@ ul.violations li.warn { color: #8d6e00; }
 .legend .ln.resp { border-color: #2aa198; }
 .legend .ln.drop { border-color: #d0312d; }
 .legend .ln.held { border-color: #e67e22; border-top-style: dashed; }
+.legend .ln.heal { border-color: #2e7d32; border-top-style: dashed; }
 .legend .tick { width: 0; height: 12px; border-left: 2px solid #b35c00; }
 .tools { margin: 6px 0; }
 .chart { display: flex; border: 1px solid #ccc; }
@@ -834,6 +916,7 @@ svg .m.req { stroke: #3b6fb6; }
 svg .m.resp { stroke: #2aa198; }
 svg .m.drop, svg .m.lost { stroke: #d0312d; stroke-width: 2; }
 svg .m.held { stroke-dasharray: 4 3; stroke: #e67e22; }
+svg .heal { stroke: #2e7d32; stroke-width: 2; stroke-dasharray: 6 4; vector-effect: non-scaling-stroke; }
 svg .mk { stroke: #b35c00; stroke-width: 2; vector-effect: non-scaling-stroke; }
 svg .hover { stroke: #000 !important; stroke-width: 3 !important; opacity: 1 !important; }
 .info { position: sticky; bottom: 0; background: #fffbe6; border: 1px solid #e0c97a; padding: 6px 8px; margin-top: 8px; font-family: ui-monospace, monospace; font-size: 12px; min-height: 1.4em; white-space: pre-wrap; }
@@ -903,11 +986,11 @@ const timelineJS = `
   }
   plot.addEventListener('mouseover', function (e) {
     if (pinned) return;
-    var el = e.target.closest('rect.op, line.m, line.mk, rect.fault');
+    var el = e.target.closest('rect.op, line.m, line.mk, line.heal, rect.fault');
     if (el) show(el);
   });
   plot.addEventListener('click', function (e) {
-    var el = e.target.closest('rect.op, line.m, line.mk, rect.fault');
+    var el = e.target.closest('rect.op, line.m, line.mk, line.heal, rect.fault');
     pinned = el && el !== pinned ? el : null;
     show(el);
   });

@@ -18,10 +18,14 @@ import (
 	"github.com/corfulog/corfu/sim"
 )
 
-// traced runs a seed's Swarm options and returns the result and its trace.
-func traced(t *testing.T, seed uint64) (sim.Options, sim.Result, []sim.Event) {
+// traced runs a seed's Swarm options, changed by each of change, and
+// returns the result and its trace.
+func traced(t *testing.T, seed uint64, change ...func(*sim.Options)) (sim.Options, sim.Result, []sim.Event) {
 	t.Helper()
 	o := sim.Swarm(seed)
+	for _, c := range change {
+		c(&o)
+	}
 	var events []sim.Event
 	o.Trace = func(e sim.Event) { events = append(events, e) }
 	res := sim.Run(o)
@@ -55,8 +59,11 @@ func timelinePage(t *testing.T, res sim.Result, events []sim.Event, o sim.Timeli
 	return page
 }
 
+// noFaults turns a run's faults off.
+func noFaults(o *sim.Options) { o.Faults = sim.FaultConfig{} }
+
 func TestWriteTimeline(t *testing.T) {
-	o, res, events := traced(t, 7)
+	o, res, events := traced(t, 7, noFaults)
 	page := timelinePage(t, res, events, sim.TimelineOptions{Title: "seed 7", Run: &o})
 
 	for _, node := range []string{"client1", "layout0", "seq", "unit0"} {
@@ -101,7 +108,7 @@ func countKinds(events []sim.Event, kinds ...sim.Kind) int {
 var drawnRE = regexp.MustCompile(`<rect class="op"|<line class="m |<line class="mk `)
 
 func TestWriteTimelineTruncates(t *testing.T) {
-	_, res, events := traced(t, 1)
+	_, res, events := traced(t, 1, noFaults)
 	page := timelinePage(t, res, events, sim.TimelineOptions{MaxItems: 100})
 	assert.Contains(t, page, "Truncated")
 	drawn := len(drawnRE.FindAllString(page, -1))
@@ -110,7 +117,7 @@ func TestWriteTimelineTruncates(t *testing.T) {
 }
 
 func TestWriteTimelineWindow(t *testing.T) {
-	_, res, events := traced(t, 1)
+	_, res, events := traced(t, 1, noFaults)
 	full := timelinePage(t, res, events, sim.TimelineOptions{})
 	part := timelinePage(t, res, events, sim.TimelineOptions{From: 100 * time.Millisecond, Until: 120 * time.Millisecond})
 	assert.Contains(t, part, "virtual time 100ms to 120ms")
@@ -120,7 +127,7 @@ func TestWriteTimelineWindow(t *testing.T) {
 }
 
 func TestWriteTimelineFaults(t *testing.T) {
-	_, res, events := traced(t, 7)
+	_, res, events := traced(t, 7, noFaults)
 	page := timelinePage(t, res, events, sim.TimelineOptions{Faults: []sim.FaultSpan{
 		{Kind: "partition.sym", Nodes: []string{"unit0", "seq"}, Start: 10 * time.Millisecond, End: 50 * time.Millisecond, Detail: "unit0 and seq cut off"},
 		{Kind: "lat.bimodal", Start: 5 * time.Millisecond},
@@ -155,4 +162,31 @@ func TestWriteTimelineWriteError(t *testing.T) {
 	_, res, events := traced(t, 7)
 	err := sim.WriteTimeline(&errWriter{n: 5000}, res, events, sim.TimelineOptions{})
 	assert.EqualError(t, err, "disk full")
+}
+
+// TestWriteTimelineRecordedFaults draws a run with faults: the spans come
+// from Result.Faults, on the rows of the nodes they hit, and the heal is
+// marked.
+func TestWriteTimelineRecordedFaults(t *testing.T) {
+	o, res, events := traced(t, 5)
+	require.NotEmpty(t, res.Faults, "seed 5 injects faults")
+	require.Positive(t, res.Heal)
+	page := timelinePage(t, res, events, sim.TimelineOptions{Run: &o})
+
+	assert.Contains(t, page, `<line class="heal"`)
+	assert.Contains(t, page, fmt.Sprintf("0s to %v, then healed", res.Heal))
+	assert.GreaterOrEqual(t, strings.Count(page, `<rect class="fault"`), len(res.Faults))
+	for _, f := range res.Faults {
+		assert.Contains(t, page, html.EscapeString(string(f.Kind)+" on "))
+		if f.Kind == sim.FaultCrash {
+			assert.Contains(t, page, `title="`+f.Target+`"`, "a crashed node has a row")
+		}
+	}
+	assert.NotContains(t, page, `title="replace"`, "words of a description are not nodes")
+	assert.NotContains(t, page, "fault crash ", "fault events are drawn as spans, not marks")
+
+	// Every message is drawn from its sending to its arrival, forwards.
+	for _, m := range regexp.MustCompile(`in flight\)`).FindAllStringIndex(page, -1) {
+		assert.NotEqual(t, '-', page[strings.LastIndex(page[:m[0]], "(")+1], "negative time in flight")
+	}
 }
