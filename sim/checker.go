@@ -96,9 +96,16 @@ const maxKeptViolations = 100
 //
 // NB: RELIABILITY.md forbids data and junk only when both are committed, but
 // a Monitor does not know chain order, so it flags them as soon as both are
-// stored anywhere. A head that took data and lost it (a crash before the sync,
-// or a replacement during reconfiguration) before a legitimate junk fill is
-// therefore reported as well.
+// stored on replicas that are still in the address's chain. InChain tells it
+// which those are; without it every replica counts, and a head that took
+// data and lost it (a crash before the sync, or a replacement during
+// reconfiguration) before a legitimate junk fill is reported as well. With
+// it, data or junk held only by replicas that a committed projection took
+// out of the address's chain does not conflict with what is stored later:
+// it was never committed, since a committed entry is on every replica of
+// its chain and a reconfiguration keeps at least one replica of each chain,
+// and no reader can see it any more. Two distinct data values conflict
+// wherever they are.
 //
 // A Monitor is safe for concurrent use. OnViolation, if used, must be set
 // before the first call.
@@ -107,6 +114,10 @@ type Monitor struct {
 	// is found, outside the Monitor's lock and on the goroutine that made
 	// the call that found it, so that a run can stop at once.
 	OnViolation func(Violation)
+	// InChain, if not nil, reports whether node is now a replica of global
+	// address global's chain (see the NB above). It is called with the
+	// Monitor's lock held.
+	InChain func(global storage.Address, node projection.NodeID) bool
 
 	mu     sync.Mutex
 	addrs  map[storage.Address]*stored
@@ -129,6 +140,21 @@ type thing struct {
 	size   int
 	prefix string // the start of the data, for reports
 	node   projection.NodeID
+	others []projection.NodeID // the other replicas that stored it
+}
+
+// live reports whether a replica that still belongs to global's chain holds
+// t.
+func (m *Monitor) live(global storage.Address, t thing) bool {
+	if m.InChain == nil || m.InChain(global, t.node) {
+		return true
+	}
+	for _, n := range t.others {
+		if m.InChain(global, n) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t thing) String() string {
@@ -179,21 +205,32 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 		s = &stored{}
 		m.addrs[global] = s
 	}
-	for _, old := range s.things {
+	for i, old := range s.things {
 		if old.junk == t.junk && old.sum == t.sum {
+			if old.node != t.node && !slices.Contains(old.others, t.node) {
+				s.things[i].others = append(s.things[i].others, t.node)
+			}
 			m.mu.Unlock()
 			return
 		}
 	}
-	if len(s.things) > 0 {
-		names := make([]string, 0, len(s.things))
-		for _, old := range s.things {
+	var conflicts []thing
+	for _, old := range s.things {
+		// Data and junk conflict only on replicas still in the chain;
+		// two data values always do.
+		if old.junk == t.junk || m.live(global, old) {
+			conflicts = append(conflicts, old)
+		}
+	}
+	if len(conflicts) > 0 {
+		names := make([]string, 0, len(conflicts))
+		for _, old := range conflicts {
 			names = append(names, old.String())
 		}
 		found = append(found, Violation{Invariant: "S1", Addr: global, Detail: fmt.Sprintf(
 			"%s stored where replicas already held %s", t, strings.Join(names, ", "))})
 		if t.junk {
-			for _, old := range s.things {
+			for _, old := range conflicts {
 				if !old.junk {
 					found = append(found, Violation{Invariant: "S6", Addr: global, Detail: fmt.Sprintf(
 						"%s filled after %s", t, old)})

@@ -101,6 +101,7 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		commits:   []EpochChange{{Epoch: servers.Projection.Epoch, At: s.Elapsed()}},
 		servers:   make(map[transport.NodeID]*transport.Server),
 		crashed:   make(map[transport.NodeID]bool)}
+	c.Monitor.InChain = c.inChain
 	ids, hs := servers.Handlers()
 	for i, id := range ids {
 		if srv, ok := hs[i].(*transport.Server); ok {
@@ -220,6 +221,16 @@ func (c *Cluster) global(node projection.NodeID, local storage.Address) (storage
 		}
 	}
 	return 0, false
+}
+
+// inChain reports whether node is a replica of global's chain in the newest
+// committed projection; an address no segment covers counts every node.
+func (c *Cluster) inChain(global storage.Address, node projection.NodeID) bool {
+	loc, err := c.Latest().Locate(global)
+	if err != nil {
+		return true
+	}
+	return slices.Contains(loc.Chain, node)
 }
 
 // Latest returns the newest projection the layout servers committed.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
 )
@@ -76,6 +77,41 @@ type Options struct {
 	Trace func(Event) `json:"-"`
 }
 
+// Expanded returns o with every default filled in, as Run uses it, so that
+// %+v shows the whole configuration of a run. Run(o.Expanded()) is the
+// same run as Run(o).
+func (o Options) Expanded() Options {
+	o.Workload.fill()
+	setDefault(&o.Latency, time.Millisecond)
+	setDefault(&o.MaxSteps, 10_000_000)
+	setDefault(&o.Cluster.Layouts, 3)
+	setDefault(&o.Cluster.Units, 6)
+	setDefault(&o.Cluster.Replicas, 2)
+	setDefault(&o.Cluster.Backpointers, sequencer.DefaultBackpointers)
+	c := &o.Client
+	setDefault(&c.MaxRetries, corfu.DefaultMaxRetries)
+	setDefault(&c.RPCTimeout, corfu.DefaultRPCTimeout)
+	setDefault(&c.HoleFillWait, corfu.DefaultHoleFillWait)
+	setDefault(&c.Backoff, corfu.DefaultBackoff)
+	setDefault(&c.MaxBackoff, corfu.DefaultMaxBackoff)
+	setDefault(&c.FollowPoll, corfu.DefaultFollowPoll)
+	setDefault(&c.MaxEntryBytes, corfu.DefaultMaxEntryBytes)
+	lv := &o.Liveness
+	setDefault(&lv.AppendBound, o.Workload.OpTimeout)
+	setDefault(&lv.FillBound, o.Workload.OpTimeout)
+	setDefault(&lv.MaxEpochChanges, 2*(o.clients()+1)+4)
+	return o
+}
+
+// clients counts the workload's clients before the final pass.
+func (o Options) clients() int {
+	n := o.Workload.Appenders + o.Workload.Readers
+	if o.Workload.Reconfigs > 0 {
+		n++
+	}
+	return n
+}
+
 // Swarm derives a run's options from its seed (swarm testing): the
 // cluster's and the workload's shape, the client's timeouts, the network's
 // latency, and a random subset of the fault catalog with random rates and
@@ -102,7 +138,7 @@ func Swarm(seed uint64) Options {
 	o.Client.HoleFillWait = o.Client.RPCTimeout * time.Duration(4+r.IntN(8))
 	o.Workload.Think = 5 * time.Millisecond
 	if r.IntN(10) == 0 {
-		return o
+		return o.Expanded()
 	}
 	f := &o.Faults
 	f.Duration = ms(1000, 6000)
@@ -148,7 +184,7 @@ func Swarm(seed uint64) Options {
 	n := max(o.Workload.Appends, o.Workload.Reads)
 	o.Workload.Think = max(o.Workload.Think, 2*f.Duration/time.Duration(n))
 	o.Workload.ReconfigGap = 2 * f.Duration / time.Duration(o.Workload.Reconfigs+1)
-	return o
+	return o.Expanded()
 }
 
 // Result is the outcome of one run.
@@ -199,13 +235,9 @@ const linTimeout = 30 * time.Second
 // observations (Check, CheckLinearizable) and the liveness rules
 // (CheckLiveness).
 func Run(o Options) Result {
-	o.Workload.fill()
-	setDefault(&o.Latency, time.Millisecond)
-	setDefault(&o.MaxSteps, 10_000_000)
+	o = o.Expanded()
 	w := o.Workload
 	lv := o.Liveness
-	setDefault(&lv.AppendBound, w.OpTimeout)
-	setDefault(&lv.FillBound, w.OpTimeout)
 	s := NewScheduler(o.Seed)
 	defer s.Close()
 	s.MaxSteps = uint64(o.MaxSteps)
@@ -224,10 +256,7 @@ func Run(o Options) Result {
 	// Every client has a fixed node name, so that the fault plan can aim
 	// at it: client1.. for the appenders, then the readers, then the
 	// reconfiguring client; the final pass's client comes last.
-	clients := w.Appenders + w.Readers
-	if w.Reconfigs > 0 {
-		clients++
-	}
+	clients := o.clients()
 	finalID := clients + 1
 	topo := Topology{
 		Layouts:   cl.Projection.Layout,
@@ -256,7 +285,6 @@ func Run(o Options) Result {
 	cl.Clock = faults.ClockOffset
 	heal := max(o.Faults.Duration, 0)
 	res.Heal = heal
-	setDefault(&lv.MaxEpochChanges, 2*(clients+1)+4)
 
 	// call runs one client operation under the workload's timeout and
 	// records it in the history.

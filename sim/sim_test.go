@@ -4,17 +4,29 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/corfulog/corfu/sim"
 )
 
 var (
-	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed")
-	flagSeeds = flag.Int("sim.seeds", 0, "number of seeds to sweep (default 500, 50 with -short)")
+	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed (and log its faults)")
+	flagSeeds = flag.Int("sim.seeds", 0, "number of seeds to sweep (default 2000; 100 with -short; 300 with -race)")
+)
+
+// Sweep sizes. Under the race detector a run is several times slower, so
+// the default sweep is smaller there (raceEnabled comes from a file built
+// with or without the race tag).
+const (
+	defaultSeeds = 2000
+	shortSeeds   = 100
+	raceSeeds    = 300
 )
 
 // seeds returns the seeds TestSim runs: -sim.seed=N alone, else 1..K.
@@ -24,9 +36,13 @@ func seeds(t *testing.T) []uint64 {
 	}
 	n := *flagSeeds
 	if n == 0 {
-		n = 500
-		if testing.Short() {
-			n = 50
+		switch {
+		case testing.Short():
+			n = shortSeeds
+		case raceEnabled:
+			n = raceSeeds
+		default:
+			n = defaultSeeds
 		}
 	}
 	out := make([]uint64, n)
@@ -36,14 +52,20 @@ func seeds(t *testing.T) []uint64 {
 	return out
 }
 
-// TestSim sweeps seeds: each derives a cluster shape, a workload and a
-// network latency, runs them and checks the history and the replicas.
+// TestSim sweeps seeds: each derives a cluster shape, a workload, the
+// client's timeouts, the network's latency and a mix of faults; runs a
+// fault phase, heals, runs a liveness phase and a final read of every
+// address; and checks safety (Check, CheckLinearizable) and liveness
+// (CheckLiveness). Across a sweep of 100 seeds or more, every kind of fault
+// must have been injected.
 func TestSim(t *testing.T) {
 	list := seeds(t)
 	var (
 		mu       sync.Mutex
-		failures []string
+		failures = map[uint64]string{}
 		appends  int
+		counts   = map[sim.FaultKind]int{}
+		healed   int
 	)
 	work := make(chan uint64)
 	var wg sync.WaitGroup
@@ -56,9 +78,22 @@ func TestSim(t *testing.T) {
 				res := sim.Run(o)
 				mu.Lock()
 				appends += res.Appends
+				for k, n := range res.FaultCounts {
+					counts[k] += n
+				}
+				if res.Heal > 0 {
+					healed++
+				}
 				if res.Err != nil {
-					failures = append(failures, fmt.Sprintf("seed=%d: %v\nopts=%+v\nreproduce: go test ./sim -run '^TestSim$' -sim.seed=%d",
-						seed, res.Err, o, seed))
+					failures[seed] = fmt.Sprintf("seed=%d: %v\nopts=%+v\nreproduce: go test ./sim -run '^TestSim$' -sim.seed=%d",
+						seed, res.Err, o, seed)
+				}
+				if len(list) == 1 {
+					for _, f := range res.Faults {
+						t.Logf("fault %v", f)
+					}
+					t.Logf("heal at %v, %d epoch changes after it, %d acked appends, %d unseen, %d steps, %v virtual",
+						res.Heal, res.EpochChanges, res.Appends, res.Unseen, res.Steps, res.VirtualTime)
 				}
 				mu.Unlock()
 			}
@@ -69,27 +104,48 @@ func TestSim(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	t.Logf("%d seeds, %d acknowledged appends checked", len(list), appends)
-	for i, f := range failures {
+	t.Logf("%d seeds (%d with faults), %d acknowledged appends checked; faults injected: %v",
+		len(list), healed, appends, counts)
+	failed := make([]uint64, 0, len(failures))
+	for s := range failures {
+		failed = append(failed, s)
+	}
+	slices.Sort(failed)
+	for i, s := range failed {
 		if i == 5 {
-			t.Errorf("... and %d more failing seeds", len(failures)-5)
+			t.Errorf("... and %d more failing seeds", len(failed)-5)
 			break
 		}
-		t.Error(f)
+		t.Error(failures[s])
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d seeds failed: %v", len(failed), len(list), failed)
+	}
+	if len(list) >= shortSeeds {
+		for _, k := range sim.FaultKinds() {
+			assert.Positive(t, counts[k], "no %s fault in %d seeds", k, len(list))
+		}
 	}
 }
 
-// TestSimDeterministic runs one seed twice and compares trace hashes, and
-// checks that different seeds give different traces.
+// TestSimDeterministic runs seeds twice, with faults on, and compares trace
+// hashes, and checks that different seeds give different traces.
 func TestSimDeterministic(t *testing.T) {
-	for _, seed := range []uint64{1, 7, 42} {
-		a := sim.Run(sim.Swarm(seed))
+	faulted := 0
+	for _, seed := range []uint64{1, 2, 3, 42} {
+		o := sim.Swarm(seed)
+		if o.Faults.Duration > 0 {
+			faulted++
+		}
+		a := sim.Run(o)
 		b := sim.Run(sim.Swarm(seed))
-		require.NoError(t, a.Err)
+		require.Equal(t, fmt.Sprint(a.Err), fmt.Sprint(b.Err), "seed %d", seed)
 		require.Equal(t, a.TraceHash, b.TraceHash, "seed %d: two runs diverged", seed)
 		require.Equal(t, a.Steps, b.Steps)
 		require.Equal(t, a.History.Ops, b.History.Ops)
+		require.Equal(t, a.Faults, b.Faults)
 	}
+	require.Positive(t, faulted, "no seed with faults")
 	hashes := map[uint64]uint64{}
 	for seed := uint64(1); seed <= 20; seed++ {
 		h := sim.Run(sim.Swarm(seed)).TraceHash
@@ -98,4 +154,15 @@ func TestSimDeterministic(t *testing.T) {
 		}
 		hashes[h] = seed
 	}
+}
+
+// TestSwarmPrintsInFull checks that a seed's options print as a complete
+// repro: every default is filled in.
+func TestSwarmPrintsInFull(t *testing.T) {
+	o := sim.Swarm(5)
+	s := fmt.Sprintf("%+v", o)
+	for _, want := range []string{"OpTimeout:10s", "Layouts:3", "MaxRetries:16", "Faults:{Duration:"} {
+		assert.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
+	}
+	assert.Equal(t, o, o.Expanded(), "Swarm's options are already expanded")
 }
