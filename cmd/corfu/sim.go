@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -17,11 +18,13 @@ import (
 	"github.com/corfulog/corfu/sim"
 )
 
-// maxReported bounds the failing seeds a sweep describes in full, and the
-// violations printed for one run.
+// maxReported bounds the failing seeds a sweep describes in full,
+// maxViolations the violations printed for one run, and maxFaultLog the
+// fault records listed for a failing run.
 const (
 	maxReported   = 10
 	maxViolations = 20
+	maxFaultLog   = 40
 )
 
 // progressEvery throttles the progress line of a sweep.
@@ -30,46 +33,202 @@ const progressEvery = 100 * time.Millisecond
 // scenario is what the flags change on top of Swarm(seed). Every run of a
 // sweep, and the replay of any of them, applies the same scenario.
 type scenario struct {
-	faults   string        // --faults: "", "none", "all" or a comma-separated list of kinds
-	latency  string        // --latency: a sim.ParseLatency spec, or ""
-	duration time.Duration // --duration: the fault phase, or 0 to keep Swarm's
-}
+	faults       string        // --faults: "", "none", "all" or a comma-separated list of kinds
+	latency      string        // --latency: a sim.ParseLatency spec of a constant model, or ""
+	faultLatency string        // --fault-latency: a sim.ParseLatency spec for the fault phase, or ""
+	duration     time.Duration // --duration: the fault phase
+	setDuration  bool          // --duration was given
 
-// errUnsupported reports a flag the simulator cannot honour yet.
-var errUnsupported = errors.New("not supported by the simulator yet")
+	kinds map[sim.FaultKind]bool // the kinds --faults names, once checked
+}
 
 // check validates the scenario once, before any run, so that a bad flag is
 // a usage error rather than a failure of every seed.
-func (sc scenario) check() error {
-	_, err := sc.options(1)
-	return err
-}
-
-// options returns the options of one run: Swarm(seed), then the flags.
-func (sc scenario) options(seed uint64) (sim.Options, error) {
-	o := sim.Swarm(seed)
+func (sc *scenario) check() error {
 	if sc.latency != "" {
 		m, err := sim.ParseLatency(sc.latency, nil)
 		if err != nil {
-			return o, fmt.Errorf("--latency: %w", err)
+			return fmt.Errorf("--latency: %w", err)
 		}
-		// NB: sim.Options carries a constant one-way latency only.
-		c, ok := m.(sim.Constant)
-		if !ok {
-			return o, fmt.Errorf("--latency %s: only constant models are %w", sc.latency, errUnsupported)
+		// NB: sim.Options carries the healthy network's latency as one
+		// constant; models with a distribution apply to the fault phase.
+		if _, ok := m.(sim.Constant); !ok {
+			return fmt.Errorf("--latency %s: the healthy network's latency is a constant (such as constant:2ms); give other models to --fault-latency", sc.latency)
 		}
-		o.Latency = time.Duration(c)
+	}
+	if sc.faultLatency != "" {
+		if _, err := sim.ParseLatency(sc.faultLatency, func() time.Duration { return 0 }); err != nil {
+			return fmt.Errorf("--fault-latency: %w", err)
+		}
+	}
+	if sc.duration < 0 {
+		return errors.New("--duration must not be negative")
 	}
 	switch sc.faults {
-	case "", "none":
-		// Swarm injects no faults: nothing to take away.
+	case "":
+	case "none":
+		sc.kinds = map[sim.FaultKind]bool{}
+	case "all":
+		sc.kinds = map[sim.FaultKind]bool{}
+		for _, k := range sim.FaultKinds() {
+			sc.kinds[k] = true
+		}
 	default:
-		return o, fmt.Errorf("--faults %s: fault injection is %w", sc.faults, errUnsupported)
+		sc.kinds = map[sim.FaultKind]bool{}
+		for _, name := range strings.Split(sc.faults, ",") {
+			k := sim.FaultKind(strings.TrimSpace(name))
+			if !slices.Contains(sim.FaultKinds(), k) {
+				return fmt.Errorf("--faults: unknown kind %q; want all, none, or some of %s", k, kindList())
+			}
+			sc.kinds[k] = true
+		}
 	}
-	if sc.duration != 0 {
-		return o, fmt.Errorf("--duration: a fault phase is %w", errUnsupported)
+	return nil
+}
+
+// options returns the options of one run: Swarm(seed), then the flags.
+// The scenario must have been checked.
+func (sc *scenario) options(seed uint64) sim.Options {
+	o := sim.Swarm(seed)
+	swarm := o
+	if sc.latency != "" {
+		m, _ := sim.ParseLatency(sc.latency, nil)
+		o.Latency = time.Duration(m.(sim.Constant))
 	}
-	return o, nil
+	if sc.kinds != nil {
+		applyFaults(&o, sc.kinds)
+	}
+	if sc.faultLatency != "" {
+		o.Faults.Latency = sc.faultLatency
+		if o.Faults.Duration == 0 {
+			o.Faults.Duration = drawFaults(seed).duration
+		}
+	}
+	if sc.setDuration {
+		f := &o.Faults
+		if f.Duration > 0 && f.ClogMean > 0 {
+			f.ClogMean = f.ClogMean * sc.duration / f.Duration
+		}
+		f.Duration = sc.duration
+	}
+	if o.Faults.Duration != swarm.Faults.Duration || o.Workload.Reconfigs != swarm.Workload.Reconfigs {
+		spread(&o)
+	}
+	return o
+}
+
+// faultDraws are the rates and counts a kind of fault gets when --faults
+// turns it on in a seed whose Swarm options left it out. They are drawn
+// from the seed, all of them whatever the kinds chosen, so that one kind's
+// presence never shifts another's draws.
+type faultDraws struct {
+	duration           time.Duration
+	latency            string
+	drop, dup, reorder float64
+	late               time.Duration
+	counts             []int // in the order of countFields
+	reconfigs          int
+}
+
+func drawFaults(seed uint64) faultDraws {
+	r := rand.New(rand.NewPCG(seed, 0xfa017))
+	ms := func(lo, hi int) time.Duration { return time.Duration(lo+r.IntN(hi-lo+1)) * time.Millisecond }
+	d := faultDraws{duration: ms(1000, 6000)}
+	d.latency = []string{
+		"bimodal",
+		fmt.Sprintf("exp:min=%dms,mean=%dms", r.IntN(31), 30+r.IntN(71)),
+		"study",
+		fmt.Sprintf("cloud+outage:%v-%v", d.duration/4, d.duration/2),
+	}[r.IntN(4)]
+	d.drop = 0.3 * r.Float64()
+	d.dup, d.late = 0.5*r.Float64(), ms(10, 2000)
+	d.reorder = 0.2 * r.Float64()
+	for range countKinds {
+		d.counts = append(d.counts, 1+r.IntN(3))
+	}
+	d.reconfigs = 1 + r.IntN(3)
+	return d
+}
+
+// countKinds are the kinds of fault a FaultConfig counts in windows, in the
+// order of countFields.
+var countKinds = []sim.FaultKind{
+	sim.FaultClog, sim.FaultSwizzle, sim.FaultPartition, sim.FaultAsymmetric, sim.FaultBridge, sim.FaultFlap,
+	sim.FaultBlackout, sim.FaultOutage, sim.FaultPause, sim.FaultCrash, sim.FaultClock,
+}
+
+func countFields(f *sim.FaultConfig) []*int {
+	return []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
+		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks}
+}
+
+// applyFaults makes o inject exactly the kinds of fault in on: a kind the
+// seed chose keeps its rate or count, a kind it left out gets one drawn
+// from the seed, and the kinds not in on are switched off. Without any
+// kind but reconfig, the run has no fault phase.
+func applyFaults(o *sim.Options, on map[sim.FaultKind]bool) {
+	d := drawFaults(o.Seed)
+	f := &o.Faults
+	rate := func(k sim.FaultKind, v *float64, drawn float64) {
+		switch {
+		case !on[k]:
+			*v = 0
+		case *v == 0:
+			*v = drawn
+		}
+	}
+	if !on[sim.FaultLatency] {
+		f.Latency = ""
+	} else if f.Latency == "" {
+		f.Latency = d.latency
+	}
+	rate(sim.FaultDrop, &f.Drop, d.drop)
+	rate(sim.FaultDuplicate, &f.Duplicate, d.dup)
+	if f.Duplicate == 0 {
+		f.DuplicateLate = 0
+	} else if f.DuplicateLate == 0 {
+		f.DuplicateLate = d.late
+	}
+	rate(sim.FaultReorder, &f.Reorder, d.reorder)
+	for i, c := range countFields(f) {
+		switch {
+		case !on[countKinds[i]]:
+			*c = 0
+		case *c == 0:
+			*c = d.counts[i]
+		}
+	}
+	f.Blackouts = min(f.Blackouts, 1) // as Swarm: one node silenced for most of the phase
+	w := &o.Workload
+	switch {
+	case !on[sim.FaultReconfig]:
+		w.Reconfigs = 0
+	case w.Reconfigs == 0:
+		w.Reconfigs = d.reconfigs
+	}
+	injected := false
+	for k := range on {
+		injected = injected || k != sim.FaultReconfig
+	}
+	switch {
+	case !injected:
+		*f = sim.FaultConfig{}
+	case f.Duration == 0:
+		f.Duration = d.duration
+	}
+}
+
+// spread paces the workload over the fault phase as Swarm does, for
+// options whose fault phase or reconfigurations the flags changed.
+func spread(o *sim.Options) {
+	w := &o.Workload
+	w.Think = 5 * time.Millisecond
+	w.ReconfigGap = 0 // the default
+	if d := o.Faults.Duration; d > 0 {
+		n := max(w.Appends, w.Reads, 1)
+		w.Think = max(w.Think, 2*d/time.Duration(n))
+		w.ReconfigGap = 2 * d / time.Duration(w.Reconfigs+1)
+	}
 }
 
 // simFlags are the parsed flags of "corfu sim".
@@ -88,7 +247,7 @@ type simFlags struct {
 }
 
 // scenarioFlags are the flags a replay command repeats, in its order.
-var scenarioFlags = []string{"faults", "latency", "duration"}
+var scenarioFlags = []string{"faults", "latency", "fault-latency", "duration"}
 
 func parseSimFlags(args []string, stderr io.Writer) (*simFlags, error) {
 	f := &simFlags{fs: flag.NewFlagSet("sim", flag.ContinueOnError)}
@@ -99,8 +258,11 @@ func parseSimFlags(args []string, stderr io.Writer) (*simFlags, error) {
        corfu sim --seeds N [flags]    sweep seeds 1..N in parallel
 
 Each run's options are derived from its seed (sim.Swarm); the scenario flags
-(--faults, --latency, --duration) are applied on top of them. The exit status
-is 0 only if every run passed.
+(--faults, --latency, --fault-latency, --duration) are applied on top of them.
+--faults LIST injects exactly the kinds listed, with the seed's own rates where
+it chose them and rates drawn from the seed otherwise; "none" leaves a run with
+no fault phase and no reconfigurations. The exit status is 0 only if every run
+passed, 1 if one failed, 2 for bad flags.
 
 flags:
 `)
@@ -111,9 +273,10 @@ flags:
 	fs.Uint64Var(&f.first, "first", 1, "the first seed of a sweep")
 	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "runs of a sweep at once")
 	fs.BoolVar(&f.progress, "progress", true, "show a progress line on stderr during a sweep")
-	fs.StringVar(&f.sc.faults, "faults", "", "faults to inject: a comma-separated list of kinds, all, or none (default: as the seed chooses)")
-	fs.StringVar(&f.sc.latency, "latency", "", "one-way latency model, as sim.ParseLatency reads it (constant:2ms, cloud, study, bimodal, ...)")
-	fs.DurationVar(&f.sc.duration, "duration", 0, "length of the fault phase in virtual time (default: as the seed chooses)")
+	fs.StringVar(&f.sc.faults, "faults", "", "kinds of fault to inject, separated by commas, or all, or none (default: as the seed chooses); kinds: "+kindList())
+	fs.StringVar(&f.sc.latency, "latency", "", "one-way latency of the healthy network, a constant model such as constant:2ms (default: as the seed chooses)")
+	fs.StringVar(&f.sc.faultLatency, "fault-latency", "", "latency model of the fault phase, as sim.ParseLatency reads it: cloud, study, bimodal, exp:min=5ms,mean=50ms, ... (turns the latency fault on)")
+	fs.DurationVar(&f.sc.duration, "duration", 0, "length of the fault phase in virtual time; 0 for none (default: as the seed chooses)")
 	fs.StringVar(&f.trace, "trace", "", "with --seed: write an HTML timeline of the run to this file")
 	fs.DurationVar(&f.traceFrom, "trace-from", 0, "start of the timeline's window, in virtual time since the run started")
 	fs.DurationVar(&f.traceUntil, "trace-until", 0, "end of the timeline's window (default: the end of the run)")
@@ -123,6 +286,7 @@ flags:
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.sc.setDuration = set["duration"]
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -157,6 +321,15 @@ func (f *simFlags) replay(seed uint64) string {
 	return b.String()
 }
 
+// kindList names the kinds of fault, separated by commas.
+func kindList() string {
+	names := make([]string, 0, len(sim.FaultKinds()))
+	for _, k := range sim.FaultKinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ",")
+}
+
 // shellQuote quotes s for a POSIX shell if it needs quoting.
 func shellQuote(s string) string {
 	safe := s != "" && strings.IndexFunc(s, func(r rune) bool {
@@ -189,11 +362,7 @@ func simCmd(args []string, stdout, stderr io.Writer) int {
 
 // one runs a single seed and prints its summary.
 func (f *simFlags) one(stdout, stderr io.Writer) int {
-	o, err := f.sc.options(f.seed)
-	if err != nil {
-		fmt.Fprintf(stderr, "corfu sim: %v\n", err)
-		return 2
-	}
+	o := f.sc.options(f.seed)
 	var events []sim.Event
 	if f.trace != "" {
 		o.Trace = func(e sim.Event) { events = append(events, e) }
@@ -206,6 +375,9 @@ func (f *simFlags) one(stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "corfu sim: seed %d\n", f.seed)
 	printTotals(stdout, r.Ops, r.Appends, r.Reads, r.FailedOps, r.Faults)
+	if res.Heal > 0 {
+		fmt.Fprintf(stdout, "fault phase:  0s to %v, then healed\n", res.Heal)
+	}
 	printViolations(stdout, r.Violations, len(r.Violations)-r.Warnings(), r.Warnings())
 	fmt.Fprintf(stdout, "linearizable: %s\n", linVerdict(res.Linearizability))
 	fmt.Fprintf(stdout, "newest epoch: %d\n", r.Epochs)
@@ -223,6 +395,16 @@ func (f *simFlags) one(stdout, stderr io.Writer) int {
 	if !r.Passed() {
 		fmt.Fprintf(stdout, "FAIL seed %d: %v\n", r.Seed, r.Err)
 		printFailure(stdout, f, r, "")
+		if len(res.Faults) > 0 {
+			fmt.Fprintln(stdout, "fault log:")
+			for i, fr := range res.Faults {
+				if i == maxFaultLog {
+					fmt.Fprintf(stdout, "  ... and %d more (see the timeline: --trace)\n", len(res.Faults)-maxFaultLog)
+					break
+				}
+				fmt.Fprintf(stdout, "  %v\n", fr)
+			}
+		}
 		return 1
 	}
 	fmt.Fprintln(stdout, "PASS")
@@ -269,13 +451,7 @@ func (f *simFlags) sweep(stdout, stderr io.Writer) int {
 		p = &progressLine{w: stderr, start: time.Now()}
 	}
 	wall := time.Now()
-	res := sim.Sweep(seeds, f.workers, func(seed uint64) sim.Options {
-		o, err := f.sc.options(seed)
-		if err != nil {
-			panic(err) // checked before the sweep
-		}
-		return o
-	}, p.update)
+	res := sim.Sweep(seeds, f.workers, f.sc.options, p.update)
 	elapsed := time.Since(wall)
 	p.finish()
 	return f.printSweep(stdout, res, elapsed)

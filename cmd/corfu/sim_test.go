@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,10 @@ func TestSimBadFlags(t *testing.T) {
 		{name: "no seeds", args: []string{"--seeds", "0"}, want: "--seeds must be positive"},
 		{name: "trace of a sweep", args: []string{"--seeds", "3", "--trace", "x.html"}, want: "use it with --seed"},
 		{name: "bad latency", args: []string{"--seed", "1", "--latency", "warp:9"}, want: "--latency"},
+		{name: "latency not constant", args: []string{"--seed", "1", "--latency", "cloud"}, want: "give other models to --fault-latency"},
+		{name: "bad fault latency", args: []string{"--seed", "1", "--fault-latency", "warp:9"}, want: "--fault-latency"},
+		{name: "unknown fault", args: []string{"--seed", "1", "--faults", "crash,meteor"}, want: `unknown kind "meteor"`},
+		{name: "negative duration", args: []string{"--seed", "1", "--duration", "-1s"}, want: "--duration must not be negative"},
 		{name: "bad workers", args: []string{"--seeds", "3", "--workers", "0"}, want: "--workers must be positive"},
 		{name: "stray argument", args: []string{"--seed", "1", "extra"}, want: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"--seed", "1", "--colour"}, want: "flag provided but not defined"},
@@ -197,4 +202,105 @@ func TestSimSweepFailureReport(t *testing.T) {
 	}
 	assert.Contains(t, out, "Trace:<nil>")
 	assert.True(t, strings.HasSuffix(out, "FAIL\n"))
+}
+
+// scenarioFor parses flags and returns their scenario.
+func scenarioFor(t *testing.T, args ...string) *scenario {
+	t.Helper()
+	f, err := parseSimFlags(append([]string{"--seeds", "1"}, args...), io.Discard)
+	require.NoError(t, err)
+	return &f.sc
+}
+
+// injected lists the kinds of fault options o would inject.
+func injected(o sim.Options) map[sim.FaultKind]bool {
+	f := o.Faults
+	on := map[sim.FaultKind]bool{}
+	if f.Duration <= 0 {
+		return on
+	}
+	on[sim.FaultLatency] = f.Latency != ""
+	on[sim.FaultDrop] = f.Drop > 0
+	on[sim.FaultDuplicate] = f.Duplicate > 0
+	on[sim.FaultReorder] = f.Reorder > 0
+	for i, c := range countFields(&f) {
+		on[countKinds[i]] = *c > 0
+	}
+	for k, v := range on {
+		if !v {
+			delete(on, k)
+		}
+	}
+	return on
+}
+
+func TestScenarioDefaultIsSwarm(t *testing.T) {
+	sc := scenarioFor(t)
+	for seed := uint64(1); seed <= 30; seed++ {
+		require.Equal(t, sim.Swarm(seed), sc.options(seed))
+	}
+}
+
+func TestScenarioFaults(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults string
+		want   []sim.FaultKind
+	}{
+		{name: "none", faults: "none"},
+		{name: "one kind", faults: "crash", want: []sim.FaultKind{sim.FaultCrash}},
+		{name: "a list", faults: "drop,partition,latency", want: []sim.FaultKind{sim.FaultDrop, sim.FaultPartition, sim.FaultLatency}},
+		{name: "all", faults: "all", want: sim.FaultKinds()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenarioFor(t, "--faults", tt.faults)
+			want := map[sim.FaultKind]bool{}
+			for _, k := range tt.want {
+				if k != sim.FaultReconfig {
+					want[k] = true
+				}
+			}
+			for seed := uint64(1); seed <= 30; seed++ {
+				o := sc.options(seed)
+				swarm := sim.Swarm(seed)
+				assert.Equal(t, want, injected(o), "seed %d", seed)
+				if len(want) == 0 {
+					assert.Equal(t, sim.FaultConfig{}, o.Faults, "seed %d: no fault phase", seed)
+				}
+				assert.Equal(t, slices.Contains(tt.want, sim.FaultReconfig), o.Workload.Reconfigs > 0, "seed %d: reconfigurations", seed)
+				if swarm.Faults.Crashes > 0 && want[sim.FaultCrash] {
+					assert.Equal(t, swarm.Faults.Crashes, o.Faults.Crashes, "seed %d keeps the crashes it chose", seed)
+				}
+				assert.Equal(t, swarm.Cluster, o.Cluster, "the cluster is the seed's")
+				assert.Equal(t, o, sc.options(seed), "seed %d: deterministic", seed)
+			}
+		})
+	}
+}
+
+func TestScenarioDuration(t *testing.T) {
+	sc := scenarioFor(t, "--duration", "2s", "--faults", "crash,clog")
+	for seed := uint64(1); seed <= 10; seed++ {
+		o := sc.options(seed)
+		assert.Equal(t, 2*time.Second, o.Faults.Duration)
+		n := max(o.Workload.Appends, o.Workload.Reads)
+		assert.Equal(t, max(5*time.Millisecond, 4*time.Second/time.Duration(n)), o.Workload.Think, "the workload spans the fault phase")
+	}
+	o := scenarioFor(t, "--duration", "0").options(3)
+	assert.Zero(t, o.Faults.Duration, "--duration 0: no fault phase")
+
+	o = scenarioFor(t, "--fault-latency", "bimodal", "--latency", "constant:3ms").options(3)
+	assert.Equal(t, "bimodal", o.Faults.Latency)
+	assert.Equal(t, 3*time.Millisecond, o.Latency)
+	assert.Positive(t, o.Faults.Duration)
+}
+
+func TestSimFaultsOutput(t *testing.T) {
+	code, out, stderr := runCmd("sim", "--seed", "7", "--faults", "crash", "--duration", "2s")
+	assert.Contains(t, []int{0, 1}, code, stderr)
+	assert.Regexp(t, `(?m)^faults: +\d+ injected: crash \d+$`, out)
+	if code == 1 {
+		assert.Contains(t, out, "replay:       go run ./cmd/corfu sim --seed 7 --faults crash --duration 2s\n")
+	}
 }
