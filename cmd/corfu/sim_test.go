@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/corfulog/corfu/sim"
+	"github.com/corfulog/corfu/storage"
 )
 
 // runCmd runs the command line in process and returns its exit status and
@@ -303,4 +304,30 @@ func TestSimFaultsOutput(t *testing.T) {
 	if code == 1 {
 		assert.Contains(t, out, "replay:       go run ./cmd/corfu sim --seed 7 --faults crash --duration 2s\n")
 	}
+}
+
+// TestSimTracePorcupine checks that a history that is not linearizable
+// also gets porcupine's drawing, beside the timeline.
+func TestSimTracePorcupine(t *testing.T) {
+	h := &sim.History{}
+	id := h.Invoke(1, sim.OpAppend, 0, 0, "a")
+	h.Return(id, 10*time.Millisecond, 0, "", sim.OK, nil)
+	id = h.Invoke(2, sim.OpRead, 20*time.Millisecond, 0, "")
+	h.Return(id, 30*time.Millisecond, 0, "b", sim.OK, nil)
+	lin := sim.CheckLinearizable(h, 0)
+	require.Equal(t, []storage.Address{0}, lin.Illegal)
+	res := sim.Result{Err: errors.New("sim: invariant violated: Lin"), History: h, Linearizability: lin, VirtualTime: 40 * time.Millisecond}
+
+	dir := t.TempDir()
+	f, err := parseSimFlags([]string{"--seed", "9", "--trace", filepath.Join(dir, "run.html")}, io.Discard)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, f.writeTrace(&out, sim.Swarm(9), res, nil))
+	assert.Equal(t, "timeline:     "+filepath.Join(dir, "run.html")+"\nporcupine:    "+filepath.Join(dir, "run.porcupine.html")+"\n", out.String())
+	page, err := os.ReadFile(filepath.Join(dir, "run.porcupine.html"))
+	require.NoError(t, err)
+	assert.Contains(t, string(page), "<html")
+	timeline, err := os.ReadFile(filepath.Join(dir, "run.html"))
+	require.NoError(t, err)
+	assert.Contains(t, string(timeline), "NOT linearizable at addresses [0]")
 }
