@@ -114,7 +114,12 @@ func (sc *scenario) options(seed uint64) sim.Options {
 	if o.Faults.Duration != swarm.Faults.Duration || o.Workload.Reconfigs != swarm.Workload.Reconfigs {
 		spread(&o)
 	}
-	return o
+	if o.Workload.Reconfigs != swarm.Workload.Reconfigs {
+		// The bound on epoch changes counts the clients, the reconfiguring
+		// one included: let Expanded derive it again.
+		o.Liveness.MaxEpochChanges = 0
+	}
+	return o.Expanded()
 }
 
 // faultDraws are the rates and counts a kind of fault gets when --faults
@@ -223,7 +228,7 @@ func applyFaults(o *sim.Options, on map[sim.FaultKind]bool) {
 func spread(o *sim.Options) {
 	w := &o.Workload
 	w.Think = 5 * time.Millisecond
-	w.ReconfigGap = 0 // the default
+	w.ReconfigGap = 0 // the default, filled in by Expanded
 	if d := o.Faults.Duration; d > 0 {
 		n := max(w.Appends, w.Reads, 1)
 		w.Think = max(w.Think, 2*d/time.Duration(n))

@@ -331,3 +331,16 @@ func TestSimTracePorcupine(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(timeline), "NOT linearizable at addresses [0]")
 }
+
+func TestScenarioExpanded(t *testing.T) {
+	for _, args := range [][]string{nil, {"--faults", "none"}, {"--faults", "reconfig,crash", "--duration", "1s"}} {
+		sc := scenarioFor(t, args...)
+		for seed := uint64(1); seed <= 20; seed++ {
+			o := sc.options(seed)
+			assert.Equal(t, o, o.Expanded(), "%v seed %d: options print in full", args, seed)
+			fresh := o
+			fresh.Liveness.MaxEpochChanges = 0
+			assert.Equal(t, fresh.Expanded().Liveness, o.Liveness, "%v seed %d: liveness bounds fit the clients", args, seed)
+		}
+	}
+}
