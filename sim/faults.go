@@ -142,7 +142,8 @@ type episode struct {
 //
 // Decisions are taken at sending for link faults (a message sent while a
 // link is cut is lost, one sent before is delivered) and at arrival for
-// node faults (pause, crash). Random draws come from the scheduler's stream
+// node faults (pause, crash); a message sent to a crashed node is lost at
+// sending too. Random draws come from the scheduler's stream
 // "faults", so they never shift the network's.
 //
 // Like its Scheduler, a Faults is used by one task or event at a time.
@@ -392,6 +393,10 @@ func (f *Faults) Down(node transport.NodeID) bool { return f.down[node] }
 // Route applies the open fault windows to a message being sent, over the
 // inner policy's decision.
 func (f *Faults) Route(now time.Time, r *rand.Rand, m *Message) Decision {
+	if f.down[m.To] || f.down[m.From] {
+		// A crashed node refuses connections and sends nothing.
+		return Decision{Drop: true}
+	}
 	var d Decision
 	replaced := false
 	for _, e := range f.active {
