@@ -80,7 +80,9 @@ func TestCheckLivenessCatchesBrokenHistories(t *testing.T) {
 		{name: "L3 read blocked on a hole too long", want: "L3", detail: "took longer than 50ms",
 			change: func(h []rec) []rec { return append(h, readOp(2, 170, 260, 1, "b", sim.OK)) }},
 		{name: "L3 tail after the heal failed", want: "L3", detail: "tail after the heal gave no answer",
-			change: func(h []rec) []rec { return append(h, rec{client: 2, kind: sim.OpTail, inv: 170, ret: 171, out: sim.Failed}) }},
+			change: func(h []rec) []rec {
+				return append(h, rec{client: 2, kind: sim.OpTail, inv: 170, ret: 171, out: sim.Failed})
+			}},
 		{name: "L4 acked append unseen by the final pass", want: "L4", detail: "unseen",
 			change: func(h []rec) []rec { return h[:len(h)-1] }}, // the pass never read b
 		{name: "L4 final pass read another value", want: "L4", detail: "unseen",
