@@ -793,7 +793,7 @@ func (t *timeline) writeFaults(p *pageWriter) {
 		colour := faultColour(f.Kind)
 		title := esc(f.describe())
 		if len(rows) == 0 {
-			p.printf(`<rect class="fault" x="%s" y="0" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
+			p.printf(`<rect class="fault all" x="%s" y="0" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
 				t.x(start), t.w(end-start), len(t.rows)*tlRowHeight, colour, title)
 			continue
 		}
@@ -910,6 +910,7 @@ svg { display: block; }
 svg .stripe { fill: #f0f0f0; }
 svg .grid { stroke: #ddd; stroke-width: 1; vector-effect: non-scaling-stroke; }
 svg .fault { opacity: 0.18; }
+svg .fault.all { opacity: 0.07; }
 svg .op { stroke: #333; stroke-width: 0.5; vector-effect: non-scaling-stroke; }
 svg .m { stroke-width: 1.2; vector-effect: non-scaling-stroke; opacity: 0.75; }
 svg .m.req { stroke: #3b6fb6; }
