@@ -49,18 +49,19 @@ func (r SeedResult) Warnings() int {
 	return n
 }
 
-// SweepTotals adds up the runs of a sweep.
+// SweepTotals adds up the runs of a sweep, the counts of SeedResult
+// summed.
 type SweepTotals struct {
-	Runs        int // runs made
-	FailedRuns  int // runs that failed
-	Ops         int
-	Appends     int
-	Reads       int
-	FailedOps   int
-	Violations  int // violations that are not warnings
-	Warnings    int
-	Steps       uint64
-	VirtualTime time.Duration
+	Runs        int            // runs made
+	FailedRuns  int            // runs that failed
+	Ops         int            // client operations in the histories
+	Appends     int            // acknowledged appends
+	Reads       int            // reads that returned an entry or junk
+	FailedOps   int            // operations that ended with an error
+	Violations  int            // violations that are not warnings
+	Warnings    int            // violations that are warnings
+	Steps       uint64         // events processed
+	VirtualTime time.Duration  // virtual time simulated
 	Faults      map[string]int // faults injected, by kind; nil if none
 }
 
