@@ -536,10 +536,14 @@ const (
 
 // FaultConfig shapes the faults of a run. Swarm derives one from the seed;
 // its zero value injects nothing. Counts are numbers of windows, each placed
-// at random in the fault phase [0, Duration) with the stream
-// "faults.plan", and every window ends by Duration: that is when the run
-// heals.
+// at random in the fault phase [0, Duration), and every window ends by
+// Duration: that is when the run heals.
 type FaultConfig struct {
+	// Seed is the fault plan's sub-seed: the plan draws its targets and
+	// windows from the scheduler's stream "faults.plan/Seed", so that one
+	// workload can be run under other plans. Swarm draws it from the run's
+	// seed.
+	Seed uint64
 	// Duration is the fault phase. At its end every fault stops (the heal)
 	// and the liveness phase starts. Zero: no faults, healed from the start.
 	Duration time.Duration
@@ -611,7 +615,7 @@ type nodeWindow struct {
 }
 
 // Plan adds the faults cfg asks for, on the nodes of t, drawing their
-// targets and windows from the scheduler's stream "faults.plan". A node
+// targets and windows from the scheduler's stream "faults.plan/cfg.Seed". A node
 // fault (pause, crash, blackout) that cannot be placed within the limits
 // (one at a time per node, at most MaxFailedUnits units and a minority of
 // layout servers at once) after a few draws is left out. It returns an
@@ -621,7 +625,7 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 	if d <= 0 {
 		return nil
 	}
-	r := f.s.Fork("faults.plan")
+	r := f.s.Fork(fmt.Sprintf("faults.plan/%d", cfg.Seed))
 	span := func(lo, hi time.Duration) time.Duration { // uniform in [lo, hi]
 		if hi <= lo {
 			return lo

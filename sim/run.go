@@ -180,6 +180,7 @@ func Swarm(seed uint64) Options {
 		f.PartitionMode = []string{PartitionUniformSize, PartitionUniformPartition, PartitionIsolateSingle}[mode]
 	}
 	f.ClockJump = ms(1, 10000)
+	f.Seed = r.Uint64() // drawn last, so that it shifts no other draw
 	// Spread the workload over the fault phase.
 	n := max(o.Workload.Appends, o.Workload.Reads)
 	o.Workload.Think = max(o.Workload.Think, 2*f.Duration/time.Duration(n))

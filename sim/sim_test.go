@@ -161,7 +161,7 @@ func TestSimDeterministic(t *testing.T) {
 func TestSwarmPrintsInFull(t *testing.T) {
 	o := sim.Swarm(5)
 	s := fmt.Sprintf("%+v", o)
-	for _, want := range []string{"OpTimeout:10s", "Layouts:3", "MaxRetries:16", "Faults:{Duration:"} {
+	for _, want := range []string{"OpTimeout:10s", "Layouts:3", "MaxRetries:16", "Faults:{Seed:"} {
 		assert.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
 	}
 	assert.Equal(t, o, o.Expanded(), "Swarm's options are already expanded")
