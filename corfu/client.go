@@ -221,10 +221,11 @@ func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) 
 	return decodeEntry(addr, data)
 }
 
-// readAt reads addr under p. belowTail says the caller knows addr was
-// handed out (a reconfiguration scanning below the tail it sealed), so a hole
-// there is filled without asking the sequencer, which may not be ready.
-func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr storage.Address, belowTail bool) ([]byte, error) {
+// readAt reads addr under p. sealedBelow says addr lies below the tail of a
+// sealed epoch (a reconfiguration scanning its log): no writer of that epoch
+// can still be on its way, so a hole there is filled at once, without asking
+// the sequencer (which may not be ready) and without waiting.
+func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr storage.Address, sealedBelow bool) ([]byte, error) {
 	loc, err := p.Locate(addr)
 	if err != nil {
 		return nil, err
@@ -244,7 +245,10 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 			return data, err
 		}
 	}
-	if !belowTail {
+	if sealedBelow {
+		return c.fillChain(ctx, p, loc)
+	}
+	{
 		tail, err := c.tail(ctx, p)
 		if err != nil {
 			return nil, err
@@ -505,7 +509,9 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 	recovered := false
 	// NB: patience is jittered so that, of several clients waiting on one
 	// lost sequencer, one usually recovers it and the rest find it done.
-	patience := c.cfg.HoleFillWait + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait)+1))
+	// It stays well inside the retry budget (MaxRetries backoffs), so that
+	// some waiting client does recover.
+	patience := c.cfg.HoleFillWait/4 + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait/4)+1))
 	err = c.retry(ctx, func() error {
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
 		if !errors.Is(err, sequencer.ErrNotReady) {

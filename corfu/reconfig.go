@@ -49,14 +49,15 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 		return nil, fmt.Errorf("corfu: reconfigure: %w", err)
 	}
 	epoch := cur.Epoch + 1
-	tail, tails, seqOK, err := c.seal(ctx, cur, epoch)
+	seal, err := c.seal(ctx, cur, epoch)
 	var sealed *storage.SealedError
 	if errors.As(err, &sealed) && sealed.Epoch > epoch {
 		// NB: an earlier reconfiguration sealed a later epoch and died
 		// before committing it: take over that epoch.
 		epoch = sealed.Epoch
-		tail, tails, seqOK, err = c.seal(ctx, cur, epoch)
+		seal, err = c.seal(ctx, cur, epoch)
 	}
+	tail, tails := seal.tail, seal.tails
 	if err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
@@ -75,7 +76,17 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
 	c.install(chosen)
-	if !seqOK {
+	if seal.lost {
+		// NB: the sequencer restarted from its reservation mark: addresses
+		// between what the units hold and the mark may have been handed
+		// out, or not. Fill them now rather than make readers wait on each.
+		for a := seal.written; a < tail; a++ {
+			if err := c.fillBelowTail(ctx, a); err != nil {
+				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
+			}
+		}
+	}
+	if !seal.seqOK {
 		// NB: the old sequencer's stream tails are lost with it: rebuild
 		// them from the log itself.
 		if tails, err = c.scanStreamTails(ctx, chosen, tail); err != nil {
@@ -118,10 +129,18 @@ func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
 	return c.install(best), nil
 }
 
-// seal seals every unit of cur and its sequencer at epoch. It returns the
-// log's tail: above every address a reachable replica holds and every token
-// the sequencer handed out, if it answered (seqOK), with its stream tails.
-func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch storage.Epoch) (storage.Address, []sequencer.StreamTail, bool, error) {
+// sealed is what sealing an epoch found.
+type sealed struct {
+	tail    storage.Address        // above every address written and every token handed out
+	written storage.Address        // above every address a reached replica holds
+	tails   []sequencer.StreamTail // the streams' recent addresses, if seqOK
+	seqOK   bool                   // the sequencer answered with its state intact
+	lost    bool                   // the sequencer answered, having restarted from its reservation mark
+}
+
+// seal seals every unit of cur and its sequencer at epoch, and reports the
+// log's tail.
+func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch storage.Epoch) (sealed, error) {
 	localTails := map[projection.NodeID]storage.Address{}
 	var newer *storage.SealedError
 	for _, node := range cur.Units() {
@@ -137,7 +156,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return 0, nil, false, ctx.Err()
+				return sealed{}, ctx.Err()
 			}
 			c.log.Debug("seal: unit did not answer", "node", node, "err", err)
 			continue
@@ -145,7 +164,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		localTails[node] = t
 	}
 	if newer != nil {
-		return 0, nil, false, newer
+		return sealed{}, newer
 	}
 	var tail storage.Address
 	open := len(cur.Segments) - 1
@@ -175,31 +194,25 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 			// from completing; the open segment needs one per chain for
 			// its tail to be known.
 			if si == open && !reached {
-				return 0, nil, false, fmt.Errorf("%w: stripe %d (%v)", ErrSealIncomplete, ci, chain)
+				return sealed{}, fmt.Errorf("%w: stripe %d (%v)", ErrSealIncomplete, ci, chain)
 			}
 		}
 	}
 	tail = max(tail, cur.Segments[open].Start)
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: cur.Sequencer}
-	var (
-		seqTail storage.Address
-		tails   []sequencer.StreamTail
-	)
+	var res transport.SealResult
 	err := c.retryN(ctx, 2, func() (err error) {
-		seqTail, tails, err = seq.Seal(ctx, epoch)
+		res, err = seq.Seal(ctx, epoch)
 		return err
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, false, ctx.Err()
+			return sealed{}, ctx.Err()
 		}
 		c.log.Debug("seal: sequencer did not answer", "node", cur.Sequencer, "err", err)
-		return tail, nil, false, nil
+		return sealed{tail: tail, written: tail}, nil
 	}
-	// NB: a restarted sequencer answers with an empty state (tail 0 and no
-	// streams): its stream tails are as lost as if it had not answered.
-	seqOK := seqTail > 0 || tail == 0
-	return max(tail, seqTail), tails, seqOK, nil
+	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost}, nil
 }
 
 // agree gets next accepted by a majority of cur's layout servers for its
@@ -208,8 +221,13 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*projection.Projection, error) {
 	servers := cur.Layout
 	quorum := len(servers)/2 + 1
+	// NB: a rank is a round in the high bits and a random tag in the low
+	// ones, so two proposers rarely tie; a rejection tells the promised
+	// rank, and the next round outbids it.
+	var round uint64
 	for attempt := 0; attempt <= c.cfg.MaxRetries; attempt++ {
-		rank := c.env.Rand().Uint64() | 1
+		round++
+		rank := round<<rankTagBits | c.env.Rand().Uint64()&(1<<rankTagBits-1)
 		promises := 0
 		var acceptedRank uint64
 		value := next
@@ -225,6 +243,10 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 				if won.Epoch >= next.Epoch {
 					return won, nil
 				}
+				continue
+			}
+			if errors.Is(err, projection.ErrRejected) {
+				round = max(round, r>>rankTagBits)
 				continue
 			}
 			if err != nil {
@@ -262,6 +284,9 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 	}
 	return nil, ErrNoQuorum
 }
+
+// rankTagBits is the width of a Paxos rank's random tag.
+const rankTagBits = 24
 
 // scanStreamTails rebuilds every stream's recent addresses by reading the
 // log backwards from tail. It reads the whole untrimmed log: the price of a
@@ -305,6 +330,22 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 		out = append(out, sequencer.StreamTail{Stream: s, Addrs: found[s]})
 	}
 	return out, nil
+}
+
+// fillBelowTail junk-fills addr, known to be below the tail, at once; if it
+// holds data, the chain is completed instead.
+func (c *Client) fillBelowTail(ctx context.Context, addr storage.Address) error {
+	return c.withEpoch(ctx, func(p *projection.Projection) error {
+		loc, err := p.Locate(addr)
+		if err != nil {
+			return err
+		}
+		_, err = c.fillChain(ctx, p, loc)
+		if errors.Is(err, storage.ErrJunk) || errors.Is(err, storage.ErrTrimmed) {
+			return nil
+		}
+		return err
+	})
 }
 
 // retryN is retry with at most n attempts.

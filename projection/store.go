@@ -87,7 +87,8 @@ func (a *Acceptor) open(epoch storage.Epoch) (*slot, error) {
 // Prepare returns ErrStaleEpoch if epoch is not above the latest committed
 // epoch (the caller fetches Latest), and ErrRejected if rank is not above the
 // rank already promised for epoch (rank 0 is never above it) or if
-// MaxOpenEpochs epochs are open already.
+// MaxOpenEpochs epochs are open already. With ErrRejected for a rank, the
+// first result is the rank promised, for the proposer to outbid.
 func (a *Acceptor) Prepare(epoch storage.Epoch, rank uint64) (acceptedRank uint64, accepted *Projection, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -100,7 +101,9 @@ func (a *Acceptor) Prepare(epoch storage.Epoch, rank uint64) (acceptedRank uint6
 		promised = s.promised
 	}
 	if rank <= promised {
-		return 0, nil, fmt.Errorf("%w: rank %d, promised %d for epoch %d", ErrRejected, rank, promised, epoch)
+		// NB: the promised rank goes back with the rejection, so the
+		// proposer can outbid it rather than guess.
+		return promised, nil, fmt.Errorf("%w: rank %d, promised %d for epoch %d", ErrRejected, rank, promised, epoch)
 	}
 	if s == nil {
 		var err error

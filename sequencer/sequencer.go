@@ -56,12 +56,32 @@ type Config struct {
 	// per stream. Zero means DefaultBackpointers; it must not be negative
 	// or above MaxBackpointers.
 	Backpointers int
+	// Reserve is how far ahead of the tail the sequencer reserves
+	// addresses (see Mark). Zero means DefaultReserve.
+	Reserve int
+	// Floor restarts a sequencer that lost its state: it is the last Mark
+	// its host made durable. The restarted sequencer reports it as its tail
+	// when sealed, so the next epoch never hands out an address the lost
+	// state may have handed out, and Lost reports true until a Bootstrap.
+	Floor storage.Address
 }
+
+// DefaultReserve is Config.Reserve's default.
+const DefaultReserve = 256
 
 // validate fills in defaults and checks the ranges.
 func (c *Config) validate() error {
 	if c.Backpointers == 0 {
 		c.Backpointers = DefaultBackpointers
+	}
+	if c.Reserve == 0 {
+		c.Reserve = DefaultReserve
+	}
+	if c.Reserve < 0 || c.Reserve > MaxBatch {
+		return fmt.Errorf("%w: reserve %d outside [0, %d]", ErrInvalid, c.Reserve, MaxBatch)
+	}
+	if c.Floor >= storage.MaxAddress {
+		return fmt.Errorf("%w: floor %d at or above storage.MaxAddress", ErrInvalid, c.Floor)
 	}
 	if c.Backpointers < 0 || c.Backpointers > MaxBackpointers {
 		return fmt.Errorf("sequencer: Config.Backpointers %d outside [0, %d]", c.Backpointers, MaxBackpointers)
@@ -86,6 +106,9 @@ type Sequencer struct {
 	ready   bool
 	tail    storage.Address                // the next address to hand out
 	streams map[StreamID][]storage.Address // newest first, at most k each, never empty
+	reserve storage.Address
+	mark    storage.Address // tail <= mark: no address at or above it was handed out
+	lost    bool            // restarted from a Floor and not bootstrapped since
 }
 
 // New returns a sequencer at epoch 0 that is not ready. It panics if cfg is
@@ -94,7 +117,27 @@ func New(cfg Config) *Sequencer {
 	if err := cfg.validate(); err != nil {
 		panic(err)
 	}
-	return &Sequencer{k: cfg.Backpointers, streams: make(map[StreamID][]storage.Address)}
+	return &Sequencer{k: cfg.Backpointers, streams: make(map[StreamID][]storage.Address),
+		reserve: storage.Address(cfg.Reserve), tail: cfg.Floor, mark: cfg.Floor, lost: cfg.Floor > 0}
+}
+
+// Mark returns the reservation mark: no address at or above it has been
+// handed out. It moves up by Config.Reserve at a time, ahead of the tail. A
+// host that wants its sequencer to survive a restart makes the mark durable
+// whenever it moves, before it answers the request that moved it, and
+// restarts the sequencer with Config.Floor set to it.
+func (s *Sequencer) Mark() storage.Address {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mark
+}
+
+// Lost reports whether the sequencer restarted from a Floor and has not been
+// bootstrapped since: its stream tails are gone, and its tail is the floor.
+func (s *Sequencer) Lost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost
 }
 
 // checkEpoch compares a request's epoch with the current one. s.mu is held.
@@ -150,6 +193,9 @@ func (s *Sequencer) Next(epoch storage.Epoch, n int, streams []StreamID) (Token,
 		s.record(id, s.tail, n)
 	}
 	s.tail += storage.Address(n)
+	if s.tail > s.mark {
+		s.mark = min(s.tail+s.reserve, storage.MaxAddress)
+	}
 	return tok, nil
 }
 
@@ -248,6 +294,8 @@ func (s *Sequencer) Bootstrap(epoch storage.Epoch, tail storage.Address, tails [
 	}
 	s.epoch = epoch
 	s.tail = tail
+	s.mark = max(s.mark, tail)
+	s.lost = false
 	s.ready = true
 	return nil
 }

@@ -154,8 +154,9 @@ type skewedEnv struct {
 func (e *skewedEnv) Now() time.Time { return e.Env.Now().Add(e.offset(e.node)) }
 
 // Crash kills node's server: until Restart it is down (the network's
-// Faults drop what reaches it). A sequencer loses its state at once; its
-// replacement, installed here, is a fresh sequencer that is not ready, so
+// Faults drop what reaches it). A sequencer loses its state at once but for
+// its durable reservation mark; its replacement, installed here, restarts
+// from that mark and is not ready, so
 // clients must recover it by reconfiguring. A storage unit is handed to the
 // Disk at Restart. A layout server keeps its acceptor: Paxos needs durable
 // acceptors. Crash reports an unknown node as an error.
@@ -166,7 +167,9 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 	}
 	c.crashed[node] = true
 	if srv.Sequencer != nil {
-		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers})
+		// NB: the reservation mark is the sequencer's one durable value
+		// (its host persists it before answering); the rest is lost.
+		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark()})
 		srv.Sequencer = fresh
 		c.Servers.Sequencer = fresh
 		c.Monitor.SequencerLost()

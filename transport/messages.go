@@ -28,7 +28,7 @@ const (
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
 	OpBootstrap Op = 17 // Epoch, Addr (tail), Tails
-	OpSeqSeal   Op = 18 // Epoch -> Addr (the sequencer's tail)
+	OpSeqSeal   Op = 18 // Epoch -> Addr (the sequencer's tail), Tails (every stream's), Rank (1 if it lost its state)
 
 	// Layout server.
 	OpGetLayout Op = 32 // -> Projection (the latest committed)

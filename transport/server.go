@@ -92,6 +92,9 @@ func (s *Server) sequencer(req *Request) *Response {
 		resp.Addr, resp.Err = s.Sequencer.Seal(req.Epoch)
 		if resp.Err == nil {
 			resp.Tails = s.Sequencer.StreamTails()
+			if s.Sequencer.Lost() {
+				resp.Rank = 1 // see OpSeqSeal
+			}
 		}
 	}
 	return resp

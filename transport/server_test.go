@@ -127,7 +127,8 @@ func TestStubsBadAnswers(t *testing.T) {
 	})
 	t.Run("transport error", func(t *testing.T) {
 		f := &fakeCaller{err: transport.ErrUnreachable}
-		tail, _, err := transport.SequencerClient{Caller: f, Node: "s"}.Seal(ctx, 1)
+		res, err := transport.SequencerClient{Caller: f, Node: "s"}.Seal(ctx, 1)
+		tail := res.Tail
 		require.ErrorIs(t, err, transport.ErrUnreachable)
 		require.Zero(t, tail)
 	})

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"math"
@@ -120,15 +121,21 @@ func (c SequencerClient) Next(ctx context.Context, epoch storage.Epoch, n int, s
 	return sequencer.Token{Start: resp.Addr, Backpointers: resp.Tails}, nil
 }
 
-// Seal moves the sequencer to epoch, stops it and returns its tail and the
-// recent addresses of every stream it knows (sorted by stream), which a
+// SealResult is what a sealed sequencer reports.
+type SealResult struct {
+	Tail  storage.Address        // no address at or above it was handed out
+	Tails []sequencer.StreamTail // the recent addresses of every stream it knows, sorted by stream
+	Lost  bool                   // it restarted and lost its state: Tails is empty, whatever the log holds
+}
+
+// Seal moves the sequencer to epoch, stops it and returns what a
 // reconfiguration hands to the next sequencer; see sequencer.Sequencer.Seal.
-func (c SequencerClient) Seal(ctx context.Context, epoch storage.Epoch) (storage.Address, []sequencer.StreamTail, error) {
+func (c SequencerClient) Seal(ctx context.Context, epoch storage.Epoch) (SealResult, error) {
 	resp, err := call(ctx, c.Caller, c.Node, &Request{Op: OpSeqSeal, Epoch: epoch})
 	if err != nil {
-		return 0, nil, err
+		return SealResult{}, err
 	}
-	return resp.Addr, resp.Tails, nil
+	return SealResult{Tail: resp.Addr, Tails: resp.Tails, Lost: resp.Rank == 1}, nil
 }
 
 // Bootstrap makes the sequencer ready in epoch with tail and the streams'
@@ -174,11 +181,17 @@ func (c LayoutClient) Get(ctx context.Context) (*projection.Projection, error) {
 
 // Prepare is Paxos phase 1 for epoch at rank; see projection.Acceptor.Prepare.
 // It returns the rank and value the server accepted for epoch (0 and nil if
-// none).
+// none); with projection.ErrRejected, the rank the server promised instead.
 func (c LayoutClient) Prepare(ctx context.Context, epoch storage.Epoch, rank uint64) (acceptedRank uint64, accepted *projection.Projection, err error) {
-	resp, err := call(ctx, c.Caller, c.Node, &Request{Op: OpPrepare, Epoch: epoch, Rank: rank})
+	resp, err := c.Caller.Call(ctx, c.Node, &Request{Op: OpPrepare, Epoch: epoch, Rank: rank})
 	if err != nil {
+		if resp != nil && errors.Is(err, projection.ErrRejected) {
+			return resp.Rank, nil, err // the rank promised instead
+		}
 		return 0, nil, err
+	}
+	if resp == nil {
+		return 0, nil, fmt.Errorf("%w: no response from %s to %s", ErrMalformed, c.Node, OpPrepare)
 	}
 	return resp.Rank, resp.Projection, nil
 }

@@ -229,9 +229,11 @@ func (s suite) testSequencer(t *testing.T) {
 	seal := func(name string, epoch storage.Epoch, want error) storage.Address {
 		t.Helper()
 		wantTail, wantErr := local.Seal(epoch)
-		gotTail, gotTails, gotErr := remote.Seal(ctx, epoch)
+		got, gotErr := remote.Seal(ctx, epoch)
+		gotTail := got.Tail
 		if wantErr == nil {
-			require.Equal(t, local.StreamTails(), gotTails, name)
+			require.Equal(t, local.StreamTails(), got.Tails, name)
+			require.Equal(t, local.Lost(), got.Lost, name)
 		}
 		sameError(t, wantErr, gotErr, name)
 		if want == nil {
