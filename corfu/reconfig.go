@@ -76,20 +76,11 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
 	c.install(chosen)
-	if seal.lost {
-		// NB: the sequencer restarted from its reservation mark: addresses
-		// between what the units hold and the mark may have been handed
-		// out, or not. Fill them now rather than make readers wait on each.
-		for a := seal.written; a < tail; a++ {
-			if err := c.fillBelowTail(ctx, a); err != nil {
-				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
-			}
-		}
-	}
 	if !seal.seqOK {
 		// NB: the old sequencer's stream tails are lost with it: rebuild
-		// them from the log itself.
-		if tails, err = c.scanStreamTails(ctx, chosen, tail); err != nil {
+		// them from the log itself. Only what the units hold can be in a
+		// stream.
+		if tails, err = c.scanStreamTails(ctx, chosen, seal.written); err != nil {
 			return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
 		}
 	}
@@ -97,6 +88,17 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
 		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: bootstrapping the sequencer: %w", epoch, err)
+	}
+	if seal.lost {
+		// NB: the sequencer restarted from its reservation mark: addresses
+		// between what the units hold and the mark may have been handed
+		// out, or not. Fill them now, with the log already running again,
+		// rather than make readers wait on each.
+		for a := seal.written; a < tail; a++ {
+			if err := c.fillBelowTail(ctx, a); err != nil {
+				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
+			}
+		}
 	}
 	if !chosen.Equal(next) {
 		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, ErrReconfigLost)

@@ -67,7 +67,7 @@ type Config struct {
 }
 
 // DefaultReserve is Config.Reserve's default.
-const DefaultReserve = 256
+const DefaultReserve = 64
 
 // validate fills in defaults and checks the ranges.
 func (c *Config) validate() error {
