@@ -71,19 +71,23 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 	if err := projection.ValidateNext(cur, next); err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
+	if !seal.seqOK {
+		// NB: the old sequencer's stream tails are lost with it: rebuild
+		// them from the log itself, under the sealed projection (which the
+		// next one preserves below the tail). Only what the units hold can
+		// be in a stream. This comes before agreeing, so that once the
+		// next epoch is committed its sequencer follows at once.
+		under := cur.Clone()
+		under.Epoch = epoch // the units are sealed at epoch now
+		if tails, err = c.scanStreamTails(ctx, under, seal.written); err != nil {
+			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
+		}
+	}
 	chosen, err := c.agree(ctx, cur, next)
 	if err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
 	c.install(chosen)
-	if !seal.seqOK {
-		// NB: the old sequencer's stream tails are lost with it: rebuild
-		// them from the log itself. Only what the units hold can be in a
-		// stream.
-		if tails, err = c.scanStreamTails(ctx, chosen, seal.written); err != nil {
-			return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
-		}
-	}
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
 	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
@@ -291,18 +295,14 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 const rankTagBits = 24
 
 // scanStreamTails rebuilds every stream's recent addresses by reading the
-// log backwards from tail. It reads the whole untrimmed log: the price of a
+// log backwards from tail under p, the sealed projection. It reads the whole untrimmed log: the price of a
 // sequencer lost with its state.
 func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address) ([]sequencer.StreamTail, error) {
 	k := c.cfg.Backpointers
 	found := map[StreamID][]storage.Address{}
 	for a := tail; a > p.Segments[0].Start; a-- {
 		addr := a - 1
-		var data []byte
-		err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
-			data, err = c.readAt(ctx, p, addr, true)
-			return err
-		})
+		data, err := c.readAt(ctx, p, addr, true)
 		if errors.Is(err, storage.ErrTrimmed) {
 			break
 		}
