@@ -104,8 +104,8 @@ const maxKeptViolations = 100
 // out of the address's chain does not conflict with what is stored later:
 // it was never committed, since a committed entry is on every replica of
 // its chain and a reconfiguration keeps at least one replica of each chain,
-// and no reader can see it any more. Two distinct data values conflict
-// wherever they are.
+// and no reader can see it any more. The same holds for what a stale writer
+// stores on such a replica after it left the chain.
 //
 // A Monitor is safe for concurrent use. OnViolation, if used, must be set
 // before the first call.
@@ -216,9 +216,13 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 	}
 	var conflicts []thing
 	for _, old := range s.things {
-		// Data and junk conflict only on replicas still in the chain;
-		// two data values always do.
-		if old.junk == t.junk || m.live(global, old) {
+		// Two things conflict only on replicas still in the address's
+		// chain. NB: a stale writer can still reach a replica that a
+		// reconfiguration took out of the chain while it was cut off from
+		// the seal; what it stores there no reader of the committed epoch
+		// ever reads (a stale reader meets a sealed replica of the chain
+		// first), so it is garbage, not a second value.
+		if m.live(global, old) && m.live(global, t) {
 			conflicts = append(conflicts, old)
 		}
 	}
