@@ -373,6 +373,19 @@ func (m *Monitor) insertSpans(i int, gaps []tokenSpan) {
 	}
 }
 
+// Fenced records that replica node, sealed at epoch sealed, served a
+// mutation (a write, fill or trim) stamped with the older epoch stale. That
+// breaks S8: after a unit acknowledges a seal it refuses every request of an
+// older epoch.
+func (m *Monitor) Fenced(node projection.NodeID, op string, addr storage.Address, stale, sealed storage.Epoch) {
+	found := []Violation{{Invariant: "S8", Addr: addr, Detail: fmt.Sprintf(
+		"%s served %s of epoch %d at local address %d after sealing at epoch %d", node, op, stale, addr, sealed)}}
+	m.mu.Lock()
+	m.record(found)
+	m.mu.Unlock()
+	m.notify(found)
+}
+
 func (m *Monitor) record(found []Violation) {
 	for _, v := range found {
 		m.count++

@@ -9,6 +9,7 @@ import (
 
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/corfu/corfutest"
+	"github.com/corfulog/corfu/internal/mutant"
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
@@ -41,6 +42,12 @@ type Cluster struct {
 	// Env of every client opened afterwards adds it to Now (fault catalog
 	// C1). Faults.ClockOffset fits.
 	Clock func(node transport.NodeID) time.Duration
+	// Mutants switches on deliberately broken protocol variants, for the
+	// checker's own tests (see internal/mutant): in the clients opened
+	// afterwards and in the servers' wrappers.
+	Mutants mutant.Set
+
+	unregister []func() // mutant registrations of the clients opened
 
 	// committed lists every projection the layout servers committed, in
 	// epoch order, for translating units' local addresses to global ones;
@@ -139,6 +146,9 @@ func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu
 		cfg.Env = &skewedEnv{Env: cfg.Env, node: name, offset: c.Clock}
 	}
 	cfg.Backpointers = c.Options.Backpointers
+	if c.Mutants.Any() {
+		c.unregister = append(c.unregister, mutant.Register(cfg.Env, c.Mutants))
+	}
 	return corfu.Open(ctx, cfg)
 }
 
@@ -236,6 +246,43 @@ func (c *Cluster) inChain(global storage.Address, node projection.NodeID) bool {
 	return slices.Contains(loc.Chain, node)
 }
 
+// Close releases what the cluster registered for its mutants.
+func (c *Cluster) Close() {
+	for _, f := range c.unregister {
+		f()
+	}
+	c.unregister = nil
+}
+
+// isMutation reports whether op changes what a unit stores.
+func isMutation(op transport.Op) bool {
+	return op == transport.OpWrite || op == transport.OpFill || op == transport.OpTrim || op == transport.OpPrefixTrim
+}
+
+// mutate applies the server-side mutants to a request on its way in.
+func (o *observed) mutate(req *transport.Request) {
+	mut := o.c.Mutants
+	if !mut.Any() {
+		return
+	}
+	srv := o.c.servers[o.node]
+	switch {
+	case mut.UnitIgnoresSeal && srv != nil && srv.Unit != nil && req.Op >= transport.OpWrite && req.Op < transport.OpSeal:
+		// Mutant: a stale request is served as if it were current.
+		if m, ok := srv.Unit.(*storage.Memory); ok && req.Epoch < m.Epoch() {
+			req.Epoch = m.Epoch()
+		}
+	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpSeqSeal:
+		// Mutant: the sequencer loses everything, its reservation mark
+		// included, at every seal...
+		fresh := sequencer.New(sequencer.Config{Backpointers: o.c.Options.Backpointers})
+		srv.Sequencer = fresh
+		o.c.Servers.Sequencer = fresh
+	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpBootstrap:
+		req.Addr = 0 // ...and comes back at zero, whatever the tail.
+	}
+}
+
 // Latest returns the newest projection the layout servers committed.
 func (c *Cluster) Latest() *projection.Projection { return c.committed[len(c.committed)-1] }
 
@@ -249,11 +296,26 @@ type observed struct {
 }
 
 func (o *observed) Handle(req *transport.Request) *transport.Response {
+	// S8 (fencing) is checked here, where the unit's sealed epoch and the
+	// request's are both in view, before any mutant touches the request.
+	var sealed storage.Epoch
+	var stale bool
+	if srv := o.c.servers[o.node]; srv != nil && srv.Unit != nil && isMutation(req.Op) {
+		if m, ok := srv.Unit.(*storage.Memory); ok {
+			sealed = m.Epoch()
+			stale = req.Epoch < sealed
+		}
+	}
+	epoch := req.Epoch
+	o.mutate(req)
 	resp := o.inner.Handle(req)
 	if resp.Err != nil {
 		return resp
 	}
 	m := o.c.Monitor
+	if stale {
+		m.Fenced(o.node, req.Op.String(), req.Addr, epoch, sealed)
+	}
 	switch req.Op {
 	case transport.OpWrite:
 		if g, ok := o.c.global(o.node, req.Addr); ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/internal/mutant"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
@@ -17,13 +18,17 @@ import (
 
 // Workload is what the simulated clients do.
 type Workload struct {
-	Appenders int           // clients appending; default 4
-	Appends   int           // appends per appender; default 50
-	Readers   int           // clients reading random addresses; default 2
-	Reads     int           // reads per reader; default 50
-	Streams   int           // streams an append may join; default 3
-	OpTimeout time.Duration // bound on one client call; default 10s
-	Think     time.Duration // the most a client pauses between calls; default 5ms
+	Appenders int // clients appending; default 4
+	Appends   int // appends per appender; default 50
+	Readers   int // clients reading random addresses; default 2
+	Reads     int // reads per reader; default 50
+	FillOneIn int // one reader call in FillOneIn is a Fill of the newest address; default 10
+	// ReplaceHeads makes the reconfiguring client replace chain heads
+	// only, where uncommitted writes sit.
+	ReplaceHeads bool
+	Streams      int           // streams an append may join; default 3
+	OpTimeout    time.Duration // bound on one client call; default 10s
+	Think        time.Duration // the most a client pauses between calls; default 5ms
 	// Reconfigs is how many reconfigurations a reconfiguring client runs
 	// during the workload, each after a random pause of up to ReconfigGap:
 	// a new epoch with the same layout, or a unit replaced by a spare (the
@@ -44,6 +49,7 @@ func (w *Workload) fill() {
 	setDefault(&w.Appends, 50)
 	setDefault(&w.Readers, 2)
 	setDefault(&w.Reads, 50)
+	setDefault(&w.FillOneIn, 10)
 	setDefault(&w.Streams, 3)
 	setDefault(&w.OpTimeout, 10*time.Second)
 	setDefault(&w.Think, 5*time.Millisecond)
@@ -72,6 +78,9 @@ type Options struct {
 	// nothing.
 	Faults   FaultConfig
 	Liveness LivenessConfig
+	// Mutants switches on deliberately broken protocol variants, which the
+	// checker must catch; only the checker's own tests set it.
+	Mutants mutant.Set
 	// Trace, if set, receives every event the scheduler processes (see
 	// Scheduler.Trace), for timelines. It does not change the run.
 	Trace func(Event) `json:"-"`
@@ -248,6 +257,8 @@ func Run(o Options) Result {
 	if err != nil {
 		return Result{Err: err}
 	}
+	cl.Mutants = o.Mutants
+	defer cl.Close()
 	start := s.Now()
 	h := &History{}
 	res := Result{History: h}
@@ -406,6 +417,17 @@ func Run(o Options) Result {
 				if tail > 0 && r.IntN(8) != 0 {
 					addr = storage.Address(r.Uint64N(uint64(tail)))
 				}
+				if tail > 0 && r.IntN(w.FillOneIn) == 0 {
+					// An impatient hole filler: fill the newest address,
+					// whose writer is most likely still on its way. The
+					// writer must lose cleanly, or the fill must complete
+					// its entry; never clobber it.
+					addr = tail - 1
+					record(id, OpFill, addr, "", func(ctx context.Context) (storage.Address, string, error) {
+						return addr, "", c.Fill(ctx, addr)
+					})
+					return nil
+				}
 				record(id, OpRead, addr, "", readOp(c, addr))
 				return nil
 			}
@@ -464,6 +486,9 @@ func Run(o Options) Result {
 				if len(spares) > 0 && r.IntN(2) == 0 {
 					units := cur.Segments[len(cur.Segments)-1].Stripes[r.IntN(len(cur.Segments[len(cur.Segments)-1].Stripes))]
 					old := units[r.IntN(len(units))]
+					if w.ReplaceHeads {
+						old = units[0]
+					}
 					what = fmt.Sprintf("replace %s by %s", old, spares[0])
 					change, spares = corfu.ReplaceUnit(old, spares[0]), spares[1:]
 				}
