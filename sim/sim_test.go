@@ -17,16 +17,14 @@ import (
 
 var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed (and log its faults)")
-	flagSeeds = flag.Int("sim.seeds", 0, "number of seeds to sweep (default 2000; 100 with -short; 300 with -race)")
+	flagSeeds = flag.Int("sim.seeds", 0, "number of seeds to sweep (default 2000; 100 with -short)")
 )
 
-// Sweep sizes. Under the race detector a run is several times slower, so
-// the default sweep is smaller there (raceEnabled comes from a file built
-// with or without the race tag).
+// Sweep sizes. The default sweep is the same with and without the race
+// detector: CI runs it under -race.
 const (
 	defaultSeeds = 2000
 	shortSeeds   = 100
-	raceSeeds    = 300
 )
 
 // seeds returns the seeds TestSim runs: -sim.seed=N alone, else 1..K.
@@ -36,13 +34,9 @@ func seeds(t *testing.T) []uint64 {
 	}
 	n := *flagSeeds
 	if n == 0 {
-		switch {
-		case testing.Short():
+		n = defaultSeeds
+		if testing.Short() {
 			n = shortSeeds
-		case raceEnabled:
-			n = raceSeeds
-		default:
-			n = defaultSeeds
 		}
 	}
 	out := make([]uint64, n)
