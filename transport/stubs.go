@@ -1,8 +1,8 @@
 package transport
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
