@@ -86,8 +86,12 @@ func TestEmpiricalFidelity(t *testing.T) {
 	for i, d := range oneWay {
 		doubled[i] = 2 * d
 	}
-	t.Run("rtt", func(t *testing.T) { checkTable(t, e, rtts) })
-	t.Run("one-way x2", func(t *testing.T) { checkTable(t, e, doubled) })
+	// NB: at this fixed seed every sampled round-trip percentile lands
+	// within 1% of the table, so all six values are held to 5% here; at
+	// other seeds p75 and p99 may stray past 5% by chance alone (see above),
+	// which is why the doubled one-way draws check only the resolvable ones.
+	t.Run("rtt", func(t *testing.T) { checkTable(t, e, rtts, true) })
+	t.Run("one-way x2", func(t *testing.T) { checkTable(t, e, doubled, false) })
 
 	// A simulated call's round trip is two independent one-way draws.
 	calls := make([]time.Duration, latencyDraws/2)
@@ -102,7 +106,7 @@ func TestEmpiricalFidelity(t *testing.T) {
 // resolvable lists the percentiles whose values TestEmpiricalFidelity checks.
 var resolvable = map[float64]bool{25: true, 50: true, 90: true, 95: true}
 
-func checkTable(t *testing.T, e *sim.Empirical, samples []time.Duration) {
+func checkTable(t *testing.T, e *sim.Empirical, samples []time.Duration, allValues bool) {
 	samples = slices.Clone(samples)
 	slices.Sort(samples)
 	n := float64(len(samples))
@@ -118,7 +122,7 @@ func checkTable(t *testing.T, e *sim.Empirical, samples []time.Duration) {
 		t.Logf("p%v: table %.2f ms, sampled %.3f ms (%+.2f%%); share at or below the table value %.4f",
 			pt.P, msOf(pt.RTT), msOf(value), 100*relErr, share)
 		assert.InDelta(t, p, share, 4*math.Sqrt(p*(1-p)/n), "rank of p%v", pt.P)
-		if resolvable[pt.P] {
+		if allValues || resolvable[pt.P] {
 			assert.InDelta(t, 0, relErr, 0.05, "value of p%v: %v, want %v", pt.P, value, pt.RTT)
 		}
 	}
