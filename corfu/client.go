@@ -248,14 +248,12 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 	if sealedBelow {
 		return c.fillChain(ctx, p, loc)
 	}
-	{
-		tail, err := c.tail(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		if addr >= tail {
-			return nil, storage.ErrUnwritten
-		}
+	tail, err := c.tail(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if addr >= tail {
+		return nil, storage.ErrUnwritten
 	}
 	// CORFU paper, hole filling: an address handed out but never written
 	// is filled with junk after a wait, so a crashed writer cannot block
