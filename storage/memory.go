@@ -70,6 +70,13 @@ type Memory struct {
 	tail        Address // one past the highest address written or filled
 	storedBytes int     // sum of the payload lengths held in index
 	index       *btree.BTreeG[slot]
+
+	// blank is set for a unit that came back with an empty disk, until it
+	// joins; blankSeal is the newest epoch a seal asked of it meanwhile
+	// (sealedBlank says one did), the only epoch it may join at.
+	blank       bool
+	sealedBlank bool
+	blankSeal   Epoch
 }
 
 var _ Unit = (*Memory)(nil)
@@ -79,10 +86,50 @@ func NewMemory() *Memory {
 	return &Memory{index: btree.NewG(btreeDegree, slotLess)}
 }
 
+// NewBlank returns a unit that came back with an empty disk (fault catalog
+// P4). It must not rejoin as if it held data: until Join it answers every
+// Unit method, Seal included, with ErrBlank, so it never reports an address
+// unwritten or takes a fill where it may once have held an entry.
+func NewBlank() *Memory {
+	m := NewMemory()
+	m.blank = true
+	return m
+}
+
+// Join lets a blank unit serve again, empty, at epoch. A reconfiguration
+// calls it once it has committed, at epoch, a projection that places the
+// unit only where it holds nothing: in the open segment, above the log's
+// tail, and in no chain whose data it held. The unit must have refused a
+// seal at epoch since it came back (which is how the reconfiguration
+// learned it was blank): a join at an older epoch than the newest such seal
+// gets a *SealedError, one at an epoch no seal asked for gets
+// ErrFutureEpoch, so that a join delayed from before an earlier reformat
+// cannot revive the unit. Joining again at the epoch it joined at succeeds;
+// a unit that is not blank otherwise gets ErrNotBlank. ctx is ignored.
+func (m *Memory) Join(ctx context.Context, epoch Epoch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case !m.blank && m.sealedBlank && epoch == m.blankSeal && epoch <= m.epoch:
+		return nil // a retried join
+	case !m.blank:
+		return ErrNotBlank
+	case !m.sealedBlank || epoch > m.blankSeal:
+		return ErrFutureEpoch
+	case epoch < m.blankSeal:
+		return &SealedError{Epoch: m.blankSeal}
+	}
+	m.blank = false
+	m.epoch = epoch
+	return nil
+}
+
 // checkEpoch returns the error for a request stamped with epoch, or nil if
 // epoch is the unit's. The caller holds mu.
 func (m *Memory) checkEpoch(epoch Epoch) error {
 	switch {
+	case m.blank:
+		return ErrBlank
 	case epoch < m.epoch:
 		return &SealedError{Epoch: m.epoch}
 	case epoch > m.epoch:
@@ -257,10 +304,18 @@ func (m *Memory) PrefixTrim(ctx context.Context, epoch Epoch, addr Address) erro
 // highest address ever written or filled, 0 if none. From then on every
 // request with a smaller epoch gets a *SealedError. Sealing at the current
 // epoch again changes nothing and returns the tail. Seal returns a
-// *SealedError carrying the unit's epoch if epoch is older. ctx is ignored.
+// *SealedError carrying the unit's epoch if epoch is older. A blank unit
+// (NewBlank) answers ErrBlank and only remembers epoch, the epoch it may
+// join at. ctx is ignored.
 func (m *Memory) Seal(ctx context.Context, epoch Epoch) (tail Address, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.blank {
+		if !m.sealedBlank || epoch > m.blankSeal {
+			m.sealedBlank, m.blankSeal = true, epoch
+		}
+		return 0, ErrBlank
+	}
 	if epoch < m.epoch {
 		return 0, &SealedError{Epoch: m.epoch}
 	}
@@ -294,6 +349,14 @@ func (m *Memory) Epoch() Epoch {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.epoch
+}
+
+// Blank reports whether the unit came back with an empty disk and has not
+// joined yet (see NewBlank). It is meant for tests and tools.
+func (m *Memory) Blank() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.blank
 }
 
 // TrimMark returns the prefix trim mark: every address below it is trimmed.

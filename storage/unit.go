@@ -48,6 +48,14 @@ var (
 	// ErrNilData reports a write with nil data. An empty, non-nil slice is a
 	// valid entry.
 	ErrNilData = errors.New("storage: nil data")
+	// ErrBlank reports a unit that came back with an empty disk (fault
+	// catalog P4): it lost whatever it held, so it answers nothing, not even
+	// a seal, until a reconfiguration that took it out of every chain whose
+	// data it held lets it join again (see Memory.Join).
+	ErrBlank = errors.New("storage: unit lost its data and must rejoin")
+	// ErrNotBlank reports a join of a unit that is not blank, or that
+	// already joined at another epoch.
+	ErrNotBlank = errors.New("storage: unit is not blank")
 )
 
 // SealedError reports that a request's epoch is older than the epoch the
