@@ -49,7 +49,7 @@ func TestResponseRoundTrip(t *testing.T) {
 var sentinels = []error{
 	storage.ErrWritten, storage.ErrUnwritten, storage.ErrTrimmed, storage.ErrJunk,
 	storage.ErrSealed, storage.ErrFutureEpoch, storage.ErrTooLarge,
-	storage.ErrInvalidAddress, storage.ErrNilData,
+	storage.ErrInvalidAddress, storage.ErrNilData, storage.ErrBlank, storage.ErrNotBlank,
 	sequencer.ErrNotReady, sequencer.ErrInvalid,
 	projection.ErrInvalid, projection.ErrNoSegment, projection.ErrStaleEpoch,
 	projection.ErrRejected, projection.ErrConflict,
@@ -201,7 +201,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{name: "response of a write", in: transport.AppendResponse(nil, &transport.Response{Data: []byte("x")})},
 		{name: "unknown kind", in: append([]byte{transport.Version, 'X'}, valid[2:]...)},
 		{name: "op zero", in: frame(reqHeader, byte(0), valid[3:])},
-		{name: "op 7", in: frame(reqHeader, byte(7), valid[3:])},
+		{name: "op 8", in: frame(reqHeader, byte(8), valid[3:])},
 		{name: "op 255", in: frame(reqHeader, byte(255), valid[3:])},
 		{name: "trailing garbage", in: append(append([]byte{}, valid...), 0)},
 		{name: "trailing frame", in: append(append([]byte{}, valid...), valid...)},

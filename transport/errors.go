@@ -56,6 +56,8 @@ var errorTable = []struct {
 	{7, storage.ErrTooLarge},
 	{8, storage.ErrInvalidAddress},
 	{9, storage.ErrNilData},
+	{10, storage.ErrBlank},
+	{11, storage.ErrNotBlank},
 
 	{16, sequencer.ErrNotReady},
 	{17, sequencer.ErrInvalid},

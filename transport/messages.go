@@ -24,6 +24,7 @@ const (
 	OpTrim       Op = 4 // Epoch, Addr
 	OpPrefixTrim Op = 5 // Epoch, Addr
 	OpSeal       Op = 6 // Epoch -> Addr (the unit's local tail)
+	OpJoin       Op = 7 // Epoch: a blank unit serves again, empty, at Epoch
 
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
@@ -52,6 +53,8 @@ func (op Op) String() string {
 		return "prefix-trim"
 	case OpSeal:
 		return "seal"
+	case OpJoin:
+		return "join"
 	case OpToken:
 		return "token"
 	case OpBootstrap:
@@ -73,7 +76,7 @@ func (op Op) String() string {
 // Valid reports whether op is one of the defined operations.
 func (op Op) Valid() bool {
 	switch op {
-	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal,
+	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin,
 		OpToken, OpBootstrap, OpSeqSeal,
 		OpGetLayout, OpPrepare, OpPropose, OpCommit:
 		return true

@@ -42,6 +42,7 @@ func sampleRequests() map[string]*transport.Request {
 		"trim":          {Op: transport.OpTrim, Epoch: 0, Addr: 5},
 		"prefix trim":   {Op: transport.OpPrefixTrim, Epoch: 2, Addr: 500},
 		"seal":          {Op: transport.OpSeal, Epoch: 4},
+		"join":          {Op: transport.OpJoin, Epoch: 4},
 		"token":         {Op: transport.OpToken, Epoch: 4, N: 3, Streams: []sequencer.StreamID{1, 2, 1 << 63}},
 		"token empty":   {Op: transport.OpToken, Epoch: 4, N: 1, Streams: []sequencer.StreamID{}},
 		"token max":     {Op: transport.OpToken, Epoch: 4, N: 1<<32 - 1, Streams: make([]sequencer.StreamID, sequencer.MaxStreams)},

@@ -24,7 +24,8 @@ type Server struct {
 // Handle serves req with the role its Op names and returns the answer. It
 // never returns nil and never panics on a request that DecodeRequest
 // returned: a nil request or an unknown Op gets ErrMalformed, an Op for a
-// role the node does not play gets ErrWrongRole, and a propose or commit
+// role the node does not play gets ErrWrongRole (so does a join for a unit
+// that is not a Joiner), and a propose or commit
 // without a projection gets projection.ErrInvalid. Every other error comes
 // from the role.
 func (s *Server) Handle(req *Request) *Response {
@@ -37,6 +38,12 @@ func (s *Server) Handle(req *Request) *Response {
 			return wrongRole(req.Op, "storage unit")
 		}
 		return s.unit(req)
+	case OpJoin:
+		j, ok := s.Unit.(Joiner)
+		if !ok {
+			return wrongRole(req.Op, "storage unit that can rejoin")
+		}
+		return &Response{Err: j.Join(context.Background(), req.Epoch)}
 	case OpToken, OpBootstrap, OpSeqSeal:
 		if s.Sequencer == nil {
 			return wrongRole(req.Op, "sequencer")
@@ -49,6 +56,13 @@ func (s *Server) Handle(req *Request) *Response {
 		return s.layout(req)
 	}
 	return &Response{Err: fmt.Errorf("%w: unknown op %d", ErrMalformed, uint8(req.Op))}
+}
+
+// Joiner is a storage unit that can come back blank (fault catalog P4) and
+// join again; storage.Memory is one. A Server serves OpJoin only for a Unit
+// that implements it.
+type Joiner interface {
+	Join(ctx context.Context, epoch storage.Epoch) error
 }
 
 func wrongRole(op Op, role string) *Response {

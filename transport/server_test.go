@@ -39,6 +39,9 @@ func TestServerHandleBadRequests(t *testing.T) {
 		{name: "propose without projection", srv: fullServer(), req: &transport.Request{Op: transport.OpPropose, Epoch: 1, Rank: 1}, want: projection.ErrInvalid},
 		{name: "commit without projection", srv: fullServer(), req: &transport.Request{Op: transport.OpCommit}, want: projection.ErrInvalid},
 		{name: "write nil data", srv: fullServer(), req: &transport.Request{Op: transport.OpWrite}, want: storage.ErrNilData},
+		{name: "join to an empty node", srv: &transport.Server{}, req: &transport.Request{Op: transport.OpJoin}, want: transport.ErrWrongRole},
+		{name: "join to a unit that cannot rejoin", srv: &transport.Server{Unit: plainUnit{storage.NewMemory()}}, req: &transport.Request{Op: transport.OpJoin}, want: transport.ErrWrongRole},
+		{name: "join to a unit not blank", srv: fullServer(), req: &transport.Request{Op: transport.OpJoin}, want: storage.ErrNotBlank},
 		{name: "token huge batch", srv: fullServer(), req: &transport.Request{Op: transport.OpToken, N: math.MaxUint32}, want: sequencer.ErrNotReady},
 	}
 	for _, tt := range tests {
@@ -48,6 +51,43 @@ func TestServerHandleBadRequests(t *testing.T) {
 			require.ErrorIs(t, resp.Err, tt.want)
 		})
 	}
+}
+
+// plainUnit hides every method of its unit but the storage.Unit ones.
+type plainUnit struct{ storage.Unit }
+
+// serverCaller delivers each request to a Server through the codec, as a
+// network would.
+type serverCaller struct{ srv *transport.Server }
+
+func (c serverCaller) Call(_ context.Context, _ transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	dec, err := transport.DecodeRequest(transport.AppendRequest(nil, req))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := transport.DecodeResponse(transport.AppendResponse(nil, c.srv.Handle(dec)))
+	if err != nil {
+		return nil, err
+	}
+	return resp, resp.Err
+}
+
+// TestUnitClientJoin drives a blank unit over the wire: it refuses a seal
+// and every request with ErrBlank, joins at the sealed epoch, then serves.
+func TestUnitClientJoin(t *testing.T) {
+	ctx := context.Background()
+	u := transport.UnitClient{Caller: serverCaller{&transport.Server{Unit: storage.NewBlank()}}, Node: "unit0"}
+	_, err := u.Seal(ctx, 3)
+	require.ErrorIs(t, err, storage.ErrBlank)
+	_, err = u.Read(ctx, 3, 0)
+	require.ErrorIs(t, err, storage.ErrBlank)
+	require.ErrorIs(t, u.Join(ctx, 2), storage.ErrSealed)
+	require.NoError(t, u.Join(ctx, 3))
+	require.NoError(t, u.Join(ctx, 3), "a retried join succeeds")
+	_, err = u.Read(ctx, 3, 0)
+	require.ErrorIs(t, err, storage.ErrUnwritten)
+	require.NoError(t, u.Write(ctx, 3, 0, []byte("x")))
+	require.ErrorIs(t, u.Join(ctx, 4), storage.ErrNotBlank)
 }
 
 // TestServerHandleDecoded feeds the server every request the samples and

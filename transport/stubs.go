@@ -91,6 +91,13 @@ func (u UnitClient) Seal(ctx context.Context, epoch storage.Epoch) (storage.Addr
 	return resp.Addr, nil
 }
 
+// Join lets a blank unit serve again, empty, at epoch; see storage.Memory.Join.
+// A unit that cannot rejoin answers ErrWrongRole.
+func (u UnitClient) Join(ctx context.Context, epoch storage.Epoch) error {
+	_, err := call(ctx, u.Caller, u.Node, &Request{Op: OpJoin, Epoch: epoch})
+	return err
+}
+
 // SequencerClient calls the sequencer on the remote node Node through
 // Caller. Its methods return the sequencer's errors (as package sequencer
 // documents them) or the transport's: ctx's error, ErrUnreachable,
