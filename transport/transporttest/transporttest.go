@@ -71,7 +71,7 @@ func nextProjection(epoch storage.Epoch, seq projection.NodeID) *projection.Proj
 var sentinels = []error{
 	storage.ErrWritten, storage.ErrUnwritten, storage.ErrTrimmed, storage.ErrJunk,
 	storage.ErrSealed, storage.ErrFutureEpoch, storage.ErrTooLarge,
-	storage.ErrInvalidAddress, storage.ErrNilData,
+	storage.ErrInvalidAddress, storage.ErrNilData, storage.ErrBlank, storage.ErrNotBlank,
 	sequencer.ErrNotReady, sequencer.ErrInvalid,
 	projection.ErrInvalid, projection.ErrNoSegment, projection.ErrStaleEpoch,
 	projection.ErrRejected, projection.ErrConflict,
@@ -401,7 +401,7 @@ func (s suite) testMalformed(t *testing.T) {
 		Layout:    projection.NewAcceptor(InitialProjection()),
 	})
 	ctx := context.Background()
-	for _, op := range []transport.Op{0, 7, 15, 19, 31, 36, 255} {
+	for _, op := range []transport.Op{0, 8, 15, 19, 31, 36, 255} {
 		_, err := caller.Call(ctx, node, &transport.Request{Op: op})
 		require.ErrorIs(t, err, transport.ErrMalformed, "op %d", op)
 	}
