@@ -188,6 +188,7 @@ func refused(err error) bool {
 	for _, target := range []error{
 		storage.ErrWritten, storage.ErrTrimmed, storage.ErrSealed, storage.ErrFutureEpoch,
 		storage.ErrTooLarge, storage.ErrNilData, storage.ErrInvalidAddress, transport.ErrWrongRole,
+		storage.ErrBlank,
 	} {
 		if errors.Is(err, target) {
 			return true
@@ -598,9 +599,12 @@ func (c *Client) unitRead(ctx context.Context, p *projection.Projection, node pr
 // unitDo runs f against one unit, retrying requests that got no answer. A
 // unit behind the client's epoch is sealed at it first: the client holds a
 // committed projection of that epoch, which is what entitles it to.
+//
+// A unit that lost its data (storage.ErrBlank) gives a *blankError naming
+// it, which withEpoch recovers from.
 func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node projection.NodeID, f func(u transport.UnitClient) error) error {
 	u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
-	return c.retry(ctx, func() error {
+	err := c.retry(ctx, func() error {
 		err := f(u)
 		if errors.Is(err, storage.ErrFutureEpoch) {
 			c.log.Debug("sealing a unit behind the projection", "node", node, "epoch", p.Epoch)
@@ -611,7 +615,23 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 		}
 		return err
 	})
+	var blank *blankError
+	if errors.Is(err, storage.ErrBlank) && !errors.As(err, &blank) {
+		return &blankError{node: node, err: err}
+	}
+	return err
 }
+
+// blankError reports that unit node answered storage.ErrBlank: it came
+// back with an empty disk (fault catalog P4). It unwraps to the unit's
+// error.
+type blankError struct {
+	node projection.NodeID
+	err  error
+}
+
+func (e *blankError) Error() string { return fmt.Sprintf("corfu: unit %s: %v", e.node, e.err) }
+func (e *blankError) Unwrap() error { return e.err }
 
 // errRetry marks an error as worth retrying after a backoff.
 var errRetry = errors.New("corfu: retry")
@@ -657,11 +677,23 @@ func (c *Client) backoff(attempt int) time.Duration {
 
 // withEpoch runs f with the current projection. When a server answers that
 // it is sealed at a newer epoch, it fetches a newer projection (once for
-// that epoch) and runs f again, at most MaxRetries times.
+// that epoch) and runs f again, at most MaxRetries times. When a unit
+// answers that it came back blank, it takes the unit out and back in with a
+// reconfiguration (see rejoin) and runs f again under the new epoch.
 func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection) error) error {
 	for attempt := 0; ; attempt++ {
 		p := c.projection()
 		err := f(p)
+		var blank *blankError
+		if errors.As(err, &blank) {
+			if attempt >= c.cfg.MaxRetries {
+				return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+			}
+			if !c.rejoin(ctx, p, blank.node, attempt) {
+				return err
+			}
+			continue
+		}
 		var sealed *storage.SealedError
 		if !errors.As(err, &sealed) {
 			return err
@@ -673,6 +705,48 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 			return fmt.Errorf("%w; fetching a newer projection: %w", err, rerr)
 		}
 	}
+}
+
+// rejoin recovers from unit node having come back blank under p: unless
+// someone reconfigured past p meanwhile, it runs a reconfiguration, which
+// takes every blank unit out of the chains whose data it held and lets it
+// join the new open segment (see Reconfigure). It reports whether the
+// caller should try again: false when node is the only replica of some
+// chain, whose data is then lost for good and no reconfiguration brings
+// back.
+func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node projection.NodeID, attempt int) bool {
+	if !rejoinable(p, node) {
+		c.log.Warn("unit lost its data and is the only replica of a chain", "node", node, "epoch", p.Epoch)
+		return false
+	}
+	if latest, err := c.latest(ctx); err == nil && latest.Epoch > p.Epoch {
+		return true // someone reconfigured meanwhile: retry in their epoch
+	}
+	if c.recovering.CompareAndSwap(false, true) {
+		c.log.Info("unit came back blank, reconfiguring", "node", node, "epoch", p.Epoch)
+		_, err := c.Reconfigure(ctx, nil)
+		c.recovering.Store(false)
+		if err == nil {
+			return true
+		}
+		c.log.Debug("blank unit recovery failed", "node", node, "err", err)
+	}
+	// NB: another recovery is running, or this one failed: back off.
+	return c.env.Sleep(ctx, c.backoff(attempt)) == nil
+}
+
+// rejoinable reports whether a blank node can join p's log again: it is not
+// the only replica of any chain, so a reconfiguration can take it out of
+// every chain whose data it held.
+func rejoinable(p *projection.Projection, node projection.NodeID) bool {
+	for _, seg := range p.Segments {
+		for _, chain := range seg.Stripes {
+			if len(chain) == 1 && chain[0] == node {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // refresh fetches the projection from the layout servers until it has one

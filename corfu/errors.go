@@ -31,6 +31,11 @@ var (
 	ErrNilData = storage.ErrNilData
 	// ErrInvalidAddress: the address is at or above storage.MaxAddress.
 	ErrInvalidAddress = storage.ErrInvalidAddress
+	// ErrBlank: a unit came back with an empty disk and is the only
+	// replica of the address's chain: the data there is lost. (A blank unit
+	// with a surviving peer is taken out and back in by a reconfiguration,
+	// and the operation carries on.)
+	ErrBlank = storage.ErrBlank
 	// ErrNotReady: the sequencer is not bootstrapped in the current epoch.
 	ErrNotReady = sequencer.ErrNotReady
 	// ErrNoSegment: no segment of the projection covers the address.

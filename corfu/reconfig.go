@@ -40,6 +40,15 @@ type Change func(cur *projection.Projection, tail storage.Address) (*projection.
 // bootstraps the next projection's sequencer above every address the old
 // epoch wrote or handed out.
 //
+// A unit that answers the seal with storage.ErrBlank came back with an
+// empty disk (fault catalog P4). Unless it is the only replica of some
+// chain, Reconfigure applies ReplaceUnit(unit, unit) on top of change: the
+// unit leaves every closed segment and appears only in a new open segment,
+// above the tail, whose local addresses lie above everything it held. Once
+// the next epoch is committed and its sequencer bootstrapped, Reconfigure
+// tells every such unit that the committed projection places only in its
+// open segment, above the tail, to join at the new epoch.
+//
 // Errors: ErrSealIncomplete, ErrNoQuorum, ErrReconfigLost, a change's error,
 // projection.ErrInvalid or ErrStaleEpoch for a bad next projection, ctx's
 // error.
@@ -67,6 +76,17 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 		}
 	}
+	var blanks []projection.NodeID // blank units that may rejoin
+	for _, node := range seal.blank {
+		if !rejoinable(cur, node) {
+			c.log.Warn("seal: unit lost its data and is the only replica of a chain", "node", node)
+			continue
+		}
+		blanks = append(blanks, node)
+		if next, err = ReplaceUnit(node, node)(next, tail); err != nil {
+			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+		}
+	}
 	next.Epoch = epoch
 	if err := projection.ValidateNext(cur, next); err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
@@ -77,7 +97,7 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 		// next one preserves below the tail). Only what the units hold can
 		// be in a stream. This comes before agreeing, so that once the
 		// next epoch is committed its sequencer follows at once.
-		under := cur.Clone()
+		under := withoutUnits(cur, seal.blank)
 		under.Epoch = epoch // the units are sealed at epoch now
 		if tails, err = c.scanStreamTails(ctx, under, seal.written); err != nil {
 			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
@@ -92,6 +112,19 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
 		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: bootstrapping the sequencer: %w", epoch, err)
+	}
+	for _, node := range blanks {
+		if !joinable(chosen, node, tail) {
+			continue
+		}
+		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+		// NB: a join that fails leaves the unit blank; the next client
+		// that meets it reconfigures again.
+		if err := c.retryN(ctx, 2, func() error { return u.Join(ctx, epoch) }); err != nil {
+			c.log.Debug("blank unit did not join", "node", node, "epoch", epoch, "err", err)
+		} else {
+			c.log.Info("blank unit joined", "node", node, "epoch", epoch)
+		}
 	}
 	if seal.lost {
 		// NB: the sequencer restarted from its reservation mark: addresses
@@ -142,12 +175,14 @@ type sealed struct {
 	tails   []sequencer.StreamTail // the streams' recent addresses, if seqOK
 	seqOK   bool                   // the sequencer answered with its state intact
 	lost    bool                   // the sequencer answered, having restarted from its reservation mark
+	blank   []projection.NodeID    // units that answered storage.ErrBlank: they lost their data
 }
 
 // seal seals every unit of cur and its sequencer at epoch, and reports the
 // log's tail.
 func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch storage.Epoch) (sealed, error) {
 	localTails := map[projection.NodeID]storage.Address{}
+	var blank []projection.NodeID
 	var newer *storage.SealedError
 	for _, node := range cur.Units() {
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
@@ -159,6 +194,9 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		var se *storage.SealedError
 		if errors.As(err, &se) && (newer == nil || se.Epoch > newer.Epoch) {
 			newer = se
+		}
+		if errors.Is(err, storage.ErrBlank) {
+			blank = append(blank, node)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -216,9 +254,9 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 			return sealed{}, ctx.Err()
 		}
 		c.log.Debug("seal: sequencer did not answer", "node", cur.Sequencer, "err", err)
-		return sealed{tail: tail, written: tail}, nil
+		return sealed{tail: tail, written: tail, blank: blank}, nil
 	}
-	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost}, nil
+	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank}, nil
 }
 
 // agree gets next accepted by a majority of cur's layout servers for its
@@ -415,6 +453,41 @@ func MoveSequencer(node projection.NodeID) Change {
 		next.Sequencer = node
 		return next, nil
 	}
+}
+
+// withoutUnits returns a copy of p with nodes dropped from every chain
+// where another replica remains: the units that lost their data, for
+// reading what the log still holds.
+func withoutUnits(p *projection.Projection, nodes []projection.NodeID) *projection.Projection {
+	q := p.Clone()
+	for si := range q.Segments {
+		seg := &q.Segments[si]
+		for ci, chain := range seg.Stripes {
+			kept := slices.DeleteFunc(slices.Clone(chain), func(n projection.NodeID) bool { return slices.Contains(nodes, n) })
+			if len(kept) > 0 {
+				seg.Stripes[ci] = kept
+			}
+		}
+	}
+	return q
+}
+
+// joinable reports whether a blank node may join p: p places it in no
+// closed segment, so it is asked for nothing it held, and its open segment
+// starts at or above tail, so nothing below the tail lies in it.
+func joinable(p *projection.Projection, node projection.NodeID, tail storage.Address) bool {
+	open := len(p.Segments) - 1
+	if p.Segments[open].Start < tail {
+		return false
+	}
+	for _, seg := range p.Segments[:open] {
+		for _, chain := range seg.Stripes {
+			if slices.Contains(chain, node) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // localEnd returns one past the highest local address any closed segment

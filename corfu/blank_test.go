@@ -1,0 +1,104 @@
+package corfu_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/corfu/corfutest"
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+// reformat brings unit id back with an empty disk (fault catalog P4).
+func (e *env) reformat(id projection.NodeID) *storage.Memory {
+	blank := storage.NewBlank()
+	e.cl.Net.Register(id, &transport.Server{Unit: blank})
+	return blank
+}
+
+// TestBlankUnitRejoins replaces one replica of a chain of 2 by a blank
+// unit: the client takes it out of the old segment and back into a new one,
+// reads of earlier entries still succeed from the survivor, and appends
+// land on both replicas again.
+func TestBlankUnitRejoins(t *testing.T) {
+	for _, which := range []int{0, 1} { // the head, then the tail
+		t.Run(fmt.Sprintf("replica %d", which), func(t *testing.T) {
+			e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2}, nil)
+			var addrs []storage.Address
+			for i := range 5 {
+				a, err := e.c.Append(e.ctx, []byte(fmt.Sprintf("entry %d", i)))
+				require.NoError(t, err)
+				addrs = append(addrs, a)
+			}
+			epoch := e.c.Projection().Epoch
+			id := e.c.Projection().Segments[0].Stripes[0][which]
+			blank := e.reformat(id)
+
+			if which == 0 {
+				// The head is blank: an append meets it first.
+				a, err := e.c.Append(e.ctx, []byte("after"))
+				require.NoError(t, err)
+				addrs = append(addrs, a)
+			}
+			for i, a := range addrs[:5] {
+				got, err := e.c.Read(e.ctx, a)
+				require.NoError(t, err, "address %d", a)
+				assert.Equal(t, fmt.Sprintf("entry %d", i), string(got.Data))
+			}
+			a, err := e.c.Append(e.ctx, []byte("later"))
+			require.NoError(t, err)
+			addrs = append(addrs, a)
+
+			p := e.c.Projection()
+			assert.Greater(t, p.Epoch, epoch, "a reconfiguration took the blank unit out")
+			assert.False(t, blank.Blank(), "the blank unit joined")
+			assert.Equal(t, p.Epoch, blank.Epoch())
+			for _, seg := range p.Segments[:len(p.Segments)-1] {
+				for _, chain := range seg.Stripes {
+					assert.NotContains(t, chain, id, "the blank unit left every closed segment")
+				}
+			}
+			assert.Contains(t, p.Segments[len(p.Segments)-1].Stripes[0], id, "the blank unit serves the new segment")
+			// What was appended after the join is on the rejoined unit.
+			loc, err := p.Locate(a)
+			require.NoError(t, err)
+			s, data := blank.Inspect(loc.Local)
+			assert.Equal(t, storage.StateData, s)
+			assert.NotEmpty(t, data)
+			for _, a := range addrs {
+				_, err := e.c.Read(e.ctx, a)
+				require.NoError(t, err, "address %d", a)
+			}
+			// A second client, opened now, reads everything too.
+			c2 := e.open(nil)
+			for _, a := range addrs {
+				_, err := c2.Read(e.ctx, a)
+				require.NoError(t, err, "address %d", a)
+			}
+		})
+	}
+}
+
+// TestBlankOnlyReplica: a chain whose only replica came back blank has lost
+// its data. Reads there fail with ErrBlank, and no reconfiguration pretends
+// otherwise; nothing is filled.
+func TestBlankOnlyReplica(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 1, Replicas: 1}, nil)
+	a, err := e.c.Append(e.ctx, []byte("x"))
+	require.NoError(t, err)
+	epoch := e.c.Projection().Epoch
+	blank := e.reformat("unit0")
+	_, err = e.c.Read(e.ctx, a)
+	require.ErrorIs(t, err, corfu.ErrBlank)
+	_, err = e.c.Append(e.ctx, []byte("y"))
+	require.ErrorIs(t, err, corfu.ErrBlank)
+	assert.Equal(t, epoch, e.c.Projection().Epoch, "no reconfiguration")
+	assert.True(t, blank.Blank())
+	assert.Equal(t, 0, e.net.count(transport.OpJoin))
+	assert.Equal(t, 0, e.net.count(transport.OpFill))
+}
