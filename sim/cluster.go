@@ -83,15 +83,19 @@ var ErrUnsupportedFault = errors.New("sim: fault not supported")
 
 // MemoryDisk is the Disk of the in-memory units (storage.Memory). It treats
 // a unit's contents and sealed epoch as durable, as if every write were
-// synced before its ack: a crash (P2) keeps the unit as it was. It models
-// no other storage fault.
+// synced before its ack: a crash (P2) keeps the unit as it was. A reformat
+// (P4) brings it back blank (storage.NewBlank). It models no other storage
+// fault.
 type MemoryDisk struct{}
 
-// Restart returns u for a crash and an error wrapping ErrUnsupportedFault
-// for any other kind.
+// Restart returns u for a crash, a blank unit for a reformat, and an error
+// wrapping ErrUnsupportedFault for any other kind.
 func (MemoryDisk) Restart(node transport.NodeID, kind FaultKind, u storage.Unit) (storage.Unit, error) {
-	if kind == FaultCrash {
+	switch kind {
+	case FaultCrash:
 		return u, nil
+	case FaultReformat:
+		return storage.NewBlank(), nil
 	}
 	return nil, fmt.Errorf("%w: %s of %s needs a durable unit", ErrUnsupportedFault, kind, node)
 }
@@ -189,7 +193,12 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 
 // Restart brings a crashed node back. A unit comes back with what the
 // Disk keeps of it.
-func (c *Cluster) Restart(node transport.NodeID) error {
+func (c *Cluster) Restart(node transport.NodeID) error { return c.RestartFrom(node, FaultCrash) }
+
+// RestartFrom brings a node back from a crash of the given kind: FaultCrash,
+// or FaultReformat for a unit whose disk came back empty. A unit comes back
+// with what the Disk keeps of it after that kind of fault.
+func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 	srv := c.servers[node]
 	if srv == nil || !c.crashed[node] {
 		return fmt.Errorf("sim: restart: %s is not a crashed server", node)
@@ -200,11 +209,21 @@ func (c *Cluster) Restart(node transport.NodeID) error {
 		if d == nil {
 			d = MemoryDisk{}
 		}
-		u, err := d.Restart(node, FaultCrash, srv.Unit)
+		u, err := d.Restart(node, kind, srv.Unit)
 		if err != nil {
 			return err
 		}
 		srv.Unit = u
+	}
+	return nil
+}
+
+// ServingUnit returns the unit node serves now: after a reformat, the one
+// the Disk brought back, not the one in Units. It returns nil for a node
+// that serves no unit.
+func (c *Cluster) ServingUnit(node transport.NodeID) storage.Unit {
+	if srv := c.servers[node]; srv != nil {
+		return srv.Unit
 	}
 	return nil
 }

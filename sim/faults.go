@@ -70,6 +70,13 @@ const (
 	// business (see Cluster.Crash): a sequencer loses its state, storage
 	// and layout servers keep theirs.
 	FaultCrash FaultKind = "crash"
+	// FaultReformat (P4) crashes a storage unit and restarts it with an
+	// empty disk: whatever it held is gone for good. What the unit comes
+	// back as is the cluster's Disk's business (see Cluster.RestartFrom).
+	// The plan hits only units in chains of 2 or more replicas, at most f
+	// (replicas-1) over the whole run: without a rebuild, a second reformat
+	// in one chain could lose committed data.
+	FaultReformat FaultKind = "reformat"
 	// FaultClock (C1) offsets one client's clock for a window: it jumps
 	// ahead or back at the start and jumps back at the end. Only timeouts
 	// read clocks, so safety must not notice.
@@ -85,7 +92,7 @@ func FaultKinds() []FaultKind {
 	return []FaultKind{
 		FaultLatency, FaultDrop, FaultDuplicate, FaultReorder, FaultClog, FaultSwizzle,
 		FaultPartition, FaultAsymmetric, FaultBridge, FaultFlap, FaultBlackout, FaultOutage,
-		FaultPause, FaultCrash, FaultClock, FaultReconfig,
+		FaultPause, FaultCrash, FaultReformat, FaultClock, FaultReconfig,
 	}
 }
 
@@ -153,6 +160,9 @@ type Faults struct {
 	// and ends, with the node, so that the node's server can lose its
 	// volatile state (see Cluster.Crash).
 	OnCrash, OnRestart func(node transport.NodeID)
+	// OnReformat, if set, is called instead of OnRestart when a reformat
+	// window ends (OnCrash is called when it starts).
+	OnReformat func(node transport.NodeID)
 
 	s      *Scheduler
 	inner  Policy
@@ -193,7 +203,7 @@ func (f *Faults) start(e *episode) {
 	}
 	e.active = true
 	f.active = append(f.active, e)
-	if e.rec.Kind == FaultCrash {
+	if e.rec.Kind == FaultCrash || e.rec.Kind == FaultReformat {
 		f.down[e.node] = true
 		f.crashes[e.node] = append(f.crashes[e.node], f.s.Elapsed())
 		if f.OnCrash != nil {
@@ -208,7 +218,11 @@ func (f *Faults) stop(e *episode) {
 	}
 	e.active = false
 	f.active = slices.DeleteFunc(f.active, func(o *episode) bool { return o == e })
-	if e.rec.Kind == FaultCrash {
+	switch {
+	case e.rec.Kind == FaultReformat && f.OnReformat != nil:
+		f.down[e.node] = false
+		f.OnReformat(e.node)
+	case e.rec.Kind == FaultCrash || e.rec.Kind == FaultReformat:
 		f.down[e.node] = false
 		if f.OnRestart != nil {
 			f.OnRestart(e.node)
@@ -366,6 +380,13 @@ func (f *Faults) Pause(start, end time.Duration, node transport.NodeID) {
 // at start and end.
 func (f *Faults) Crash(start, end time.Duration, node transport.NodeID) {
 	f.add(&episode{rec: FaultRecord{Kind: FaultCrash, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// Reformat crashes node at start, as Crash does, and restarts it at end
+// with an empty disk: OnCrash is called at start and OnReformat (else
+// OnRestart) at end.
+func (f *Faults) Reformat(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultReformat, Target: string(node), Start: start, End: end}, node: node})
 }
 
 // Clock offsets node's clock by offset in [start, end); see ClockOffset.
@@ -580,6 +601,11 @@ type FaultConfig struct {
 	Outages       int // windows in which every message is lost
 	Pauses        int // P1: paused nodes, servers or clients
 	Crashes       int // P2: crashed and restarted servers
+	// Reformats is the number of storage units crashed and restarted with
+	// an empty disk (P4). The plan places at most Topology.Replicas-1 in a
+	// run, and none with chains of one replica; each counts against
+	// MaxFailedUnits while it is down.
+	Reformats int
 	// Clocks is the number of client clock offsets (C1), each ahead or
 	// back by up to ClockJump (default 5s).
 	Clocks    int
@@ -769,6 +795,13 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 				return
 			}
 		}
+	}
+	// NB: a reformatted unit's data is gone for good, and nothing rebuilds
+	// it: over the whole run, at most f of them, so that every chain keeps
+	// a replica of what it held whichever units the draws hit (spares
+	// included: one may have joined a chain by then).
+	for range min(cfg.Reformats, max(t.Replicas-1, 0)) {
+		place(t.Units, d/20, d/4, f.Reformat)
 	}
 	for range cfg.Blackouts {
 		place(all, d/2, d*9/10, f.Blackout)

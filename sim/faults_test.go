@@ -372,7 +372,7 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 	}
 	cfg := sim.FaultConfig{Duration: 5 * time.Second, Latency: "bimodal", Drop: 0.1, Duplicate: 0.2, Reorder: 0.1,
 		Clogs: 3, Swizzles: 2, Partitions: 3, Asymmetric: 2, Bridges: 2, Flaps: 2, Blackouts: 1, Outages: 2,
-		Pauses: 3, Crashes: 3, Clocks: 2}
+		Pauses: 3, Crashes: 3, Clocks: 2, Reformats: 3}
 	plan := func(seed uint64) []sim.FaultRecord {
 		s := sim.NewScheduler(seed)
 		defer s.Close()
@@ -396,14 +396,21 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 	}
 	// At most f = 1 unit and a minority (1) of layout servers down at once;
 	// one node fault per node at a time.
+	// At most f = 1 reformat over the whole run, of a unit.
 	for seed := uint64(1); seed <= 50; seed++ {
 		var node []sim.FaultRecord
+		reformats := 0
 		for _, r := range plan(seed) {
 			switch r.Kind {
+			case sim.FaultReformat:
+				reformats++
+				assert.True(t, hasPrefix(r.Target, "unit"), "seed %d: %v", seed, r)
+				node = append(node, r)
 			case sim.FaultPause, sim.FaultCrash, sim.FaultBlackout:
 				node = append(node, r)
 			}
 		}
+		assert.LessOrEqual(t, reformats, 1, "seed %d", seed)
 		for i, x := range node {
 			for _, y := range node[i+1:] {
 				if x.End <= y.Start || y.End <= x.Start {
@@ -415,6 +422,16 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 				assert.False(t, both("layout"), "seed %d: two layout servers down at once: %v and %v", seed, x, y)
 			}
 		}
+	}
+	// Chains of one replica: no reformat at all.
+	single := topo
+	single.Replicas = 1
+	for seed := uint64(1); seed <= 20; seed++ {
+		s := sim.NewScheduler(seed)
+		f := sim.NewFaults(s, sim.LatencyPolicy{Model: sim.Constant(time.Millisecond)})
+		require.NoError(t, f.Plan(sim.FaultConfig{Duration: 5 * time.Second, Reformats: 3}, single))
+		assert.Zero(t, f.Counts()[sim.FaultReformat], "seed %d", seed)
+		s.Close()
 	}
 	s := sim.NewScheduler(1)
 	defer s.Close()
@@ -448,6 +465,14 @@ func TestClusterCrash(t *testing.T) {
 	got, err := u.Read(context.Background(), 0, 3)
 	require.NoError(t, err)
 	assert.Equal(t, "kept", string(got))
+
+	// A reformat brings the unit back blank.
+	require.NoError(t, cl.Crash("unit0"))
+	require.NoError(t, cl.RestartFrom("unit0", sim.FaultReformat))
+	u0 := cl.ServingUnit("unit0").(*storage.Memory)
+	assert.True(t, u0.Blank())
+	_, err = u0.Read(context.Background(), 0, 3)
+	assert.ErrorIs(t, err, storage.ErrBlank)
 
 	assert.Error(t, cl.Crash("nobody"))
 	assert.Error(t, cl.Restart("unit1"), "unit1 never crashed")

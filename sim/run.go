@@ -175,7 +175,7 @@ func Swarm(seed uint64) Options {
 		f.Reorder = p
 	}
 	counts := []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
-		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks}
+		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks, &f.Reformats}
 	for _, c := range counts {
 		if n := 1 + r.IntN(3); in() {
 			*c = n
@@ -287,6 +287,11 @@ func Run(o Options) Result {
 	}
 	faults.OnRestart = func(n transport.NodeID) {
 		if err := cl.Restart(n); err != nil {
+			s.fail(err)
+		}
+	}
+	faults.OnReformat = func(n transport.NodeID) {
+		if err := cl.RestartFrom(n, FaultReformat); err != nil {
 			s.fail(err)
 		}
 	}
@@ -476,6 +481,15 @@ func Run(o Options) Result {
 				return err
 			}
 			spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
+			// NB: without a rebuild, a unit replaced by a spare leaves the
+			// closed segments of its chain with one replica fewer, as a
+			// reformat does (P4). A chain survives f = replicas-1 such
+			// losses: in a run with reformats, the two share that budget,
+			// so that a reformat never hits the last replica of a chain.
+			replacements := len(spares)
+			if n := faults.Counts()[FaultReformat]; n > 0 {
+				replacements = max(cl.Options.Replicas-1-n, 0)
+			}
 			for range w.Reconfigs {
 				if err := s.Sleep(bg, time.Duration(r.Int64N(int64(w.ReconfigGap)+1))); err != nil {
 					return err
@@ -483,7 +497,8 @@ func Run(o Options) Result {
 				var change corfu.Change
 				what := "new epoch"
 				cur := c.Projection()
-				if len(spares) > 0 && r.IntN(2) == 0 {
+				if len(spares) > 0 && r.IntN(2) == 0 && replacements > 0 {
+					replacements--
 					units := cur.Segments[len(cur.Segments)-1].Stripes[r.IntN(len(cur.Segments[len(cur.Segments)-1].Stripes))]
 					old := units[r.IntN(len(units))]
 					if w.ReplaceHeads {

@@ -159,12 +159,12 @@ func drawFaults(seed uint64) faultDraws {
 // order of countFields.
 var countKinds = []sim.FaultKind{
 	sim.FaultClog, sim.FaultSwizzle, sim.FaultPartition, sim.FaultAsymmetric, sim.FaultBridge, sim.FaultFlap,
-	sim.FaultBlackout, sim.FaultOutage, sim.FaultPause, sim.FaultCrash, sim.FaultClock,
+	sim.FaultBlackout, sim.FaultOutage, sim.FaultPause, sim.FaultCrash, sim.FaultClock, sim.FaultReformat,
 }
 
 func countFields(f *sim.FaultConfig) []*int {
 	return []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
-		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks}
+		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks, &f.Reformats}
 }
 
 // applyFaults makes o inject exactly the kinds of fault in on: a kind the
