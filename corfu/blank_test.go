@@ -10,6 +10,7 @@ import (
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/corfu/corfutest"
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
 )
@@ -101,4 +102,41 @@ func TestBlankOnlyReplica(t *testing.T) {
 	assert.True(t, blank.Blank())
 	assert.Equal(t, 0, e.net.count(transport.OpJoin))
 	assert.Equal(t, 0, e.net.count(transport.OpFill))
+}
+
+// TestBlankUnitAndLostSequencer: a unit comes back blank while the
+// sequencer has lost its state. The recovery rebuilds the stream tails from
+// the surviving replicas, fills a hole in the blank unit's chain only after
+// the commit, and the blank unit joins.
+func TestBlankUnitAndLostSequencer(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2}, nil)
+	var want []storage.Address
+	for i := range 4 {
+		a, err := e.c.Append(e.ctx, []byte(fmt.Sprintf("s%d", i)), 7)
+		require.NoError(t, err)
+		want = append(want, a)
+	}
+	hole := e.token(1) // handed out, never written
+	id := e.c.Projection().Segments[0].Stripes[0][1]
+	blank := e.reformat(id)
+	fresh := sequencer.New(sequencer.Config{Backpointers: e.cl.Options.Backpointers, Floor: e.cl.Sequencer.Mark()})
+	e.cl.Net.Register("seq", &transport.Server{Sequencer: fresh})
+
+	a, err := e.c.Append(e.ctx, []byte("s4"), 7)
+	require.NoError(t, err)
+	want = append(want, a)
+	assert.False(t, blank.Blank(), "the blank unit joined")
+	survivor := e.c.Projection().Segments[0].Stripes[0][0]
+	s, _ := e.cl.Unit(survivor).Inspect(hole) // segment 0 has one chain: local is global
+	assert.Equal(t, storage.StateJunk, s, "the recovery filled the hole")
+	_, err = e.c.Read(e.ctx, hole)
+	require.ErrorIs(t, err, corfu.ErrJunk, "the hole was filled")
+
+	entries, err := e.c.Stream(7, 0).Sync(e.ctx)
+	require.NoError(t, err)
+	var got []storage.Address
+	for _, en := range entries {
+		got = append(got, en.Address)
+	}
+	assert.Equal(t, want, got, "the stream survived the rebuild")
 }

@@ -1,6 +1,7 @@
 package corfu
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,9 @@ type Change func(cur *projection.Projection, tail storage.Address) (*projection.
 // above the tail, whose local addresses lie above everything it held. Once
 // the next epoch is committed and its sequencer bootstrapped, Reconfigure
 // tells every such unit that the committed projection places only in its
-// open segment, above the tail, to join at the new epoch.
+// open segment, above the tail, to join at the new epoch, if the sequencer
+// answered the seal (else the tail may lie below writes the blank unit held
+// and lost, and it stays blank until a later reconfiguration).
 //
 // Errors: ErrSealIncomplete, ErrNoQuorum, ErrReconfigLost, a change's error,
 // projection.ErrInvalid or ErrStaleEpoch for a bad next projection, ctx's
@@ -91,30 +94,53 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 	if err := projection.ValidateNext(cur, next); err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
+	var scan *streamScan
 	if !seal.seqOK {
 		// NB: the old sequencer's stream tails are lost with it: rebuild
 		// them from the log itself, under the sealed projection (which the
 		// next one preserves below the tail). Only what the units hold can
 		// be in a stream. This comes before agreeing, so that once the
 		// next epoch is committed its sequencer follows at once.
-		under := withoutUnits(cur, seal.blank)
+		under := cur.Clone()
 		under.Epoch = epoch // the units are sealed at epoch now
-		if tails, err = c.scanStreamTails(ctx, under, seal.written); err != nil {
+		if scan, err = c.scanStreamTails(ctx, under, seal.written, seal.blank); err != nil {
 			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
 		}
+		tails = scan.tails()
 	}
 	chosen, err := c.agree(ctx, cur, next)
 	if err != nil {
 		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 	}
 	c.install(chosen)
+	if scan != nil && len(scan.deferred) > 0 {
+		// NB: the holes the scan left in chains with a blank unit are
+		// filled now, once a committed projection has taken the blank
+		// units out of them (a blank head may have held, and lost, a write
+		// there). A late writer of the old epoch may beat the fill: then
+		// the fill completes its entry, which joins the stream tails.
+		for _, a := range scan.deferred {
+			data, err := c.fillSealed(ctx, a)
+			if err != nil {
+				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
+			}
+			if data != nil {
+				scan.add(a, data)
+			}
+		}
+		tails = scan.tails()
+	}
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
 	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
 		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: bootstrapping the sequencer: %w", epoch, err)
 	}
 	for _, node := range blanks {
-		if !joinable(chosen, node, tail) {
+		// NB: a blank unit may have held writes no reached replica shows
+		// (a head's uncommitted ones), at any address handed out. Only a
+		// tail that covers every token, which needs the sequencer's
+		// answer, puts all of them below the new open segment.
+		if !seal.seqAnswered || !joinable(chosen, node, tail) {
 			continue
 		}
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
@@ -176,6 +202,9 @@ type sealed struct {
 	seqOK   bool                   // the sequencer answered with its state intact
 	lost    bool                   // the sequencer answered, having restarted from its reservation mark
 	blank   []projection.NodeID    // units that answered storage.ErrBlank: they lost their data
+	// seqAnswered says the sequencer answered, so that tail is above every
+	// address it ever handed out.
+	seqAnswered bool
 }
 
 // seal seals every unit of cur and its sequencer at epoch, and reports the
@@ -256,7 +285,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		c.log.Debug("seal: sequencer did not answer", "node", cur.Sequencer, "err", err)
 		return sealed{tail: tail, written: tail, blank: blank}, nil
 	}
-	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank}, nil
+	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank, seqAnswered: true}, nil
 }
 
 // agree gets next accepted by a majority of cur's layout servers for its
@@ -332,15 +361,71 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 // rankTagBits is the width of a Paxos rank's random tag.
 const rankTagBits = 24
 
+// streamScan is what scanning the log for stream tails found.
+type streamScan struct {
+	k     int
+	found map[StreamID][]storage.Address // each stream's addresses, newest first, at most k
+	// deferred lists the holes left unfilled, newest first: addresses in
+	// chains with a blank unit that no surviving replica holds.
+	deferred []storage.Address
+}
+
+// add records the entry at addr, stored as data, in its streams.
+func (s *streamScan) add(addr storage.Address, data []byte) {
+	e, err := decodeEntry(addr, data)
+	if err != nil {
+		return
+	}
+	for _, id := range e.Streams {
+		addrs := s.found[id]
+		i, _ := slices.BinarySearchFunc(addrs, addr, func(a, b storage.Address) int { return cmp.Compare(b, a) })
+		if i < len(addrs) && addrs[i] == addr {
+			continue
+		}
+		addrs = slices.Insert(addrs, i, addr)
+		if len(addrs) > s.k {
+			addrs = addrs[:s.k]
+		}
+		s.found[id] = addrs
+	}
+}
+
+// tails returns the streams' tails, sorted by stream.
+func (s *streamScan) tails() []sequencer.StreamTail {
+	ids := make([]StreamID, 0, len(s.found))
+	for id := range s.found {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]sequencer.StreamTail, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, sequencer.StreamTail{Stream: id, Addrs: slices.Clone(s.found[id])})
+	}
+	return out
+}
+
 // scanStreamTails rebuilds every stream's recent addresses by reading the
-// log backwards from tail under p, the sealed projection. It reads the whole untrimmed log: the price of a
-// sequencer lost with its state.
-func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address) ([]sequencer.StreamTail, error) {
-	k := c.cfg.Backpointers
-	found := map[StreamID][]storage.Address{}
+// log backwards from tail under p, the sealed projection. It reads the
+// whole untrimmed log: the price of a sequencer lost with its state. A
+// hole is filled at once, except in a chain with one of the blank units:
+// there it reads the surviving replicas only and leaves a hole they all
+// lack for after the commit (streamScan.deferred).
+func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address, blank []projection.NodeID) (*streamScan, error) {
+	s := &streamScan{k: c.cfg.Backpointers, found: map[StreamID][]storage.Address{}}
 	for a := tail; a > p.Segments[0].Start; a-- {
 		addr := a - 1
-		data, err := c.readAt(ctx, p, addr, true)
+		var data []byte
+		var err error
+		if loc, lerr := p.Locate(addr); lerr == nil && slices.ContainsFunc(loc.Chain, func(n projection.NodeID) bool { return slices.Contains(blank, n) }) {
+			var hole bool
+			data, hole, err = c.readSurvivors(ctx, p, loc, blank)
+			if hole {
+				s.deferred = append(s.deferred, addr)
+				continue
+			}
+		} else {
+			data, err = c.readAt(ctx, p, addr, true)
+		}
 		if errors.Is(err, storage.ErrTrimmed) {
 			break
 		}
@@ -350,26 +435,47 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 		if err != nil {
 			return nil, err
 		}
-		e, err := decodeEntry(addr, data)
+		s.add(addr, data)
+	}
+	return s, nil
+}
+
+// readSurvivors reads loc from the replicas of its chain that are not
+// blank, completing the chain among them from its first survivor. hole
+// reports that none holds anything (or that no replica survives).
+func (c *Client) readSurvivors(ctx context.Context, p *projection.Projection, loc projection.Location, blank []projection.NodeID) (data []byte, hole bool, err error) {
+	loc.Chain = slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool { return slices.Contains(blank, n) })
+	if len(loc.Chain) == 0 {
+		return nil, false, storage.ErrBlank
+	}
+	data, err = c.unitRead(ctx, p, loc.Chain[len(loc.Chain)-1], loc.Local)
+	if !errors.Is(err, storage.ErrUnwritten) {
+		return data, false, err
+	}
+	if len(loc.Chain) > 1 {
+		if data, done, err := c.completeFromHead(ctx, p, loc); done {
+			return data, false, err
+		}
+	}
+	return nil, true, nil
+}
+
+// fillSealed junk-fills addr, known to be below the tail, at once, under
+// the current projection. If it holds data, the chain is completed instead
+// and fillSealed returns the data; junk or a trim give nil and no error.
+func (c *Client) fillSealed(ctx context.Context, addr storage.Address) (data []byte, err error) {
+	err = c.withEpoch(ctx, func(p *projection.Projection) error {
+		loc, err := p.Locate(addr)
 		if err != nil {
-			continue
+			return err
 		}
-		for _, s := range e.Streams {
-			if len(found[s]) < k {
-				found[s] = append(found[s], addr)
-			}
-		}
+		data, err = c.fillChain(ctx, p, loc)
+		return err
+	})
+	if errors.Is(err, storage.ErrJunk) || errors.Is(err, storage.ErrTrimmed) {
+		return nil, nil
 	}
-	ids := make([]StreamID, 0, len(found))
-	for s := range found {
-		ids = append(ids, s)
-	}
-	slices.Sort(ids)
-	out := make([]sequencer.StreamTail, 0, len(ids))
-	for _, s := range ids {
-		out = append(out, sequencer.StreamTail{Stream: s, Addrs: found[s]})
-	}
-	return out, nil
+	return data, err
 }
 
 // fillBelowTail junk-fills addr, known to be below the tail, at once; if it
@@ -453,23 +559,6 @@ func MoveSequencer(node projection.NodeID) Change {
 		next.Sequencer = node
 		return next, nil
 	}
-}
-
-// withoutUnits returns a copy of p with nodes dropped from every chain
-// where another replica remains: the units that lost their data, for
-// reading what the log still holds.
-func withoutUnits(p *projection.Projection, nodes []projection.NodeID) *projection.Projection {
-	q := p.Clone()
-	for si := range q.Segments {
-		seg := &q.Segments[si]
-		for ci, chain := range seg.Stripes {
-			kept := slices.DeleteFunc(slices.Clone(chain), func(n projection.NodeID) bool { return slices.Contains(nodes, n) })
-			if len(kept) > 0 {
-				seg.Stripes[ci] = kept
-			}
-		}
-	}
-	return q
 }
 
 // joinable reports whether a blank node may join p: p places it in no
