@@ -294,6 +294,14 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*projection.Projection, error) {
 	servers := cur.Layout
 	quorum := len(servers)/2 + 1
+	// Bring lagging layout servers up to cur first (cur is committed): they
+	// then refuse proposals made from older projections.
+	for _, node := range servers {
+		lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+		if err := lc.Commit(ctx, cur); err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
 	// NB: a rank is a round in the high bits and a random tag in the low
 	// ones, so two proposers rarely tie; a rejection tells the promised
 	// rank, and the next round outbids it.
@@ -329,7 +337,11 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 				continue
 			}
 			promises++
-			if acc != nil && r > acceptedRank {
+			// NB: a value accepted by a proposer that worked from an older
+			// projection than cur (it reached only lagging layout servers)
+			// is no successor of cur: it was never chosen, since the servers
+			// that know cur refuse it, and adopting it would wedge the epoch.
+			if acc != nil && r > acceptedRank && projection.ValidateNext(cur, acc) == nil {
 				acceptedRank, value = r, acc
 			}
 		}
