@@ -805,6 +805,8 @@ func (c *checker) tails() {
 		case o.Kind == OpTail && o.Outcome == OK:
 			queries = append(queries, o)
 			sources = append(sources, o)
+		case o.Kind == OpRead && o.Outcome == Unwritten:
+			queries = append(queries, o) // S13: nothing below a known tail?
 		case o.Kind == OpAppend && o.Outcome == OK:
 			sources = append(sources, o)
 		}
@@ -822,6 +824,16 @@ func (c *checker) tails() {
 			if s.Kind == OpAppend && (maxAppend == nil || s.Addr > maxAppend.Addr) {
 				maxAppend = s
 			}
+		}
+		if q.Kind == OpRead {
+			// S13: a read of an address below a tail seen before it began
+			// waits for the writer, then fills: it never answers unwritten.
+			if maxTail != nil && q.Addr < maxTail.Addr {
+				c.report("S13", q.Addr, "unwritten below the tail", opString(q)+" after "+opString(maxTail))
+			} else if maxAppend != nil && q.Addr <= maxAppend.Addr {
+				c.report("S13", q.Addr, "unwritten below an acked append", opString(q)+" after "+opString(maxAppend))
+			}
+			continue
 		}
 		if maxTail != nil && q.Addr < maxTail.Addr {
 			c.report("S11", q.Addr, "tail went back", opString(q)+" after "+opString(maxTail))

@@ -254,6 +254,20 @@ func TestCheckInvariants(t *testing.T) {
 			tailOp(1, 13, 14, 6),
 		}},
 
+		{name: "S13 unwritten below a tail seen before", want: "S13", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			readOp(1, 2, 3, 4, "", sim.Unwritten),
+		}},
+		{name: "S13 unwritten below an acked append", want: "S13", ops: []rec{
+			appendOp(0, 0, 1, 6, "x", sim.OK),
+			readOp(1, 2, 3, 4, "", sim.Unwritten),
+		}},
+		{name: "S13 unwritten at the tail is fine", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			readOp(1, 2, 3, 10, "", sim.Unwritten),
+			readOp(1, 0, 3, 4, "", sim.Unwritten), // concurrent with the tail
+		}},
+
 		{name: "S10 token reissued", want: "S10", monitor: func(m *sim.Monitor) {
 			m.Tokens(1, 0, 4)
 			m.Tokens(2, 2, 3)
@@ -317,8 +331,9 @@ func TestCheckS5IsAWarning(t *testing.T) {
 
 func TestCheckAggregatesAndSorts(t *testing.T) {
 	var ops []rec
-	// Three reads lose the acked append at 9, a tail goes back, and a
-	// phantom shows up at 2: reported once each, sorted.
+	// Three reads lose the acked append at 9 (S3, and S13: nothing below
+	// a known tail), a tail goes back, and a phantom shows up at 2: reported
+	// once each, sorted.
 	ops = append(ops, appendOp(0, 0, 10, 9, "x", sim.OK))
 	for i := range 3 {
 		ops = append(ops, readOp(1, 20+i, 21+i, 9, "", sim.Unwritten))
@@ -329,6 +344,7 @@ func TestCheckAggregatesAndSorts(t *testing.T) {
 		"S3 violation at address 9: read of an acked append returned unwritten: #1 c1 read addr=9",
 		"S4 violation at address 2: read returned a value",
 		"S11 violation at address 15: tail went back: #5 c0 tail addr=15",
+		"S13 violation at address 9: unwritten below an acked append: #1 c1 read addr=9",
 	}
 	for range 3 { // deterministic from run to run
 		vs := sim.Check(h, nil)
