@@ -241,9 +241,13 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	}
 	var tail storage.Address
 	open := len(cur.Segments) - 1
+	headReached := true // every chain head of the open segment answered
 	for si, seg := range cur.Segments {
 		for ci, chain := range seg.Stripes {
 			reached := false
+			if si == open {
+				headReached = headReached && hasKey(localTails, chain[0])
+			}
 			for _, node := range chain {
 				lt, ok := localTails[node]
 				if !ok {
@@ -283,6 +287,14 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 			return sealed{}, ctx.Err()
 		}
 		c.log.Debug("seal: sequencer did not answer", "node", cur.Sequencer, "err", err)
+		if !headReached {
+			// NB: without the sequencer's tail, only the heads bound what
+			// was written: a head that took a write nobody else has would
+			// hold data at a local address the next segment may reuse, and
+			// a reader there would complete that stale entry at another
+			// address. Better no reconfiguration than that.
+			return sealed{}, fmt.Errorf("%w: neither the sequencer nor every chain head of the open segment answered", ErrSealIncomplete)
+		}
 		return sealed{tail: tail, written: tail, blank: blank}, nil
 	}
 	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank, seqAnswered: true}, nil
@@ -368,6 +380,11 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 		}
 	}
 	return nil, ErrNoQuorum
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // rankTagBits is the width of a Paxos rank's random tag.

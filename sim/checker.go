@@ -118,6 +118,11 @@ type Monitor struct {
 	// address global's chain (see the NB above). It is called with the
 	// Monitor's lock held.
 	InChain func(global storage.Address, node projection.NodeID) bool
+	// ChainOf, if not nil, returns global's chain, head first, in the
+	// newest committed projection, for S7 (chain prefix): a replica stores
+	// a thing only after the replica before it in the chain has. It is
+	// called with the Monitor's lock held.
+	ChainOf func(global storage.Address) []projection.NodeID
 
 	mu     sync.Mutex
 	addrs  map[storage.Address]*stored
@@ -155,6 +160,26 @@ func (m *Monitor) live(global storage.Address, t thing) bool {
 		}
 	}
 	return false
+}
+
+// prefix checks S7 for a store of held (nil if no replica held it yet) at
+// node: the replica before node in global's chain must hold it already.
+// m.mu is held.
+func (m *Monitor) prefix(global storage.Address, node projection.NodeID, held *thing, found []Violation) []Violation {
+	if m.ChainOf == nil {
+		return found
+	}
+	chain := m.ChainOf(global)
+	k := slices.Index(chain, node)
+	if k <= 0 {
+		return found // the head, or a replica outside the chain (see live)
+	}
+	prev := chain[k-1]
+	if held != nil && (held.node == prev || slices.Contains(held.others, prev)) {
+		return found
+	}
+	return append(found, Violation{Invariant: "S7", Addr: global, Detail: fmt.Sprintf(
+		"%s stored before %s, the replica ahead of it in the chain %v, held it", node, prev, chain)})
 }
 
 func (t thing) String() string {
@@ -208,12 +233,16 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 	for i, old := range s.things {
 		if old.junk == t.junk && old.sum == t.sum {
 			if old.node != t.node && !slices.Contains(old.others, t.node) {
+				found = m.prefix(global, t.node, &old, found)
 				s.things[i].others = append(s.things[i].others, t.node)
 			}
+			m.record(found)
 			m.mu.Unlock()
+			m.notify(found)
 			return
 		}
 	}
+	found = m.prefix(global, t.node, nil, found)
 	var conflicts []thing
 	for _, old := range s.things {
 		// Two things conflict only on replicas still in the address's

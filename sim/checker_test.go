@@ -268,6 +268,24 @@ func TestCheckInvariants(t *testing.T) {
 			readOp(1, 0, 3, 4, "", sim.Unwritten), // concurrent with the tail
 		}},
 
+		{name: "S7 tail before head", want: "S7", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u1", []byte("x"))
+			m.Stored(5, "u0", []byte("x"))
+		}},
+		{name: "S7 head then tail", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", []byte("x"))
+			m.Stored(5, "u1", []byte("x"))
+			m.Filled(6, "u0")
+			m.Filled(6, "u1")
+		}},
+		{name: "S7 fill reaching the tail first", want: "S7", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address) []projection.NodeID { return []projection.NodeID{"u0", "u1", "u2"} }
+			m.Filled(6, "u0")
+			m.Filled(6, "u2")
+		}},
+
 		{name: "S10 token reissued", want: "S10", monitor: func(m *sim.Monitor) {
 			m.Tokens(1, 0, 4)
 			m.Tokens(2, 2, 3)

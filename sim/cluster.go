@@ -113,6 +113,23 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		servers:   make(map[transport.NodeID]*transport.Server),
 		crashed:   make(map[transport.NodeID]bool)}
 	c.Monitor.InChain = c.inChain
+	c.Monitor.ChainOf = func(global storage.Address) []projection.NodeID {
+		loc, err := c.Latest().Locate(global)
+		if err != nil {
+			return nil
+		}
+		// NB: a blank unit (back with an empty disk, not yet rejoined) holds
+		// nothing and serves nothing; the chain's order runs around it, as
+		// the client's does.
+		return slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool {
+			srv := c.servers[n]
+			if srv == nil {
+				return false
+			}
+			m, ok := srv.Unit.(*storage.Memory)
+			return ok && m.Blank()
+		})
+	}
 	ids, hs := servers.Handlers()
 	for i, id := range ids {
 		if srv, ok := hs[i].(*transport.Server); ok {
