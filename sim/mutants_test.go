@@ -23,10 +23,12 @@ func TestMutants(t *testing.T) {
 		{"unit ignores the seal epoch", mutant.Set{UnitIgnoresSeal: true}, nil},
 		// Reading the head is wrong only once a reconfiguration drops a
 		// head that holds an uncommitted write: replace heads, often,
-		// while lost messages stall writers between head and tail.
+		// while lost messages stall writers between head and tail, and
+		// read the newest address, where writes are in flight.
 		{"reader trusts the chain head", mutant.Set{ReadFromHead: true}, func(o *sim.Options) {
 			o.Workload.ReplaceHeads = true
-			o.Workload.Reconfigs = max(o.Workload.Reconfigs, 3)
+			o.Workload.ReadNewest = true
+			o.Workload.Reconfigs = max(o.Workload.Reconfigs, 5)
 			o.Cluster.Spares = o.Workload.Reconfigs
 			o.Cluster.Replicas = max(o.Cluster.Replicas, 2)
 			o.Cluster.Units = o.Cluster.Replicas * max(1, o.Cluster.Units/o.Cluster.Replicas)

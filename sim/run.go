@@ -26,9 +26,12 @@ type Workload struct {
 	// ReplaceHeads makes the reconfiguring client replace chain heads
 	// only, where uncommitted writes sit.
 	ReplaceHeads bool
-	Streams      int           // streams an append may join; default 3
-	OpTimeout    time.Duration // bound on one client call; default 10s
-	Think        time.Duration // the most a client pauses between calls; default 5ms
+	// ReadNewest makes readers read the newest address, whose write is
+	// most likely still in flight, instead of a random one.
+	ReadNewest bool
+	Streams    int           // streams an append may join; default 3
+	OpTimeout  time.Duration // bound on one client call; default 10s
+	Think      time.Duration // the most a client pauses between calls; default 5ms
 	// Reconfigs is how many reconfigurations a reconfiguring client runs
 	// during the workload, each after a random pause of up to ReconfigGap:
 	// a new epoch with the same layout, or a unit replaced by a spare (the
@@ -421,6 +424,9 @@ func Run(o Options) Result {
 				addr := tail // sometimes probe the tail itself: unwritten, never filled
 				if tail > 0 && r.IntN(8) != 0 {
 					addr = storage.Address(r.Uint64N(uint64(tail)))
+					if w.ReadNewest {
+						addr = tail - 1
+					}
 				}
 				if tail > 0 && r.IntN(w.FillOneIn) == 0 {
 					// An impatient hole filler: fill the newest address,
