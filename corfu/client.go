@@ -784,7 +784,10 @@ func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Pr
 		}
 		if since.IsZero() {
 			since = c.env.Now()
-		} else if !tried && c.env.Now().Sub(since) >= 2*c.cfg.HoleFillWait && c.projection() != nil && c.recovering.CompareAndSwap(false, true) {
+		} else if !tried && (c.env.Now().Sub(since) >= 2*c.cfg.HoleFillWait || attempt >= c.cfg.MaxRetries-1) &&
+			c.projection() != nil && c.recovering.CompareAndSwap(false, true) {
+			// NB: patient (a reconfiguration may still be on its way), but
+			// never so patient that the retries run out first.
 			tried = true
 			// NB: a server is sealed at an epoch no layout server has
 			// committed: a reconfiguration died between sealing and
