@@ -57,7 +57,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	elapsed := time.Since(wall)
 	fmt.Fprintf(stdout, "appends:      %d acknowledged\n", res.Appends)
 	fmt.Fprintf(stdout, "reads:        %d (entries or junk)\n", res.Reads)
-	fmt.Fprintf(stdout, "failed ops:   %d (during faults: timeouts, unknown outcomes)\n", res.Failed)
+	fmt.Fprintf(stdout, "failed ops:   %d (timeouts and unknown outcomes, under faults)\n", res.Failed)
 	fmt.Fprintf(stdout, "faults:       %s\n", faultSummary(res))
 	fmt.Fprintf(stdout, "epochs:       %d (reconfigurations and recoveries)\n", res.Epochs)
 	fmt.Fprintf(stdout, "events:       %d\n", res.Steps)
