@@ -352,18 +352,8 @@ func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc pr
 // ErrTrimmed, ErrInvalidAddress, ErrDiverged, ctx's error,
 // ErrRetriesExhausted, ErrSealed (see Append).
 func (c *Client) Fill(ctx context.Context, addr storage.Address) error {
-	if addr >= storage.MaxAddress {
-		return fmt.Errorf("corfu: fill %d: %w", addr, ErrInvalidAddress)
-	}
-	err := c.withEpoch(ctx, func(p *projection.Projection) error {
-		if err := c.checkBelowTail(ctx, p, addr, false); err != nil {
-			return err
-		}
-		loc, err := p.Locate(addr)
-		if err != nil {
-			return err
-		}
-		_, err = c.fillChain(ctx, p, loc)
+	return c.atHandedOut(ctx, "fill", addr, func(p *projection.Projection, loc projection.Location) error {
+		_, err := c.fillChain(ctx, p, loc)
 		switch {
 		case err == nil:
 			return storage.ErrWritten
@@ -372,10 +362,6 @@ func (c *Client) Fill(ctx context.Context, addr storage.Address) error {
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("corfu: fill %d: %w", addr, err)
-	}
-	return nil
 }
 
 // Trim tells every replica of addr that its entry may be reclaimed. Reads of
@@ -384,17 +370,7 @@ func (c *Client) Fill(ctx context.Context, addr storage.Address) error {
 // Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted,
 // ErrSealed (see Append).
 func (c *Client) Trim(ctx context.Context, addr storage.Address) error {
-	if addr >= storage.MaxAddress {
-		return fmt.Errorf("corfu: trim %d: %w", addr, ErrInvalidAddress)
-	}
-	err := c.withEpoch(ctx, func(p *projection.Projection) error {
-		if err := c.checkBelowTail(ctx, p, addr, false); err != nil {
-			return err
-		}
-		loc, err := p.Locate(addr)
-		if err != nil {
-			return err
-		}
+	return c.atHandedOut(ctx, "trim", addr, func(p *projection.Projection, loc projection.Location) error {
 		for _, node := range loc.Chain {
 			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
 				return u.Trim(ctx, p.Epoch, loc.Local)
@@ -405,8 +381,27 @@ func (c *Client) Trim(ctx context.Context, addr storage.Address) error {
 		}
 		return nil
 	})
+}
+
+// atHandedOut runs f on the chain of addr, an address the sequencer has
+// handed out, under the current projection (again after a refresh, if a
+// server was sealed). verb names the operation in errors.
+func (c *Client) atHandedOut(ctx context.Context, verb string, addr storage.Address, f func(p *projection.Projection, loc projection.Location) error) error {
+	if addr >= storage.MaxAddress {
+		return fmt.Errorf("corfu: %s %d: %w", verb, addr, ErrInvalidAddress)
+	}
+	err := c.withEpoch(ctx, func(p *projection.Projection) error {
+		if err := c.checkBelowTail(ctx, p, addr, false); err != nil {
+			return err
+		}
+		loc, err := p.Locate(addr)
+		if err != nil {
+			return err
+		}
+		return f(p, loc)
+	})
 	if err != nil {
-		return fmt.Errorf("corfu: trim %d: %w", addr, err)
+		return fmt.Errorf("corfu: %s %d: %w", verb, addr, err)
 	}
 	return nil
 }
