@@ -150,6 +150,7 @@ func CheckLiveness(h *History, epochs []EpochChange, b LivenessBounds) LivenessR
 // read back, reporting each under L4.
 func unseen(h *History, final int, report func(inv, what, detail string)) int {
 	var acked, seen []*Op
+	var mark storage.Address // the highest prefix trim that did not fail
 	for i := range h.Ops {
 		o := &h.Ops[i]
 		switch {
@@ -157,11 +158,16 @@ func unseen(h *History, final int, report func(inv, what, detail string)) int {
 			acked = append(acked, o)
 		case o.Kind == OpRead && o.Client == final && o.Outcome == OK:
 			seen = append(seen, o)
+		case o.Kind == OpTrim && o.Value == "prefix" && o.Outcome != Failed:
+			mark = max(mark, o.Addr)
 		}
 	}
 	slices.SortStableFunc(seen, func(a, b *Op) int { return cmp.Compare(a.Addr, b.Addr) })
 	n := 0
 	for _, a := range acked {
+		if a.Addr < mark {
+			continue // trimmed: S3 checks what reads of it returned
+		}
 		i, ok := slices.BinarySearchFunc(seen, a.Addr, func(o *Op, addr storage.Address) int { return cmp.Compare(o.Addr, addr) })
 		hit := false
 		for ; ok && i < len(seen) && seen[i].Addr == a.Addr; i++ {

@@ -26,6 +26,10 @@ type Workload struct {
 	// ReplaceHeads makes the reconfiguring client replace chain heads
 	// only, where uncommitted writes sit.
 	ReplaceHeads bool
+	// TrimOneIn, if positive, makes one reader call in TrimOneIn a prefix
+	// trim of the older half of the log (as a checkpointing application
+	// would); zero never trims.
+	TrimOneIn int
 	// ReadNewest makes readers read the newest address, whose write is
 	// most likely still in flight, instead of a random one.
 	ReadNewest bool
@@ -149,6 +153,11 @@ func Swarm(seed uint64) Options {
 	o.Client.RPCTimeout = []time.Duration{20, 50, 100, 250}[r.IntN(4)] * time.Millisecond
 	o.Client.HoleFillWait = o.Client.RPCTimeout * time.Duration(4+r.IntN(8))
 	o.Workload.Think = 5 * time.Millisecond
+	// A third of the seeds trim: drawn from a stream of its own, so that
+	// it shifts no other draw.
+	if tr := rand.New(rand.NewPCG(seed, 0x7a1d)); tr.IntN(3) == 0 {
+		o.Workload.TrimOneIn = 10 + tr.IntN(40)
+	}
 	if r.IntN(10) == 0 {
 		return o.Expanded()
 	}
@@ -432,6 +441,14 @@ func Run(o Options) Result {
 						addr = tail - 1
 					}
 				}
+				if w.TrimOneIn > 0 && tail > 1 && r.IntN(w.TrimOneIn) == 0 {
+					// A checkpointing application: trim the older half.
+					mark := tail / 2
+					record(id, OpTrim, mark, "prefix", func(ctx context.Context) (storage.Address, string, error) {
+						return mark, "", c.PrefixTrim(ctx, mark)
+					})
+					return nil
+				}
 				if tail > 0 && r.IntN(w.FillOneIn) == 0 {
 					// An impatient hole filler: fill the newest address,
 					// whose writer is most likely still on its way. The
@@ -647,6 +664,9 @@ func outcome(kind OpKind, err error) Outcome {
 	case errors.Is(err, corfu.ErrTrimmed):
 		return Trimmed
 	case kind == OpAppend && errors.Is(err, corfu.ErrUnknownOutcome):
+		return Unknown
+	case kind == OpTrim && !errors.Is(err, corfu.ErrBeyondTail) && !errors.Is(err, corfu.ErrInvalidAddress):
+		// A trim that gave up may have reached some units already.
 		return Unknown
 	}
 	// Any other failed call is definite: an append that returns another
