@@ -639,6 +639,11 @@ func transient(err error) bool {
 // retry runs f until it succeeds or fails for good, backing off between
 // attempts that got no answer; at most MaxRetries+1 attempts.
 func (c *Client) retry(ctx context.Context, f func() error) error {
+	return c.retryN(ctx, c.cfg.MaxRetries+1, f)
+}
+
+// retryN is retry with at most n attempts.
+func (c *Client) retryN(ctx context.Context, n int, f func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := f()
 		if err == nil || !transient(err) {
@@ -647,7 +652,7 @@ func (c *Client) retry(ctx context.Context, f func() error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if attempt >= c.cfg.MaxRetries {
+		if attempt+1 >= n {
 			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
 		}
 		if err := c.env.Sleep(ctx, c.backoff(attempt)); err != nil {

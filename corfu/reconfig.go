@@ -158,7 +158,7 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 		// out, or not. Fill them now, with the log already running again,
 		// rather than make readers wait on each.
 		for a := seal.written; a < tail; a++ {
-			if err := c.fillBelowTail(ctx, a); err != nil {
+			if _, err := c.fillSealed(ctx, a); err != nil {
 				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
 			}
 		}
@@ -246,7 +246,8 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		for ci, chain := range seg.Stripes {
 			reached := false
 			if si == open {
-				headReached = headReached && hasKey(localTails, chain[0])
+				_, ok := localTails[chain[0]]
+				headReached = headReached && ok
 			}
 			for _, node := range chain {
 				lt, ok := localTails[node]
@@ -382,11 +383,6 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 	return nil, ErrNoQuorum
 }
 
-func hasKey[K comparable, V any](m map[K]V, k K) bool {
-	_, ok := m[k]
-	return ok
-}
-
 // rankTagBits is the width of a Paxos rank's random tag.
 const rankTagBits = 24
 
@@ -505,38 +501,6 @@ func (c *Client) fillSealed(ctx context.Context, addr storage.Address) (data []b
 		return nil, nil
 	}
 	return data, err
-}
-
-// fillBelowTail junk-fills addr, known to be below the tail, at once; if it
-// holds data, the chain is completed instead.
-func (c *Client) fillBelowTail(ctx context.Context, addr storage.Address) error {
-	return c.withEpoch(ctx, func(p *projection.Projection) error {
-		loc, err := p.Locate(addr)
-		if err != nil {
-			return err
-		}
-		_, err = c.fillChain(ctx, p, loc)
-		if errors.Is(err, storage.ErrJunk) || errors.Is(err, storage.ErrTrimmed) {
-			return nil
-		}
-		return err
-	})
-}
-
-// retryN is retry with at most n attempts.
-func (c *Client) retryN(ctx context.Context, n int, f func() error) error {
-	var err error
-	for i := range n {
-		if err = f(); err == nil || !transient(err) {
-			return err
-		}
-		if i+1 < n {
-			if serr := c.env.Sleep(ctx, c.backoff(i)); serr != nil {
-				return serr
-			}
-		}
-	}
-	return err
 }
 
 // ReplaceUnit returns a Change that takes unit old out of the log: the open
