@@ -17,7 +17,7 @@ import (
 )
 
 // Violation is one broken invariant found by the checker. Invariant names the
-// rule as RELIABILITY.md numbers it ("S1", "S3", ...), Addr is the global
+// rule as docs/invariants.md numbers it ("S1", "S3", ...), Addr is the global
 // address it concerns (0 when the rule is not about one address), and Detail
 // says what was seen, naming the operations involved.
 type Violation struct {
@@ -77,7 +77,7 @@ func compareInvariants(a, b string) int {
 const maxKeptViolations = 100
 
 // Monitor watches every replica and the sequencer while a simulation runs and
-// checks the invariants that need that inside view (RELIABILITY.md marks them
+// checks the invariants that need that inside view (docs/invariants.md marks them
 // O):
 //
 //   - S1 write-once: per global address, the distinct things stored on all
@@ -94,7 +94,7 @@ const maxKeptViolations = 100
 // stored, including what a crash later lost, so a value that was stored and
 // lost still counts for S1.
 //
-// NB: RELIABILITY.md forbids data and junk only when both are committed, but
+// NB: docs/invariants.md forbids data and junk only when both are committed, but
 // a Monitor does not know chain order, so it flags them as soon as both are
 // stored on replicas that are still in the address's chain. InChain tells it
 // which those are; without it every replica counts, and a head that took
@@ -284,7 +284,7 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 // twice, whatever the epochs.
 //
 // NB: a new sequencer bootstrapped from the seal's tail may hand out again an
-// address tokened in the old epoch but never written. RELIABILITY.md counts
+// address tokened in the old epoch but never written. docs/invariants.md counts
 // that as a violation too; the report says whether a replica held the address
 // when it was handed out again, which is the harmful case. After
 // SequencerLost only the harmful case is reported for the addresses handed
@@ -333,7 +333,7 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 // was handed out before the loss is a violation of S10 only if a replica
 // holds something there when it is handed out again.
 //
-// NB: this narrows S10 as RELIABILITY.md words it ("above every address
+// NB: this narrows S10 as docs/invariants.md words it ("above every address
 // written or tokened"), and rightly: a sequencer that lost its state is
 // bootstrapped from the tail the seal finds on the units, which can only
 // know the addresses some replica holds. An address handed out but never
@@ -453,7 +453,7 @@ func (m *Monitor) Count() int {
 }
 
 // Check checks a history against the invariants a client can see
-// (RELIABILITY.md, marked H) and returns every violation found, together with
+// (docs/invariants.md, marked H) and returns every violation found, together with
 // those m found online (m may be nil), sorted by invariant and address.
 //
 // The history checks, where "acked" means an append with outcome OK at the

@@ -11,7 +11,7 @@ import (
 	"github.com/corfulog/corfu/transport"
 )
 
-// FaultKind names one kind of fault of the catalog in RELIABILITY.md.
+// FaultKind names one kind of fault of the catalog in docs/faults.md.
 type FaultKind string
 
 // The faults the simulator injects. Each one acts at a boundary: on messages

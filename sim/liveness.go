@@ -9,7 +9,7 @@ import (
 	"github.com/corfulog/corfu/storage"
 )
 
-// LivenessBounds are the deadlines of the liveness checks (RELIABILITY.md
+// LivenessBounds are the deadlines of the liveness checks (docs/invariants.md
 // L1-L5) for one run, in virtual time since the run started. Liveness is
 // checked only after Heal: in the fault phase any operation may fail.
 type LivenessBounds struct {
