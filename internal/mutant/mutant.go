@@ -22,6 +22,41 @@ type Set struct {
 	// AckBeforeLast makes an append return once the chain's head has the
 	// entry, before the other replicas do.
 	AckBeforeLast bool
+
+	// CarryToken makes a writer whose write a seal refused before the
+	// chain's head stored anything carry its token into the new epoch,
+	// instead of giving the address up for a fresh token.
+	CarryToken bool
+	// OursByBytes makes a writer that meets ErrWritten decide that the
+	// entry there is its own by comparing bytes, not the writer's identity.
+	OursByBytes bool
+	// TrustsNonHead makes a writer that meets ErrWritten at a replica after
+	// the head count the entry there as its own without reading it.
+	TrustsNonHead bool
+	// FillSkipsCopy makes a fill that finds data at the chain's head return
+	// it without copying it down the chain.
+	FillSkipsCopy bool
+	// BootstrapBeforeFill makes the recovery of a lost sequencer bootstrap
+	// it before filling the addresses between what the units hold and its
+	// reservation mark, and without merging what that fill finds into the
+	// stream tails.
+	BootstrapBeforeFill bool
+	// ScanStopsAtTrim makes the rebuild of the streams' tails stop at the
+	// first trimmed address it meets.
+	ScanStopsAtTrim bool
+	// StreamDropsOldest makes a stream reader drop the oldest entry of
+	// each batch it returns.
+	StreamDropsOldest bool
+	// EpochGoesBack makes a client install every projection it fetches,
+	// older ones too.
+	EpochGoesBack bool
+	// ProposerIgnoresAccepted makes a reconfiguring client propose its own
+	// projection even when a layout server returned an accepted one.
+	ProposerIgnoresAccepted bool
+	// AcceptorSkipsEpochs makes a layout server promise and accept epochs
+	// above the next one, before it has learned the one in between. The
+	// acceptor looks itself up (Lookup(acceptor)).
+	AcceptorSkipsEpochs bool
 }
 
 // Any reports whether any mutant is on.
