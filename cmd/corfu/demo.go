@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,10 +12,16 @@ import (
 )
 
 // demo runs the default simulated cluster under faults and prints what it
-// did. Its exit status is 0 only when the checker passes.
+// did. Its exit status is 0 only when the checker passes, 1 when it fails,
+// and 2, with a one-line error on stderr and nothing on stdout, for bad
+// flags.
 func demo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// NB: the flag package prints its error and the whole usage on a
+	// parse error; the demo prints one line of its own instead, and the
+	// usage only when asked (-h).
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	seed := fs.Uint64("seed", 1, "seed of the run; the same seed replays the same run")
 	appenders := fs.Int("appenders", 6, "clients appending")
 	appends := fs.Int("appends", 500, "appends per appending client")
@@ -24,7 +31,18 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	replicas := fs.Int("replicas", 2, "replicas per chain")
 	latency := fs.Duration("latency", 2*time.Millisecond, "one-way network latency when healthy")
 	faults := fs.Duration("faults", 8*time.Second, "length of the fault phase (0: no faults)")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stderr)
+		fmt.Fprint(stderr, "usage: corfu demo [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+		return 0
+	}
+	if err == nil {
+		err = checkDemoFlags(fs.Args(), *appenders, *appends, *readers, *reads, *units, *replicas, *latency, *faults)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "corfu demo: %v (corfu demo -h lists the flags)\n", err)
 		return 2
 	}
 	o := sim.Options{
@@ -80,6 +98,36 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "verdict:      PASS: safety (S1-S8, S10, S11, S13) and liveness (L1-L5) hold; linearizable (%d register ops on %d addresses)\n",
 		res.Linearizability.Ops, res.Linearizability.Addrs)
 	return 0
+}
+
+// checkDemoFlags rejects the values the demo cannot run as asked. A zero
+// count is an error too, not "none": the simulator reads zero as "the
+// default", so the run would not be the one the flags describe.
+func checkDemoFlags(rest []string, appenders, appends, readers, reads, units, replicas int, latency, faults time.Duration) error {
+	for _, c := range []struct {
+		name string
+		v    int
+	}{
+		{"appenders", appenders}, {"appends", appends}, {"readers", readers},
+		{"reads", reads}, {"units", units}, {"replicas", replicas},
+	} {
+		if c.v <= 0 {
+			return fmt.Errorf("-%s must be positive, not %d", c.name, c.v)
+		}
+	}
+	switch {
+	case len(rest) > 0:
+		return fmt.Errorf("unexpected arguments %q", rest)
+	case replicas > units:
+		return fmt.Errorf("-replicas=%d is more than -units=%d: a chain needs that many units", replicas, units)
+	case units%replicas != 0:
+		return fmt.Errorf("-units=%d is not a multiple of -replicas=%d: every chain has the same length", units, replicas)
+	case latency <= 0:
+		return fmt.Errorf("-latency must be positive, not %v", latency)
+	case faults < 0:
+		return fmt.Errorf("-faults must not be negative, not %v", faults)
+	}
+	return nil
 }
 
 // faultSummary lists the faults injected, by kind, in catalog order.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -24,4 +25,53 @@ func TestDemo(t *testing.T) {
 	require.Contains(t, out[0], "verdict:      PASS")
 	require.Contains(t, out[0], "replay:       go run ./cmd/corfu demo ")
 	require.True(t, strings.Contains(out[0], "crash") || strings.Contains(out[0], "partition"), "no faults were injected:\n%s", out[0])
+}
+
+// TestDemoBadFlags checks that the demo refuses options it cannot run as
+// asked: exit status 2, one line on stderr naming the problem, and no
+// summary on stdout.
+func TestDemoBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the error line
+	}{
+		{"unknown flag", []string{"-bogus"}, "flag provided but not defined: -bogus"},
+		{"negative appenders", []string{"-appenders=-1"}, "-appenders must be positive"},
+		{"negative appends", []string{"-appends=-5"}, "-appends must be positive"},
+		{"zero readers", []string{"-readers=0"}, "-readers must be positive"},
+		{"negative reads", []string{"-reads=-1"}, "-reads must be positive"},
+		{"zero units", []string{"-units=0"}, "-units must be positive"},
+		{"zero replicas", []string{"-replicas=0"}, "-replicas must be positive"},
+		{"replicas above units", []string{"-units=2", "-replicas=3"}, "-replicas=3 is more than -units=2"},
+		{"units not a multiple of replicas", []string{"-units=5", "-replicas=2"}, "not a multiple"},
+		{"malformed duration", []string{"-faults=8"}, `invalid value "8" for flag -faults`},
+		{"malformed latency", []string{"-latency=fast"}, `invalid value "fast" for flag -latency`},
+		{"negative fault phase", []string{"-faults=-1s"}, "-faults must not be negative"},
+		{"zero latency", []string{"-latency=0s"}, "-latency must be positive"},
+		{"malformed count", []string{"-appends=many"}, `invalid value "many" for flag -appends`},
+		{"negative seed", []string{"-seed=-1"}, `invalid value "-1" for flag -seed`},
+		{"extra argument", []string{"-seed=2", "now"}, `unexpected arguments ["now"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"demo"}, tc.args...), &stdout, &stderr)
+			assert.Equal(t, 2, code, "exit status")
+			assert.Empty(t, stdout.String(), "no summary for bad flags")
+			line := stderr.String()
+			assert.Equal(t, 1, strings.Count(line, "\n"), "one line on stderr: %q", line)
+			assert.True(t, strings.HasPrefix(line, "corfu demo: "), "%q", line)
+			assert.Contains(t, line, tc.want)
+		})
+	}
+}
+
+// TestDemoHelp checks that -h lists the flags and is no error.
+func TestDemoHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"demo", "-h"}, &stdout, &stderr)
+	assert.Equal(t, 0, code)
+	assert.Empty(t, stdout.String())
+	assert.Contains(t, stderr.String(), "usage: corfu demo [flags]")
+	assert.Contains(t, stderr.String(), "-replicas")
 }
