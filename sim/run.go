@@ -258,40 +258,97 @@ const linTimeout = 30 * time.Second
 // (CheckLiveness).
 func Run(o Options) Result {
 	o = o.Expanded()
-	w := o.Workload
-	lv := o.Liveness
+	r, err := newRun(o)
+	if err != nil {
+		return Result{Err: err}
+	}
+	defer r.close()
+	if err := r.planFaults(); err != nil {
+		return Result{Err: err}
+	}
+	r.spawnWorkload()
+	if err := r.s.Run(); err != nil {
+		r.res.Err = err
+	}
+	if r.res.Err == nil {
+		r.finalPass()
+	}
+	r.collect()
+	r.check()
+	return r.res
+}
+
+// run is the state of one Run: the simulated world, the history being
+// recorded and the client tasks' bookkeeping.
+type run struct {
+	o      Options
+	w      Workload
+	s      *Scheduler
+	net    *Network
+	cl     *Cluster
+	faults *Faults
+	h      *History
+	res    Result
+	start  time.Time
+	heal   time.Duration // when the fault phase ends, since start
+	bg     context.Context
+
+	taskErrs []error // the client tasks' errors, in order of failing
+	running  int     // client tasks not finished
+	client   int     // the last client ID handed out
+	// finalID is the final pass's client; the workload's clients are
+	// 1..finalID-1.
+	finalID int
+
+	reconfigs      []FaultRecord // the reconfiguring client's reconfigurations
+	healedReconfig error         // the outcome of its reconfiguration after the heal (L2)
+}
+
+// newRun builds the scheduler, the network and the cluster of a run.
+func newRun(o Options) (*run, error) {
 	s := NewScheduler(o.Seed)
-	defer s.Close()
 	s.MaxSteps = uint64(o.MaxSteps)
 	s.Trace = o.Trace
 	net := NewNetwork(s, Constant(o.Latency))
 	cl, err := NewCluster(s, net, o.Cluster)
 	if err != nil {
-		return Result{Err: err}
+		s.Close()
+		return nil, err
 	}
 	cl.Mutants = o.Mutants
-	defer cl.Close()
-	start := s.Now()
-	h := &History{}
-	res := Result{History: h}
-	since := func() time.Duration { return s.Now().Sub(start) }
-	bg := context.Background()
-
+	r := &run{o: o, w: o.Workload, s: s, net: net, cl: cl, start: s.Now(), h: &History{}, bg: context.Background()}
+	r.res.History = r.h
 	// Every client has a fixed node name, so that the fault plan can aim
 	// at it: client1.. for the appenders, then the readers, then the
 	// reconfiguring client; the final pass's client comes last.
-	clients := o.clients()
-	finalID := clients + 1
+	r.finalID = o.clients() + 1
+	return r, nil
+}
+
+// close releases the cluster's mutant registrations and the scheduler's
+// parked tasks.
+func (r *run) close() {
+	r.cl.Close()
+	r.s.Close()
+}
+
+// since returns the virtual time since the run started.
+func (r *run) since() time.Duration { return r.s.Now().Sub(r.start) }
+
+// planFaults plans the run's faults on the cluster's nodes and the
+// workload's clients, and wires the node faults to the cluster.
+func (r *run) planFaults() error {
+	cl, s := r.cl, r.s
 	topo := Topology{
 		Layouts:   cl.Projection.Layout,
 		Sequencer: cl.Projection.Sequencer,
 		Units:     cl.UnitIDs,
 		Replicas:  cl.Options.Replicas,
 	}
-	for id := 1; id <= clients; id++ {
+	for id := 1; id < r.finalID; id++ {
 		topo.Clients = append(topo.Clients, clientNode(id))
 	}
-	faults := NewFaults(s, net.Policy())
+	faults := NewFaults(s, r.net.Policy())
 	faults.OnCrash = func(n transport.NodeID) {
 		if err := cl.Crash(n); err != nil {
 			s.fail(err)
@@ -307,311 +364,352 @@ func Run(o Options) Result {
 			s.fail(err)
 		}
 	}
-	if err := faults.Plan(o.Faults, topo); err != nil {
-		return Result{Err: err}
+	r.faults = faults
+	if err := faults.Plan(r.o.Faults, topo); err != nil {
+		return err
 	}
-	net.SetPolicy(faults)
+	r.net.SetPolicy(faults)
 	cl.Clock = faults.ClockOffset
-	heal := max(o.Faults.Duration, 0)
-	res.Heal = heal
+	r.heal = max(r.o.Faults.Duration, 0)
+	r.res.Heal = r.heal
+	return nil
+}
 
-	// call runs one client operation under the workload's timeout and
-	// records it in the history.
-	record := func(client int, kind OpKind, addr storage.Address, value string, f func(ctx context.Context) (storage.Address, string, error)) (storage.Address, error) {
-		id := h.Invoke(client, kind, since(), addr, value)
-		ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
-		defer cancel()
-		a, v, err := f(ctx)
-		if a == 0 && kind != OpAppend && kind != OpTail {
-			a = addr
-		}
-		h.Return(id, since(), a, v, outcome(kind, err), err)
-		switch outcome(kind, err) {
-		case OK, Junk:
-			switch kind {
-			case OpAppend:
-				res.Appends++
-			case OpRead:
-				res.Reads++
-			}
-		case Failed, Unknown:
-			// NB: a fill that found an entry (ErrWritten) is a definite
-			// answer that the log is fine, not a failure.
-			if kind != OpFill || !errors.Is(err, corfu.ErrWritten) {
-				res.Failed++
-			}
-		}
-		return a, err
+// spawnWorkload starts the workload's client tasks, in the order of their
+// IDs: the appenders, the readers, then the reconfiguring client.
+func (r *run) spawnWorkload() {
+	for range r.w.Appenders {
+		r.spawn("appender", r.appender)
 	}
-	think := func(r *rand.Rand) error { return s.Sleep(bg, time.Duration(r.Int64N(int64(w.Think)+1))) }
-	untilHeal := func() error { return s.Sleep(bg, heal-since()) }
-	// open opens a client, trying again while faults keep it from the
-	// layout servers; after the heal it must succeed within OpTimeout.
-	open := func(id int) (*corfu.Client, error) {
-		for {
-			ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
-			c, err := cl.ClientAs(ctx, clientNode(id), o.Client)
-			cancel()
-			if err == nil {
-				return c, nil
-			}
-			if since() >= heal+w.OpTimeout {
-				return nil, fmt.Errorf("L1: cannot open a client %v after the heal: %w", since()-heal, err)
-			}
-			if err := s.Sleep(bg, o.Client.RPCTimeout+time.Millisecond); err != nil {
-				return nil, err
-			}
+	for range r.w.Readers {
+		r.spawn("reader", r.reader)
+	}
+	if r.w.Reconfigs > 0 {
+		r.spawn("reconfigurer", r.reconfigurer)
+	}
+}
+
+// record runs one client operation under the workload's timeout and
+// records it in the history.
+func (r *run) record(client int, kind OpKind, addr storage.Address, value string, f func(ctx context.Context) (storage.Address, string, error)) (storage.Address, error) {
+	h := r.h
+	id := h.Invoke(client, kind, r.since(), addr, value)
+	ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
+	defer cancel()
+	a, v, err := f(ctx)
+	if a == 0 && kind != OpAppend && kind != OpTail {
+		a = addr
+	}
+	h.Return(id, r.since(), a, v, outcome(kind, err), err)
+	switch outcome(kind, err) {
+	case OK, Junk:
+		switch kind {
+		case OpAppend:
+			r.res.Appends++
+		case OpRead:
+			r.res.Reads++
+		}
+	case Failed, Unknown:
+		// NB: a fill that found an entry (ErrWritten) is a definite
+		// answer that the log is fine, not a failure.
+		if kind != OpFill || !errors.Is(err, corfu.ErrWritten) {
+			r.res.Failed++
 		}
 	}
-	var taskErrs []error
-	running := 0
-	client := 0
-	spawn := func(name string, f func(id int, r *rand.Rand) error) {
-		client++
-		id := client
-		running++
-		r := s.Fork(fmt.Sprintf("%s%d", name, id))
-		s.Go(fmt.Sprintf("%s%d", name, id), func() {
-			defer func() { running-- }()
-			if err := f(id, r); err != nil {
-				taskErrs = append(taskErrs, fmt.Errorf("%s%d: %w", name, id, err))
-			}
-		})
+	return a, err
+}
+
+// think pauses a client for a random time of up to Workload.Think.
+func (r *run) think(rng *rand.Rand) error {
+	return r.s.Sleep(r.bg, time.Duration(rng.Int64N(int64(r.w.Think)+1)))
+}
+
+// untilHeal sleeps until the fault phase is over.
+func (r *run) untilHeal() error { return r.s.Sleep(r.bg, r.heal-r.since()) }
+
+// open opens a client, trying again while faults keep it from the layout
+// servers; after the heal it must succeed within OpTimeout.
+func (r *run) open(id int) (*corfu.Client, error) {
+	for {
+		ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
+		c, err := r.cl.ClientAs(ctx, clientNode(id), r.o.Client)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if r.since() >= r.heal+r.w.OpTimeout {
+			return nil, fmt.Errorf("L1: cannot open a client %v after the heal: %w", r.since()-r.heal, err)
+		}
+		if err := r.s.Sleep(r.bg, r.o.Client.RPCTimeout+time.Millisecond); err != nil {
+			return nil, err
+		}
 	}
-	for range w.Appenders {
-		spawn("appender", func(id int, r *rand.Rand) error {
-			c, err := open(id)
-			if err != nil {
-				return err
+}
+
+// spawn starts the next client's task, named name and its ID, with a
+// random stream of its own.
+func (r *run) spawn(name string, f func(id int, rng *rand.Rand) error) {
+	r.client++
+	id := r.client
+	r.running++
+	rng := r.s.Fork(fmt.Sprintf("%s%d", name, id))
+	r.s.Go(fmt.Sprintf("%s%d", name, id), func() {
+		defer func() { r.running-- }()
+		if err := f(id, rng); err != nil {
+			r.taskErrs = append(r.taskErrs, fmt.Errorf("%s%d: %w", name, id, err))
+		}
+	})
+}
+
+// appender appends Appends entries, each to a random subset of the
+// streams, then HealedAppends more once the run has healed.
+func (r *run) appender(id int, rng *rand.Rand) error {
+	w := r.w
+	c, err := r.open(id)
+	if err != nil {
+		return err
+	}
+	appendOne := func(i int) error {
+		if err := r.think(rng); err != nil {
+			return err
+		}
+		var streams []corfu.StreamID
+		for sid := range w.Streams {
+			if rng.IntN(2) == 0 {
+				streams = append(streams, corfu.StreamID(sid+1))
 			}
-			appendOne := func(i int) error {
-				if err := think(r); err != nil {
-					return err
-				}
-				var streams []corfu.StreamID
-				for sid := range w.Streams {
-					if r.IntN(2) == 0 {
-						streams = append(streams, corfu.StreamID(sid+1))
-					}
-				}
-				value := fmt.Sprintf("c%d-%d", id, i)
-				record(id, OpAppend, 0, value, func(ctx context.Context) (storage.Address, string, error) {
-					a, err := c.Append(ctx, []byte(value), streams...)
-					return a, "", err
-				})
-				return nil
-			}
-			for i := range w.Appends {
-				if err := appendOne(i); err != nil {
-					return err
-				}
-			}
-			if err := untilHeal(); err != nil {
-				return err
-			}
-			for i := range w.HealedAppends {
-				if err := appendOne(w.Appends + i); err != nil {
-					return err
-				}
-			}
+		}
+		value := fmt.Sprintf("c%d-%d", id, i)
+		r.record(id, OpAppend, 0, value, func(ctx context.Context) (storage.Address, string, error) {
+			a, err := c.Append(ctx, []byte(value), streams...)
+			return a, "", err
+		})
+		return nil
+	}
+	for i := range w.Appends {
+		if err := appendOne(i); err != nil {
+			return err
+		}
+	}
+	if err := r.untilHeal(); err != nil {
+		return err
+	}
+	for i := range w.HealedAppends {
+		if err := appendOne(w.Appends + i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reader makes Reads calls, then HealedReads more once the run has healed:
+// each asks for the tail, then reads a random address below it (or the
+// tail itself, or the newest address), fills the newest address, or trims.
+func (r *run) reader(id int, rng *rand.Rand) error {
+	w := r.w
+	c, err := r.open(id)
+	if err != nil {
+		return err
+	}
+	readOne := func() error {
+		if err := r.think(rng); err != nil {
+			return err
+		}
+		tail, err := r.record(id, OpTail, 0, "", func(ctx context.Context) (storage.Address, string, error) {
+			t, err := c.Tail(ctx)
+			return t, "", err
+		})
+		if err != nil {
 			return nil
-		})
-	}
-	for range w.Readers {
-		spawn("reader", func(id int, r *rand.Rand) error {
-			c, err := open(id)
-			if err != nil {
-				return err
+		}
+		addr := tail // sometimes probe the tail itself: unwritten, never filled
+		if tail > 0 && rng.IntN(8) != 0 {
+			addr = storage.Address(rng.Uint64N(uint64(tail)))
+			if w.ReadNewest {
+				addr = tail - 1
 			}
-			readOne := func() error {
-				if err := think(r); err != nil {
-					return err
-				}
-				tail, err := record(id, OpTail, 0, "", func(ctx context.Context) (storage.Address, string, error) {
-					t, err := c.Tail(ctx)
-					return t, "", err
-				})
-				if err != nil {
-					return nil
-				}
-				addr := tail // sometimes probe the tail itself: unwritten, never filled
-				if tail > 0 && r.IntN(8) != 0 {
-					addr = storage.Address(r.Uint64N(uint64(tail)))
-					if w.ReadNewest {
-						addr = tail - 1
-					}
-				}
-				if w.TrimOneIn > 0 && tail > 1 && r.IntN(w.TrimOneIn) == 0 {
-					// A checkpointing application: trim the older half.
-					mark := tail / 2
-					record(id, OpTrim, mark, "prefix", func(ctx context.Context) (storage.Address, string, error) {
-						return mark, "", c.PrefixTrim(ctx, mark)
-					})
-					return nil
-				}
-				if tail > 0 && r.IntN(w.FillOneIn) == 0 {
-					// An impatient hole filler: fill the newest address,
-					// whose writer is most likely still on its way. The
-					// writer must lose cleanly, or the fill must complete
-					// its entry; never clobber it.
-					addr = tail - 1
-					record(id, OpFill, addr, "", func(ctx context.Context) (storage.Address, string, error) {
-						return addr, "", c.Fill(ctx, addr)
-					})
-					return nil
-				}
-				record(id, OpRead, addr, "", readOp(c, addr))
-				return nil
-			}
-			for range w.Reads {
-				if err := readOne(); err != nil {
-					return err
-				}
-			}
-			if err := untilHeal(); err != nil {
-				return err
-			}
-			for range w.HealedReads {
-				if err := readOne(); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	var reconfigs []FaultRecord
-	var healedReconfig error
-	if w.Reconfigs > 0 {
-		spawn("reconfigurer", func(id int, r *rand.Rand) error {
-			c, err := open(id)
-			if err != nil {
-				return err
-			}
-			reconfigure := func(change corfu.Change, what string) error {
-				begin := since()
-				ctx, cancel := s.WithTimeout(bg, w.OpTimeout)
-				p, err := c.Reconfigure(ctx, change)
-				cancel()
-				rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: since(), Detail: "ok"}
-				switch {
-				case err == nil:
-					res.Reconfigs++
-					rec.Detail = fmt.Sprintf("ok: epoch %d", p.Epoch)
-				case errors.Is(err, corfu.ErrReconfigLost):
-					// Another client's recovery took the epoch.
-					rec.Detail = "lost the epoch to another reconfiguration"
-				default:
-					res.ReconfigsFailed++
-					rec.Detail = "failed: " + err.Error()
-				}
-				reconfigs = append(reconfigs, rec)
-				return err
-			}
-			spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
-			// NB: without a rebuild, a unit replaced by a spare leaves the
-			// closed segments of its chain with one replica fewer, as a
-			// reformat does (P4). A chain survives f = replicas-1 such
-			// losses: in a run with reformats, the two share that budget,
-			// so that a reformat never hits the last replica of a chain.
-			replacements := len(spares)
-			if n := faults.Counts()[FaultReformat]; n > 0 {
-				replacements = max(cl.Options.Replicas-1-n, 0)
-			}
-			for range w.Reconfigs {
-				if err := s.Sleep(bg, time.Duration(r.Int64N(int64(w.ReconfigGap)+1))); err != nil {
-					return err
-				}
-				var change corfu.Change
-				what := "new epoch"
-				cur := c.Projection()
-				if len(spares) > 0 && r.IntN(2) == 0 && replacements > 0 {
-					replacements--
-					units := cur.Segments[len(cur.Segments)-1].Stripes[r.IntN(len(cur.Segments[len(cur.Segments)-1].Stripes))]
-					old := units[r.IntN(len(units))]
-					if w.ReplaceHeads {
-						old = units[0]
-					}
-					what = fmt.Sprintf("replace %s by %s", old, spares[0])
-					change, spares = corfu.ReplaceUnit(old, spares[0]), spares[1:]
-				}
-				begin := since()
-				err := reconfigure(change, what)
-				if err != nil && !errors.Is(err, corfu.ErrReconfigLost) && begin >= heal {
-					return fmt.Errorf("reconfigure after the heal: %w", err)
-				}
-			}
-			if heal == 0 {
-				return nil
-			}
-			// The liveness phase: a new epoch must be committed once the
-			// run has healed (L2). Losing the epoch to a concurrent
-			// recovery is no failure: try again on top of it.
-			if err := untilHeal(); err != nil {
-				return err
-			}
-			for range 3 {
-				err := reconfigure(nil, "new epoch after the heal")
-				if !errors.Is(err, corfu.ErrReconfigLost) {
-					healedReconfig = err
-					break
-				}
-			}
-			return nil
-		})
-	}
-	if err := s.Run(); err != nil {
-		res.Err = err
-	}
-	// The final pass: read every address handed out, once all clients are
-	// done, so that no acknowledged append goes unchecked.
-	if res.Err == nil {
-		client = finalID - 1
-		spawn("final", func(id int, r *rand.Rand) error {
-			c, err := open(id)
-			if err != nil {
-				return err
-			}
-			tail, err := record(id, OpTail, 0, "", func(ctx context.Context) (storage.Address, string, error) {
-				t, err := c.Tail(ctx)
-				return t, "", err
+		}
+		if w.TrimOneIn > 0 && tail > 1 && rng.IntN(w.TrimOneIn) == 0 {
+			// A checkpointing application: trim the older half.
+			mark := tail / 2
+			r.record(id, OpTrim, mark, "prefix", func(ctx context.Context) (storage.Address, string, error) {
+				return mark, "", c.PrefixTrim(ctx, mark)
 			})
-			if err != nil {
-				return err
-			}
-			for a := range tail {
-				record(id, OpRead, a, "", readOp(c, a))
-			}
 			return nil
-		})
-		if err := s.Run(); err != nil {
-			res.Err = err
+		}
+		if tail > 0 && rng.IntN(w.FillOneIn) == 0 {
+			// An impatient hole filler: fill the newest address,
+			// whose writer is most likely still on its way. The
+			// writer must lose cleanly, or the fill must complete
+			// its entry; never clobber it.
+			addr = tail - 1
+			r.record(id, OpFill, addr, "", func(ctx context.Context) (storage.Address, string, error) {
+				return addr, "", c.Fill(ctx, addr)
+			})
+			return nil
+		}
+		r.record(id, OpRead, addr, "", readOp(c, addr))
+		return nil
+	}
+	for range w.Reads {
+		if err := readOne(); err != nil {
+			return err
 		}
 	}
-	if res.Err == nil && running != 0 {
-		res.Err = fmt.Errorf("sim: %d client tasks never finished", running)
+	if err := r.untilHeal(); err != nil {
+		return err
 	}
-	if res.Err == nil && len(taskErrs) > 0 {
-		res.Err = errors.Join(taskErrs...)
+	for range w.HealedReads {
+		if err := readOne(); err != nil {
+			return err
+		}
 	}
-	res.Faults = append(faults.Records(), reconfigs...)
-	slices.SortStableFunc(res.Faults, func(a, b FaultRecord) int { return cmp.Compare(a.Start, b.Start) })
-	res.FaultCounts = faults.Counts()
-	if len(reconfigs) > 0 {
-		res.FaultCounts[FaultReconfig] = len(reconfigs)
-	}
-	res.Epochs = int(cl.Latest().Epoch)
-	res.Net = net.Stats()
+	return nil
+}
 
-	res.Violations = Check(h, cl.Monitor)
-	lin := CheckLinearizable(h, linTimeout)
+// reconfigurer runs Reconfigs reconfigurations, each after a random pause
+// of up to ReconfigGap: a new epoch, or a unit replaced by a spare. Once
+// the run has healed it runs one more, which must commit a new epoch (L2).
+func (r *run) reconfigurer(id int, rng *rand.Rand) error {
+	w, cl, s := r.w, r.cl, r.s
+	c, err := r.open(id)
+	if err != nil {
+		return err
+	}
+	reconfigure := func(change corfu.Change, what string) error {
+		begin := r.since()
+		ctx, cancel := s.WithTimeout(r.bg, w.OpTimeout)
+		p, err := c.Reconfigure(ctx, change)
+		cancel()
+		rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: r.since(), Detail: "ok"}
+		switch {
+		case err == nil:
+			r.res.Reconfigs++
+			rec.Detail = fmt.Sprintf("ok: epoch %d", p.Epoch)
+		case errors.Is(err, corfu.ErrReconfigLost):
+			// Another client's recovery took the epoch.
+			rec.Detail = "lost the epoch to another reconfiguration"
+		default:
+			r.res.ReconfigsFailed++
+			rec.Detail = "failed: " + err.Error()
+		}
+		r.reconfigs = append(r.reconfigs, rec)
+		return err
+	}
+	spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
+	// NB: without a rebuild, a unit replaced by a spare leaves the
+	// closed segments of its chain with one replica fewer, as a
+	// reformat does (P4). A chain survives f = replicas-1 such
+	// losses: in a run with reformats, the two share that budget,
+	// so that a reformat never hits the last replica of a chain.
+	replacements := len(spares)
+	if n := r.faults.Counts()[FaultReformat]; n > 0 {
+		replacements = max(cl.Options.Replicas-1-n, 0)
+	}
+	for range w.Reconfigs {
+		if err := s.Sleep(r.bg, time.Duration(rng.Int64N(int64(w.ReconfigGap)+1))); err != nil {
+			return err
+		}
+		var change corfu.Change
+		what := "new epoch"
+		cur := c.Projection()
+		if len(spares) > 0 && rng.IntN(2) == 0 && replacements > 0 {
+			replacements--
+			open := cur.Segments[len(cur.Segments)-1]
+			units := open.Stripes[rng.IntN(len(open.Stripes))]
+			old := units[rng.IntN(len(units))]
+			if w.ReplaceHeads {
+				old = units[0]
+			}
+			what = fmt.Sprintf("replace %s by %s", old, spares[0])
+			change, spares = corfu.ReplaceUnit(old, spares[0]), spares[1:]
+		}
+		begin := r.since()
+		err := reconfigure(change, what)
+		if err != nil && !errors.Is(err, corfu.ErrReconfigLost) && begin >= r.heal {
+			return fmt.Errorf("reconfigure after the heal: %w", err)
+		}
+	}
+	if r.heal == 0 {
+		return nil
+	}
+	// The liveness phase: a new epoch must be committed once the
+	// run has healed (L2). Losing the epoch to a concurrent
+	// recovery is no failure: try again on top of it.
+	if err := r.untilHeal(); err != nil {
+		return err
+	}
+	for range 3 {
+		err := reconfigure(nil, "new epoch after the heal")
+		if !errors.Is(err, corfu.ErrReconfigLost) {
+			r.healedReconfig = err
+			break
+		}
+	}
+	return nil
+}
+
+// finalPass reads every address handed out, once all clients are done, so
+// that no acknowledged append goes unchecked (L4).
+func (r *run) finalPass() {
+	r.client = r.finalID - 1
+	r.spawn("final", func(id int, rng *rand.Rand) error {
+		c, err := r.open(id)
+		if err != nil {
+			return err
+		}
+		tail, err := r.record(id, OpTail, 0, "", func(ctx context.Context) (storage.Address, string, error) {
+			t, err := c.Tail(ctx)
+			return t, "", err
+		})
+		if err != nil {
+			return err
+		}
+		for a := range tail {
+			r.record(id, OpRead, a, "", readOp(c, a))
+		}
+		return nil
+	})
+	if err := r.s.Run(); err != nil {
+		r.res.Err = err
+	}
+}
+
+// collect gathers the run's outcome once every task is done: the tasks'
+// errors, the faults injected and what the cluster and network did.
+func (r *run) collect() {
+	res := &r.res
+	if res.Err == nil && r.running != 0 {
+		res.Err = fmt.Errorf("sim: %d client tasks never finished", r.running)
+	}
+	if res.Err == nil && len(r.taskErrs) > 0 {
+		res.Err = errors.Join(r.taskErrs...)
+	}
+	res.Faults = append(r.faults.Records(), r.reconfigs...)
+	slices.SortStableFunc(res.Faults, func(a, b FaultRecord) int { return cmp.Compare(a.Start, b.Start) })
+	res.FaultCounts = r.faults.Counts()
+	if len(r.reconfigs) > 0 {
+		res.FaultCounts[FaultReconfig] = len(r.reconfigs)
+	}
+	res.Epochs = int(r.cl.Latest().Epoch)
+	res.Net = r.net.Stats()
+}
+
+// check runs the safety and liveness checks over the history and the
+// cluster's observations, and fails the run on the first violation that is
+// not a warning.
+func (r *run) check() {
+	res, w, lv := &r.res, r.w, r.o.Liveness
+	res.Violations = Check(r.h, r.cl.Monitor)
+	lin := CheckLinearizable(r.h, linTimeout)
 	res.Linearizability = lin
 	res.Violations = append(res.Violations, lin.Violations()...)
 	final := 0
 	if res.Err == nil {
-		final = finalID
+		final = r.finalID
 	}
-	live := CheckLiveness(h, cl.Commits(), LivenessBounds{
-		Heal:            heal,
+	live := CheckLiveness(r.h, r.cl.Commits(), LivenessBounds{
+		Heal:            r.heal,
 		AppendBound:     lv.AppendBound,
 		FillBound:       lv.FillBound,
 		MaxEpochChanges: lv.MaxEpochChanges,
@@ -620,9 +718,9 @@ func Run(o Options) Result {
 	})
 	res.Violations = append(res.Violations, live.Violations...)
 	res.EpochChanges, res.Unseen = live.EpochChanges, live.Unseen
-	if healedReconfig != nil {
+	if r.healedReconfig != nil {
 		res.Violations = append(res.Violations, Violation{Invariant: "L2",
-			Detail: fmt.Sprintf("no new epoch committed after the heal: %v", healedReconfig)})
+			Detail: fmt.Sprintf("no new epoch committed after the heal: %v", r.healedReconfig)})
 	}
 	sortViolations(res.Violations)
 	if res.Err == nil {
@@ -633,10 +731,9 @@ func Run(o Options) Result {
 			}
 		}
 	}
-	res.TraceHash = s.TraceHash()
-	res.Steps = s.Steps()
-	res.VirtualTime = since()
-	return res
+	res.TraceHash = r.s.TraceHash()
+	res.Steps = r.s.Steps()
+	res.VirtualTime = r.since()
 }
 
 // clientNode is the network node of the workload's client id.
