@@ -28,7 +28,10 @@ type TimelineOptions struct {
 	// them in full, as a failure report does.
 	Run *Options
 	// From and Until bound the window of virtual time (since the start of
-	// the run) that is drawn. A zero Until means the end of the run.
+	// the run) that is drawn. A zero Until means the end of the run. When
+	// both are zero and the run has a violation, the window opens on the
+	// first one instead (see WriteTimeline); set either to choose the
+	// window yourself.
 	From, Until time.Duration
 	// MaxItems bounds the items drawn. When the window holds more, the page
 	// draws those that start first and says where it stopped. Default
@@ -54,9 +57,21 @@ type FaultSpan struct {
 // storage units), each client operation as a bar from its invocation to its
 // return coloured by outcome, each message as a line from its sender's row
 // to its receiver's, lost messages in red, fired timeouts as ticks, and
-// faults as shaded spans. Every item describes itself on hover. The page
-// has no external resources (inline CSS, SVG and a little JavaScript for
-// zooming and the hover panel).
+// faults as shaded spans labelled with their kind. Every item describes
+// itself on hover. The page has no external resources (inline CSS, SVG and
+// a little JavaScript for zooming and the hover panel).
+//
+// When res has a violation (not a warning) and o sets no window, the page
+// opens on the first one, as res.Err names it: a window from a little
+// before the operations it involves to a little after, with those
+// operations outlined in red (class "viol"). The operations it involves are
+// those its Detail names ("#12 c3 read ..."); for a violation that names
+// none but concerns one address (S1, S6, S7 and S10 found online, Lin),
+// they are the history's operations on that address. If that window holds
+// more than MaxItems items, it narrows around the operation that broke the
+// rule (the first one named, or the address's earliest operation), and the
+// involved operations are drawn even if the cut at MaxItems would drop
+// them.
 //
 // events are the run's trace, as Options.Trace received them, in order;
 // res gives the history and the verdict. The events carry the arrival of
@@ -97,6 +112,18 @@ type timeline struct {
 	typical  time.Duration
 	approxed int           // requests whose sending time is uncertain
 	heal     time.Duration // when the faults healed; 0 if the run had no fault phase
+
+	focus   *tlFocus     // the violation the page opens on, if any
+	focused bool         // the window is the focus's, not the options'
+	viol    map[int]bool // IDs of the operations the focus involves
+}
+
+// tlFocus is the violation a failing run's page opens on, and the
+// operations it involves.
+type tlFocus struct {
+	v     Violation
+	ops   []*Op // the one that broke the rule first
+	named bool  // the violation names them; otherwise they are on its address
 }
 
 // tlMsg is one copy of a message.
@@ -279,6 +306,13 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 		}
 	}
 	t.end = max(t.end, res.VirtualTime)
+	t.focus = findFocus(res)
+	if t.focus != nil {
+		t.viol = make(map[int]bool, len(t.focus.ops))
+		for _, op := range t.focus.ops {
+			t.viol[op.ID] = true
+		}
+	}
 	t.faults = append(t.recordedFaults(res, tasks), o.Faults...)
 	t.heal = res.Heal
 
@@ -297,6 +331,78 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 	t.window(o)
 	t.layoutRows(tasks)
 	return t
+}
+
+// opRefRE matches an operation as Op.String formats it inside a
+// violation's Detail: its ID, its client and its kind.
+var opRefRE = regexp.MustCompile(`#(\d+) c(\d+) (?:append|read|tail|fill|trim) addr=`)
+
+// findFocus returns the first violation of res that is not a warning, with
+// the operations it involves, or nil if there is none or it involves no
+// operation the history holds.
+func findFocus(res Result) *tlFocus {
+	if res.History == nil {
+		return nil
+	}
+	for _, v := range res.Violations {
+		if v.Warning {
+			continue
+		}
+		f := &tlFocus{v: v, ops: violationOps(v, res.History)}
+		if len(f.ops) > 0 {
+			f.named = len(opRefRE.FindStringIndex(v.Detail)) > 0
+			return f
+		}
+		return nil // the first violation involves no operation: no focus
+	}
+	return nil
+}
+
+// violationOps returns the operations of h that v involves: those its
+// Detail names, in the order named; or, if it names none and it concerns
+// one global address, the operations on that address, in invocation order.
+func violationOps(v Violation, h *History) []*Op {
+	var out []*Op
+	for _, m := range opRefRE.FindAllStringSubmatch(v.Detail, -1) {
+		id, err1 := strconv.Atoi(m[1])
+		client, err2 := strconv.Atoi(m[2])
+		if err1 != nil || err2 != nil || id < 0 || id >= len(h.Ops) || h.Ops[id].Client != client {
+			continue
+		}
+		if op := &h.Ops[id]; !slices.Contains(out, op) {
+			out = append(out, op)
+		}
+	}
+	if len(out) > 0 || !addressRule(v.Invariant) {
+		return out
+	}
+	for i := range h.Ops {
+		op := &h.Ops[i]
+		if op.Addr != v.Addr {
+			continue
+		}
+		switch op.Kind {
+		case OpRead, OpFill:
+			out = append(out, op)
+		case OpAppend:
+			// An append's Addr is the address it got; a failed one got none.
+			if op.Outcome == OK || op.Outcome == Unknown && op.Addr != 0 {
+				out = append(out, op)
+			}
+		case OpTrim:
+			if op.Value != "prefix" { // a prefix trim's Addr is its mark
+				out = append(out, op)
+			}
+		}
+	}
+	return out
+}
+
+// addressRule reports whether violations of inv carry the global address
+// they concern in Addr. The liveness rules carry none, and S8 carries a
+// unit's local address.
+func addressRule(inv string) bool {
+	return inv != "S8" && inv != "LinUnknown" && !strings.HasPrefix(inv, "L")
 }
 
 // settleRequests corrects the sending times of requests that a fault moved
@@ -405,41 +511,24 @@ type item struct {
 }
 
 // window picks what is drawn: the items that overlap [From, Until), cut
-// at MaxItems by start time.
+// at MaxItems by start time; or, when the options set no window and the
+// run has a focus, the focus's window.
 func (t *timeline) window(o TimelineOptions) {
 	t.from = max(o.From, 0)
 	t.until = t.end
 	if o.Until > 0 {
 		t.until = min(o.Until, t.end)
 	}
+	if o.From == 0 && o.Until == 0 && t.focus != nil {
+		t.from, t.until = t.focusWindow(o.MaxItems)
+		t.focused = true
+	}
 	if t.until <= t.from {
 		t.until = t.from + time.Millisecond
 	}
-	var items []item
-	in := func(start, end time.Duration) bool { return end >= t.from && start < t.until }
-	for i, op := range t.ops {
-		end := op.Return
-		if op.Outcome == Pending {
-			end = t.end
-		}
-		if in(op.Invoke, end) {
-			items = append(items, item{op.Invoke, end, 0, i})
-		}
-	}
-	for i, m := range t.msgs {
-		if in(m.sent, m.arrived) {
-			items = append(items, item{m.sent, m.arrived, 1, i})
-		}
-	}
-	for i, mk := range t.marks {
-		if in(mk.at, mk.at) {
-			items = append(items, item{mk.at, mk.at, 2, i})
-		}
-	}
-	slices.SortStableFunc(items, func(a, b item) int {
-		return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.order, b.order), cmp.Compare(a.idx, b.idx))
-	})
+	items := t.itemsIn(t.from, t.until)
 	t.items = len(items)
+	var forced []item // the focus's operations, drawn whatever the cut
 	if len(items) > o.MaxItems {
 		cut := items[o.MaxItems].start
 		t.cut = true
@@ -447,7 +536,18 @@ func (t *timeline) window(o TimelineOptions) {
 			t.until = cut
 		}
 		for len(items) > 0 && (items[len(items)-1].start >= t.until || len(items) > o.MaxItems) {
+			last := items[len(items)-1]
+			if last.order == 0 && t.viol[t.ops[last.idx].ID] {
+				forced = append(forced, last)
+			}
 			items = items[:len(items)-1]
+		}
+		if len(forced) > 0 {
+			slices.Reverse(forced)
+			for _, it := range forced {
+				t.until = max(t.until, it.start+1, it.end)
+			}
+			items = append(items, forced...)
 		}
 	}
 	t.drawn = len(items)
@@ -465,6 +565,108 @@ func (t *timeline) window(o TimelineOptions) {
 		}
 	}
 	t.ops, t.msgs, t.marks = keepOps, keepMsgs, keepMarks
+}
+
+// opEnd is when op ends on the drawing: its return, or the end of the run
+// if it never returned.
+func (t *timeline) opEnd(op *Op) time.Duration {
+	if op.Outcome == Pending {
+		return t.end
+	}
+	return op.Return
+}
+
+// itemsIn returns the items that overlap [from, until), sorted by start.
+func (t *timeline) itemsIn(from, until time.Duration) []item {
+	var items []item
+	in := func(start, end time.Duration) bool { return end >= from && start < until }
+	for i, op := range t.ops {
+		if end := t.opEnd(op); in(op.Invoke, end) {
+			items = append(items, item{op.Invoke, end, 0, i})
+		}
+	}
+	for i, m := range t.msgs {
+		if in(m.sent, m.arrived) {
+			items = append(items, item{m.sent, m.arrived, 1, i})
+		}
+	}
+	for i, mk := range t.marks {
+		if in(mk.at, mk.at) {
+			items = append(items, item{mk.at, mk.at, 2, i})
+		}
+	}
+	slices.SortStableFunc(items, func(a, b item) int {
+		return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.order, b.order), cmp.Compare(a.idx, b.idx))
+	})
+	return items
+}
+
+// countIn counts the items that overlap [from, until).
+func (t *timeline) countIn(from, until time.Duration) int {
+	n := 0
+	in := func(start, end time.Duration) bool { return end >= from && start < until }
+	for _, op := range t.ops {
+		if in(op.Invoke, t.opEnd(op)) {
+			n++
+		}
+	}
+	for _, m := range t.msgs {
+		if in(m.sent, m.arrived) {
+			n++
+		}
+	}
+	for _, mk := range t.marks {
+		if in(mk.at, mk.at) {
+			n++
+		}
+	}
+	return n
+}
+
+// focusMinPad is the least margin a focus window leaves on each side of
+// the operations it shows.
+const focusMinPad = 50 * time.Millisecond
+
+// focusWindow returns the window a failing run's page opens on: the span
+// of the focus's operations with a margin on each side of a quarter of it
+// (at least focusMinPad). When that holds more than maxItems items, the
+// margin shrinks; when even the bare span does, the window is that of the
+// operation that broke the rule alone, its margin shrunk likewise.
+func (t *timeline) focusWindow(maxItems int) (time.Duration, time.Duration) {
+	fit := func(lo, hi time.Duration) (time.Duration, time.Duration, bool) {
+		at := func(pad time.Duration) (time.Duration, time.Duration) {
+			return max(lo-pad, 0), min(hi+pad, t.end)
+		}
+		pad := max((hi-lo)/4, focusMinPad)
+		if from, until := at(pad); t.countIn(from, until) <= maxItems {
+			return from, until, true
+		}
+		if t.countIn(at(0)) > maxItems {
+			from, until := at(0)
+			return from, until, false
+		}
+		good, bad := time.Duration(0), pad // the margin fits at good, not at bad
+		for bad-good > time.Microsecond {
+			mid := good + (bad-good)/2
+			if t.countIn(at(mid)) <= maxItems {
+				good = mid
+			} else {
+				bad = mid
+			}
+		}
+		from, until := at(good)
+		return from, until, true
+	}
+	ops := t.focus.ops
+	lo, hi := ops[0].Invoke, t.opEnd(ops[0])
+	for _, op := range ops[1:] {
+		lo, hi = min(lo, op.Invoke), max(hi, t.opEnd(op))
+	}
+	if from, until, ok := fit(lo, hi); ok || len(ops) == 1 {
+		return from, until
+	}
+	from, until, _ := fit(ops[0].Invoke, t.opEnd(ops[0]))
+	return from, until
 }
 
 // layoutRows orders the rows: clients, layout servers, the sequencer,
@@ -561,11 +763,12 @@ func esc(s string) string { return html.EscapeString(s) }
 
 // Geometry of the drawing, in pixels.
 const (
-	tlRowHeight = 30
-	tlOpTop     = 3  // an operation's bar, from the top of its row
-	tlOpHeight  = 9  //
-	tlMsgY      = 20 // where messages leave and reach a row
-	tlMaxLabel  = 4000
+	tlRowHeight   = 30
+	tlOpTop       = 3  // an operation's bar, from the top of its row
+	tlOpHeight    = 9  //
+	tlMsgY        = 20 // where messages leave and reach a row
+	tlFaultLabelY = 16 // where a fault's label sits in a row
+	tlMaxLabel    = 4000
 )
 
 var outcomeColours = map[Outcome]string{
@@ -641,7 +844,10 @@ func (t *timeline) write(p *pageWriter, res Result, o TimelineOptions) {
 	t.writeMessages(p)
 	t.writeOps(p)
 	t.writeMarks(p)
-	p.print("</svg>\n</div></div>\n</div>\n")
+	t.writeViolationMark(p, height)
+	p.print("</svg>\n")
+	t.writeFaultLabels(p, height)
+	p.print("</div></div>\n</div>\n")
 	p.print(`<div id="info" class="info">Hover over an operation, a message or a mark to see it here; click to pin it.</div>` + "\n")
 	p.printf("<script>%s</script>\n</body>\n</html>\n", timelineJS)
 }
@@ -706,6 +912,9 @@ func (t *timeline) writeSummary(p *pageWriter, res Result, o TimelineOptions) {
 			if v.Warning {
 				class = "warn"
 			}
+			if t.focus != nil && t.focused && v == t.focus.v {
+				class += " focus"
+			}
 			p.printf(`<li class="%s">%s</li>`, class, esc(v.String()))
 		}
 		p.print("</ul></details>\n")
@@ -718,6 +927,21 @@ func (t *timeline) writeSummary(p *pageWriter, res Result, o TimelineOptions) {
 		p.print("</ul></details>\n")
 	}
 	var notes []string
+	if t.focus != nil && t.focused {
+		how := "it names"
+		if !t.focus.named {
+			how = fmt.Sprintf("on address %d", t.focus.v.Addr)
+		}
+		ids := make([]string, len(t.focus.ops))
+		for i, op := range t.focus.ops {
+			ids[i] = fmt.Sprintf("#%d", op.ID)
+		}
+		if len(ids) > 12 {
+			ids = append(ids[:12], fmt.Sprintf("and %d more", len(t.focus.ops)-12))
+		}
+		notes = append(notes, fmt.Sprintf("This page opens on the first violation, %s at address %d: virtual time %v to %v, around the operations %s (%s), outlined in red. Draw another window with From and Until (corfu sim --trace-from, --trace-until).",
+			t.focus.v.Invariant, t.focus.v.Addr, t.from, t.until, how, strings.Join(ids, ", ")))
+	}
 	if t.cut {
 		notes = append(notes, fmt.Sprintf("Truncated: the window holds %d items, more than the %d this page draws; it shows those that start before %v. Draw another window with From and Until (corfu sim --trace-from, --trace-until).",
 			t.items, o.MaxItems, t.until))
@@ -736,7 +960,7 @@ func (t *timeline) writeLegend(p *pageWriter) {
 	for _, out := range []Outcome{OK, Junk, Unwritten, Trimmed, Failed, Unknown, Pending} {
 		p.printf(`<span><i class="sw op-%s" style="background:%s"></i>%s</span>`, out, outcomeColours[out], out)
 	}
-	p.print(`<span><i class="ln req"></i>request</span><span><i class="ln resp"></i>response</span><span><i class="ln drop"></i>lost message</span><span><i class="ln held"></i>held or moved by a fault</span><span><i class="tick"></i>timeout</span><span><i class="sw" style="background:#f5823155"></i>fault</span><span><i class="ln heal"></i>heal</span>`)
+	p.print(`<span><i class="ln req"></i>request</span><span><i class="ln resp"></i>response</span><span><i class="ln drop"></i>lost message</span><span><i class="ln held"></i>held or moved by a fault</span><span><i class="tick"></i>timeout</span><span><i class="sw" style="background:#f5823155"></i>fault, labelled with its kind</span><span><i class="ln heal"></i>heal</span><span><i class="sw viol"></i>operation the first violation involves</span>`)
 	p.print("</div>\n")
 }
 
@@ -776,32 +1000,93 @@ func (f FaultSpan) describe() string {
 
 func (t *timeline) writeFaults(p *pageWriter) {
 	for _, f := range t.faults {
-		end := f.End
-		if end <= 0 || end > t.until {
-			end = t.until
-		}
-		start := max(f.Start, t.from)
-		if end < start {
+		start, end, rows, ok := t.faultRows(f)
+		if !ok {
 			continue
-		}
-		rows := make([]int, 0, len(f.Nodes))
-		for _, nd := range f.Nodes {
-			if r, ok := t.rowOf[nd]; ok {
-				rows = append(rows, r)
-			}
 		}
 		colour := faultColour(f.Kind)
 		title := esc(f.describe())
+		kind := esc(f.Kind)
 		if len(rows) == 0 {
-			p.printf(`<rect class="fault all" x="%s" y="0" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
-				t.x(start), t.w(end-start), len(t.rows)*tlRowHeight, colour, title)
+			p.printf(`<rect class="fault all" data-kind="%s" x="%s" y="0" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
+				kind, t.x(start), t.w(end-start), len(t.rows)*tlRowHeight, colour, title)
 			continue
 		}
 		for _, r := range rows {
-			p.printf(`<rect class="fault" x="%s" y="%d" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
-				t.x(start), t.y(r, 0), t.w(end-start), tlRowHeight, colour, title)
+			p.printf(`<rect class="fault" data-kind="%s" x="%s" y="%d" width="%s" height="%d" fill="%s"><title>%s</title></rect>`+"\n",
+				kind, t.x(start), t.y(r, 0), t.w(end-start), tlRowHeight, colour, title)
 		}
 	}
+}
+
+// faultRows returns the window's part of f, [start, end), and the rows it
+// shades (none: every row); ok is false if f lies outside the window.
+func (t *timeline) faultRows(f FaultSpan) (start, end time.Duration, rows []int, ok bool) {
+	end = f.End
+	if end <= 0 || end > t.until {
+		end = t.until
+	}
+	start = max(f.Start, t.from)
+	if end < start {
+		return 0, 0, nil, false
+	}
+	for _, nd := range f.Nodes {
+		if r, ok := t.rowOf[nd]; ok {
+			rows = append(rows, r)
+		}
+	}
+	return start, end, rows, true
+}
+
+// writeFaultLabels writes each fault span's kind at the start of the span,
+// on every row it shades, as HTML over the drawing (text inside the SVG
+// would be stretched with it); a fault of the whole network gets one label,
+// stacked with the others from the top row down. Each label carries the
+// fault's description as its tooltip.
+func (t *timeline) writeFaultLabels(p *pageWriter, height int) {
+	span := float64(max(t.until-t.from, time.Microsecond))
+	p.printf(`<div class="flabels" id="flabels" style="height:%dpx">`+"\n", height)
+	all := 0
+	for _, f := range t.faults {
+		start, _, rows, ok := t.faultRows(f)
+		if !ok {
+			continue
+		}
+		left := strconv.FormatFloat(float64(start-t.from)/span*100, 'f', 4, 64)
+		title, kind := esc(f.describe()), esc(f.Kind)
+		colour := faultColour(f.Kind)
+		if len(rows) == 0 {
+			top := (all % max(len(t.rows), 1)) * tlRowHeight
+			all++
+			p.printf(`<span class="flabel all" data-kind="%s" style="left:%s%%;top:%dpx;border-color:%s" title="%s">%s · all</span>`+"\n",
+				kind, left, top+tlFaultLabelY, colour, title, kind)
+			continue
+		}
+		for _, r := range rows {
+			p.printf(`<span class="flabel" data-kind="%s" style="left:%s%%;top:%dpx;border-color:%s" title="%s">%s</span>`+"\n",
+				kind, left, t.y(r, tlFaultLabelY), colour, title, kind)
+		}
+	}
+	p.print("</div>\n")
+}
+
+// writeViolationMark draws a red line across every row where the
+// operation that broke the focus's rule returned (or began, if it never
+// returned), so that the violation can be found at any zoom.
+func (t *timeline) writeViolationMark(p *pageWriter, height int) {
+	if t.focus == nil || !t.focused {
+		return
+	}
+	op := t.focus.ops[0]
+	at := op.Return
+	if op.Outcome == Pending {
+		at = op.Invoke
+	}
+	if at < t.from || at > t.until {
+		return
+	}
+	p.printf(`<line class="violmark" x1="%s" y1="0" x2="%s" y2="%d"><title>%s</title></line>`+"\n",
+		t.x(at), t.x(at), height, esc(fmt.Sprintf("%v: %v", at, t.focus.v)))
 }
 
 func (t *timeline) writeMessages(p *pageWriter) {
@@ -857,8 +1142,13 @@ func (t *timeline) writeOps(p *pageWriter) {
 			extra = ` stroke-dasharray="4 2"`
 		}
 		title := fmt.Sprintf("%s (took %v)", strings.TrimSpace(op.String()), end-op.Invoke)
-		p.printf(`<rect class="op" x="%s" y="%d" width="%s" height="%d" fill="%s"%s><title>%s</title></rect>`+"\n",
-			t.x(op.Invoke), t.y(r, tlOpTop), t.w(end-op.Invoke), tlOpHeight, outcomeColours[op.Outcome], extra, esc(title))
+		class := "op"
+		if t.viol[op.ID] {
+			class = "op viol"
+			title = fmt.Sprintf("involved in the %s violation: %s", t.focus.v.Invariant, title)
+		}
+		p.printf(`<rect class="%s" x="%s" y="%d" width="%s" height="%d" fill="%s"%s><title>%s</title></rect>`+"\n",
+			class, t.x(op.Invoke), t.y(r, tlOpTop), t.w(end-op.Invoke), tlOpHeight, outcomeColours[op.Outcome], extra, esc(title))
 	}
 }
 
@@ -919,6 +1209,13 @@ svg .m.drop, svg .m.lost { stroke: #d0312d; stroke-width: 2; }
 svg .m.held { stroke-dasharray: 4 3; stroke: #e67e22; }
 svg .heal { stroke: #2e7d32; stroke-width: 2; stroke-dasharray: 6 4; vector-effect: non-scaling-stroke; }
 svg .mk { stroke: #b35c00; stroke-width: 2; vector-effect: non-scaling-stroke; }
+svg .op.viol { stroke: #c62828; stroke-width: 3; }
+svg .violmark { stroke: #c62828; stroke-width: 1.5; stroke-dasharray: 3 3; vector-effect: non-scaling-stroke; }
+.flabels { position: absolute; left: 0; right: 0; top: 23px; pointer-events: none; }
+.flabel { position: absolute; font-size: 10px; line-height: 12px; padding: 0 2px; white-space: nowrap; background: #ffffffcc; border-left: 3px solid; color: #333; pointer-events: auto; cursor: default; }
+.flabel.all { font-style: italic; }
+ul.violations li.focus { font-weight: 700; }
+.legend .sw.viol { border: 2px solid #c62828; background: #fff; }
 svg .hover { stroke: #000 !important; stroke-width: 3 !important; opacity: 1 !important; }
 .info { position: sticky; bottom: 0; background: #fffbe6; border: 1px solid #e0c97a; padding: 6px 8px; margin-top: 8px; font-family: ui-monospace, monospace; font-size: 12px; min-height: 1.4em; white-space: pre-wrap; }
 `
@@ -987,11 +1284,16 @@ const timelineJS = `
   }
   plot.addEventListener('mouseover', function (e) {
     if (pinned) return;
-    var el = e.target.closest('rect.op, line.m, line.mk, line.heal, rect.fault');
+    var el = e.target.closest('rect.op, line.m, line.mk, line.heal, line.violmark, rect.fault');
     if (el) show(el);
   });
+  document.getElementById('flabels').addEventListener('mouseover', function (e) {
+    if (pinned || !e.target.classList.contains('flabel')) return;
+    show(null);
+    info.textContent = 'fault ' + e.target.getAttribute('title');
+  });
   plot.addEventListener('click', function (e) {
-    var el = e.target.closest('rect.op, line.m, line.mk, line.heal, rect.fault');
+    var el = e.target.closest('rect.op, line.m, line.mk, line.heal, line.violmark, rect.fault');
     pinned = el && el !== pinned ? el : null;
     show(el);
   });

@@ -8,6 +8,7 @@ import (
 	"html"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/corfulog/corfu/internal/mutant"
 	"github.com/corfulog/corfu/sim"
 )
 
@@ -136,6 +138,175 @@ func TestWriteTimelineFaults(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(page, `<rect class="fault all"`), "one span across all rows")
 	assert.Contains(t, page, "partition.sym on unit0, seq, 10ms to 50ms: unit0 and seq cut off")
 	assert.Contains(t, page, "lat.bimodal on everywhere, 5ms to the end")
+
+	// Each span is labelled with its kind, on each row it shades, and the
+	// label's tooltip describes the fault.
+	assert.Equal(t, 2, strings.Count(page, `<rect class="fault" data-kind="partition.sym"`), "two rects carry the kind")
+	assert.Equal(t, 2, strings.Count(page, `title="partition.sym on unit0, seq, 10ms to 50ms: unit0 and seq cut off">partition.sym</span>`),
+		"one label per row, with the description as its tooltip")
+	assert.Equal(t, 1, strings.Count(page, `>lat.bimodal · all</span>`), "one label for a fault of the whole network")
+}
+
+// windowRE reads the window a page draws.
+var windowRE = regexp.MustCompile(`virtual time (\S+) to (\S+)</span>`)
+
+func pageWindow(t *testing.T, page string) (time.Duration, time.Duration) {
+	t.Helper()
+	m := windowRE.FindStringSubmatch(page)
+	require.NotNil(t, m, "the page says which window it draws")
+	from, err := time.ParseDuration(m[1])
+	require.NoError(t, err)
+	until, err := time.ParseDuration(m[2])
+	require.NoError(t, err)
+	return from, until
+}
+
+// opRect returns the drawing of op in page, or "".
+func opRect(page string, op sim.Op) string {
+	desc := html.EscapeString(strings.TrimSpace(op.String()))
+	i := strings.Index(page, desc+" (took ")
+	if i < 0 {
+		return ""
+	}
+	start := strings.LastIndex(page[:i], "<rect ")
+	return page[start : i+strings.Index(page[i:], "</rect>")]
+}
+
+// TestWriteTimelineOpensOnViolation makes up a violation naming a late
+// operation of a passing run: the page opens on a window around it, not on
+// the start of the run, and outlines it.
+func TestWriteTimelineOpensOnViolation(t *testing.T) {
+	_, res, events := traced(t, 1, noFaults)
+	ops := res.History.Ops
+	var op, ack sim.Op
+	for i := len(ops) * 3 / 4; i < len(ops); i++ {
+		if ops[i].Kind == sim.OpRead && ops[i].Outcome == sim.OK {
+			op = ops[i]
+			break
+		}
+	}
+	require.NotZero(t, op.Invoke, "the run has a late read")
+	for _, a := range ops {
+		if a.Kind == sim.OpAppend && a.Outcome == sim.OK && a.Addr == op.Addr {
+			ack = a
+		}
+	}
+	require.Equal(t, sim.OpAppend, ack.Kind, "the read's address was appended")
+	opts := sim.TimelineOptions{MaxItems: 200}
+	require.Empty(t, opRect(timelinePage(t, res, events, opts), op), "without a violation, the first 200 items do not reach the read")
+
+	res.Err = errors.New("sim: invariant violated: S3 (made up)")
+	res.Violations = append(res.Violations,
+		sim.Violation{Invariant: "S2", Addr: 1, Detail: "a warning comes first but is skipped", Warning: true},
+		sim.Violation{Invariant: "S3", Addr: op.Addr, Detail: "read of an acked append returned another value: " +
+			strings.TrimSpace(op.String()) + " after " + strings.TrimSpace(ack.String())})
+	page := timelinePage(t, res, events, opts)
+	from, until := pageWindow(t, page)
+	assert.LessOrEqual(t, from, op.Invoke, "the window opens before the violating read")
+	assert.GreaterOrEqual(t, until, op.Return, "and closes after it")
+	assert.Positive(t, from, "not the start of the run")
+	rect := opRect(page, op)
+	require.NotEmpty(t, rect, "the violating read is drawn")
+	assert.Contains(t, rect, `class="op viol"`, "and outlined")
+	assert.Contains(t, rect, "involved in the S3 violation")
+	assert.Contains(t, page, `<line class="violmark"`)
+	assert.Contains(t, page, "This page opens on the first violation, S3 at address")
+	assert.Contains(t, page, fmt.Sprintf("(#%d, #%d)", op.ID, ack.ID))
+	if r := opRect(page, ack); r != "" {
+		assert.Contains(t, r, `class="op viol"`, "the append it names is outlined too")
+	}
+	assert.LessOrEqual(t, len(drawnRE.FindAllString(page, -1)), 200+2, "MaxItems still holds, but for the named operations")
+	assert.Equal(t, strings.Count(page, `class="op viol"`), 2-btoi(opRect(page, ack) == ""), "only the named operations are outlined")
+
+	// An explicit window wins.
+	opts.From, opts.Until = 10*time.Millisecond, 30*time.Millisecond
+	page = timelinePage(t, res, events, opts)
+	from, until = pageWindow(t, page)
+	assert.Equal(t, 10*time.Millisecond, from)
+	assert.Equal(t, 30*time.Millisecond, until)
+	assert.NotContains(t, page, "opens on the first violation")
+	assert.NotContains(t, page, `class="violmark"`)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestWriteTimelineViolationAddress: a violation that names no operation
+// but an address (as the online checks report) opens on the operations on
+// that address.
+func TestWriteTimelineViolationAddress(t *testing.T) {
+	_, res, events := traced(t, 1, noFaults)
+	var onAddr []sim.Op
+	addr := res.History.Ops[len(res.History.Ops)/2].Addr
+	for _, op := range res.History.Ops {
+		if op.Addr == addr && (op.Kind == sim.OpRead || op.Kind == sim.OpFill || op.Kind == sim.OpAppend && op.Outcome == sim.OK) {
+			onAddr = append(onAddr, op)
+		}
+	}
+	require.NotEmpty(t, onAddr)
+	res.Err = errors.New("sim: invariant violated: S10 (made up)")
+	res.Violations = append(res.Violations, sim.Violation{Invariant: "S10", Addr: addr,
+		Detail: fmt.Sprintf("addresses [%d, %d) handed out in epoch 1 were already handed out in epoch 0", addr, addr+1)})
+	page := timelinePage(t, res, events, sim.TimelineOptions{})
+	assert.Contains(t, page, fmt.Sprintf("the operations on address %d", addr))
+	assert.Equal(t, len(onAddr), strings.Count(page, `class="op viol"`), "every operation on the address is outlined")
+	for _, op := range onAddr {
+		assert.Contains(t, opRect(page, op), `class="op viol"`, "%v", op)
+	}
+}
+
+// TestWriteTimelineMutantFailure draws a genuinely failing run, a unit
+// that acknowledges appends before the last replica has them: the page
+// opens on the append the first violation names, and outlines it.
+func TestWriteTimelineMutantFailure(t *testing.T) {
+	opRef := regexp.MustCompile(`#(\d+) c\d+ append`)
+	for seed := uint64(1); seed <= 200; seed++ {
+		o := sim.Swarm(seed)
+		o.Mutants = mutant.Set{AckBeforeLast: true}
+		var events []sim.Event
+		o.Trace = func(e sim.Event) { events = append(events, e) }
+		res := sim.Run(o)
+		if res.Err == nil {
+			continue
+		}
+		var first sim.Violation
+		for _, v := range res.Violations {
+			if !v.Warning {
+				first = v
+				break
+			}
+		}
+		m := opRef.FindStringSubmatch(first.Detail)
+		if m == nil {
+			continue
+		}
+		id, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		op := res.History.Ops[id]
+		if op.Invoke < time.Second {
+			continue // wanted: a violation the run's first items do not show
+		}
+		o.Trace = nil
+		page := timelinePage(t, res, events, sim.TimelineOptions{Run: &o, MaxItems: 500})
+		from, until := pageWindow(t, page)
+		t.Logf("seed %d: %v; window %v to %v", seed, first, from, until)
+		assert.Contains(t, page, "FAIL")
+		assert.LessOrEqual(t, from, op.Invoke)
+		assert.GreaterOrEqual(t, until, op.Return)
+		assert.Contains(t, opRect(page, op), `class="op viol"`)
+		for _, f := range res.Faults {
+			if f.Start < until && f.End >= from {
+				assert.Contains(t, page, `data-kind="`+string(f.Kind)+`"`, "%v", f)
+				assert.Regexp(t, `class="flabel[^"]*" data-kind="`+regexp.QuoteMeta(string(f.Kind))+`"[^>]*>`+regexp.QuoteMeta(string(f.Kind)), page)
+			}
+		}
+		return
+	}
+	t.Fatal("no seed in 1..200 catches the mutant with a violation after 1s of virtual time")
 }
 
 func TestWriteTimelineFailure(t *testing.T) {
@@ -179,6 +350,11 @@ func TestWriteTimelineRecordedFaults(t *testing.T) {
 	assert.GreaterOrEqual(t, strings.Count(page, `<rect class="fault`), len(res.Faults))
 	for _, f := range res.Faults {
 		assert.Contains(t, page, html.EscapeString(string(f.Kind)+" on "))
+		// Every span is labelled with its kind, with its description as
+		// the label's tooltip.
+		assert.Contains(t, page, `data-kind="`+string(f.Kind)+`"`)
+		assert.Regexp(t, `<span class="flabel[^"]*" data-kind="`+regexp.QuoteMeta(string(f.Kind))+`" style="[^"]*" title="`+
+			regexp.QuoteMeta(html.EscapeString(string(f.Kind)+" on "))+`[^"]*">`+regexp.QuoteMeta(string(f.Kind)), page)
 		if f.Kind == sim.FaultCrash {
 			assert.Contains(t, page, `title="`+f.Target+`"`, "a crashed node has a row")
 		}
