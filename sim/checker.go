@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"fmt"
@@ -88,9 +89,16 @@ const maxKeptViolations = 100
 //     reported under both names.
 //   - S10 no reissued address: the sequencer never hands out one address
 //     twice, in one epoch or across epochs.
+//   - S8 epoch fencing: a unit sealed at an epoch serves no mutation, and
+//     no read with data, of an older epoch (Fenced).
+//   - S9 projection agreement: one projection per epoch at every layout
+//     server, each a valid successor of the one before (Committed); a
+//     layout server's epoch never goes back (LayoutAnswered); nor does a
+//     client's (ClientWentBack).
 //
 // The simulator calls Stored, Filled and Tokens from wrappers around the
-// storage units and the sequencer. A Monitor keeps what every replica ever
+// storage units and the sequencer, Committed and LayoutAnswered from the
+// layout servers' wrappers, and ClientWentBack from the clients' Callers. A Monitor keeps what every replica ever
 // stored, including what a crash later lost, so a value that was stored and
 // lost still counts for S1.
 //
@@ -129,6 +137,20 @@ type Monitor struct {
 	tokens []tokenSpan // disjoint, sorted by start
 	kept   []Violation
 	count  int
+
+	// epochs lists the epochs committed anywhere, increasing, and
+	// projections the first projection committed for each (S9).
+	epochs      []storage.Epoch
+	projections map[storage.Epoch]committedAt
+	// layoutEpochs is the newest epoch each layout server has answered a
+	// get-layout with.
+	layoutEpochs map[projection.NodeID]storage.Epoch
+}
+
+// committedAt is a projection committed at a layout server.
+type committedAt struct {
+	p    *projection.Projection
+	node projection.NodeID
 }
 
 // stored is what the replicas hold at one global address: each distinct
@@ -144,6 +166,9 @@ type thing struct {
 	sum    [sha256.Size]byte
 	size   int
 	prefix string // the start of the data, for reports
+	// data is the whole of the data if it is at most maxKeptBytes long,
+	// for matching an acknowledged append's payload (see Holds).
+	data   []byte
 	node   projection.NodeID
 	others []projection.NodeID // the other replicas that stored it
 }
@@ -199,12 +224,18 @@ type tokenSpan struct {
 	forgotten  bool // handed out by a sequencer that lost its state since
 }
 
-// reportPrefixBytes bounds how much of an entry a report quotes.
-const reportPrefixBytes = 32
+// reportPrefixBytes bounds how much of an entry a report quotes, and
+// maxKeptBytes the entries a Monitor keeps whole.
+const (
+	reportPrefixBytes = 32
+	maxKeptBytes      = 4 << 10
+)
 
 // NewMonitor returns a Monitor that has seen nothing.
 func NewMonitor() *Monitor {
-	return &Monitor{addrs: make(map[storage.Address]*stored)}
+	return &Monitor{addrs: make(map[storage.Address]*stored),
+		projections:  make(map[storage.Epoch]committedAt),
+		layoutEpochs: make(map[projection.NodeID]storage.Epoch)}
 }
 
 // Stored records that replica node now holds data at global address global:
@@ -213,7 +244,30 @@ func NewMonitor() *Monitor {
 func (m *Monitor) Stored(global storage.Address, node projection.NodeID, data []byte) {
 	t := thing{sum: sha256.Sum256(data), size: len(data), node: node}
 	t.prefix = string(data[:min(len(data), reportPrefixBytes)])
+	if len(data) <= maxKeptBytes {
+		t.data = slices.Clone(data)
+	}
 	m.observe(global, t)
+}
+
+// Holds reports whether some replica ever stored, at global address
+// global, data that ends with payload: the stored form of an entry ends
+// with its payload, so an acknowledged append's bytes must be among what
+// its chain stored. Data too long for the Monitor to keep counts as a
+// match.
+func (m *Monitor) Holds(global storage.Address, payload []byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.addrs[global]
+	if s == nil {
+		return false
+	}
+	for _, t := range s.things {
+		if !t.junk && (t.size > maxKeptBytes || bytes.HasSuffix(t.data, payload)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Filled records that replica node junk-filled global address global: call it
@@ -406,13 +460,93 @@ func (m *Monitor) insertSpans(i int, gaps []tokenSpan) {
 // mutation (a write, fill or trim) stamped with the older epoch stale. That
 // breaks S8: after a unit acknowledges a seal it refuses every request of an
 // older epoch.
+//
+// The cluster calls it for reads too: a read of an older epoch answered
+// with data after the seal is as stale as a write (a reader of the old
+// epoch must meet the seal and refresh its projection).
 func (m *Monitor) Fenced(node projection.NodeID, op string, addr storage.Address, stale, sealed storage.Epoch) {
-	found := []Violation{{Invariant: "S8", Addr: addr, Detail: fmt.Sprintf(
-		"%s served %s of epoch %d at local address %d after sealing at epoch %d", node, op, stale, addr, sealed)}}
+	m.report(Violation{Invariant: "S8", Addr: addr, Detail: fmt.Sprintf(
+		"%s served %s of epoch %d at local address %d after sealing at epoch %d", node, op, stale, addr, sealed)})
+}
+
+// report records and notifies the violations found outside observe.
+func (m *Monitor) report(found ...Violation) {
 	m.mu.Lock()
 	m.record(found)
 	m.mu.Unlock()
 	m.notify(found)
+}
+
+// Committed records that layout server node acknowledged a commit of p.
+// It checks S9 (projection agreement): every commit of one epoch, at any
+// layout server, is of the same projection; and each epoch's committed
+// projection may follow the committed projection of the epoch before it
+// (projection.ValidateNext: a later epoch, the closed segments' mapping
+// kept), epochs being allowed to skip (a reconfiguration that takes over
+// a sealed epoch). Call it with the initial projection too.
+func (m *Monitor) Committed(node projection.NodeID, p *projection.Projection) {
+	var found []Violation
+	m.mu.Lock()
+	if old, ok := m.projections[p.Epoch]; ok {
+		if !old.p.Equal(p) {
+			found = append(found, Violation{Invariant: "S9", Detail: fmt.Sprintf(
+				"two projections committed for epoch %d: %s at %s, %s at %s",
+				p.Epoch, projString(old.p), old.node, projString(p), node)})
+		}
+	} else {
+		i, _ := slices.BinarySearch(m.epochs, p.Epoch)
+		m.epochs = slices.Insert(m.epochs, i, p.Epoch)
+		m.projections[p.Epoch] = committedAt{p: p.Clone(), node: node}
+		successor := func(prev, next committedAt) {
+			if err := projection.ValidateNext(prev.p, next.p); err != nil {
+				found = append(found, Violation{Invariant: "S9", Detail: fmt.Sprintf(
+					"projection of epoch %d committed at %s (%s) may not follow that of epoch %d committed at %s (%s): %v",
+					next.p.Epoch, next.node, projString(next.p), prev.p.Epoch, prev.node, projString(prev.p), err)})
+			}
+		}
+		if i > 0 {
+			successor(m.projections[m.epochs[i-1]], m.projections[p.Epoch])
+		}
+		if i+1 < len(m.epochs) {
+			successor(m.projections[p.Epoch], m.projections[m.epochs[i+1]])
+		}
+	}
+	m.record(found)
+	m.mu.Unlock()
+	m.notify(found)
+}
+
+// LayoutAnswered records that layout server node answered a get-layout
+// with a projection of epoch. It checks the other half of S9: the epoch a
+// layout server holds committed never goes back.
+func (m *Monitor) LayoutAnswered(node projection.NodeID, epoch storage.Epoch) {
+	m.mu.Lock()
+	prev, ok := m.layoutEpochs[node]
+	if !ok || epoch > prev {
+		m.layoutEpochs[node] = epoch
+	}
+	m.mu.Unlock()
+	if ok && epoch < prev {
+		m.report(Violation{Invariant: "S9", Detail: fmt.Sprintf(
+			"layout server %s answered epoch %d after epoch %d", node, epoch, prev)})
+	}
+}
+
+// ClientWentBack records that a client issued a request stamped with
+// epoch after one stamped with the newer epoch before: its epoch went
+// back (S9 as a client sees it: the epochs it works in only increase).
+func (m *Monitor) ClientWentBack(client projection.NodeID, op string, epoch, before storage.Epoch) {
+	m.report(Violation{Invariant: "S9", Detail: fmt.Sprintf(
+		"client %s sent %s at epoch %d after a request at epoch %d", client, op, epoch, before)})
+}
+
+// projString formats a projection on one line for a report.
+func projString(p *projection.Projection) string {
+	var segs []string
+	for _, s := range p.Segments {
+		segs = append(segs, fmt.Sprintf("[%d,%d)@%d%v", s.Start, s.End, s.Base, s.Stripes))
+	}
+	return fmt.Sprintf("epoch %d seq %s %s", p.Epoch, p.Sequencer, strings.Join(segs, " "))
 }
 
 func (m *Monitor) record(found []Violation) {
@@ -482,6 +616,10 @@ func (m *Monitor) Count() int {
 //   - S11 tail monotonic: a tail that returned before another tail was
 //     invoked is not larger than it, and a tail invoked after an append was
 //     acked at a is above a.
+//   - S3 at the replicas, with m: every acked append's payload was stored
+//     at its address by some replica (see Monitor.Holds): an ack for a
+//     write that no replica took is a lost append, even if a trim hides it
+//     from readers.
 //
 // Each rule reports an address once per kind of failure, naming the first
 // operation that broke it and how many did. Check runs in O(n log n) time.
@@ -494,6 +632,9 @@ func Check(h *History, m *Monitor) []Violation {
 	c.duplicates()
 	c.fills()
 	c.tails()
+	if m != nil {
+		c.stored(m)
+	}
 	out := c.flush()
 	if m != nil {
 		out = append(out, m.Violations()...)
@@ -805,6 +946,19 @@ func (c *checker) duplicates() {
 		addrs := seen[v]
 		c.report("S5", addrs[1], "value seen at more than one address",
 			fmt.Sprintf("value %q at addresses %v, appended by %d acked append(s)", v, addrs, acked))
+	}
+}
+
+// stored checks S3 at the replicas: an acked append's payload was stored
+// at its address by some replica (m saw the write), since an append is
+// acknowledged only once every replica of its chain took its entry.
+func (c *checker) stored(m *Monitor) {
+	for _, a := range c.byAddr {
+		for _, w := range a.acked {
+			if !m.Holds(a.addr, []byte(w.Value)) {
+				c.report("S3", a.addr, "acked append that no replica stored", opString(w))
+			}
+		}
 	}
 }
 

@@ -112,6 +112,7 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		commits:   []EpochChange{{Epoch: servers.Projection.Epoch, At: s.Elapsed()}},
 		servers:   make(map[transport.NodeID]*transport.Server),
 		crashed:   make(map[transport.NodeID]bool)}
+	c.Monitor.Committed("", servers.Projection)
 	c.Monitor.InChain = c.inChain
 	c.Monitor.ChainOf = func(global storage.Address) []projection.NodeID {
 		loc, err := c.Latest().Locate(global)
@@ -161,7 +162,7 @@ func (c *Cluster) Client(ctx context.Context, cfg corfu.Config) (*corfu.Client, 
 // share a node and a random stream.
 func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu.Config) (*corfu.Client, error) {
 	cfg.Layout = c.Projection.Layout
-	cfg.Transport = c.Net.Caller(name)
+	cfg.Transport = &stampedCaller{inner: c.Net.Caller(name), node: name, m: c.Monitor}
 	cfg.Env = c.Sched.Env(string(name))
 	if c.Clock != nil {
 		cfg.Env = &skewedEnv{Env: cfg.Env, node: name, offset: c.Clock}
@@ -171,6 +172,35 @@ func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu
 		c.unregister = append(c.unregister, mutant.Register(cfg.Env, c.Mutants))
 	}
 	return corfu.Open(ctx, cfg)
+}
+
+// stampedCaller is a client's Caller. It watches the epochs the client
+// stamps its requests with, in the order the client issues them (before the
+// network can reorder them), and reports to the Monitor a request whose
+// epoch is below one the client issued before.
+//
+// NB: only tokens and trims count. A client stamps them with the projection
+// it has installed, and nothing else; a reconfiguring client reads, fills,
+// writes (completing chains) and seals at the epoch it is moving to before
+// that epoch is committed, and carries on at its installed epoch if the
+// reconfiguration fails, which is no regression.
+type stampedCaller struct {
+	inner transport.Caller
+	node  transport.NodeID
+	m     *Monitor
+	high  storage.Epoch // the newest epoch of a token or trim sent
+	op    transport.Op  // the request that carried it
+}
+
+func (s *stampedCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	switch req.Op {
+	case transport.OpToken, transport.OpTrim, transport.OpPrefixTrim:
+		if req.Epoch < s.high {
+			s.m.ClientWentBack(s.node, req.Op.String(), req.Epoch, s.high)
+		}
+		s.high = max(s.high, req.Epoch)
+	}
+	return s.inner.Call(ctx, to, req)
 }
 
 // skewedEnv is a client's Env whose clock is off by what offset says: only
@@ -336,7 +366,7 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	// request's are both in view, before any mutant touches the request.
 	var sealed storage.Epoch
 	var stale bool
-	if srv := o.c.servers[o.node]; srv != nil && srv.Unit != nil && isMutation(req.Op) {
+	if srv := o.c.servers[o.node]; srv != nil && srv.Unit != nil && (isMutation(req.Op) || req.Op == transport.OpRead) {
 		if m, ok := srv.Unit.(*storage.Memory); ok {
 			sealed = m.Epoch()
 			stale = req.Epoch < sealed
@@ -362,9 +392,16 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 			m.Filled(g, o.node)
 		}
 	case transport.OpCommit:
-		if p := req.Projection; p != nil && p.Epoch > o.c.Latest().Epoch {
-			o.c.committed = append(o.c.committed, p.Clone())
-			o.c.commits = append(o.c.commits, EpochChange{Epoch: p.Epoch, At: o.c.Sched.Elapsed()})
+		if p := req.Projection; p != nil {
+			m.Committed(o.node, p)
+			if p.Epoch > o.c.Latest().Epoch {
+				o.c.committed = append(o.c.committed, p.Clone())
+				o.c.commits = append(o.c.commits, EpochChange{Epoch: p.Epoch, At: o.c.Sched.Elapsed()})
+			}
+		}
+	case transport.OpGetLayout:
+		if p := resp.Projection; p != nil {
+			m.LayoutAnswered(o.node, p.Epoch)
 		}
 	case transport.OpToken:
 		if req.N > 0 {

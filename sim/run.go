@@ -701,6 +701,11 @@ func (r *run) collect() {
 func (r *run) check() {
 	res, w, lv := &r.res, r.w, r.o.Liveness
 	res.Violations = Check(r.h, r.cl.Monitor)
+	if res.Err == nil {
+		// NB: only after a complete final pass, which leaves every chain
+		// complete.
+		res.Violations = append(res.Violations, r.cl.CheckReplicas(r.h)...)
+	}
 	lin := CheckLinearizable(r.h, linTimeout)
 	res.Linearizability = lin
 	res.Violations = append(res.Violations, lin.Violations()...)
