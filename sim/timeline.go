@@ -69,9 +69,9 @@ type FaultSpan struct {
 // none but concerns one address (S1, S6, S7 and S10 found online, Lin),
 // they are the history's operations on that address. If that window holds
 // more than MaxItems items, it narrows around the operation that broke the
-// rule (the first one named, or the address's earliest operation), and the
-// involved operations are drawn even if the cut at MaxItems would drop
-// them.
+// rule (the first one named, or the address's earliest operation), or
+// around its end if it is too long to draw whole; the involved operations
+// are drawn even if the cut at MaxItems would drop them.
 //
 // events are the run's trace, as Options.Trace received them, in order;
 // res gives the history and the verdict. The events carry the arrival of
@@ -115,6 +115,7 @@ type timeline struct {
 
 	focus   *tlFocus     // the violation the page opens on, if any
 	focused bool         // the window is the focus's, not the options'
+	atEnd   bool         // the focus's window is around the end of its first operation
 	viol    map[int]bool // IDs of the operations the focus involves
 }
 
@@ -399,10 +400,14 @@ func violationOps(v Violation, h *History) []*Op {
 }
 
 // addressRule reports whether violations of inv carry the global address
-// they concern in Addr. The liveness rules carry none, and S8 carries a
-// unit's local address.
+// they concern in Addr. The liveness rules and S9 (projections) carry none,
+// and S8 carries a unit's local address.
 func addressRule(inv string) bool {
-	return inv != "S8" && inv != "LinUnknown" && !strings.HasPrefix(inv, "L")
+	switch inv {
+	case "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S10", "S11", "S12", "S13", "S14", "S16", "Lin":
+		return true
+	}
+	return false
 }
 
 // settleRequests corrects the sending times of requests that a fault moved
@@ -631,7 +636,8 @@ const focusMinPad = 50 * time.Millisecond
 // of the focus's operations with a margin on each side of a quarter of it
 // (at least focusMinPad). When that holds more than maxItems items, the
 // margin shrinks; when even the bare span does, the window is that of the
-// operation that broke the rule alone, its margin shrunk likewise.
+// operation that broke the rule alone, its margin shrunk likewise; and when
+// even that operation is too long, the window is around its end.
 func (t *timeline) focusWindow(maxItems int) (time.Duration, time.Duration) {
 	fit := func(lo, hi time.Duration) (time.Duration, time.Duration, bool) {
 		at := func(pad time.Duration) (time.Duration, time.Duration) {
@@ -662,10 +668,19 @@ func (t *timeline) focusWindow(maxItems int) (time.Duration, time.Duration) {
 	for _, op := range ops[1:] {
 		lo, hi = min(lo, op.Invoke), max(hi, t.opEnd(op))
 	}
-	if from, until, ok := fit(lo, hi); ok || len(ops) == 1 {
+	if from, until, ok := fit(lo, hi); ok {
 		return from, until
 	}
-	from, until, _ := fit(ops[0].Invoke, t.opEnd(ops[0]))
+	if len(ops) > 1 {
+		if from, until, ok := fit(ops[0].Invoke, t.opEnd(ops[0])); ok {
+			return from, until
+		}
+	}
+	// The operation alone is too long to draw whole: open on its end, when
+	// it answered (or the end of the run, if it never did).
+	end := t.opEnd(ops[0])
+	from, until, _ := fit(end, end)
+	t.atEnd = true
 	return from, until
 }
 
@@ -939,8 +954,13 @@ func (t *timeline) writeSummary(p *pageWriter, res Result, o TimelineOptions) {
 		if len(ids) > 12 {
 			ids = append(ids[:12], fmt.Sprintf("and %d more", len(t.focus.ops)-12))
 		}
-		notes = append(notes, fmt.Sprintf("This page opens on the first violation, %s at address %d: virtual time %v to %v, around the operations %s (%s), outlined in red. Draw another window with From and Until (corfu sim --trace-from, --trace-until).",
-			t.focus.v.Invariant, t.focus.v.Addr, t.from, t.until, how, strings.Join(ids, ", ")))
+		around := "around the operations " + how
+		if t.atEnd {
+			op := t.focus.ops[0]
+			around = fmt.Sprintf("around the end of operation #%d (too long to draw whole), the first of the operations %s", op.ID, how)
+		}
+		notes = append(notes, fmt.Sprintf("This page opens on the first violation, %s at address %d: virtual time %v to %v, %s (%s), outlined in red. Draw another window with From and Until (corfu sim --trace-from, --trace-until).",
+			t.focus.v.Invariant, t.focus.v.Addr, t.from, t.until, around, strings.Join(ids, ", ")))
 	}
 	if t.cut {
 		notes = append(notes, fmt.Sprintf("Truncated: the window holds %d items, more than the %d this page draws; it shows those that start before %v. Draw another window with From and Until (corfu sim --trace-from, --trace-until).",
