@@ -31,7 +31,8 @@ type Client struct {
 	mu   sync.Mutex
 	proj *projection.Projection // the newest committed projection seen
 
-	recovering atomic.Bool // a reconfiguration started by the client itself is running
+	recovering atomic.Bool   // a reconfiguration started by the client itself is running
+	seq        atomic.Uint64 // the sequence number of the last Append call
 
 	mut mutant.Set // broken variants for the checker's tests; always zero outside them
 }
@@ -55,6 +56,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Writer returns the identity that the client's entries carry
+// (Config.Writer); with Entry.Seq it names each of its appends.
+func (c *Client) Writer() WriterID { return c.cfg.Writer }
 
 // Projection returns a copy of the client's current projection.
 func (c *Client) Projection() *projection.Projection { return c.projection().Clone() }
@@ -97,13 +102,14 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 			return 0, fmt.Errorf("corfu: append: %w: stream %d named twice", ErrInvalidStreams, s)
 		}
 	}
+	id := entryID{writer: c.cfg.Writer, seq: c.seq.Add(1)}
 	var lost error
 	for range c.cfg.MaxRetries + 1 {
-		tok, err := c.token(ctx, 1, streams)
+		tok, epoch, err := c.token(ctx, 1, streams)
 		if err != nil {
 			return 0, fmt.Errorf("corfu: append: token: %w", err)
 		}
-		err = c.writeChain(ctx, tok.Start, encodeEntry(streams, tok.Backpointers, c.cfg.Backpointers, data))
+		err = c.writeChain(ctx, epoch, tok.Start, id, encodeEntry(id, streams, tok.Backpointers, c.cfg.Backpointers, data))
 		if err == nil {
 			return tok.Start, nil
 		}
@@ -119,19 +125,40 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 	return 0, fmt.Errorf("corfu: append: %w: %w", ErrRetriesExhausted, lost)
 }
 
-// writeChain writes payload at addr on every replica of its chain, head
-// first. On a seal it refreshes the projection and carries on at the same
-// address under the new epoch, so a partly written entry is never abandoned
-// for a fresh token (which would leave it at two addresses).
-func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload []byte) error {
+// writeChain writes payload, the entry id, at addr on every replica of its
+// chain, head first. tokEpoch is the epoch whose sequencer handed addr out.
+//
+// A token belongs to its epoch. On a seal, writeChain refreshes the
+// projection and looks at the head under the new epoch, which fences every
+// write of the old one: if the head holds the entry, the chain is completed
+// at addr (abandoning a partly written entry for a fresh token would leave
+// it at two addresses); if the head holds nothing, the entry is nowhere and
+// addr is given up (errLostRace) for a fresh token: the new epoch's
+// sequencer may hand addr out again, and its stream tails do not know addr
+// as ours.
+func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr storage.Address, id entryID, payload []byte) error {
 	// stored is set once payload may be on a replica: a write that was
-	// sent and not refused, or our own bytes found there. From then on,
+	// sent and not refused, or our own entry found there. From then on,
 	// giving up leaves the outcome unknown.
 	stored := false
+	headHas := false // the head of the chain is known to hold our entry
 	err := c.withEpoch(ctx, func(p *projection.Projection) error {
 		loc, err := p.Locate(addr)
 		if err != nil {
 			return err
+		}
+		if p.Epoch > tokEpoch && !headHas && !c.mut.CarryToken {
+			switch got, err := c.unitRead(ctx, p, loc.Chain[0], loc.Local); {
+			case err == nil && c.ours(got, id, payload):
+				headHas = true
+			case err == nil, errors.Is(err, storage.ErrJunk), errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrTrimmed):
+				// NB: the head is sealed at p.Epoch: no write of tokEpoch
+				// can land there any more, and no replica after the head
+				// holds what the head lacks.
+				return errLostRace
+			default:
+				return err
+			}
 		}
 		for i, node := range loc.Chain {
 			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
@@ -145,11 +172,17 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 				return err
 			})
 			if errors.Is(err, storage.ErrWritten) {
-				// NB: the bytes there may be our own (a retry after a lost
-				// reply, or a reader completing our chain): compare first.
-				got, rerr := c.unitRead(ctx, p, node, loc.Local)
+				// NB: the entry there may be our own (a retry after a lost
+				// reply, or a reader completing our chain): ask who wrote it.
+				var got []byte
+				var rerr error
+				if i > 0 && c.mut.TrustsNonHead {
+					got, rerr = payload, nil // mutant: counted as ours unread
+				} else {
+					got, rerr = c.unitRead(ctx, p, node, loc.Local)
+				}
 				switch {
-				case rerr == nil && bytes.Equal(got, payload):
+				case rerr == nil && c.ours(got, id, payload):
 					stored, err = true, nil
 				case i == 0 && (rerr == nil || errors.Is(rerr, storage.ErrJunk)):
 					// Another entry or junk: ours is on no replica.
@@ -166,6 +199,9 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 			if err != nil {
 				return err
 			}
+			if i == 0 {
+				headHas = true
+			}
 			if c.mut.AckBeforeLast {
 				return nil // mutant: acknowledged before the chain is complete
 			}
@@ -176,6 +212,19 @@ func (c *Client) writeChain(ctx context.Context, addr storage.Address, payload [
 		return &UnknownOutcomeError{Addr: addr, Cause: err}
 	}
 	return err
+}
+
+// ours reports whether got, the stored form of an entry, is the entry id
+// whose stored form is payload: same writer, same sequence number. Bytes
+// never decide it: two appends of equal bytes are two entries. The same
+// identity with other bytes is a broken invariant, reported as not ours
+// (the caller then sees a conflict).
+func (c *Client) ours(got []byte, id entryID, payload []byte) bool {
+	if c.mut.OursByBytes {
+		return bytes.Equal(got, payload) // mutant: the payload decides
+	}
+	gid, ok := idOf(got)
+	return ok && gid == id && bytes.Equal(got, payload)
 }
 
 // refused reports whether err is a unit's definite refusal of a request,
@@ -330,6 +379,9 @@ func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc pr
 			}
 			if i == 0 && c.mut.FillOverwrites {
 				continue // mutant: junk over the rest of a written chain
+			}
+			if i == 0 && c.mut.FillSkipsCopy {
+				return data, nil // mutant: the rest of the chain stays short
 			}
 			if i == 0 {
 				// CORFU: a fill never clobbers: the writer got there first.
@@ -488,13 +540,15 @@ func (c *Client) tail(ctx context.Context, p *projection.Projection) (storage.Ad
 	return tok.Start, err
 }
 
-// token asks the sequencer for n addresses in the current epoch.
-func (c *Client) token(ctx context.Context, n int, streams []StreamID) (tok sequencer.Token, err error) {
+// token asks the sequencer for n addresses in the current epoch, and
+// returns them with the epoch that handed them out.
+func (c *Client) token(ctx context.Context, n int, streams []StreamID) (tok sequencer.Token, epoch storage.Epoch, err error) {
 	err = c.withEpoch(ctx, func(p *projection.Projection) error {
+		epoch = p.Epoch
 		tok, err = c.next(ctx, p, n, streams)
 		return err
 	})
-	return tok, err
+	return tok, epoch, err
 }
 
 func (c *Client) next(ctx context.Context, p *projection.Projection, n int, streams []StreamID) (tok sequencer.Token, err error) {
@@ -811,7 +865,7 @@ func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Pr
 func (c *Client) install(p *projection.Projection) *projection.Projection {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.proj == nil || p.Epoch > c.proj.Epoch {
+	if c.proj == nil || p.Epoch > c.proj.Epoch || c.mut.EpochGoesBack && p.Epoch != c.proj.Epoch {
 		c.log.Debug("installing projection", "epoch", p.Epoch)
 		c.proj = p
 	}

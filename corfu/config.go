@@ -1,6 +1,8 @@
 package corfu
 
 import (
+	cryptorand "crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +51,13 @@ type Config struct {
 	// Env supplies time, timers, tasks and randomness. Default: the system
 	// environment, with randomness seeded from Seed.
 	Env Env
+	// Writer identifies this client's entries: every entry it appends
+	// carries Writer and the number of its Append call, and a retried
+	// write recognises its own entry by them. Two clients must never share
+	// a Writer. Default: drawn at Open, from crypto/rand with the system
+	// environment and from Env's randomness when Env is set (so that a
+	// simulated run is reproducible).
+	Writer WriterID
 	// Seed seeds the default Env's randomness (retry jitter). Ignored when
 	// Env is set.
 	Seed uint64
@@ -93,6 +102,14 @@ func (c *Config) validate() error {
 	}
 	if c.Env == nil {
 		c.Env = sysenv.New(c.Seed)
+		for c.Writer == 0 {
+			var b [8]byte
+			_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
+			c.Writer = WriterID(binary.LittleEndian.Uint64(b[:]))
+		}
+	}
+	for c.Writer == 0 {
+		c.Writer = WriterID(c.Env.Rand().Uint64())
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

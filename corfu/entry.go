@@ -12,10 +12,20 @@ import (
 // StreamID names a stream; see sequencer.StreamID.
 type StreamID = sequencer.StreamID
 
+// WriterID identifies the client that appended an entry (Config.Writer).
+type WriterID uint64
+
 // Entry is one log entry as a reader sees it.
 type Entry struct {
 	// Address is the entry's global address.
 	Address storage.Address
+	// Writer and Seq identify the append that wrote the entry: the
+	// appending client's Config.Writer, and the number of that client's
+	// Append call (its first Append is 1). Two appends of the same bytes
+	// are two entries with different identities; the client recognises its
+	// own entry by identity, never by comparing bytes.
+	Writer WriterID
+	Seq    uint64
 	// Data is the payload given to Append.
 	Data []byte
 	// Streams lists the streams the entry belongs to.
@@ -37,22 +47,40 @@ func (e *Entry) backpointers(id StreamID) []storage.Address {
 	return nil
 }
 
+// entryID is an entry's identity: its writer and the writer's sequence
+// number of the append.
+type entryID struct {
+	writer WriterID
+	seq    uint64
+}
+
+// idOf returns the identity recorded in an entry's stored form, and false
+// if b does not decode as an entry.
+func idOf(b []byte) (entryID, bool) {
+	e, err := decodeEntry(0, b)
+	return entryID{e.Writer, e.Seq}, err == nil
+}
+
 // entryVersion is the first byte of every entry's stored form.
-const entryVersion = 1
+const entryVersion = 2
 
 // maxEntryHeaderBytes bounds the stored form of an entry less its payload:
-// a version byte, the stream count, and per stream its ID, its backpointer
-// count and at most MaxBackpointers backpointers.
-const maxEntryHeaderBytes = 1 + binary.MaxVarintLen64 +
+// a version byte, the writer and sequence number, the stream count, and per
+// stream its ID, its backpointer count and at most MaxBackpointers
+// backpointers.
+const maxEntryHeaderBytes = 1 + 3*binary.MaxVarintLen64 +
 	sequencer.MaxStreams*(2+MaxBackpointers)*binary.MaxVarintLen64
 
 // encodeEntry lays an entry out as stored on the units: a version byte, the
-// number of streams, then per stream its ID, its number of backpointers and
-// the backpointers (all uvarints), then the payload. Each stream keeps the
-// newest k of its backpointers (k at most MaxBackpointers).
-func encodeEntry(streams []StreamID, tails []sequencer.StreamTail, k int, data []byte) []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64*(1+len(streams)*6)+len(data))
+// writer and the sequence number, the number of streams, then per stream its
+// ID, its number of backpointers and the backpointers (all uvarints), then
+// the payload. Each stream keeps the newest k of its backpointers (k at most
+// MaxBackpointers).
+func encodeEntry(id entryID, streams []StreamID, tails []sequencer.StreamTail, k int, data []byte) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64*(3+len(streams)*6)+len(data))
 	b = append(b, entryVersion)
+	b = binary.AppendUvarint(b, uint64(id.writer))
+	b = binary.AppendUvarint(b, id.seq)
 	b = binary.AppendUvarint(b, uint64(len(streams)))
 	for i, s := range streams {
 		b = binary.AppendUvarint(b, uint64(s))
@@ -86,11 +114,19 @@ func decodeEntry(addr storage.Address, b []byte) (Entry, error) {
 		b = b[n:]
 		return v, true
 	}
+	writer, ok := next()
+	if !ok {
+		return bad("truncated writer")
+	}
+	seq, ok := next()
+	if !ok {
+		return bad("truncated sequence number")
+	}
 	ns, ok := next()
 	if !ok || ns > sequencer.MaxStreams {
 		return bad("bad stream count")
 	}
-	e := Entry{Address: addr}
+	e := Entry{Address: addr, Writer: WriterID(writer), Seq: seq}
 	if ns > 0 {
 		e.Streams = make([]StreamID, 0, ns)
 		e.Backpointers = make([][]storage.Address, 0, ns)

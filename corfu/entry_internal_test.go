@@ -14,6 +14,9 @@ import (
 	"github.com/corfulog/corfu/storage"
 )
 
+// testID is the identity of the sample entries.
+var testID = entryID{writer: 0xc0ffee, seq: 7}
+
 // sampleEntries are valid stored entries: the fuzzer's seeds.
 func sampleEntries() map[string][]byte {
 	tails := func(s sequencer.StreamID, addrs ...storage.Address) sequencer.StreamTail {
@@ -24,13 +27,14 @@ func sampleEntries() map[string][]byte {
 		full[i] = storage.MaxAddress - 1 - storage.Address(i)
 	}
 	return map[string][]byte{
-		"empty":         encodeEntry(nil, nil, 4, []byte{}),
-		"plain":         encodeEntry(nil, nil, 4, []byte("hello")),
-		"one stream":    encodeEntry([]StreamID{7}, []sequencer.StreamTail{tails(7, 5, 3, 1)}, 4, []byte("x")),
-		"new stream":    encodeEntry([]StreamID{7}, []sequencer.StreamTail{tails(7)}, 4, []byte("first")),
-		"two streams":   encodeEntry([]StreamID{1, 2}, []sequencer.StreamTail{tails(1, 9), tails(2, 8, 6)}, 2, []byte{0, 1, 2}),
-		"truncated bps": encodeEntry([]StreamID{3}, []sequencer.StreamTail{tails(3, 10, 9, 8, 7, 6)}, 2, []byte("k=2")),
-		"big values":    encodeEntry([]StreamID{^StreamID(0)}, []sequencer.StreamTail{tails(^StreamID(0), full...)}, MaxBackpointers, []byte("top")),
+		"empty":         encodeEntry(testID, nil, nil, 4, []byte{}),
+		"plain":         encodeEntry(testID, nil, nil, 4, []byte("hello")),
+		"one stream":    encodeEntry(testID, []StreamID{7}, []sequencer.StreamTail{tails(7, 5, 3, 1)}, 4, []byte("x")),
+		"new stream":    encodeEntry(testID, []StreamID{7}, []sequencer.StreamTail{tails(7)}, 4, []byte("first")),
+		"two streams":   encodeEntry(testID, []StreamID{1, 2}, []sequencer.StreamTail{tails(1, 9), tails(2, 8, 6)}, 2, []byte{0, 1, 2}),
+		"truncated bps": encodeEntry(testID, []StreamID{3}, []sequencer.StreamTail{tails(3, 10, 9, 8, 7, 6)}, 2, []byte("k=2")),
+		"big identity":  encodeEntry(entryID{^WriterID(0), ^uint64(0)}, nil, nil, 4, []byte("id")),
+		"big values":    encodeEntry(testID, []StreamID{^StreamID(0)}, []sequencer.StreamTail{tails(^StreamID(0), full...)}, MaxBackpointers, []byte("top")),
 	}
 }
 
@@ -44,6 +48,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{entryVersion})
 	f.Add([]byte{entryVersion, 1, 7, 0xff})
+	f.Add([]byte{entryVersion, 0x80})
+	f.Add([]byte{entryVersion, 1, 2, 1, 7, 0xff})
+	f.Add([]byte{1, 1, 7, 0, 'v', '1'}) // the old, identity-less version
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
 		e, err := decodeEntry(42, b)
@@ -70,11 +77,11 @@ func FuzzDecodeEntry(f *testing.F) {
 			require.Equal(t, in[len(in)-len(e.Data):], e.Data)
 		}
 
-		b2 := encodeEntry(e.Streams, tails, MaxBackpointers, e.Data)
+		b2 := encodeEntry(entryID{e.Writer, e.Seq}, e.Streams, tails, MaxBackpointers, e.Data)
 		e2, err := decodeEntry(42, b2)
 		require.NoError(t, err)
 		require.Equal(t, e, e2)
-		require.Equal(t, b2, encodeEntry(e2.Streams, tails, MaxBackpointers, e2.Data), "encoding is deterministic")
+		require.Equal(t, b2, encodeEntry(entryID{e2.Writer, e2.Seq}, e2.Streams, tails, MaxBackpointers, e2.Data), "encoding is deterministic")
 	})
 }
 

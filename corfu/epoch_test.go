@@ -24,9 +24,9 @@ func (e *env) moveTo(epoch storage.Epoch) {
 	for _, acc := range e.cl.Layouts {
 		require.NoError(e.t, acc.Commit(p))
 	}
-	tail, err := e.cl.Sequencer.Seal(epoch)
+	res, err := e.cl.Sequencer.Seal(epoch)
 	require.NoError(e.t, err)
-	require.NoError(e.t, e.cl.Sequencer.Bootstrap(epoch, tail, e.cl.Sequencer.StreamTails()))
+	require.NoError(e.t, e.cl.Sequencer.Bootstrap(epoch, res.Tail, res.Tails))
 }
 
 // sealUnits seals the given units (all, if none are named) at epoch.

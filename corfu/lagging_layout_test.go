@@ -12,12 +12,12 @@ import (
 	"github.com/corfulog/corfu/transport"
 )
 
-// TestReconfigureOverLaggingLayoutServer: a layout server that missed an
-// epoch accepted, for the next one, a proposal made from the projection it
-// still had. A later reconfiguration must neither adopt that stale value
-// (the up-to-date servers refuse it, so the epoch would wedge) nor fail: it
-// brings the laggard up to date and commits a proper successor. Found by
-// the fault sweep (seed 6575).
+// TestReconfigureOverLaggingLayoutServer: a layout server missed epoch 1's
+// commit and still holds a losing proposal for it, made from the projection
+// it had. A later reconfiguration must neither be misled by that stale value
+// nor fail: it brings the laggard up to date and commits a proper successor
+// of epoch 1. Found by the fault sweep (seed 6575), when acceptors still
+// took epochs past the next one.
 func TestReconfigureOverLaggingLayoutServer(t *testing.T) {
 	ctx := context.Background()
 	cl, err := corfutest.New(corfutest.Options{Spares: 1})
@@ -30,13 +30,14 @@ func TestReconfigureOverLaggingLayoutServer(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, p1.Segments, 2)
 
-	// layout0 forgets epoch 1 and accepts a stale epoch-2 proposal.
+	// layout0 forgets epoch 1's commit and holds, for epoch 1, a stale
+	// proposal that lost (the layout unchanged).
 	lagging := projection.NewAcceptor(cl.Projection)
 	stale := cl.Projection.Clone()
-	stale.Epoch = 2
-	_, _, err = lagging.Prepare(2, 1)
+	stale.Epoch = 1
+	_, _, err = lagging.Prepare(1, 1)
 	require.NoError(t, err)
-	require.NoError(t, lagging.Propose(2, 1, stale))
+	require.NoError(t, lagging.Propose(1, 1, stale))
 	cl.Net.Register("layout0", &transport.Server{Layout: lagging})
 
 	p2, err := c.Reconfigure(ctx, nil)

@@ -56,73 +56,117 @@ type Change func(cur *projection.Projection, tail storage.Address) (*projection.
 // projection.ErrInvalid or ErrStaleEpoch for a bad next projection, ctx's
 // error.
 func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Projection, error) {
-	cur, err := c.latest(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("corfu: reconfigure: %w", err)
-	}
-	epoch := cur.Epoch + 1
-	seal, err := c.seal(ctx, cur, epoch)
-	var sealed *storage.SealedError
-	if errors.As(err, &sealed) && sealed.Epoch > epoch {
-		// NB: an earlier reconfiguration sealed a later epoch and died
-		// before committing it: take over that epoch.
-		epoch = sealed.Epoch
-		seal, err = c.seal(ctx, cur, epoch)
-	}
-	tail, tails := seal.tail, seal.tails
-	if err != nil {
-		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
-	}
-	next := cur.Clone()
-	if change != nil {
-		if next, err = change(cur.Clone(), tail); err != nil {
-			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+	var overtaken storage.Epoch // the epoch a newer reconfiguration took from this one
+	for attempt := 0; ; attempt++ {
+		cur, err := c.latest(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("corfu: reconfigure: %w", err)
 		}
-	}
-	var blanks []projection.NodeID // blank units that may rejoin
-	for _, node := range seal.blank {
-		if !rejoinable(cur, node) {
-			c.log.Warn("seal: unit lost its data and is the only replica of a chain", "node", node)
+		if overtaken > 0 && change == nil && cur.Epoch >= overtaken {
+			// NB: another client's reconfiguration committed an epoch at
+			// least as new as ours: with the layout unchanged, that is all
+			// this one was for.
+			return cur, fmt.Errorf("corfu: reconfigure to epoch %d: %w", overtaken, ErrReconfigLost)
+		}
+		epoch := cur.Epoch + 1
+		seal, err := c.seal(ctx, cur, epoch)
+		var sealed *storage.SealedError
+		if errors.As(err, &sealed) && sealed.Epoch > epoch {
+			// NB: an earlier reconfiguration sealed a later epoch and died
+			// before committing it (or committed it where this client
+			// cannot see). Epochs are contiguous: learn what was chosen
+			// for every epoch below it first, then seal on top of that.
+			if attempt >= c.cfg.MaxRetries {
+				return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w: %w", epoch, ErrRetriesExhausted, err)
+			}
+			if err := c.learnUpTo(ctx, cur, sealed.Epoch-1); err != nil {
+				return nil, fmt.Errorf("corfu: reconfigure: learning epochs %d to %d: %w", epoch, sealed.Epoch-1, err)
+			}
 			continue
 		}
-		blanks = append(blanks, node)
-		if next, err = ReplaceUnit(node, node)(next, tail); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
 		}
+		p, err := c.reconfigureSealed(ctx, cur, seal, epoch, change)
+		if errors.As(err, &sealed) && sealed.Epoch > epoch && p == nil && attempt < c.cfg.MaxRetries {
+			// NB: a newer reconfiguration sealed the log past this one
+			// before it was agreed: start again on top of it.
+			overtaken = epoch
+			continue
+		}
+		return p, err
 	}
-	next.Epoch = epoch
-	if err := projection.ValidateNext(cur, next); err != nil {
-		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+}
+
+// learnUpTo makes sure every epoch after cur up to last has a committed
+// projection, so that the next one may be proposed (epochs are contiguous).
+// For each, it runs Paxos with cur unchanged as its own value: a value
+// that a majority accepted (someone's reconfiguration that got that far) is
+// adopted, else the epoch commits the layout as it was, which nothing ever
+// used (its units were sealed past it).
+func (c *Client) learnUpTo(ctx context.Context, cur *projection.Projection, last storage.Epoch) error {
+	for cur.Epoch < last {
+		noop := cur.Clone()
+		noop.Epoch = cur.Epoch + 1
+		chosen, err := c.agree(ctx, cur, noop)
+		if err != nil {
+			return err
+		}
+		cur = c.install(chosen)
 	}
+	return nil
+}
+
+// reconfigureSealed is Reconfigure once the log is sealed at epoch, which
+// follows cur: it computes the next projection, rebuilds what the sequencer
+// lost, agrees the projection, bootstraps the sequencer and lets blank
+// units join.
+func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projection, seal sealed, epoch storage.Epoch, change Change) (*projection.Projection, error) {
+	fail := func(err error) error { return fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err) }
+	next, blanks, err := c.nextProjection(cur, seal, epoch, change)
+	if err != nil {
+		return nil, fail(err)
+	}
+	tail, tails := seal.tail, seal.tails
 	var scan *streamScan
 	if !seal.seqOK {
 		// NB: the old sequencer's stream tails are lost with it: rebuild
 		// them from the log itself, under the sealed projection (which the
 		// next one preserves below the tail). Only what the units hold can
-		// be in a stream. This comes before agreeing, so that once the
-		// next epoch is committed its sequencer follows at once.
+		// be in a stream. The scan covers every address the old sequencer
+		// may have handed out, [written, tail) too: a writer that got one
+		// there before the seal may have reached its head, and its entry
+		// must be completed and join the stream tails, or filled, before
+		// the next sequencer hands out anything (and before agreeing, so
+		// that once the next epoch is committed its sequencer follows at
+		// once).
 		under := cur.Clone()
 		under.Epoch = epoch // the units are sealed at epoch now
-		if scan, err = c.scanStreamTails(ctx, under, seal.written, seal.blank); err != nil {
-			return nil, fmt.Errorf("corfu: reconfigure to epoch %d: rebuilding stream tails: %w", epoch, err)
+		from := tail
+		if c.mut.BootstrapBeforeFill {
+			from = seal.written // mutant: [written, tail) is filled after the bootstrap, unmerged
+		}
+		if scan, err = c.scanStreamTails(ctx, under, from, seal.blank); err != nil {
+			return nil, fail(fmt.Errorf("rebuilding stream tails: %w", err))
 		}
 		tails = scan.tails()
 	}
 	chosen, err := c.agree(ctx, cur, next)
 	if err != nil {
-		return nil, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, err)
+		return nil, fail(err)
 	}
 	c.install(chosen)
 	if scan != nil && len(scan.deferred) > 0 {
 		// NB: the holes the scan left in chains with a blank unit are
 		// filled now, once a committed projection has taken the blank
 		// units out of them (a blank head may have held, and lost, a write
-		// there). A late writer of the old epoch may beat the fill: then
-		// the fill completes its entry, which joins the stream tails.
+		// there). The units are sealed past every writer of the old epoch,
+		// so the fill finds either an entry a survivor completed or
+		// nothing.
 		for _, a := range scan.deferred {
 			data, err := c.fillSealed(ctx, a)
 			if err != nil {
-				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
+				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
 			}
 			if data != nil {
 				scan.add(a, data)
@@ -133,14 +177,63 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
 	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
-		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: bootstrapping the sequencer: %w", epoch, err)
+		return chosen, fail(fmt.Errorf("bootstrapping the sequencer: %w", err))
 	}
+	c.joinBlanks(ctx, chosen, seal, blanks, epoch)
+	if c.mut.BootstrapBeforeFill && seal.lost {
+		for a := seal.written; a < tail; a++ {
+			if _, err := c.fillSealed(ctx, a); err != nil {
+				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
+			}
+		}
+	}
+	if !chosen.Equal(next) {
+		return chosen, fail(ErrReconfigLost)
+	}
+	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
+	return chosen, nil
+}
+
+// nextProjection computes the projection of epoch from cur and what the
+// seal found: change's (nil keeps the layout), with every blank unit that
+// may rejoin taken out of the chains whose data it held. It returns those
+// units too.
+func (c *Client) nextProjection(cur *projection.Projection, seal sealed, epoch storage.Epoch, change Change) (*projection.Projection, []projection.NodeID, error) {
+	next := cur.Clone()
+	if change != nil {
+		var err error
+		if next, err = change(cur.Clone(), seal.tail); err != nil {
+			return nil, nil, err
+		}
+	}
+	var blanks []projection.NodeID // blank units that may rejoin
+	for _, node := range seal.blank {
+		if !rejoinable(cur, node) {
+			c.log.Warn("seal: unit lost its data and is the only replica of a chain", "node", node)
+			continue
+		}
+		blanks = append(blanks, node)
+		var err error
+		if next, err = ReplaceUnit(node, node)(next, seal.tail); err != nil {
+			return nil, nil, err
+		}
+	}
+	next.Epoch = epoch
+	if err := projection.ValidateNext(cur, next); err != nil {
+		return nil, nil, err
+	}
+	return next, blanks, nil
+}
+
+// joinBlanks tells every blank unit that chosen places only in its open
+// segment, above the tail, to join at epoch.
+func (c *Client) joinBlanks(ctx context.Context, chosen *projection.Projection, seal sealed, blanks []projection.NodeID, epoch storage.Epoch) {
 	for _, node := range blanks {
 		// NB: a blank unit may have held writes no reached replica shows
 		// (a head's uncommitted ones), at any address handed out. Only a
 		// tail that covers every token, which needs the sequencer's
 		// answer, puts all of them below the new open segment.
-		if !seal.seqAnswered || !joinable(chosen, node, tail) {
+		if !seal.seqAnswered || !joinable(chosen, node, seal.tail) {
 			continue
 		}
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
@@ -152,22 +245,6 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 			c.log.Info("blank unit joined", "node", node, "epoch", epoch)
 		}
 	}
-	if seal.lost {
-		// NB: the sequencer restarted from its reservation mark: addresses
-		// between what the units hold and the mark may have been handed
-		// out, or not. Fill them now, with the log already running again,
-		// rather than make readers wait on each.
-		for a := seal.written; a < tail; a++ {
-			if _, err := c.fillSealed(ctx, a); err != nil {
-				return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: filling %d: %w", epoch, a, err)
-			}
-		}
-	}
-	if !chosen.Equal(next) {
-		return chosen, fmt.Errorf("corfu: reconfigure to epoch %d: %w", epoch, ErrReconfigLost)
-	}
-	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
-	return chosen, nil
 }
 
 // latest fetches the newest committed projection from the layout servers
@@ -193,6 +270,9 @@ func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
 	}
 	return c.install(best), nil
 }
+
+// errNoMark reports a sealed sequencer that holds no state it can vouch for.
+var errNoMark = errors.New("corfu: sequencer restarted without a reservation mark")
 
 // sealed is what sealing an epoch found.
 type sealed struct {
@@ -246,8 +326,10 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		for ci, chain := range seg.Stripes {
 			reached := false
 			if si == open {
+				// NB: a blank head holds nothing: whatever it took and
+				// nobody else has is gone, so it bounds nothing either.
 				_, ok := localTails[chain[0]]
-				headReached = headReached && ok
+				headReached = headReached && (ok || slices.Contains(blank, chain[0]))
 			}
 			for _, node := range chain {
 				lt, ok := localTails[node]
@@ -283,6 +365,13 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		res, err = seq.Seal(ctx, epoch)
 		return err
 	})
+	if err == nil && res.NoMark {
+		// NB: a sequencer that came back with no reservation mark answers,
+		// but vouches for nothing: its tail and its streams are empty
+		// whatever it handed out before. Only the units bound the log.
+		c.log.Debug("seal: sequencer holds no state", "node", cur.Sequencer)
+		err = errNoMark
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return sealed{}, ctx.Err()
@@ -354,7 +443,7 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 			// projection than cur (it reached only lagging layout servers)
 			// is no successor of cur: it was never chosen, since the servers
 			// that know cur refuse it, and adopting it would wedge the epoch.
-			if acc != nil && r > acceptedRank && projection.ValidateNext(cur, acc) == nil {
+			if acc != nil && r > acceptedRank && projection.ValidateNext(cur, acc) == nil && !c.mut.ProposerIgnoresAccepted {
 				acceptedRank, value = r, acc
 			}
 		}
@@ -451,10 +540,11 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 		} else {
 			data, err = c.readAt(ctx, p, addr, true)
 		}
-		if errors.Is(err, storage.ErrTrimmed) {
-			break
+		if errors.Is(err, storage.ErrTrimmed) && c.mut.ScanStopsAtTrim {
+			break // mutant: what lies below a trimmed address drops out
 		}
-		if errors.Is(err, storage.ErrJunk) {
+		if errors.Is(err, storage.ErrTrimmed) || errors.Is(err, storage.ErrJunk) {
+			// NB: a trim may be sparse: stream entries may lie below it.
 			continue
 		}
 		if err != nil {

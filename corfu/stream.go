@@ -68,6 +68,9 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("corfu: stream %d: %w", s.id, err)
 	}
+	if s.c.mut.StreamDropsOldest && len(found) > 0 {
+		found = found[1:] // mutant: the oldest entry goes missing
+	}
 	s.pos = tail
 	return found, nil
 }

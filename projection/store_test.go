@@ -52,14 +52,14 @@ func TestPrepare(t *testing.T) {
 		wantAccepted *projection.Projection
 	}{
 		{name: "first prepare", epoch: 2, rank: 1},
-		{name: "far epoch", epoch: 40, rank: 1},
+		{name: "far epoch: a gap", epoch: 40, rank: 1, want: projection.ErrEpochGap},
+		{name: "the epoch after next: a gap", epoch: 3, rank: 1, want: projection.ErrEpochGap},
 		{name: "committed epoch", epoch: 1, rank: 1, want: projection.ErrStaleEpoch},
 		{name: "older epoch", epoch: 0, rank: 1, want: projection.ErrStaleEpoch},
 		{name: "rank zero", epoch: 2, rank: 0, want: projection.ErrRejected},
 		{name: "same rank again", setup: []step{{prepare: true, epoch: 2, rank: 3}}, epoch: 2, rank: 3, want: projection.ErrRejected},
 		{name: "lower rank", setup: []step{{prepare: true, epoch: 2, rank: 3}}, epoch: 2, rank: 2, want: projection.ErrRejected},
 		{name: "higher rank", setup: []step{{prepare: true, epoch: 2, rank: 3}}, epoch: 2, rank: 4},
-		{name: "other epoch unaffected", setup: []step{{prepare: true, epoch: 3, rank: 9}}, epoch: 2, rank: 1},
 		{
 			name:  "returns the accepted value",
 			setup: []step{{prepare: true, epoch: 2, rank: 3}, {epoch: 2, rank: 3, tag: "x"}},
@@ -197,25 +197,73 @@ func TestCommit(t *testing.T) {
 
 func TestCommitDiscardsOldEpochs(t *testing.T) {
 	a := projection.NewAcceptor(base())
-	// Fill every open slot: epochs 2 .. MaxOpenEpochs+1.
-	for e := range storage.Epoch(projection.MaxOpenEpochs) {
-		_, _, err := a.Prepare(e+2, 5)
-		require.NoError(t, err)
-	}
-	_, _, err := a.Prepare(projection.MaxOpenEpochs+2, 1)
-	require.ErrorIs(t, err, projection.ErrRejected, "one epoch too many")
-	require.ErrorIs(t, a.Propose(projection.MaxOpenEpochs+2, 1, successor(projection.MaxOpenEpochs+2, "x")), projection.ErrRejected)
-
-	// Committing epoch 10 frees epochs 2..10, keeps the promises above it.
-	require.NoError(t, a.Commit(successor(10, "x")))
-	_, _, err = a.Prepare(10, 9)
-	require.ErrorIs(t, err, projection.ErrStaleEpoch)
-	_, _, err = a.Prepare(11, 5)
-	require.ErrorIs(t, err, projection.ErrRejected, "the promise of epoch 11 survives")
-	_, _, err = a.Prepare(projection.MaxOpenEpochs+2, 1)
+	_, _, err := a.Prepare(2, 5)
 	require.NoError(t, err)
-	require.ErrorIs(t, a.Propose(11, 4, successor(11, "x")), projection.ErrRejected)
-	require.NoError(t, a.Propose(11, 5, successor(11, "x")))
+	require.NoError(t, a.Propose(2, 5, successor(2, "x")))
+
+	// Committing epoch 2 frees its slot and opens epoch 3's, empty.
+	require.NoError(t, a.Commit(successor(2, "x")))
+	_, _, err = a.Prepare(2, 9)
+	require.ErrorIs(t, err, projection.ErrStaleEpoch)
+	r, acc, err := a.Prepare(3, 1)
+	require.NoError(t, err, "epoch 3 starts with no promise")
+	require.Zero(t, r)
+	require.Nil(t, acc)
+}
+
+// TestEpochsAreContiguous: an acceptor promises and accepts only the epoch
+// after its latest committed one. A proposer that missed epoch 2 cannot get
+// a successor of epoch 1 chosen for epoch 3 (the history would fork: epoch
+// 2's segments, where appends were acknowledged, would vanish); once epoch 2
+// is committed, epoch 3 is open.
+func TestEpochsAreContiguous(t *testing.T) {
+	a := projection.NewAcceptor(base())
+	_, _, err := a.Prepare(3, 5)
+	require.ErrorIs(t, err, projection.ErrEpochGap)
+	p3 := successor(3, "skip")
+	require.ErrorIs(t, a.Propose(3, 5, p3), projection.ErrEpochGap)
+	assert.Equal(t, projection.AcceptorState{Latest: base()}, a.State(), "a refused request changes nothing")
+
+	require.NoError(t, a.Commit(successor(2, "x")))
+	_, _, err = a.Prepare(3, 5)
+	require.NoError(t, err)
+	_, _, err = a.Prepare(4, 5)
+	require.ErrorIs(t, err, projection.ErrEpochGap)
+}
+
+// TestAcceptorStateRestores: an acceptor restarted from the State its host
+// saved keeps its promise and its accepted value, so a restarted layout
+// server never forgets a promise.
+func TestAcceptorStateRestores(t *testing.T) {
+	a := projection.NewAcceptor(base())
+	_, _, err := a.Prepare(2, 7)
+	require.NoError(t, err)
+	require.NoError(t, a.Propose(2, 7, successor(2, "v")))
+	_, _, err = a.Prepare(2, 9)
+	require.NoError(t, err)
+	st := a.State()
+	require.Equal(t, uint64(9), st.Promised)
+	require.Equal(t, uint64(7), st.AcceptedRank)
+
+	b, err := projection.RestoreAcceptor(st)
+	require.NoError(t, err)
+	require.Equal(t, st, b.State())
+	_, _, err = b.Prepare(2, 8)
+	require.ErrorIs(t, err, projection.ErrRejected, "the promise of rank 9 survives")
+	r, acc, err := b.Prepare(2, 10)
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), r)
+	require.Equal(t, successor(2, "v"), acc, "the accepted value survives")
+
+	for name, bad := range map[string]projection.AcceptorState{
+		"no latest":                 {},
+		"accepted of another epoch": {Latest: base(), Promised: 3, AcceptedRank: 3, Accepted: successor(3, "v")},
+		"accepted above promise":    {Latest: base(), Promised: 3, AcceptedRank: 4, Accepted: successor(2, "v")},
+		"accepted at rank zero":     {Latest: base(), Accepted: successor(2, "v")},
+	} {
+		_, err := projection.RestoreAcceptor(bad)
+		require.ErrorIs(t, err, projection.ErrInvalid, name)
+	}
 }
 
 // TestPaxosScenarios walks through the classic cases by hand: three

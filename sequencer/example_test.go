@@ -29,10 +29,10 @@ func Example() {
 	}
 
 	// A reconfiguration seals it at epoch 2; requests of epoch 1 are refused.
-	tail, _ := seq.Seal(2)
+	res, _ := seq.Seal(2)
 	_, err = seq.Next(1, 1, nil)
 	var sealed *storage.SealedError
-	fmt.Println(tail, errors.As(err, &sealed), sealed.Epoch)
+	fmt.Println(res.Tail, errors.As(err, &sealed), sealed.Epoch)
 	// Output:
 	// true
 	// 100 [{1 []}]

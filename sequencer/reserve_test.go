@@ -29,9 +29,11 @@ func TestReserveMark(t *testing.T) {
 
 	r := sequencer.New(sequencer.Config{Reserve: 10, Floor: mark})
 	require.True(t, r.Lost())
-	tail, err := r.Seal(1)
+	res, err := r.Seal(1)
 	require.NoError(t, err)
-	require.Equal(t, mark, tail, "a restarted sequencer reports its floor as its tail")
+	require.Equal(t, mark, res.Tail, "a restarted sequencer reports its floor as its tail")
+	require.True(t, res.Lost)
+	require.False(t, res.NoMark, "its floor vouches for every address handed out")
 	_, err = r.Next(1, 1, nil)
 	require.ErrorIs(t, err, sequencer.ErrNotReady)
 	require.NoError(t, r.Bootstrap(1, 3, nil), "bootstrapping below the floor is allowed")
@@ -40,4 +42,50 @@ func TestReserveMark(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, mark, tok.Start, "the floor is never lowered")
 	require.Panics(t, func() { sequencer.New(sequencer.Config{Reserve: -1}) })
+}
+
+// TestAmnesiacSequencer: a sequencer that starts with no durable mark holds
+// nothing it can vouch for: its seal says so (Lost and NoMark), so that a
+// reconfiguration neither trusts its empty stream tails nor its tail of 0.
+// Before a bootstrap, a sequencer restarted with a Floor is Lost but has a
+// mark; after one, neither.
+func TestAmnesiacSequencer(t *testing.T) {
+	s := sequencer.New(sequencer.Config{})
+	res, err := s.Seal(4)
+	require.NoError(t, err)
+	require.Equal(t, sequencer.SealResult{Lost: true, NoMark: true, Tails: []sequencer.StreamTail{}}, res)
+
+	require.NoError(t, s.Bootstrap(4, 7, []sequencer.StreamTail{{Stream: 1, Addrs: []storage.Address{6}}}))
+	res, err = s.Seal(5)
+	require.NoError(t, err)
+	require.False(t, res.Lost)
+	require.False(t, res.NoMark)
+	require.Equal(t, storage.Address(7), res.Tail)
+	require.Equal(t, []sequencer.StreamTail{{Stream: 1, Addrs: []storage.Address{6}}}, res.Tails)
+
+	// A durable mark of zero is a mark: nothing was handed out.
+	r := sequencer.New(sequencer.Config{Recovered: true})
+	res, err = r.Seal(1)
+	require.NoError(t, err)
+	require.True(t, res.Lost)
+	require.False(t, res.NoMark)
+}
+
+// TestSealOfCurrentEpochKeepsReady: a duplicate or late seal of the epoch a
+// sequencer was bootstrapped in leaves it handing out tokens, so that
+// duplicated messages cannot set off recoveries.
+func TestSealOfCurrentEpochKeepsReady(t *testing.T) {
+	s := sequencer.New(sequencer.Config{})
+	_, err := s.Seal(2)
+	require.NoError(t, err)
+	require.NoError(t, s.Bootstrap(2, 10, nil))
+	for range 3 {
+		res, err := s.Seal(2)
+		require.NoError(t, err)
+		require.Equal(t, storage.Address(10), res.Tail)
+		require.True(t, s.Ready())
+	}
+	tok, err := s.Next(2, 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, storage.Address(10), tok.Start)
 }

@@ -64,6 +64,11 @@ type Config struct {
 	// when sealed, so the next epoch never hands out an address the lost
 	// state may have handed out, and Lost reports true until a Bootstrap.
 	Floor storage.Address
+	// Recovered says that Floor is the last durable mark of a sequencer
+	// that ran before, even if it is zero. A sequencer started with neither
+	// (Floor zero, Recovered false) holds no mark: its seal reports NoMark
+	// until a Bootstrap, so that a reconfiguration does not trust its tail.
+	Recovered bool
 }
 
 // DefaultReserve is Config.Reserve's default.
@@ -108,7 +113,8 @@ type Sequencer struct {
 	streams map[StreamID][]storage.Address // newest first, at most k each, never empty
 	reserve storage.Address
 	mark    storage.Address // tail <= mark: no address at or above it was handed out
-	lost    bool            // restarted from a Floor and not bootstrapped since
+	lost    bool            // not bootstrapped since New: its stream tails are empty, whatever was handed out
+	noMark  bool            // lost, and started without a Floor: its tail vouches for nothing
 }
 
 // New returns a sequencer at epoch 0 that is not ready. It panics if cfg is
@@ -118,7 +124,8 @@ func New(cfg Config) *Sequencer {
 		panic(err)
 	}
 	return &Sequencer{k: cfg.Backpointers, streams: make(map[StreamID][]storage.Address),
-		reserve: storage.Address(cfg.Reserve), tail: cfg.Floor, mark: cfg.Floor, lost: cfg.Floor > 0}
+		reserve: storage.Address(cfg.Reserve), tail: cfg.Floor, mark: cfg.Floor,
+		lost: true, noMark: cfg.Floor == 0 && !cfg.Recovered}
 }
 
 // Mark returns the reservation mark: no address at or above it has been
@@ -132,8 +139,9 @@ func (s *Sequencer) Mark() storage.Address {
 	return s.mark
 }
 
-// Lost reports whether the sequencer restarted from a Floor and has not been
-// bootstrapped since: its stream tails are gone, and its tail is the floor.
+// Lost reports whether the sequencer has not been bootstrapped since New:
+// it holds no stream tails it can vouch for, and its tail is its Floor (see
+// SealResult).
 func (s *Sequencer) Lost() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -235,23 +243,46 @@ func (s *Sequencer) record(id StreamID, start storage.Address, n int) {
 	s.streams[id] = buf
 }
 
+// SealResult is what a sealed sequencer reports to a reconfiguration, read
+// under one lock so that it describes one state.
+type SealResult struct {
+	// Tail is the next address the sequencer would hand out.
+	Tail storage.Address
+	// Tails holds every stream the sequencer knows with its last K
+	// addresses, newest first, sorted by StreamID.
+	Tails []StreamTail
+	// Lost says the sequencer has not been bootstrapped since it started:
+	// its stream tails are empty whatever the log holds, and Tail is its
+	// Floor. The next epoch must rebuild the streams' tails from the log.
+	Lost bool
+	// NoMark says Lost, and the sequencer started without a Floor (no
+	// durable reservation mark): Tail vouches for nothing, and only the
+	// storage units bound what was written.
+	NoMark bool
+}
+
 // Seal moves the sequencer to epoch and stops it: until it is bootstrapped in
-// epoch it answers Next with ErrNotReady. It returns the tail, the next
-// address it would have handed out. Sealing the current epoch again is
-// allowed and returns the same tail; it also stops a sequencer that was
-// bootstrapped in that epoch.
+// epoch it answers Next with ErrNotReady. It reports its state (see
+// SealResult).
+//
+// Sealing the current epoch again changes nothing and reports the same
+// state: a duplicate or late seal of the epoch a sequencer was bootstrapped
+// in leaves it ready, since everything that seal fences was fenced by the
+// first.
 //
 // Seal returns a *storage.SealedError carrying the current epoch if epoch is
 // older than it.
-func (s *Sequencer) Seal(epoch storage.Epoch) (storage.Address, error) {
+func (s *Sequencer) Seal(epoch storage.Epoch) (SealResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if epoch < s.epoch {
-		return 0, &storage.SealedError{Epoch: s.epoch}
+		return SealResult{}, &storage.SealedError{Epoch: s.epoch}
 	}
-	s.epoch = epoch
-	s.ready = false
-	return s.tail, nil
+	if epoch > s.epoch {
+		s.epoch = epoch
+		s.ready = false
+	}
+	return SealResult{Tail: s.tail, Tails: s.streamTails(), Lost: s.lost, NoMark: s.noMark}, nil
 }
 
 // Bootstrap moves the sequencer to epoch and makes it ready to hand out
@@ -295,7 +326,7 @@ func (s *Sequencer) Bootstrap(epoch storage.Epoch, tail storage.Address, tails [
 	s.epoch = epoch
 	s.tail = tail
 	s.mark = max(s.mark, tail)
-	s.lost = false
+	s.lost, s.noMark = false, false
 	s.ready = true
 	return nil
 }
@@ -348,6 +379,11 @@ func (s *Sequencer) Tail() storage.Address {
 func (s *Sequencer) StreamTails() []StreamTail {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.streamTails()
+}
+
+// streamTails is StreamTails with s.mu held.
+func (s *Sequencer) streamTails() []StreamTail {
 	ids := make([]StreamID, 0, len(s.streams))
 	for id := range s.streams {
 		ids = append(ids, id)

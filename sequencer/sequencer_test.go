@@ -282,7 +282,7 @@ func TestSeal(t *testing.T) {
 		wantEpoch storage.Epoch
 	}{
 		{name: "newer epoch", epoch: 5, wantEpoch: 5},
-		{name: "same epoch again", epoch: 3, wantEpoch: 3},
+		{name: "same epoch again: stays ready", epoch: 3, wantReady: true, wantEpoch: 3},
 		{name: "older epoch", epoch: 2, want: storage.ErrSealed, wantReady: true, wantEpoch: 3},
 	}
 	for _, tt := range tests {
@@ -290,7 +290,7 @@ func TestSeal(t *testing.T) {
 			s := ready(t, sequencer.Config{}, 3, 40)
 			_, err := s.Next(3, 2, nil)
 			require.NoError(t, err)
-			tail, err := s.Seal(tt.epoch)
+			res, err := s.Seal(tt.epoch)
 			if tt.want != nil {
 				require.ErrorIs(t, err, tt.want)
 				var se *storage.SealedError
@@ -298,7 +298,7 @@ func TestSeal(t *testing.T) {
 				assert.Equal(t, storage.Epoch(3), se.Epoch)
 			} else {
 				require.NoError(t, err)
-				assert.Equal(t, storage.Address(42), tail)
+				assert.Equal(t, storage.Address(42), res.Tail)
 			}
 			assert.Equal(t, tt.wantReady, s.Ready())
 			assert.Equal(t, tt.wantEpoch, s.Epoch())
@@ -310,9 +310,9 @@ func TestSeal(t *testing.T) {
 func TestSealIsIdempotent(t *testing.T) {
 	s := ready(t, sequencer.Config{}, 1, 10)
 	for range 3 {
-		tail, err := s.Seal(2)
+		res, err := s.Seal(2)
 		require.NoError(t, err)
-		assert.Equal(t, storage.Address(10), tail)
+		assert.Equal(t, storage.Address(10), res.Tail)
 		assert.Equal(t, storage.Epoch(2), s.Epoch())
 		assert.False(t, s.Ready())
 	}
@@ -429,11 +429,12 @@ func TestBootstrap(t *testing.T) {
 			}
 			_, err := s.Seal(3)
 			require.NoError(t, err)
+			require.True(t, s.Ready(), "sealing the current epoch again leaves it ready")
 
 			err = s.Bootstrap(tt.epoch, tt.tail, tt.tails)
 			if tt.want != nil {
 				require.ErrorIs(t, err, tt.want)
-				assert.False(t, s.Ready(), "a failed bootstrap must not start the sequencer")
+				assert.True(t, s.Ready(), "a failed bootstrap changes nothing")
 			} else {
 				require.NoError(t, err)
 				assert.True(t, s.Ready())

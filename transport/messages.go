@@ -29,7 +29,7 @@ const (
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
 	OpBootstrap Op = 17 // Epoch, Addr (tail), Tails
-	OpSeqSeal   Op = 18 // Epoch -> Addr (the sequencer's tail), Tails (every stream's), Rank (1 if it lost its state)
+	OpSeqSeal   Op = 18 // Epoch -> Addr (the sequencer's tail), Tails (every stream's), Rank (bit 0: lost its state; bit 1: and has no mark)
 
 	// Layout server.
 	OpGetLayout Op = 32 // -> Projection (the latest committed)

@@ -103,12 +103,14 @@ func (s *Server) sequencer(req *Request) *Response {
 	case OpBootstrap:
 		resp.Err = s.Sequencer.Bootstrap(req.Epoch, req.Addr, req.Tails)
 	case OpSeqSeal:
-		resp.Addr, resp.Err = s.Sequencer.Seal(req.Epoch)
-		if resp.Err == nil {
-			resp.Tails = s.Sequencer.StreamTails()
-			if s.Sequencer.Lost() {
-				resp.Rank = 1 // see OpSeqSeal
-			}
+		var res sequencer.SealResult
+		res, resp.Err = s.Sequencer.Seal(req.Epoch)
+		resp.Addr, resp.Tails = res.Tail, res.Tails
+		if res.Lost {
+			resp.Rank |= sealLost // see OpSeqSeal
+		}
+		if res.NoMark {
+			resp.Rank |= sealNoMark
 		}
 	}
 	return resp

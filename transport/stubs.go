@@ -128,12 +128,14 @@ func (c SequencerClient) Next(ctx context.Context, epoch storage.Epoch, n int, s
 	return sequencer.Token{Start: resp.Addr, Backpointers: resp.Tails}, nil
 }
 
-// SealResult is what a sealed sequencer reports.
-type SealResult struct {
-	Tail  storage.Address        // no address at or above it was handed out
-	Tails []sequencer.StreamTail // the recent addresses of every stream it knows, sorted by stream
-	Lost  bool                   // it restarted and lost its state: Tails is empty, whatever the log holds
-}
+// SealResult is what a sealed sequencer reports; see sequencer.SealResult.
+type SealResult = sequencer.SealResult
+
+// The bits of an OpSeqSeal response's Rank.
+const (
+	sealLost   = 1 << 0 // SealResult.Lost
+	sealNoMark = 1 << 1 // SealResult.NoMark
+)
 
 // Seal moves the sequencer to epoch, stops it and returns what a
 // reconfiguration hands to the next sequencer; see sequencer.Sequencer.Seal.
@@ -142,7 +144,7 @@ func (c SequencerClient) Seal(ctx context.Context, epoch storage.Epoch) (SealRes
 	if err != nil {
 		return SealResult{}, err
 	}
-	return SealResult{Tail: resp.Addr, Tails: resp.Tails, Lost: resp.Rank == 1}, nil
+	return SealResult{Tail: resp.Addr, Tails: resp.Tails, Lost: resp.Rank&sealLost != 0, NoMark: resp.Rank&sealNoMark != 0}, nil
 }
 
 // Bootstrap makes the sequencer ready in epoch with tail and the streams'

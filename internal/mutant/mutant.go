@@ -57,6 +57,19 @@ type Set struct {
 	// above the next one, before it has learned the one in between. The
 	// acceptor looks itself up (Lookup(acceptor)).
 	AcceptorSkipsEpochs bool
+
+	// WrongBackpointer makes the sequencer's answer to a token request
+	// name, as a stream's newest address, one below the true one. The
+	// simulator applies it at the sequencer's network boundary.
+	WrongBackpointer bool
+	// UnitServesStaleReads makes storage units serve reads from epochs
+	// older than their seal. The simulator applies it at the units'
+	// network boundary.
+	UnitServesStaleReads bool
+	// UnitWritesBelowTrim makes storage units answer a write refused
+	// because its address was trimmed as if it had succeeded. The
+	// simulator applies it at the units' network boundary.
+	UnitWritesBelowTrim bool
 }
 
 // Any reports whether any mutant is on.
