@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"go/format"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,4 +78,39 @@ func TestDemoHelp(t *testing.T) {
 	assert.Empty(t, stdout.String())
 	assert.Contains(t, stderr.String(), "usage: corfu demo [flags]")
 	assert.Contains(t, stderr.String(), "-replicas")
+}
+
+// TestReadme builds and runs the program of the README's first go block,
+// as a package of this module, so that the README shows code that compiles
+// and works as it is.
+func TestReadme(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "\n```go\n")
+	require.True(t, ok, "the README has a go block")
+	src, _, ok := strings.Cut(rest, "\n```\n")
+	require.True(t, ok, "the README's go block ends")
+	src += "\n"
+	formatted, err := format.Source([]byte(src))
+	require.NoError(t, err, "the README's go block parses")
+	assert.Equal(t, string(formatted), src, "the README's go block is gofmt'd")
+
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the README's program with")
+	}
+	// NB: a directory of the module, so that the program's imports resolve
+	// to this checkout; its name starts with "_", so that ./... skips it.
+	dir, err := os.MkdirTemp(root, "_readme-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
+	cmd := exec.Command(gobin, "run", ".")
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "go run of the README's program:\n%s", stderr.String())
+	assert.Equal(t, "address 0: hello\nstream 1: 1 entry\n", stdout.String())
 }
