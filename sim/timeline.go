@@ -335,8 +335,8 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 }
 
 // opRefRE matches an operation as Op.String formats it inside a
-// violation's Detail: its ID, its client and its kind.
-var opRefRE = regexp.MustCompile(`#(\d+) c(\d+) (?:append|read|tail|fill|trim) addr=`)
+// violation's Detail: its ID, its client and its kind (any OpKind's name).
+var opRefRE = regexp.MustCompile(`#(\d+) c(\d+) [a-z][a-z-]* addr=`)
 
 // findFocus returns the first violation of res that is not a warning, with
 // the operations it involves, or nil if there is none or it involves no
