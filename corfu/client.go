@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -221,7 +222,11 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 // (the caller then sees a conflict).
 func (c *Client) ours(got []byte, id entryID, payload []byte) bool {
 	if c.mut.OursByBytes {
-		return bytes.Equal(got, payload) // mutant: the payload decides
+		// mutant: the bytes decide, whoever wrote them
+		g, gerr := decodeEntry(0, got)
+		p, perr := decodeEntry(0, payload)
+		g.Writer, g.Seq, p.Writer, p.Seq = 0, 0, 0, 0
+		return gerr == nil && perr == nil && reflect.DeepEqual(g, p)
 	}
 	gid, ok := idOf(got)
 	return ok && gid == id && bytes.Equal(got, payload)

@@ -71,6 +71,11 @@ func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Pr
 		epoch := cur.Epoch + 1
 		seal, err := c.seal(ctx, cur, epoch)
 		var sealed *storage.SealedError
+		if errors.As(err, &sealed) && sealed.Epoch > epoch && c.mut.AcceptorSkipsEpochs {
+			// mutant: take the sealed epoch over, skipping the ones below
+			epoch = sealed.Epoch
+			seal, err = c.seal(ctx, cur, epoch)
+		}
 		if errors.As(err, &sealed) && sealed.Epoch > epoch {
 			// NB: an earlier reconfiguration sealed a later epoch and died
 			// before committing it (or committed it where this client

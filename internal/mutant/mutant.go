@@ -54,8 +54,10 @@ type Set struct {
 	// projection even when a layout server returned an accepted one.
 	ProposerIgnoresAccepted bool
 	// AcceptorSkipsEpochs makes a layout server promise and accept epochs
-	// above the next one, before it has learned the one in between. The
-	// acceptor looks itself up (Lookup(acceptor)).
+	// above the next one, before it has learned the one in between (the
+	// acceptor looks itself up: Lookup(acceptor)), and a reconfiguring
+	// client that finds the log sealed past the next epoch take that epoch
+	// over at once instead of learning the ones below it first.
 	AcceptorSkipsEpochs bool
 
 	// WrongBackpointer makes the sequencer's answer to a token request

@@ -1,0 +1,314 @@
+package corfu_test
+
+// Regression tests for six interleavings a review found, each of which broke
+// an acknowledged append or a stream on the protocol as it was. Each runs
+// its scenario twice: as the protocol is now, where the promise holds, and
+// with the broken variant that reproduces the old behaviour switched on
+// (internal/mutant), where the test sees the promise break. The second run
+// shows that the test can fail.
+//
+// The sequencer's own interleavings (an amnesiac sequencer's seal, a late
+// seal of the current epoch) are in package sequencer:
+// TestAmnesiacSequencer and TestSealOfCurrentEpochKeepsReady.
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/corfu/corfutest"
+	"github.com/corfulog/corfu/internal/mutant"
+	"github.com/corfulog/corfu/internal/sysenv"
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+// seeds numbers the Envs openWith makes.
+var seeds uint64
+
+// openWith opens a client on cl through net, with the mutants in mut
+// switched on for it.
+func openWith(t *testing.T, cl *corfutest.Cluster, net transport.Caller, mut mutant.Set) *corfu.Client {
+	t.Helper()
+	cfg := testConfig(cl.Config())
+	cfg.Transport = net
+	seeds++
+	cfg.Env = sysenv.New(seeds) // NB: each client its own, so that their Writers differ
+	if mut.Any() {
+		t.Cleanup(mutant.Register(cfg.Env, mut))
+	}
+	c, err := corfu.Open(context.Background(), cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// variants runs f as the protocol is (where it must report no broken
+// promise) and with the broken variant old (where it must report one).
+func variants(t *testing.T, old mutant.Set, f func(t *testing.T, mut mutant.Set) (broken string)) {
+	t.Run("now", func(t *testing.T) {
+		require.Empty(t, f(t, mutant.Set{}))
+	})
+	t.Run("as it was", func(t *testing.T) {
+		require.NotEmpty(t, f(t, old), "the old behaviour must show")
+	})
+}
+
+// TestTokenCarriedAcrossEpoch (interleaving 1): writer A holds token a; the
+// head refuses its write because a reconfiguration sealed the log, and that
+// seal missed the sequencer, so the new sequencer starts at the heads' tail
+// and hands a out again to writer B, which appends the same bytes. A must
+// not take B's entry for its own: two acknowledged appends are two entries
+// at two addresses.
+func TestTokenCarriedAcrossEpoch(t *testing.T) {
+	variants(t, mutant.Set{CarryToken: true, OursByBytes: true}, func(t *testing.T, mut mutant.Set) string {
+		ctx := context.Background()
+		cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
+		require.NoError(t, err)
+		cl.Net.Register("seq2", &transport.Server{Sequencer: sequencer.New(sequencer.Config{})})
+		netA := &faultNet{next: cl.Net}
+		netB := &faultNet{next: cl.Net}
+		a := openWith(t, cl, netA, mut)
+		b := openWith(t, cl, netB, mut)
+		netB.setRule(func(to transport.NodeID, req *transport.Request) action {
+			if req.Op == transport.OpSeqSeal {
+				return refuse // the seal misses the sequencer
+			}
+			return pass
+		})
+		var once sync.Once
+		var addrB storage.Address
+		netA.setRule(func(to transport.NodeID, req *transport.Request) action {
+			if req.Op == transport.OpWrite {
+				once.Do(func() {
+					_, err := b.Reconfigure(ctx, corfu.MoveSequencer("seq2"))
+					require.NoError(t, err)
+					addrB, err = b.Append(ctx, []byte("same"))
+					require.NoError(t, err)
+				})
+			}
+			return pass
+		})
+		addrA, err := a.Append(ctx, []byte("same"))
+		require.NoError(t, err)
+		if addrA == addrB {
+			return "both appends acknowledged at one address"
+		}
+		for addr, want := range map[storage.Address]corfu.WriterID{addrA: a.Writer(), addrB: b.Writer()} {
+			e, err := b.Read(ctx, addr)
+			require.NoError(t, err)
+			require.Equal(t, want, e.Writer, "address %d", addr)
+			require.Equal(t, "same", string(e.Data))
+		}
+		return ""
+	})
+}
+
+// TestEpochGapAtLayoutServers (interleaving 2): epoch 1 is accepted by all
+// three layout servers but committed on one only, and an append is
+// acknowledged in its new segment. A reconfiguration seals the units at
+// epoch 2 and dies. A proposer that cannot see the one commit still holds
+// epoch 0 and finds the log sealed at 2: it must learn epoch 1 before it
+// proposes epoch 2, or the history forks and the acknowledged append
+// becomes unreadable.
+func TestEpochGapAtLayoutServers(t *testing.T) {
+	variants(t, mutant.Set{AcceptorSkipsEpochs: true}, func(t *testing.T, mut mutant.Set) string {
+		ctx := context.Background()
+		cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2, Spares: 1})
+		require.NoError(t, err)
+		for _, acc := range cl.Layouts {
+			if mut.Any() {
+				t.Cleanup(mutant.Register(acc, mut))
+			}
+		}
+		w := openWith(t, cl, cl.Net, mut)
+		_, err = w.Append(ctx, []byte("before"))
+		require.NoError(t, err)
+
+		// Epoch 1 replaces unit0; its commit reaches layout0 only.
+		netR := &faultNet{next: cl.Net}
+		netR.setRule(func(to transport.NodeID, req *transport.Request) action {
+			if req.Op == transport.OpCommit && to != "layout0" {
+				return refuse
+			}
+			return pass
+		})
+		r := openWith(t, cl, netR, mut)
+		p1, err := r.Reconfigure(ctx, corfu.ReplaceUnit("unit0", "spare0"))
+		require.NoError(t, err)
+		require.Equal(t, storage.Epoch(1), p1.Epoch)
+		acked, err := w.Append(ctx, []byte("in epoch 1"))
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, acked, p1.Segments[len(p1.Segments)-1].Start, "in epoch 1's new segment")
+
+		// A reconfiguration seals everything at epoch 2 and dies.
+		for _, id := range p1.Units() {
+			_, err := cl.Unit(id).Seal(ctx, 2)
+			require.NoError(t, err)
+		}
+		_, err = cl.Sequencer.Seal(2)
+		require.NoError(t, err)
+
+		// A proposer that cannot reach layout0 still holds epoch 0.
+		netP := &faultNet{next: cl.Net}
+		netP.setRule(func(to transport.NodeID, req *transport.Request) action {
+			if to == "layout0" {
+				return refuse
+			}
+			return pass
+		})
+		p := openWith(t, cl, netP, mut)
+		require.Equal(t, storage.Epoch(0), p.Projection().Epoch)
+		got, err := p.Reconfigure(ctx, nil)
+		if err != nil {
+			return "reconfiguration failed: " + err.Error()
+		}
+		if projection.ValidateNext(p1, got) != nil {
+			return "the epoch after epoch 1 does not extend it"
+		}
+		reader := openWith(t, cl, cl.Net, mut)
+		e, err := reader.Read(ctx, acked)
+		if err != nil || string(e.Data) != "in epoch 1" {
+			return "the append acknowledged in epoch 1 is gone"
+		}
+		return ""
+	})
+}
+
+// lostSequencer replaces cl's sequencer by a fresh one, as a crash does:
+// it keeps the reservation mark if durable is set, and nothing otherwise.
+func lostSequencer(cl *corfutest.Cluster, durable bool) {
+	cfg := sequencer.Config{}
+	if durable {
+		cfg.Floor, cfg.Recovered = cl.Sequencer.Mark(), true
+	}
+	cl.Sequencer = sequencer.New(cfg)
+	cl.Net.Register("seq", &transport.Server{Sequencer: cl.Sequencer})
+}
+
+// syncAll returns the addresses a new reader of stream id finds.
+func syncAll(t *testing.T, c *corfu.Client, id corfu.StreamID) []storage.Address {
+	t.Helper()
+	entries, err := c.Stream(id, 0).Sync(context.Background())
+	require.NoError(t, err)
+	var out []storage.Address
+	for _, e := range entries {
+		out = append(out, e.Address)
+	}
+	return out
+}
+
+// TestLateStreamWriterAfterLostSequencer (interleaving 3): the sequencer
+// crashes while writer A holds a token of stream 5 that its head has not
+// stored. The recovery rebuilds the stream tails from the log and
+// bootstraps a new sequencer; A's write must not land, in the new epoch, at
+// an address the rebuilt stream tails do not know, or stream readers skip
+// an acknowledged entry.
+func TestLateStreamWriterAfterLostSequencer(t *testing.T) {
+	variants(t, mutant.Set{CarryToken: true, BootstrapBeforeFill: true}, func(t *testing.T, mut mutant.Set) string {
+		ctx := context.Background()
+		cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
+		require.NoError(t, err)
+		netA := &faultNet{next: cl.Net}
+		a := openWith(t, cl, netA, mut)
+		first, err := a.Append(ctx, []byte("first"), 5)
+		require.NoError(t, err)
+
+		netR := &faultNet{next: cl.Net}
+		r := openWith(t, cl, netR, mut)
+		writing, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		netA.setRule(func(to transport.NodeID, req *transport.Request) action {
+			if req.Op == transport.OpWrite {
+				once.Do(func() { close(writing); <-release })
+			}
+			return pass
+		})
+		// A's write goes out once the new sequencer is bootstrapped, and
+		// before anything else the recovery does after that.
+		netR.setAfter(func(to transport.NodeID, req *transport.Request) {
+			if req.Op == transport.OpBootstrap {
+				select {
+				case <-release:
+				default:
+					close(release)
+					<-done
+				}
+			}
+		})
+		var second storage.Address
+		go func() {
+			defer close(done)
+			second, err = a.Append(ctx, []byte("second"), 5)
+		}()
+		<-writing
+		lostSequencer(cl, true)
+		_, rerr := r.Reconfigure(ctx, nil)
+		require.NoError(t, rerr)
+		<-done
+		require.NoError(t, err)
+		got := syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5)
+		t.Logf("stream 5: %v; appended at %d and %d", got, first, second)
+		if len(got) != 2 || got[0] != first || got[1] != second {
+			return "stream 5 does not hold both acknowledged entries"
+		}
+		return ""
+	})
+}
+
+// TestAmnesiacSequencerKeepsStreams (interleaving 4): a sequencer restarted
+// with no durable mark reports tail 0 and no streams. The recovery must not
+// trust that: stream history stays readable and no address is reissued.
+func TestAmnesiacSequencerKeepsStreams(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+	require.NoError(t, err)
+	c := openWith(t, cl, cl.Net, mutant.Set{})
+	var want []storage.Address
+	for _, s := range []string{"a", "b", "c"} {
+		addr, err := c.Append(ctx, []byte(s), 5)
+		require.NoError(t, err)
+		want = append(want, addr)
+	}
+	lostSequencer(cl, false)
+	_, err = c.Reconfigure(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, want, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
+	next, err := c.Append(ctx, []byte("d"), 5)
+	require.NoError(t, err)
+	require.Greater(t, next, want[len(want)-1], "no address is handed out twice")
+}
+
+// TestStreamRebuildStepsOverSparseTrim (interleaving 5): a sparse trim
+// must not stop the rebuild of a lost sequencer's stream tails, or every
+// stream entry below the trimmed address drops out of Sync.
+func TestStreamRebuildStepsOverSparseTrim(t *testing.T) {
+	variants(t, mutant.Set{ScanStopsAtTrim: true}, func(t *testing.T, mut mutant.Set) string {
+		ctx := context.Background()
+		cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+		require.NoError(t, err)
+		c := openWith(t, cl, cl.Net, mut)
+		var want []storage.Address
+		for _, s := range []string{"a", "b"} {
+			addr, err := c.Append(ctx, []byte(s), 5)
+			require.NoError(t, err)
+			want = append(want, addr)
+		}
+		other, err := c.Append(ctx, []byte("not in the stream"))
+		require.NoError(t, err)
+		require.NoError(t, c.Trim(ctx, other))
+		lostSequencer(cl, true)
+		_, err = c.Reconfigure(ctx, nil)
+		require.NoError(t, err)
+		got := syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5)
+		if len(got) != len(want) {
+			return "stream entries below the trim dropped out"
+		}
+		require.Equal(t, want, got)
+		return ""
+	})
+}
