@@ -174,7 +174,10 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 			})
 			if errors.Is(err, storage.ErrWritten) {
 				// NB: the entry there may be our own (a retry after a lost
-				// reply, or a reader completing our chain): ask who wrote it.
+				// reply, a duplicated request, or a reader completing our
+				// chain): ask who wrote it. Until the answer says
+				// otherwise, ours may be stored.
+				stored = true
 				var got []byte
 				var rerr error
 				if i > 0 && c.mut.TrustsNonHead {

@@ -312,3 +312,37 @@ func TestStreamRebuildStepsOverSparseTrim(t *testing.T) {
 		return ""
 	})
 }
+
+// TestAppendMeetsItsOwnDuplicate: a write's reply is lost and its retry
+// (or a duplicate of the request) finds the address written: by this very
+// append. If the read that would tell whose entry it is fails, the append
+// must report an unknown outcome at that address, never a definite
+// failure: its entry is there. (The fault sweep found this: seed 6059 of
+// the full catalog.)
+func TestAppendMeetsItsOwnDuplicate(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
+	require.NoError(t, err)
+	net := &faultNet{next: cl.Net}
+	c := openWith(t, cl, net, mutant.Set{})
+	var writes int
+	net.setRule(func(to transport.NodeID, req *transport.Request) action {
+		switch req.Op {
+		case transport.OpWrite:
+			writes++
+			if writes == 1 {
+				return loseReply
+			}
+		case transport.OpRead:
+			return refuse
+		}
+		return pass
+	})
+	_, err = c.Append(ctx, []byte("x"))
+	var unknown *corfu.UnknownOutcomeError
+	require.ErrorAs(t, err, &unknown)
+	net.setRule(nil)
+	e, err := c.Read(ctx, unknown.Addr)
+	require.NoError(t, err)
+	require.Equal(t, c.Writer(), e.Writer)
+}
