@@ -143,6 +143,7 @@ const (
 	refuse                  // deliver nothing; report the node unreachable
 	hang                    // deliver nothing; wait for the caller's ctx
 	late                    // deliver it; answer only once the caller's ctx is done
+	duplicate               // deliver it twice, as a duplicating network does; answer the second
 )
 
 // faultNet wraps a Caller and lets a test decide, per request, whether it is
@@ -206,6 +207,10 @@ func (n *faultNet) Call(ctx context.Context, to transport.NodeID, req *transport
 		resp, err := n.next.Call(ctx, to, req)
 		<-ctx.Done()
 		return resp, err
+	case duplicate:
+		if _, err := n.next.Call(ctx, to, req); err != nil {
+			return nil, err
+		}
 	}
 	resp, err := n.next.Call(ctx, to, req)
 	if after != nil {

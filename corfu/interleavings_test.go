@@ -331,7 +331,7 @@ func TestAppendMeetsItsOwnDuplicate(t *testing.T) {
 		case transport.OpWrite:
 			writes++
 			if writes == 1 {
-				return loseReply
+				return duplicate // the first copy's reply is lost, the second finds it written
 			}
 		case transport.OpRead:
 			return refuse
