@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/storage"
 )
@@ -135,6 +136,8 @@ type Monitor struct {
 	mu     sync.Mutex
 	addrs  map[storage.Address]*stored
 	tokens []tokenSpan // disjoint, sorted by start
+	// tokenEpoch is the newest epoch any tokens were handed out in.
+	tokenEpoch storage.Epoch
 	kept   []Violation
 	count  int
 
@@ -342,11 +345,23 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 // that as a violation too; the report says whether a replica held the address
 // when it was handed out again, which is the harmful case. After
 // SequencerLost only the harmful case is reported for the addresses handed
-// out before the loss.
+// out before the loss. Tokens of an epoch older than one tokens were
+// handed out in already come from a stale sequencer (one the log moved
+// away from without reaching it) and are not checked.
 func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	if n <= 0 {
 		return
 	}
+	m.mu.Lock()
+	if epoch < m.tokenEpoch {
+		// NB: only a sequencer the log moved away from, whose seal was
+		// lost, still serves an older epoch; the units fence what its
+		// clients write (S8), and S1 catches what gets past them.
+		m.mu.Unlock()
+		return
+	}
+	m.tokenEpoch = epoch
+	m.mu.Unlock()
 	end := start + storage.Address(n)
 	if end < start { // overflow
 		end = storage.Address(math.MaxUint64)
@@ -380,6 +395,15 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	m.record(found)
 	m.mu.Unlock()
 	m.notify(found)
+}
+
+// Bootstrapped tells the Monitor that a sequencer was bootstrapped in
+// epoch: from then on, tokens of older epochs come from a stale sequencer
+// and are not checked (see Tokens).
+func (m *Monitor) Bootstrapped(epoch storage.Epoch) {
+	m.mu.Lock()
+	m.tokenEpoch = max(m.tokenEpoch, epoch)
+	m.mu.Unlock()
 }
 
 // SequencerLost tells the Monitor that the sequencer lost its state (a
@@ -616,11 +640,9 @@ func (m *Monitor) Count() int {
 //   - S11 tail monotonic: a tail that returned before another tail was
 //     invoked is not larger than it, and a tail invoked after an append was
 //     acked at a is above a.
-//   - S3 at the replicas, with m: every acked append's payload was stored
-//     at its address by some replica (see Monitor.Holds): an ack for a
-//     write that no replica took is a lost append, even if a trim hides it
-//     from readers.
-//
+//   - Stream reads (see streamReads): each returns exactly its stream's
+//     acked entries in its range, in log order, nothing foreign.
+
 // Each rule reports an address once per kind of failure, naming the first
 // operation that broke it and how many did. Check runs in O(n log n) time.
 func Check(h *History, m *Monitor) []Violation {
@@ -632,9 +654,7 @@ func Check(h *History, m *Monitor) []Violation {
 	c.duplicates()
 	c.fills()
 	c.tails()
-	if m != nil {
-		c.stored(m)
-	}
+	c.streamReads()
 	out := c.flush()
 	if m != nil {
 		out = append(out, m.Violations()...)
@@ -698,12 +718,12 @@ func newChecker(h *History) *checker {
 	for i := range h.Ops {
 		o := &h.Ops[i]
 		switch o.Kind {
-		case OpAppend:
+		case OpAppend, OpPut:
 			c.appends[o.Value] = append(c.appends[o.Value], o)
 			if t, ok := c.live[o.Value]; o.Outcome != Failed && (!ok || o.Invoke < t) {
 				c.live[o.Value] = o.Invoke
 			}
-			if o.Outcome == OK {
+			if o.Kind == OpAppend && o.Outcome == OK {
 				idx = append(idx, o)
 			}
 		case OpRead:
@@ -949,17 +969,89 @@ func (c *checker) duplicates() {
 	}
 }
 
-// stored checks S3 at the replicas: an acked append's payload was stored
-// at its address by some replica (m saw the write), since an append is
-// acknowledged only once every replica of its chain took its entry.
+// CheckStored checks S3 at the replicas, against a Monitor that saw every
+// write of the run: every acked append's payload was stored at its address
+// by some replica (see Monitor.Holds), since an append is acknowledged only
+// once every replica of its chain took its entry. An ack for a write that
+// no replica took is a lost append, even where a trim hides it from
+// readers.
+func CheckStored(h *History, m *Monitor) []Violation {
+	c := newChecker(h)
+	c.stored(m)
+	return c.flush()
+}
+
 func (c *checker) stored(m *Monitor) {
 	for _, a := range c.byAddr {
 		for _, w := range a.acked {
-			if !m.Holds(a.addr, []byte(w.Value)) {
+			if !m.Holds(a.addr, []byte(payload(w.Value))) {
 				c.report("S3", a.addr, "acked append that no replica stored", opString(w))
 			}
 		}
 	}
+}
+
+// streamReads checks what the stream reads returned from their range
+// [Addr, To): entries in log order, none twice, none outside the range (S13:
+// a sequential reader never goes back or skips); each written by an append
+// of the stream that did not fail and was invoked before the read returned
+// (S4: nothing foreign, nothing aborted); the value acked at its address, if
+// any (S2); and every append of the stream acked in the range, unless a trim
+// covering it was invoked before the read returned (S13, no skip). An
+// append whose outcome is unknown may or may not appear.
+func (c *checker) streamReads() {
+	for i := range c.h.Ops {
+		o := &c.h.Ops[i]
+		if o.Kind != OpStreamSync || o.Outcome != OK {
+			continue
+		}
+		in := func(streams []corfu.StreamID) bool {
+			return len(o.Streams) == 0 || slices.Contains(streams, o.Streams[0])
+		}
+		got := make(map[storage.Address]string, len(o.Entries))
+		for j, e := range o.Entries {
+			switch {
+			case e.Addr < o.Addr || e.Addr >= o.To:
+				c.report("S13", e.Addr, "stream read returned an entry outside its range", opString(o))
+			case j > 0 && e.Addr <= o.Entries[j-1].Addr:
+				c.report("S13", e.Addr, "stream read went back or returned an entry twice", opString(o))
+			}
+			got[e.Addr] = e.Value
+			live := false
+			for _, w := range c.appends[e.Value] {
+				live = live || w.Outcome != Failed && w.Invoke <= o.Return && in(w.Streams)
+			}
+			if !live {
+				c.report("S4", e.Addr, "stream read returned an entry no live append to the stream wrote",
+					fmt.Sprintf("value %q in %s", e.Value, opString(o)))
+			}
+			if a := c.at(e.Addr); a != nil && len(a.acked) > 0 && a.acked[0].Value != e.Value {
+				c.report("S2", e.Addr, "stream read returned another value than the append acked there",
+					fmt.Sprintf("value %q in %s, acked %s", e.Value, opString(o), opString(a.acked[0])))
+			}
+		}
+		lo, _ := slices.BinarySearchFunc(c.byAddr, o.Addr, func(a *addrOps, t storage.Address) int { return cmp.Compare(a.addr, t) })
+		for _, a := range c.byAddr[lo:] {
+			if a.addr >= o.To {
+				break
+			}
+			for _, w := range a.acked {
+				if v, ok := got[a.addr]; (!ok || v != w.Value) && in(w.Streams) && !c.trimmedBy(a, o.Return) {
+					c.report("S13", a.addr, "stream read skipped an acked entry of its stream",
+						opString(o)+" lacks "+opString(w))
+				}
+			}
+		}
+	}
+}
+
+// at returns the operations on addr, or nil.
+func (c *checker) at(addr storage.Address) *addrOps {
+	i, ok := slices.BinarySearchFunc(c.byAddr, addr, func(a *addrOps, t storage.Address) int { return cmp.Compare(a.addr, t) })
+	if !ok {
+		return nil
+	}
+	return c.byAddr[i]
 }
 
 // fills checks S6.

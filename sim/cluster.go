@@ -47,6 +47,10 @@ type Cluster struct {
 	// afterwards and in the servers' wrappers.
 	Mutants mutant.Set
 
+	// Standby is the standby sequencer's node (see AddStandby); "" if
+	// none.
+	Standby transport.NodeID
+
 	unregister []func() // mutant registrations of the clients opened
 
 	// committed lists every projection the layout servers committed, in
@@ -55,8 +59,10 @@ type Cluster struct {
 	committed []*projection.Projection
 	commits   []EpochChange
 	clients   int
-	servers   map[transport.NodeID]*transport.Server // looked up, never iterated
-	crashed   map[transport.NodeID]bool              // looked up, never iterated
+	// tokensFrom is the sequencer node that last handed out tokens.
+	tokensFrom transport.NodeID
+	servers    map[transport.NodeID]*transport.Server // looked up, never iterated
+	crashed    map[transport.NodeID]bool              // looked up, never iterated
 }
 
 // EpochChange is a projection committed during a run: its epoch and the
@@ -142,10 +148,31 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 }
 
 // Nodes returns the cluster's server nodes in a fixed order: layout
-// servers, the sequencer, then the units, spares last.
+// servers, the sequencer, then the units, spares last, then the standby
+// sequencer if there is one.
 func (c *Cluster) Nodes() []transport.NodeID {
 	ids, _ := c.Handlers()
+	if c.Standby != "" {
+		ids = append(ids, c.Standby)
+	}
 	return ids
+}
+
+// StandbyName is the node of the standby sequencer AddStandby adds.
+const StandbyName transport.NodeID = "seq1"
+
+// AddStandby adds a second sequencer node, StandbyName, outside the
+// projection: a new sequencer, not bootstrapped, that a reconfiguration
+// can move the log's sequencer to (corfu.MoveSequencer), and back from.
+// It returns the node. Adding it twice adds nothing.
+func (c *Cluster) AddStandby() transport.NodeID {
+	if c.Standby == "" {
+		c.Standby = StandbyName
+		srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers})}
+		c.servers[c.Standby] = srv
+		c.Net.AddNode(c.Standby, &observed{inner: srv, c: c, node: c.Standby})
+	}
+	return c.Standby
 }
 
 // Client opens a client on its own network node, named "client1",
@@ -231,11 +258,18 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 		// NB: the reservation mark is the sequencer's one durable value
 		// (its host persists it before answering); the rest is lost.
 		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark(), Recovered: true})
-		srv.Sequencer = fresh
-		c.Servers.Sequencer = fresh
+		c.replaceSequencer(node, fresh)
 		c.Monitor.SequencerLost()
 	}
 	return nil
+}
+
+// replaceSequencer makes seq the sequencer node serves.
+func (c *Cluster) replaceSequencer(node transport.NodeID, seq *sequencer.Sequencer) {
+	c.servers[node].Sequencer = seq
+	if node == c.Projection.Sequencer {
+		c.Servers.Sequencer = seq
+	}
 }
 
 // Restart brings a crashed node back. A unit comes back with what the
@@ -243,14 +277,20 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 func (c *Cluster) Restart(node transport.NodeID) error { return c.RestartFrom(node, FaultCrash) }
 
 // RestartFrom brings a node back from a crash of the given kind: FaultCrash,
-// or FaultReformat for a unit whose disk came back empty. A unit comes back
-// with what the Disk keeps of it after that kind of fault.
+// FaultReformat for a unit whose disk came back empty, or FaultAmnesia for
+// a sequencer that lost even its reservation mark: it comes back as a new
+// sequencer that never ran (sequencer.New with no Floor, not Recovered),
+// whose seal vouches for no tail. A unit comes back with what the Disk
+// keeps of it after that kind of fault.
 func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 	srv := c.servers[node]
 	if srv == nil || !c.crashed[node] {
 		return fmt.Errorf("sim: restart: %s is not a crashed server", node)
 	}
 	c.crashed[node] = false
+	if srv.Sequencer != nil && kind == FaultAmnesia {
+		c.replaceSequencer(node, sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers}))
+	}
 	if srv.Unit != nil {
 		d := c.Disk
 		if d == nil {
@@ -346,6 +386,35 @@ func (o *observed) mutate(req *transport.Request) {
 		o.c.Servers.Sequencer = fresh
 	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpBootstrap:
 		req.Addr = 0 // ...and comes back at zero, whatever the tail.
+	case mut.UnitServesStaleReads && srv != nil && srv.Unit != nil && req.Op == transport.OpRead:
+		// Mutant: a stale read is served as if it were current.
+		if m, ok := srv.Unit.(*storage.Memory); ok && req.Epoch < m.Epoch() {
+			req.Epoch = m.Epoch()
+		}
+	}
+}
+
+// mutateResponse applies the server-side mutants to a response on its way
+// out, once the Monitor has seen the true one.
+func (o *observed) mutateResponse(req *transport.Request, resp *transport.Response) {
+	mut := o.c.Mutants
+	if !mut.Any() {
+		return
+	}
+	switch {
+	case mut.UnitWritesBelowTrim && req.Op == transport.OpWrite && errors.Is(resp.Err, storage.ErrTrimmed):
+		resp.Err = nil // Mutant: a write refused below the trim mark is acknowledged.
+	case mut.WrongBackpointer && req.Op == transport.OpToken && resp.Err == nil:
+		// Mutant: each stream's newest address is off by one.
+		// (A copy: the answer may share the sequencer's own lists.)
+		tails := slices.Clone(resp.Tails)
+		for i := range tails {
+			if a := slices.Clone(tails[i].Addrs); len(a) > 0 && a[0] > 0 {
+				a[0]--
+				tails[i].Addrs = a
+			}
+		}
+		resp.Tails = tails
 	}
 }
 
@@ -375,8 +444,19 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	epoch := req.Epoch
 	o.mutate(req)
 	resp := o.inner.Handle(req)
+	// NB: the Monitor sees what the server did; a mutant's answer to the
+	// client may then lie about it.
+	o.observe(req, resp, stale, epoch, sealed)
+	o.mutateResponse(req, resp)
+	return resp
+}
+
+// observe reports to the Monitor what the server did with req: resp is
+// its answer, stale says req's epoch (epoch, before any mutant touched it)
+// was below the unit's sealed epoch.
+func (o *observed) observe(req *transport.Request, resp *transport.Response, stale bool, epoch, sealed storage.Epoch) {
 	if resp.Err != nil {
-		return resp
+		return
 	}
 	m := o.c.Monitor
 	if stale {
@@ -407,6 +487,15 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 		if req.N > 0 {
 			m.Tokens(req.Epoch, resp.Addr, int(req.N))
 		}
+		o.c.tokensFrom = o.node
+	case transport.OpBootstrap:
+		m.Bootstrapped(req.Epoch)
+		if o.c.tokensFrom != "" && o.c.tokensFrom != o.node {
+			// NB: a sequencer moved to another node knows only the tail the
+			// seal found, as a restarted one does: if the seal missed the
+			// old one, the addresses it handed out and nobody wrote may be
+			// handed out again, harmlessly (see Monitor.SequencerLost).
+			m.SequencerLost()
+		}
 	}
-	return resp
 }

@@ -77,6 +77,13 @@ const (
 	// (replicas-1) over the whole run: without a rebuild, a second reformat
 	// in one chain could lose committed data.
 	FaultReformat FaultKind = "reformat"
+	// FaultAmnesia crashes a sequencer and restarts it with nothing at
+	// all, its durable reservation mark included: it comes back as a new
+	// sequencer at zero, as a host whose disk lost the mark would bring it
+	// back. What it comes back as is the cluster's business (see
+	// Cluster.RestartFrom). Recovering the log's tail is then up to the
+	// units' seal answers alone.
+	FaultAmnesia FaultKind = "amnesia"
 	// FaultClock (C1) offsets one client's clock for a window: it jumps
 	// ahead or back at the start and jumps back at the end. Only timeouts
 	// read clocks, so safety must not notice.
@@ -92,7 +99,7 @@ func FaultKinds() []FaultKind {
 	return []FaultKind{
 		FaultLatency, FaultDrop, FaultDuplicate, FaultReorder, FaultClog, FaultSwizzle,
 		FaultPartition, FaultAsymmetric, FaultBridge, FaultFlap, FaultBlackout, FaultOutage,
-		FaultPause, FaultCrash, FaultReformat, FaultClock, FaultReconfig,
+		FaultPause, FaultCrash, FaultReformat, FaultAmnesia, FaultClock, FaultReconfig,
 	}
 }
 
@@ -161,8 +168,9 @@ type Faults struct {
 	// volatile state (see Cluster.Crash).
 	OnCrash, OnRestart func(node transport.NodeID)
 	// OnReformat, if set, is called instead of OnRestart when a reformat
-	// window ends (OnCrash is called when it starts).
-	OnReformat func(node transport.NodeID)
+	// window ends (OnCrash is called when it starts); OnAmnesia likewise
+	// when an amnesia window ends.
+	OnReformat, OnAmnesia func(node transport.NodeID)
 
 	s      *Scheduler
 	inner  Policy
@@ -203,7 +211,7 @@ func (f *Faults) start(e *episode) {
 	}
 	e.active = true
 	f.active = append(f.active, e)
-	if e.rec.Kind == FaultCrash || e.rec.Kind == FaultReformat {
+	if e.rec.Kind.crashes() {
 		f.down[e.node] = true
 		f.crashes[e.node] = append(f.crashes[e.node], f.s.Elapsed())
 		if f.OnCrash != nil {
@@ -222,12 +230,20 @@ func (f *Faults) stop(e *episode) {
 	case e.rec.Kind == FaultReformat && f.OnReformat != nil:
 		f.down[e.node] = false
 		f.OnReformat(e.node)
-	case e.rec.Kind == FaultCrash || e.rec.Kind == FaultReformat:
+	case e.rec.Kind == FaultAmnesia && f.OnAmnesia != nil:
+		f.down[e.node] = false
+		f.OnAmnesia(e.node)
+	case e.rec.Kind.crashes():
 		f.down[e.node] = false
 		if f.OnRestart != nil {
 			f.OnRestart(e.node)
 		}
 	}
+}
+
+// crashes reports whether a fault of kind k takes its node down.
+func (k FaultKind) crashes() bool {
+	return k == FaultCrash || k == FaultReformat || k == FaultAmnesia
 }
 
 // Records returns every fault added, ordered by start time (then by order
@@ -387,6 +403,13 @@ func (f *Faults) Crash(start, end time.Duration, node transport.NodeID) {
 // OnRestart) at end.
 func (f *Faults) Reformat(start, end time.Duration, node transport.NodeID) {
 	f.add(&episode{rec: FaultRecord{Kind: FaultReformat, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// Amnesia crashes node, a sequencer, at start, as Crash does, and restarts
+// it at end with no state at all: OnCrash is called at start and OnAmnesia
+// (else OnRestart) at end.
+func (f *Faults) Amnesia(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultAmnesia, Target: string(node), Start: start, End: end}, node: node})
 }
 
 // Clock offsets node's clock by offset in [start, end); see ClockOffset.
@@ -606,6 +629,10 @@ type FaultConfig struct {
 	// run, and none with chains of one replica; each counts against
 	// MaxFailedUnits while it is down.
 	Reformats int
+	// Amnesias is the number of sequencer restarts with no state at all,
+	// not even the reservation mark (FaultAmnesia); each picks one of the
+	// sequencer nodes (the standby too, if the cluster has one).
+	Amnesias int
 	// Clocks is the number of client clock offsets (C1), each ahead or
 	// back by up to ClockJump (default 5s).
 	Clocks    int
@@ -621,14 +648,20 @@ type FaultConfig struct {
 type Topology struct {
 	Layouts   []transport.NodeID
 	Sequencer transport.NodeID
-	Units     []transport.NodeID // spares included
-	Clients   []transport.NodeID
-	Replicas  int // per chain, for FaultConfig.MaxFailedUnits
+	// Standby is a second sequencer node, outside the projection until a
+	// reconfiguration moves the sequencer there; "" if none.
+	Standby  transport.NodeID
+	Units    []transport.NodeID // spares included
+	Clients  []transport.NodeID
+	Replicas int // per chain, for FaultConfig.MaxFailedUnits
 }
 
 func (t Topology) servers() []transport.NodeID {
 	out := slices.Clone(t.Layouts)
 	out = append(out, t.Sequencer)
+	if t.Standby != "" {
+		out = append(out, t.Standby)
+	}
 	return append(out, t.Units...)
 }
 
@@ -823,6 +856,15 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 			off = -off
 		}
 		f.Clock(s, e, pick(t.Clients), off)
+	}
+	// NB: last, so that a plan without amnesia draws as it did before the
+	// kind existed.
+	sequencers := []transport.NodeID{t.Sequencer}
+	if t.Standby != "" {
+		sequencers = append(sequencers, t.Standby)
+	}
+	for range cfg.Amnesias {
+		place(sequencers, d/20, d/4, f.Amnesia)
 	}
 	return nil
 }

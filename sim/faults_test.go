@@ -372,7 +372,7 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 	}
 	cfg := sim.FaultConfig{Duration: 5 * time.Second, Latency: "bimodal", Drop: 0.1, Duplicate: 0.2, Reorder: 0.1,
 		Clogs: 3, Swizzles: 2, Partitions: 3, Asymmetric: 2, Bridges: 2, Flaps: 2, Blackouts: 1, Outages: 2,
-		Pauses: 3, Crashes: 3, Clocks: 2, Reformats: 3}
+		Pauses: 3, Crashes: 3, Clocks: 2, Reformats: 3, Amnesias: 3}
 	plan := func(seed uint64) []sim.FaultRecord {
 		s := sim.NewScheduler(seed)
 		defer s.Close()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/storage"
 )
 
@@ -17,6 +18,14 @@ const (
 	OpTail                     // Addr is the tail returned
 	OpFill                     // Addr filled by the client's API call
 	OpTrim                     // Addr trimmed (prefix trim below Addr when Prefix)
+	// OpStreamSync is a stream read (corfu.Stream.Sync, or Follow over the
+	// whole log when Streams is empty): Entries are what it returned from
+	// [Addr, To), in the order returned.
+	OpStreamSync
+	// OpPut is an append made through an object (a kvmap Put), whose
+	// address the object's API does not return: Value was appended to
+	// Streams, Addr is zero.
+	OpPut
 )
 
 // String returns the operation's name.
@@ -32,6 +41,10 @@ func (k OpKind) String() string {
 		return "fill"
 	case OpTrim:
 		return "trim"
+	case OpStreamSync:
+		return "stream-sync"
+	case OpPut:
+		return "put"
 	}
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
@@ -69,10 +82,28 @@ type Op struct {
 	Value   string // append: the value written; read: the value returned
 	Outcome Outcome
 	Err     string // the error, if any, for the report
+	// Streams are, for an append or a put, the streams it joined; for a
+	// read that returned an entry, the entry's streams; for a stream read,
+	// the stream read (none: the whole log).
+	Streams []corfu.StreamID
+	// To ends the range [Addr, To) a stream read covered, and Entries are
+	// what it returned there.
+	To      storage.Address
+	Entries []Seen
+}
+
+// Seen is one entry a stream read returned: its address and its value.
+type Seen struct {
+	Addr  storage.Address
+	Value string
 }
 
 // String formats the operation for a violation report.
 func (o Op) String() string {
+	if o.Kind == OpStreamSync {
+		return fmt.Sprintf("#%d c%d %s streams=%v [%d, %d) %d entries -> %s [%v, %v] %s",
+			o.ID, o.Client, o.Kind, o.Streams, o.Addr, o.To, len(o.Entries), o.Outcome, o.Invoke, o.Return, o.Err)
+	}
 	return fmt.Sprintf("#%d c%d %s addr=%d value=%q -> %s [%v, %v] %s",
 		o.ID, o.Client, o.Kind, o.Addr, o.Value, o.Outcome, o.Invoke, o.Return, o.Err)
 }

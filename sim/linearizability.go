@@ -266,8 +266,10 @@ func linOperations(h *History) []porcupine.Operation {
 	for i := range h.Ops {
 		o := &h.Ops[i]
 		switch o.Kind {
-		case OpAppend:
-			if o.Outcome == OK {
+		case OpAppend, OpPut:
+			// NB: a put's address is unknown: its value can only be a stray
+			// write where a read found it.
+			if o.Kind == OpAppend && o.Outcome == OK {
 				acked[seen{o.Addr, o.Value}] = true
 				add(o, linInput{Addr: o.Addr, Kind: linWrite, Value: o.Value}, o.Return, linOutput{Outcome: OK})
 			}

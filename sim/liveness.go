@@ -91,7 +91,7 @@ func CheckLiveness(h *History, epochs []EpochChange, b LivenessBounds) LivenessR
 			continue
 		}
 		switch o.Kind {
-		case OpAppend:
+		case OpAppend, OpPut:
 			if o.Client == b.FinalClient && b.FinalClient != 0 {
 				continue
 			}
@@ -150,7 +150,8 @@ func CheckLiveness(h *History, epochs []EpochChange, b LivenessBounds) LivenessR
 // read back, reporting each under L4.
 func unseen(h *History, final int, report func(inv, what, detail string)) int {
 	var acked, seen []*Op
-	var mark storage.Address // the highest prefix trim that did not fail
+	var mark storage.Address              // the highest prefix trim that did not fail
+	trimmed := map[storage.Address]bool{} // single trims that did not fail; looked up, never iterated
 	for i := range h.Ops {
 		o := &h.Ops[i]
 		switch {
@@ -160,12 +161,14 @@ func unseen(h *History, final int, report func(inv, what, detail string)) int {
 			seen = append(seen, o)
 		case o.Kind == OpTrim && o.Value == "prefix" && o.Outcome != Failed:
 			mark = max(mark, o.Addr)
+		case o.Kind == OpTrim && o.Outcome != Failed:
+			trimmed[o.Addr] = true
 		}
 	}
 	slices.SortStableFunc(seen, func(a, b *Op) int { return cmp.Compare(a.Addr, b.Addr) })
 	n := 0
 	for _, a := range acked {
-		if a.Addr < mark {
+		if a.Addr < mark || trimmed[a.Addr] {
 			continue // trimmed: S3 checks what reads of it returned
 		}
 		i, ok := slices.BinarySearchFunc(seen, a.Addr, func(o *Op, addr storage.Address) int { return cmp.Compare(o.Addr, addr) })

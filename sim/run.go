@@ -3,13 +3,16 @@ package sim
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/examples/kvmap"
 	"github.com/corfulog/corfu/internal/mutant"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
@@ -49,7 +52,42 @@ type Workload struct {
 	// (L1, L3). Zero means none.
 	HealedAppends int
 	HealedReads   int
+
+	// SamePayloadOneIn, if positive, makes one append in SamePayloadOneIn
+	// reuse the bytes of an earlier append of any client: the history
+	// tells entries apart by their writer and sequence number, never by
+	// their bytes.
+	SamePayloadOneIn int
+	// SparseTrimOneIn, if positive, makes one reader call in
+	// SparseTrimOneIn a trim of one random address below the tail
+	// (Client.Trim).
+	SparseTrimOneIn int
+	// TrimNearTail makes the prefix trims of TrimOneIn trim at or just
+	// below the tail, racing the appends in flight, instead of the older
+	// half of the log.
+	TrimNearTail bool
+	// MoveSequencer adds a standby sequencer node to the cluster (see
+	// Cluster.AddStandby) and makes one in three of the reconfiguring
+	// client's reconfigurations move the sequencer to the node that is not
+	// serving it (corfu.MoveSequencer).
+	MoveSequencer bool
+	// Streamers are clients that read the streams: each makes StreamReads
+	// calls, then HealedReads more once the run has healed, each a Sync of
+	// a random stream (corfu.Stream) or a Follow of the whole log over a
+	// bounded range (corfu.Client.Follow).
+	Streamers   int
+	StreamReads int
+	// KVMaps are clients that each hold a replica of one kvmap.Map (the
+	// stream KVStream) and make KVOps calls, then HealedReads more once the
+	// run has healed, each a Put or a Get of one of a few keys. After the
+	// final pass every replica must hold the map the log holds.
+	KVMaps int
+	KVOps  int
 }
+
+// KVStream is the stream of the workload's kvmap replicas, apart from the
+// appenders' streams 1..Workload.Streams.
+const KVStream corfu.StreamID = 1000
 
 func (w *Workload) fill() {
 	setDefault(&w.Appenders, 4)
@@ -125,7 +163,7 @@ func (o Options) clients() int {
 	if o.Workload.Reconfigs > 0 {
 		n++
 	}
-	return n
+	return n + o.Workload.Streamers + o.Workload.KVMaps
 }
 
 // Swarm derives a run's options from its seed (swarm testing): the
@@ -157,6 +195,30 @@ func Swarm(seed uint64) Options {
 	// it shifts no other draw.
 	if tr := rand.New(rand.NewPCG(seed, 0x7a1d)); tr.IntN(3) == 0 {
 		o.Workload.TrimOneIn = 10 + tr.IntN(40)
+	}
+	// The shapes added since, from a stream of their own too, all drawn
+	// whatever the seed's other draws.
+	x := rand.New(rand.NewPCG(seed, 0x5ba7e))
+	w := &o.Workload
+	if x.IntN(3) == 0 {
+		w.SamePayloadOneIn = 2 + x.IntN(6)
+	}
+	if x.IntN(4) == 0 {
+		w.SparseTrimOneIn = 5 + x.IntN(20)
+	}
+	w.TrimNearTail = x.IntN(2) == 0 && w.TrimOneIn > 0
+	w.MoveSequencer = x.IntN(3) == 0 && w.Reconfigs > 0
+	if n, reads := 1+x.IntN(2), 3+x.IntN(12); x.IntN(2) == 0 {
+		w.Streamers, w.StreamReads = n, reads
+	}
+	// NB: a replica reads its stream from the start, which a prefix trim
+	// takes away.
+	if ops := 3 + x.IntN(12); x.IntN(3) == 0 && w.TrimOneIn == 0 && w.SparseTrimOneIn == 0 {
+		w.KVMaps, w.KVOps = 2, ops
+	}
+	amnesias := 0
+	if n := 1 + x.IntN(2); x.IntN(4) == 0 {
+		amnesias = n
 	}
 	if r.IntN(10) == 0 {
 		return o.Expanded()
@@ -202,6 +264,7 @@ func Swarm(seed uint64) Options {
 	}
 	f.ClockJump = ms(1, 10000)
 	f.Seed = r.Uint64() // drawn last, so that it shifts no other draw
+	f.Amnesias = amnesias
 	// Spread the workload over the fault phase.
 	n := max(o.Workload.Appends, o.Workload.Reads)
 	o.Workload.Think = max(o.Workload.Think, 2*f.Duration/time.Duration(n))
@@ -302,6 +365,11 @@ type run struct {
 
 	reconfigs      []FaultRecord // the reconfiguring client's reconfigurations
 	healedReconfig error         // the outcome of its reconfiguration after the heal (L2)
+
+	payloads   []string     // the bytes of every append, in order of invoking, for SamePayloadOneIn
+	kvMaps     []*kvmap.Map // the kvmap replicas of the KVMaps clients
+	kvKeys     []string     // every key a kvmap client used, sorted
+	kvDiverged []string     // how kvmap replicas differed from the log after the final pass
 }
 
 // newRun builds the scheduler, the network and the cluster of a run.
@@ -316,6 +384,9 @@ func newRun(o Options) (*run, error) {
 		return nil, err
 	}
 	cl.Mutants = o.Mutants
+	if o.Workload.MoveSequencer {
+		cl.AddStandby()
+	}
 	r := &run{o: o, w: o.Workload, s: s, net: net, cl: cl, start: s.Now(), h: &History{}, bg: context.Background()}
 	r.res.History = r.h
 	// Every client has a fixed node name, so that the fault plan can aim
@@ -342,6 +413,7 @@ func (r *run) planFaults() error {
 	topo := Topology{
 		Layouts:   cl.Projection.Layout,
 		Sequencer: cl.Projection.Sequencer,
+		Standby:   cl.Standby,
 		Units:     cl.UnitIDs,
 		Replicas:  cl.Options.Replicas,
 	}
@@ -364,6 +436,11 @@ func (r *run) planFaults() error {
 			s.fail(err)
 		}
 	}
+	faults.OnAmnesia = func(n transport.NodeID) {
+		if err := cl.RestartFrom(n, FaultAmnesia); err != nil {
+			s.fail(err)
+		}
+	}
 	r.faults = faults
 	if err := faults.Plan(r.o.Faults, topo); err != nil {
 		return err
@@ -376,7 +453,8 @@ func (r *run) planFaults() error {
 }
 
 // spawnWorkload starts the workload's client tasks, in the order of their
-// IDs: the appenders, the readers, then the reconfiguring client.
+// IDs: the appenders, the readers, the reconfiguring client, the stream
+// readers, then the kvmap clients.
 func (r *run) spawnWorkload() {
 	for range r.w.Appenders {
 		r.spawn("appender", r.appender)
@@ -387,11 +465,23 @@ func (r *run) spawnWorkload() {
 	if r.w.Reconfigs > 0 {
 		r.spawn("reconfigurer", r.reconfigurer)
 	}
+	for range r.w.Streamers {
+		r.spawn("streamer", r.streamer)
+	}
+	for range r.w.KVMaps {
+		r.spawn("kv", r.kvClient)
+	}
 }
 
 // record runs one client operation under the workload's timeout and
 // records it in the history.
 func (r *run) record(client int, kind OpKind, addr storage.Address, value string, f func(ctx context.Context) (storage.Address, string, error)) (storage.Address, error) {
+	a, _, err := r.recordOp(client, kind, addr, value, f)
+	return a, err
+}
+
+// recordOp is record, returning the operation's ID in the history too.
+func (r *run) recordOp(client int, kind OpKind, addr storage.Address, value string, f func(ctx context.Context) (storage.Address, string, error)) (storage.Address, int, error) {
 	h := r.h
 	id := h.Invoke(client, kind, r.since(), addr, value)
 	ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
@@ -416,7 +506,23 @@ func (r *run) record(client int, kind OpKind, addr storage.Address, value string
 			r.res.Failed++
 		}
 	}
-	return a, err
+	return a, id, err
+}
+
+// identify returns the history's value for an entry: its writer, its
+// sequence number and its bytes, so that two appends of equal bytes are
+// two values, and a read that matches an append's bytes but not its
+// identity is caught.
+func identify(writer corfu.WriterID, seq uint64, data []byte) string {
+	return fmt.Sprintf("w%x#%d:%s", writer, seq, data)
+}
+
+// payload returns the bytes of a value made by identify.
+func payload(value string) string {
+	if _, data, ok := strings.Cut(value, ":"); ok {
+		return data
+	}
+	return value
 }
 
 // think pauses a client for a random time of up to Workload.Think.
@@ -469,6 +575,7 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 	if err != nil {
 		return err
 	}
+	var seq uint64 // the client's Append calls so far: each takes the next Seq
 	appendOne := func(i int) error {
 		if err := r.think(rng); err != nil {
 			return err
@@ -479,11 +586,17 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 				streams = append(streams, corfu.StreamID(sid+1))
 			}
 		}
-		value := fmt.Sprintf("c%d-%d", id, i)
-		r.record(id, OpAppend, 0, value, func(ctx context.Context) (storage.Address, string, error) {
-			a, err := c.Append(ctx, []byte(value), streams...)
+		data := fmt.Sprintf("c%d-%d", id, i)
+		if w.SamePayloadOneIn > 0 && len(r.payloads) > 0 && rng.IntN(w.SamePayloadOneIn) == 0 {
+			data = r.payloads[rng.IntN(len(r.payloads))]
+		}
+		r.payloads = append(r.payloads, data)
+		seq++
+		_, op, _ := r.recordOp(id, OpAppend, 0, identify(c.Writer(), seq, []byte(data)), func(ctx context.Context) (storage.Address, string, error) {
+			a, err := c.Append(ctx, []byte(data), streams...)
 			return a, "", err
 		})
+		r.h.Ops[op].Streams = streams
 		return nil
 	}
 	for i := range w.Appends {
@@ -529,9 +642,21 @@ func (r *run) reader(id int, rng *rand.Rand) error {
 				addr = tail - 1
 			}
 		}
+		if w.SparseTrimOneIn > 0 && tail > 0 && rng.IntN(w.SparseTrimOneIn) == 0 {
+			// An application done with one entry: trim it alone.
+			at := storage.Address(rng.Uint64N(uint64(tail)))
+			r.record(id, OpTrim, at, "", func(ctx context.Context) (storage.Address, string, error) {
+				return at, "", c.Trim(ctx, at)
+			})
+			return nil
+		}
 		if w.TrimOneIn > 0 && tail > 1 && rng.IntN(w.TrimOneIn) == 0 {
-			// A checkpointing application: trim the older half.
+			// A checkpointing application: trim the older half; or,
+			// racing the appends in flight, all but the newest few.
 			mark := tail / 2
+			if w.TrimNearTail {
+				mark = tail - min(tail, storage.Address(rng.IntN(3)))
+			}
 			r.record(id, OpTrim, mark, "prefix", func(ctx context.Context) (storage.Address, string, error) {
 				return mark, "", c.PrefixTrim(ctx, mark)
 			})
@@ -548,7 +673,7 @@ func (r *run) reader(id int, rng *rand.Rand) error {
 			})
 			return nil
 		}
-		r.record(id, OpRead, addr, "", readOp(c, addr))
+		r.read(id, c, addr)
 		return nil
 	}
 	for range w.Reads {
@@ -613,7 +738,14 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 		var change corfu.Change
 		what := "new epoch"
 		cur := c.Projection()
-		if len(spares) > 0 && rng.IntN(2) == 0 && replacements > 0 {
+		if w.MoveSequencer && rng.IntN(3) == 0 {
+			to := cl.Standby
+			if cur.Sequencer == cl.Standby {
+				to = cl.Projection.Sequencer
+			}
+			what = fmt.Sprintf("move the sequencer from %s to %s", cur.Sequencer, to)
+			change = corfu.MoveSequencer(to)
+		} else if len(spares) > 0 && rng.IntN(2) == 0 && replacements > 0 {
 			replacements--
 			open := cur.Segments[len(cur.Segments)-1]
 			units := open.Stripes[rng.IntN(len(open.Stripes))]
@@ -649,6 +781,219 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 	return nil
 }
 
+// streamer reads the streams: each call is a Sync of a random stream with
+// the client's reader of it (now and then a new reader, from an address
+// the old one had passed), or a Follow of the whole log from such an
+// address until it passes the tail as it was when the call began, or for
+// at most a few hole-fill waits.
+func (r *run) streamer(id int, rng *rand.Rand) error {
+	w := r.w
+	c, err := r.open(id)
+	if err != nil {
+		return err
+	}
+	readers := make([]*corfu.Stream, w.Streams)
+	for i := range readers {
+		readers[i] = c.Stream(corfu.StreamID(i+1), 0)
+	}
+	one := func() error {
+		if err := r.think(rng); err != nil {
+			return err
+		}
+		i := rng.IntN(len(readers))
+		st := readers[i]
+		if rng.IntN(4) == 0 {
+			// A new reader, from somewhere the old one passed.
+			st = c.Stream(st.ID(), storage.Address(rng.Uint64N(uint64(st.Position())+1)))
+			readers[i] = st
+		}
+		if rng.IntN(3) != 0 {
+			r.syncStream(id, st)
+			return nil
+		}
+		r.follow(id, c, storage.Address(rng.Uint64N(uint64(st.Position())+1)))
+		return nil
+	}
+	for range w.StreamReads {
+		if err := one(); err != nil {
+			return err
+		}
+	}
+	if err := r.untilHeal(); err != nil {
+		return err
+	}
+	for range w.HealedReads {
+		if err := one(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncStream syncs st and records what it returned from its range.
+func (r *run) syncStream(client int, st *corfu.Stream) {
+	from := st.Position()
+	var seen []Seen
+	_, op, _ := r.recordOp(client, OpStreamSync, from, "", func(ctx context.Context) (storage.Address, string, error) {
+		entries, err := st.Sync(ctx)
+		for _, e := range entries {
+			seen = append(seen, Seen{Addr: e.Address, Value: identify(e.Writer, e.Seq, e.Data)})
+		}
+		return from, "", err
+	})
+	o := &r.h.Ops[op]
+	o.Streams, o.To, o.Entries = []corfu.StreamID{st.ID()}, st.Position(), seen
+	if o.Outcome != OK {
+		o.To = from
+	}
+}
+
+// follow follows the whole log from from until it yields an entry at or
+// past the tail it finds first, or its time is up, and records what it
+// yielded: the range it covered ends past its last entry (or at the tail,
+// once it got there).
+func (r *run) follow(client int, c *corfu.Client, from storage.Address) {
+	to := from
+	var seen []Seen
+	_, op, _ := r.recordOp(client, OpStreamSync, from, "", func(ctx context.Context) (storage.Address, string, error) {
+		tail, err := c.Tail(ctx)
+		if err != nil {
+			return from, "", err
+		}
+		if tail <= from {
+			to = from
+			return from, "", nil
+		}
+		fctx, cancel := r.s.WithTimeout(ctx, 3*r.o.Client.HoleFillWait)
+		defer cancel()
+		for e, err := range c.Follow(fctx, from) {
+			if err != nil {
+				if fctx.Err() != nil && ctx.Err() == nil {
+					return from, "", nil // its time is up: [from, to) was read
+				}
+				return from, "", err
+			}
+			seen = append(seen, Seen{Addr: e.Address, Value: identify(e.Writer, e.Seq, e.Data)})
+			to = e.Address + 1
+			if to >= tail {
+				break
+			}
+		}
+		return from, "", nil
+	})
+	o := &r.h.Ops[op]
+	o.To, o.Entries = to, seen
+	if o.Outcome != OK {
+		// NB: what it yielded before the error still counts, from its
+		// range: the call read it all.
+		o.Outcome = OK
+	}
+}
+
+// kvKeys are the keys the kvmap clients put and get.
+const kvKeys = 4
+
+// kvClient puts and gets keys of its replica of the workload's kvmap.
+func (r *run) kvClient(id int, rng *rand.Rand) error {
+	w := r.w
+	c, err := r.open(id)
+	if err != nil {
+		return err
+	}
+	m := kvmap.New(c, KVStream)
+	r.kvMaps = append(r.kvMaps, m)
+	var seq uint64 // the client's Append calls so far: a Put makes one
+	one := func(i int) error {
+		if err := r.think(rng); err != nil {
+			return err
+		}
+		key := fmt.Sprintf("k%d", rng.IntN(kvKeys))
+		if !slices.Contains(r.kvKeys, key) {
+			r.kvKeys = append(r.kvKeys, key)
+			slices.Sort(r.kvKeys)
+		}
+		if rng.IntN(2) == 0 {
+			value := fmt.Sprintf("kv%d-%d", id, i)
+			seq++
+			_, op, _ := r.recordOp(id, OpPut, 0, identify(c.Writer(), seq, kvUpdate(key, value)), func(ctx context.Context) (storage.Address, string, error) {
+				return 0, "", m.Put(ctx, key, value)
+			})
+			r.h.Ops[op].Streams = []corfu.StreamID{KVStream}
+			return nil
+		}
+		ctx, cancel := r.s.WithTimeout(r.bg, w.OpTimeout)
+		defer cancel()
+		_, _, _ = m.Get(ctx, key) // NB: checked by convergence, after the final pass
+		return nil
+	}
+	for i := range w.KVOps {
+		if err := one(i); err != nil {
+			return err
+		}
+	}
+	if err := r.untilHeal(); err != nil {
+		return err
+	}
+	for i := range w.HealedReads {
+		if err := one(w.KVOps + i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kvUpdate is how kvmap lays out a Put of key and value in its entry: the
+// key's length (uvarint), the key, the value.
+func kvUpdate(key, value string) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(key)))
+	return append(append(b, key...), value...)
+}
+
+// checkKV checks, at the end of the final pass, that every kvmap replica
+// converges to the map the log holds: the updates of KVStream the final
+// pass read, applied in log order. A fresh replica on the final client c
+// must too. A replica whose stream was trimmed below it cannot sync, and
+// is left out.
+func (r *run) checkKV(client int, c *corfu.Client) {
+	if len(r.kvMaps) == 0 || slices.ContainsFunc(r.h.Ops, func(o Op) bool { return o.Kind == OpTrim }) {
+		return // NB: a trimmed update leaves the log and the replicas that applied it
+	}
+	want := map[string]string{}
+	for i := range r.h.Ops {
+		o := &r.h.Ops[i]
+		if o.Client != client || o.Kind != OpRead || o.Outcome != OK || !slices.Contains(o.Streams, KVStream) {
+			continue
+		}
+		b := []byte(payload(o.Value))
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			continue
+		}
+		want[string(b[k:k+int(n)])] = string(b[k+int(n):])
+	}
+	replicas := append(slices.Clone(r.kvMaps), kvmap.New(c, KVStream))
+	for i, m := range replicas {
+		ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
+		err := m.Sync(ctx)
+		for _, key := range r.kvKeys {
+			if err != nil {
+				break
+			}
+			var got string
+			var ok bool
+			got, ok, err = m.Get(ctx, key)
+			if w, wok := want[key]; err == nil && (got != w || ok != wok) {
+				r.kvDiverged = append(r.kvDiverged, fmt.Sprintf("replica %d of %d: key %q is %q (present %v), the log says %q (present %v)",
+					i+1, len(replicas), key, got, ok, w, wok))
+			}
+		}
+		cancel()
+		if err != nil && !errors.Is(err, corfu.ErrTrimmed) {
+			r.kvDiverged = append(r.kvDiverged, fmt.Sprintf("replica %d of %d did not sync after the heal: %v", i+1, len(replicas), err))
+		}
+	}
+}
+
 // finalPass reads every address handed out, once all clients are done, so
 // that no acknowledged append goes unchecked (L4).
 func (r *run) finalPass() {
@@ -666,8 +1011,9 @@ func (r *run) finalPass() {
 			return err
 		}
 		for a := range tail {
-			r.record(id, OpRead, a, "", readOp(c, a))
+			r.read(id, c, a)
 		}
+		r.checkKV(id, c)
 		return nil
 	})
 	if err := r.s.Run(); err != nil {
@@ -701,6 +1047,7 @@ func (r *run) collect() {
 func (r *run) check() {
 	res, w, lv := &r.res, r.w, r.o.Liveness
 	res.Violations = Check(r.h, r.cl.Monitor)
+	res.Violations = append(res.Violations, CheckStored(r.h, r.cl.Monitor)...)
 	if res.Err == nil {
 		// NB: only after a complete final pass, which leaves every chain
 		// complete.
@@ -723,6 +1070,9 @@ func (r *run) check() {
 	})
 	res.Violations = append(res.Violations, live.Violations...)
 	res.EpochChanges, res.Unseen = live.EpochChanges, live.Unseen
+	for _, d := range r.kvDiverged {
+		res.Violations = append(res.Violations, Violation{Invariant: "S16", Detail: "kvmap: " + d})
+	}
 	if r.healedReconfig != nil {
 		res.Violations = append(res.Violations, Violation{Invariant: "L2",
 			Detail: fmt.Sprintf("no new epoch committed after the heal: %v", r.healedReconfig)})
@@ -744,11 +1094,18 @@ func (r *run) check() {
 // clientNode is the network node of the workload's client id.
 func clientNode(id int) transport.NodeID { return transport.NodeID(fmt.Sprintf("client%d", id)) }
 
-func readOp(c *corfu.Client, addr storage.Address) func(ctx context.Context) (storage.Address, string, error) {
-	return func(ctx context.Context) (storage.Address, string, error) {
+// read reads addr with c and records it, the entry's streams included.
+func (r *run) read(client int, c *corfu.Client, addr storage.Address) {
+	var streams []corfu.StreamID
+	_, op, _ := r.recordOp(client, OpRead, addr, "", func(ctx context.Context) (storage.Address, string, error) {
 		e, err := c.Read(ctx, addr)
-		return addr, string(e.Data), err
-	}
+		if err != nil {
+			return addr, "", err
+		}
+		streams = e.Streams
+		return addr, identify(e.Writer, e.Seq, e.Data), nil
+	})
+	r.h.Ops[op].Streams = streams
 }
 
 // outcome classifies a client call's error for the history.
@@ -765,7 +1122,7 @@ func outcome(kind OpKind, err error) Outcome {
 		return Unwritten
 	case errors.Is(err, corfu.ErrTrimmed):
 		return Trimmed
-	case kind == OpAppend && errors.Is(err, corfu.ErrUnknownOutcome):
+	case (kind == OpAppend || kind == OpPut) && errors.Is(err, corfu.ErrUnknownOutcome):
 		return Unknown
 	case kind == OpTrim && !errors.Is(err, corfu.ErrBeyondTail) && !errors.Is(err, corfu.ErrInvalidAddress):
 		// A trim that gave up may have reached some units already.

@@ -148,10 +148,13 @@ func drawFaults(seed uint64) faultDraws {
 	d.drop = 0.3 * r.Float64()
 	d.dup, d.late = 0.5*r.Float64(), ms(10, 2000)
 	d.reorder = 0.2 * r.Float64()
-	for range countKinds {
+	for range countKinds[:len(countKinds)-1] {
 		d.counts = append(d.counts, 1+r.IntN(3))
 	}
 	d.reconfigs = 1 + r.IntN(3)
+	// NB: kinds added since draw from a stream of their own, so that the
+	// draws above stay what they were.
+	d.counts = append(d.counts, 1+rand.New(rand.NewPCG(seed, 0xa3e51a)).IntN(2))
 	return d
 }
 
@@ -160,11 +163,12 @@ func drawFaults(seed uint64) faultDraws {
 var countKinds = []sim.FaultKind{
 	sim.FaultClog, sim.FaultSwizzle, sim.FaultPartition, sim.FaultAsymmetric, sim.FaultBridge, sim.FaultFlap,
 	sim.FaultBlackout, sim.FaultOutage, sim.FaultPause, sim.FaultCrash, sim.FaultClock, sim.FaultReformat,
+	sim.FaultAmnesia,
 }
 
 func countFields(f *sim.FaultConfig) []*int {
 	return []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
-		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks, &f.Reformats}
+		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks, &f.Reformats, &f.Amnesias}
 }
 
 // applyFaults makes o inject exactly the kinds of fault in on: a kind the
