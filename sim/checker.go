@@ -138,8 +138,8 @@ type Monitor struct {
 	tokens []tokenSpan // disjoint, sorted by start
 	// tokenEpoch is the newest epoch any tokens were handed out in.
 	tokenEpoch storage.Epoch
-	kept   []Violation
-	count  int
+	kept       []Violation
+	count      int
 
 	// epochs lists the epochs committed anywhere, increasing, and
 	// projections the first projection committed for each (S9).
