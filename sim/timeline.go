@@ -336,7 +336,7 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 
 // opRefRE matches an operation as Op.String formats it inside a
 // violation's Detail: its ID, its client and its kind (any OpKind's name).
-var opRefRE = regexp.MustCompile(`#(\d+) c(\d+) [a-z][a-z-]* addr=`)
+var opRefRE = regexp.MustCompile(`#(\d+) c(\d+) [a-z][a-z-]* [a-z]+=`)
 
 // findFocus returns the first violation of res that is not a warning, with
 // the operations it involves, or nil if there is none or it involves no
@@ -399,12 +399,15 @@ func violationOps(v Violation, h *History) []*Op {
 	return out
 }
 
-// addressRule reports whether violations of inv carry the global address
-// they concern in Addr. The liveness rules and S9 (projections) carry none,
-// and S8 carries a unit's local address.
+// addressRule reports whether violations of inv that name no operation
+// concern the global address in their Addr: those the Monitor finds online
+// about one address, and Lin. The rules checked on the history name their
+// operations; the others (S8 gives a unit's local address, S9 and the
+// liveness rules none, S16 about a kvmap replica none) are not about one
+// global address.
 func addressRule(inv string) bool {
 	switch inv {
-	case "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S10", "S11", "S12", "S13", "S14", "S16", "Lin":
+	case "S1", "S6", "S7", "S10", "Lin":
 		return true
 	}
 	return false
@@ -488,8 +491,9 @@ func (t *timeline) recordedFaults(res Result, tasks map[string]string) []FaultSp
 	return out
 }
 
-// nodeNameRE matches the names the simulator gives its nodes.
-var nodeNameRE = regexp.MustCompile(`^(?:(?:client|layout|unit|spare)\d+|seq)$`)
+// nodeNameRE matches the names the simulator gives its nodes ("seq1" is
+// the standby sequencer).
+var nodeNameRE = regexp.MustCompile(`^(?:(?:client|layout|unit|spare)\d+|seq\d*)$`)
 
 // targetNodes returns the names in a FaultRecord's Target: a node
 // ("unit2"), a path ("client1->seq"), a pair ("unit0<->layout1"), groups
