@@ -138,20 +138,13 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		// NB: the old sequencer's stream tails are lost with it: rebuild
 		// them from the log itself, under the sealed projection (which the
 		// next one preserves below the tail). Only what the units hold can
-		// be in a stream. The scan covers every address the old sequencer
-		// may have handed out, [written, tail) too: a writer that got one
-		// there before the seal may have reached its head, and its entry
-		// must be completed and join the stream tails, or filled, before
-		// the next sequencer hands out anything (and before agreeing, so
-		// that once the next epoch is committed its sequencer follows at
-		// once).
+		// be in a stream. This comes before agreeing, so that once the
+		// next epoch is committed its sequencer follows at once. It reads
+		// no higher than what the units hold: below that, every
+		// reconfiguration of this epoch maps addresses as cur does.
 		under := cur.Clone()
 		under.Epoch = epoch // the units are sealed at epoch now
-		from := tail
-		if c.mut.BootstrapBeforeFill {
-			from = seal.written // mutant: [written, tail) is filled after the bootstrap, unmerged
-		}
-		if scan, err = c.scanStreamTails(ctx, under, from, seal.blank); err != nil {
+		if scan, err = c.scanStreamTails(ctx, under, seal.written, seal.blank); err != nil {
 			return nil, fail(fmt.Errorf("rebuilding stream tails: %w", err))
 		}
 		tails = scan.tails()
@@ -161,14 +154,30 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		return nil, fail(err)
 	}
 	c.install(chosen)
-	if scan != nil && len(scan.deferred) > 0 {
-		// NB: the holes the scan left in chains with a blank unit are
-		// filled now, once a committed projection has taken the blank
-		// units out of them (a blank head may have held, and lost, a write
-		// there). The units are sealed past every writer of the old epoch,
-		// so the fill finds either an entry a survivor completed or
-		// nothing.
-		for _, a := range scan.deferred {
+	if !chosen.Equal(next) {
+		// NB: the winner completes its own reconfiguration, sequencer
+		// included; this one's view of the tail may be another.
+		return chosen, fail(ErrReconfigLost)
+	}
+	if scan != nil {
+		// NB: what the scan could not settle before the commit is settled
+		// now, under the committed projection and before the sequencer
+		// hands out anything, and joins the stream tails:
+		//  - the holes it left in chains with a blank unit (a blank head
+		//    may have held, and lost, a write there), now that the
+		//    committed projection takes the blank units out of them;
+		//  - if the sequencer restarted from its reservation mark,
+		//    [written, tail): addresses it may have handed out, which no
+		//    reached unit holds but a writer may have got to a head.
+		// The units are sealed past every writer of the old epoch, so a
+		// fill finds an entry some replica holds, or nothing.
+		gap := scan.deferred
+		if seal.lost && !c.mut.BootstrapBeforeFill {
+			for a := seal.written; a < tail; a++ {
+				gap = append(gap, a)
+			}
+		}
+		for _, a := range gap {
 			data, err := c.fillSealed(ctx, a)
 			if err != nil {
 				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
@@ -184,17 +193,16 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
 		return chosen, fail(fmt.Errorf("bootstrapping the sequencer: %w", err))
 	}
-	c.joinBlanks(ctx, chosen, seal, blanks, epoch)
 	if c.mut.BootstrapBeforeFill && seal.lost {
+		// mutant: the gap is filled with the log running again, and what
+		// the fill finds never reaches the stream tails
 		for a := seal.written; a < tail; a++ {
 			if _, err := c.fillSealed(ctx, a); err != nil {
 				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
 			}
 		}
 	}
-	if !chosen.Equal(next) {
-		return chosen, fail(ErrReconfigLost)
-	}
+	c.joinBlanks(ctx, chosen, seal, blanks, epoch)
 	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
 	return chosen, nil
 }
