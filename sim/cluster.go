@@ -352,6 +352,18 @@ func (c *Cluster) inChain(global storage.Address, node projection.NodeID) bool {
 	return slices.Contains(loc.Chain, node)
 }
 
+// SetMutants switches mutants on (see Mutants), registering them for the
+// layout servers' acceptors too (mutant.AcceptorSkipsEpochs is looked up
+// by the acceptor itself).
+func (c *Cluster) SetMutants(s mutant.Set) {
+	c.Mutants = s
+	if s.Any() {
+		for _, a := range c.Layouts {
+			c.unregister = append(c.unregister, mutant.Register(a, s))
+		}
+	}
+}
+
 // Close releases what the cluster registered for its mutants.
 func (c *Cluster) Close() {
 	for _, f := range c.unregister {

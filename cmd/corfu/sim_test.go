@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -342,5 +343,36 @@ func TestScenarioExpanded(t *testing.T) {
 			fresh.Liveness.MaxEpochChanges = 0
 			assert.Equal(t, fresh.Expanded().Liveness, o.Liveness, "%v seed %d: liveness bounds fit the clients", args, seed)
 		}
+	}
+}
+
+var flagAllFaults = flag.Int("sim.allfaults", 0, "number of seeds TestSimAllFaults sweeps with every kind of fault (default 2000; 100 with -short)")
+
+// TestSimAllFaults sweeps seeds as corfu sim --faults all does, so that
+// every run injects every kind of fault of the catalog at once, beside the
+// seed-chosen mixes of sim's TestSim. -sim.allfaults=N sets the number of
+// seeds; a failing seed replays with corfu sim --faults all --seed N.
+func TestSimAllFaults(t *testing.T) {
+	n := *flagAllFaults
+	if n == 0 {
+		n = 2000
+		if testing.Short() {
+			n = 100
+		}
+	}
+	sc := scenarioFor(t, "--faults", "all")
+	res := sim.Sweep(sim.Seeds(1, n), 0, sc.options, nil)
+	for i, r := range res.Failures() {
+		if i == 5 {
+			t.Errorf("... and %d more failing seeds", len(res.FailedSeeds)-5)
+			break
+		}
+		t.Errorf("seed %d: %v\nreproduce: go run ./cmd/corfu sim --faults all --seed %d", r.Seed, r.Err, r.Seed)
+	}
+	if len(res.FailedSeeds) > 0 {
+		t.Errorf("%d of %d seeds failed with every kind of fault: %v", len(res.FailedSeeds), n, res.FailedSeeds)
+	}
+	for _, k := range sim.FaultKinds() {
+		assert.Positive(t, res.Total.Faults[string(k)], "no %s fault in %d seeds", k, n)
 	}
 }
