@@ -27,6 +27,10 @@ var (
 	// of its own. The error returned wraps ErrRemote and keeps the remote
 	// error's message.
 	ErrRemote = errors.New("transport: remote error")
+	// ErrNotDurable reports a request whose answer depended on state the
+	// server could not make durable (its Persister failed). The request may
+	// have changed the server's memory; the answer is withheld.
+	ErrNotDurable = errors.New("transport: state not made durable")
 )
 
 // MaxErrorBytes bounds the message text carried with an error. Encoders
@@ -67,11 +71,13 @@ var errorTable = []struct {
 	{34, projection.ErrStaleEpoch},
 	{35, projection.ErrRejected},
 	{36, projection.ErrConflict},
+	{37, projection.ErrEpochGap},
 
 	{48, ErrMalformed},
 	{49, ErrWrongRole},
 	{50, ErrUnreachable},
 	{51, ErrRemote}, // the catch-all: errors that match no other entry
+	{52, ErrNotDurable},
 }
 
 // codeRemote is the wire code of ErrRemote.

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
@@ -19,6 +20,34 @@ type Server struct {
 	Unit      storage.Unit
 	Sequencer *sequencer.Sequencer
 	Layout    *projection.Acceptor
+	// Persist, if not nil, makes the sequencer's and the layout server's
+	// state durable: after a request changed state that its answer depends
+	// on (the sequencer's reservation mark, the acceptor's promise, accepted
+	// value or committed projection), the Server hands that state to
+	// Persist and sends the answer only once Persist returned. If Persist
+	// fails, the answer is ErrNotDurable, and the host must stop serving
+	// until it restarted from what it had persisted. A nil Persist keeps
+	// everything in memory, as the in-process and simulated hosts do.
+	// (Storage units make their own state durable.)
+	Persist Persister
+
+	// NB: with a Persister, each role's calls run one at a time, from
+	// the state change to the save, so that saves happen in state order.
+	seqMu, layoutMu sync.Mutex
+	savedMark       storage.Address
+	markSaved       bool
+}
+
+// Persister saves the state a role's answers depend on; see Server.Persist.
+// A durable host writes it to stable storage (write, fsync, rename) before
+// returning.
+type Persister interface {
+	// SaveMark saves the sequencer's reservation mark (sequencer.Mark); a
+	// restarted sequencer gets it as Config.Floor, with Config.Recovered.
+	SaveMark(mark storage.Address) error
+	// SaveLayout saves the layout server's acceptor state; a restarted one
+	// is projection.RestoreAcceptor(st).
+	SaveLayout(st projection.AcceptorState) error
 }
 
 // Handle serves req with the role its Op names and returns the answer. It
@@ -92,6 +121,25 @@ func (s *Server) unit(req *Request) *Response {
 }
 
 func (s *Server) sequencer(req *Request) *Response {
+	if s.Persist == nil {
+		return s.sequencerStep(req)
+	}
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	resp := s.sequencerStep(req)
+	// NB: persist, then reply: a token above a mark that is not durable
+	// could be handed out again after a restart.
+	if mark := s.Sequencer.Mark(); !s.markSaved || mark != s.savedMark {
+		if err := s.Persist.SaveMark(mark); err != nil {
+			return &Response{Err: fmt.Errorf("%w: sequencer mark %d: %v", ErrNotDurable, mark, err)}
+		}
+		s.savedMark, s.markSaved = mark, true
+	}
+	return resp
+}
+
+// sequencerStep runs req on the sequencer.
+func (s *Server) sequencerStep(req *Request) *Response {
 	resp := new(Response)
 	switch req.Op {
 	case OpToken:
@@ -117,6 +165,32 @@ func (s *Server) sequencer(req *Request) *Response {
 }
 
 func (s *Server) layout(req *Request) *Response {
+	if s.Persist == nil || req.Op == OpGetLayout {
+		return s.layoutStep(req)
+	}
+	s.layoutMu.Lock()
+	defer s.layoutMu.Unlock()
+	before := s.Layout.State()
+	resp := s.layoutStep(req)
+	// NB: persist, then reply: Paxos is safe only if a promise or an
+	// accepted value outlives a restart of the acceptor that gave it.
+	if after := s.Layout.State(); !sameAcceptorState(before, after) {
+		if err := s.Persist.SaveLayout(after); err != nil {
+			return &Response{Err: fmt.Errorf("%w: layout state: %v", ErrNotDurable, err)}
+		}
+	}
+	return resp
+}
+
+// sameAcceptorState reports whether a and b are one state.
+func sameAcceptorState(a, b projection.AcceptorState) bool {
+	return a.Promised == b.Promised && a.AcceptedRank == b.AcceptedRank &&
+		a.Latest.Equal(b.Latest) && (a.Accepted == nil) == (b.Accepted == nil) &&
+		(a.Accepted == nil || a.Accepted.Equal(b.Accepted))
+}
+
+// layoutStep runs req on the acceptor.
+func (s *Server) layoutStep(req *Request) *Response {
 	resp := new(Response)
 	switch req.Op {
 	case OpGetLayout:

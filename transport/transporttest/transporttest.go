@@ -74,8 +74,9 @@ var sentinels = []error{
 	storage.ErrInvalidAddress, storage.ErrNilData, storage.ErrBlank, storage.ErrNotBlank,
 	sequencer.ErrNotReady, sequencer.ErrInvalid,
 	projection.ErrInvalid, projection.ErrNoSegment, projection.ErrStaleEpoch,
-	projection.ErrRejected, projection.ErrConflict,
+	projection.ErrRejected, projection.ErrConflict, projection.ErrEpochGap,
 	transport.ErrWrongRole, transport.ErrUnreachable, transport.ErrMalformed, transport.ErrRemote,
+	transport.ErrNotDurable,
 }
 
 // sameError checks that got, from the Caller, is the error want, from the
