@@ -15,7 +15,8 @@
 //
 // Package corfutest builds a whole cluster in process (layout servers, a
 // sequencer, in-memory storage units in chains of two), and its Config names
-// them; a production client names its servers in a Config of its own.
+// them; a client of another cluster names its servers and transport in a
+// Config of its own.
 //
 //	cluster, err := corfutest.New(corfutest.Options{})
 //	...

@@ -8,7 +8,7 @@ import (
 )
 
 // NodeID names a server: a storage unit, the sequencer or a layout server.
-// Over TCP it is the server's address; in process it is any unique name.
+// It is any name unique in the cluster; the transport maps it to the node.
 type NodeID string
 
 // Chain is one replica chain, head first. A write goes to every replica in

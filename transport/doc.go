@@ -6,8 +6,8 @@
 // stubs UnitClient, SequencerClient and LayoutClient turn a Caller into the
 // interfaces of the storage, sequencer and projection packages, so a client
 // uses a remote unit as it would a local one. Package inproc is an
-// in-process network; a TCP one sends the same messages as length-prefixed
-// frames.
+// in-process network, which encodes and decodes every message with this
+// package's codec; it is the only network so far (a TCP one is planned).
 //
 // # Errors
 //

@@ -1,7 +1,7 @@
 // Package storagetest provides a conformance suite for storage.Unit
-// implementations: the in-memory unit, transport stubs that reach a unit over
-// a network, and durable units all run the same Run, so that errors.Is gives
-// the same answer through every path.
+// implementations: the in-memory unit and the transport stubs that reach a
+// unit over a network run the same Run (as every later implementation
+// must), so that errors.Is gives the same answer through every path.
 package storagetest
 
 import (

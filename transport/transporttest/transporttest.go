@@ -1,7 +1,7 @@
 // Package transporttest provides a conformance suite for transport.Caller
-// implementations. The in-process network and the TCP transport run the same
-// Run, so that every operation, every sentinel error and every guarantee
-// about memory and contexts holds the same over each of them.
+// implementations. Every Caller runs the same Run (today the in-process
+// network), so that every operation, every sentinel error and every
+// guarantee about memory and contexts holds the same over each of them.
 package transporttest
 
 import (
