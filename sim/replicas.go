@@ -63,7 +63,7 @@ func (c *Cluster) CheckReplicas(h *History) []Violation {
 				bad = "holds " + state.String() + ", not junk"
 			case !k.junk && state != storage.StateData:
 				bad = "holds " + state.String() + ", not the data read"
-			case !k.junk && !bytes.HasSuffix(data, []byte(k.value)):
+			case !k.junk && !bytes.HasSuffix(data, []byte(payload(k.value))):
 				bad = fmt.Sprintf("holds other data (%q)", data[:min(len(data), reportPrefixBytes)])
 			}
 			if bad != "" {
