@@ -534,8 +534,10 @@ func (c *Client) checkBelowTail(ctx context.Context, p *projection.Projection, a
 func (c *Client) Tail(ctx context.Context) (storage.Address, error) {
 	var tail storage.Address
 	err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
-		tail, err = c.tail(ctx, p)
-		return err
+		if tail, err = c.tail(ctx, p); err != nil {
+			return err
+		}
+		return c.confirmEpoch(ctx, p)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("corfu: tail: %w", err)
@@ -546,6 +548,40 @@ func (c *Client) Tail(ctx context.Context) (storage.Address, error) {
 func (c *Client) tail(ctx context.Context, p *projection.Projection) (storage.Address, error) {
 	tok, err := c.next(ctx, p, 0, nil)
 	return tok.Start, err
+}
+
+// confirmEpoch checks that p is still the current projection, after its
+// sequencer answered a query (a tail, a stream's tail) that nothing else
+// fences: a sequencer that a reconfiguration could not seal (it was cut
+// off, and the reconfiguration moved or replaced it) keeps answering in
+// its old epoch, with a tail that may lie below appends acknowledged
+// since. Such a reconfiguration had to seal every chain head of p's open
+// segment (see seal), so a head that answers at p's epoch confirms it, and
+// one sealed past it answers with a *storage.SealedError, which sends the
+// caller to a newer projection. A blank or unreachable head is skipped for
+// the next; if none answers, the round is retried with backoff.
+func (c *Client) confirmEpoch(ctx context.Context, p *projection.Projection) error {
+	return c.retry(ctx, func() error { return c.confirmOnce(ctx, p) })
+}
+
+// confirmOnce is one round of confirmEpoch.
+func (c *Client) confirmOnce(ctx context.Context, p *projection.Projection) error {
+	var err error
+	for _, chain := range p.Segments[len(p.Segments)-1].Stripes {
+		node := chain[0]
+		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+		// NB: a seal at the epoch a unit has is a no-op that answers
+		// with its epoch; a unit behind it is moved up to it, which
+		// holding a committed p entitles the client to (see unitDo).
+		_, err = u.Seal(ctx, p.Epoch)
+		if err == nil || errors.As(err, new(*storage.SealedError)) || ctx.Err() != nil {
+			return err
+		}
+	}
+	if errors.Is(err, storage.ErrBlank) {
+		err = fmt.Errorf("%w: %w", errRetry, err) // a reconfiguration will take it out
+	}
+	return err
 }
 
 // token asks the sequencer for n addresses in the current epoch, and

@@ -346,3 +346,37 @@ func TestAppendMeetsItsOwnDuplicate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, c.Writer(), e.Writer)
 }
+
+// TestStaleSequencerTail: a reconfiguration moves the sequencer while the
+// old one is cut off, so its seal misses it; the old one keeps answering in
+// the old epoch. A client still holding the old projection must not take
+// its tail (below an append acknowledged since) or its stream tails (which
+// miss that append) for current.
+func TestStaleSequencerTail(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+	require.NoError(t, err)
+	cl.Net.Register("seq2", &transport.Server{Sequencer: sequencer.New(sequencer.Config{})})
+	stale := openWith(t, cl, cl.Net, mutant.Set{})
+	_, err = stale.Append(ctx, []byte("before"), 5)
+	require.NoError(t, err)
+
+	netR := &faultNet{next: cl.Net}
+	netR.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if to == "seq" {
+			return refuse // the old sequencer is cut off from the reconfiguration
+		}
+		return pass
+	})
+	r := openWith(t, cl, netR, mutant.Set{})
+	_, err = r.Reconfigure(ctx, corfu.MoveSequencer("seq2"))
+	require.NoError(t, err)
+	acked, err := r.Append(ctx, []byte("after"), 5)
+	require.NoError(t, err)
+
+	require.Equal(t, storage.Epoch(0), stale.Projection().Epoch)
+	tail, err := stale.Tail(ctx)
+	require.NoError(t, err)
+	require.Greater(t, tail, acked, "the tail is past every acknowledged append")
+	require.Len(t, syncAll(t, stale, 5), 2, "a stream read sees the append made in the new epoch")
+}

@@ -50,8 +50,10 @@ func (s *Stream) Append(ctx context.Context, data []byte) (storage.Address, erro
 func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	var tok sequencer.Token
 	err := s.c.withEpoch(ctx, func(p *projection.Projection) (err error) {
-		tok, err = s.c.next(ctx, p, 0, []StreamID{s.id})
-		return err
+		if tok, err = s.c.next(ctx, p, 0, []StreamID{s.id}); err != nil {
+			return err
+		}
+		return s.c.confirmEpoch(ctx, p)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("corfu: stream %d: %w", s.id, err)
