@@ -36,7 +36,7 @@ func New(c *corfu.Client, id corfu.StreamID) *Map {
 // returns once the update is in the log; other replicas see it on their next
 // Get. Its errors are Append's.
 func (m *Map) Put(ctx context.Context, key, value string) error {
-	_, err := m.stream.Append(ctx, encode(key, value))
+	_, err := m.stream.Append(ctx, EncodeUpdate(key, value))
 	return err
 }
 
@@ -64,7 +64,7 @@ func (m *Map) Sync(ctx context.Context) error {
 		return err
 	}
 	for _, e := range entries {
-		k, v, err := decode(e.Data)
+		k, v, err := DecodeUpdate(e.Data)
 		if err != nil {
 			return fmt.Errorf("%w at address %d: %v", ErrCorrupt, e.Address, err)
 		}
@@ -73,15 +73,17 @@ func (m *Map) Sync(ctx context.Context) error {
 	return nil
 }
 
-// encode lays an update out as the key's length (uvarint), the key, the
-// value.
-func encode(key, value string) []byte {
+// EncodeUpdate returns the entry payload of a Put of key and value: the
+// key's length (uvarint), the key, the value. A tool that checks a log
+// against its maps decodes it with DecodeUpdate.
+func EncodeUpdate(key, value string) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(key)))
 	b = append(b, key...)
 	return append(b, value...)
 }
 
-func decode(b []byte) (key, value string, err error) {
+// DecodeUpdate parses an entry payload that EncodeUpdate made.
+func DecodeUpdate(b []byte) (key, value string, err error) {
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n > uint64(len(b)-w) {
 		return "", "", errors.New("bad key length")
