@@ -334,15 +334,20 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	}
 	var tail storage.Address
 	open := len(cur.Segments) - 1
-	headReached := true // every chain head of the open segment answered
+	headReached := true // every chain head of the open segment answered (the first replica not blank)
 	for si, seg := range cur.Segments {
 		for ci, chain := range seg.Stripes {
 			reached := false
 			if si == open {
-				// NB: a blank head holds nothing: whatever it took and
-				// nobody else has is gone, so it bounds nothing either.
-				_, ok := localTails[chain[0]]
-				headReached = headReached && (ok || slices.Contains(blank, chain[0]))
+				// NB: the head holds every write any replica holds. A
+				// blank head holds nothing (whatever only it took is
+				// gone), so the first replica after the blank ones is
+				// the bound instead.
+				first := slices.IndexFunc(chain, func(n projection.NodeID) bool { return !slices.Contains(blank, n) })
+				if first >= 0 {
+					_, ok := localTails[chain[first]]
+					headReached = headReached && ok
+				}
 			}
 			for _, node := range chain {
 				lt, ok := localTails[node]
