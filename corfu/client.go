@@ -556,26 +556,32 @@ func (c *Client) tail(ctx context.Context, p *projection.Projection) (storage.Ad
 // off, and the reconfiguration moved or replaced it) keeps answering in
 // its old epoch, with a tail that may lie below appends acknowledged
 // since. Such a reconfiguration had to seal every chain head of p's open
-// segment (see seal), so a head that answers at p's epoch confirms it, and
-// one sealed past it answers with a *storage.SealedError, which sends the
-// caller to a newer projection. A blank or unreachable head is skipped for
-// the next; if none answers, the round is retried with backoff.
+// segment (see seal; a blank head's place is taken by the first replica
+// after it that is not blank), so a head that answers at p's epoch confirms
+// it, and one sealed past it answers with a *storage.SealedError, which
+// sends the caller to a newer projection. An unreachable head is skipped
+// for the next chain's; if none answers, the round is retried with backoff.
 func (c *Client) confirmEpoch(ctx context.Context, p *projection.Projection) error {
 	return c.retry(ctx, func() error { return c.confirmOnce(ctx, p) })
 }
 
-// confirmOnce is one round of confirmEpoch.
+// confirmOnce is one round of confirmEpoch. In each chain it asks the
+// first replica that is not blank (the one a seal must reach).
 func (c *Client) confirmOnce(ctx context.Context, p *projection.Projection) error {
 	var err error
 	for _, chain := range p.Segments[len(p.Segments)-1].Stripes {
-		node := chain[0]
-		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
-		// NB: a seal at the epoch a unit has is a no-op that answers
-		// with its epoch; a unit behind it is moved up to it, which
-		// holding a committed p entitles the client to (see unitDo).
-		_, err = u.Seal(ctx, p.Epoch)
-		if err == nil || errors.As(err, new(*storage.SealedError)) || ctx.Err() != nil {
-			return err
+		for _, node := range chain {
+			u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+			// NB: a seal at the epoch a unit has is a no-op that answers
+			// with its epoch; a unit behind it is moved up to it, which
+			// holding a committed p entitles the client to (see unitDo).
+			_, err = u.Seal(ctx, p.Epoch)
+			if err == nil || errors.As(err, new(*storage.SealedError)) || ctx.Err() != nil {
+				return err
+			}
+			if !errors.Is(err, storage.ErrBlank) {
+				break // unreachable: try the next chain
+			}
 		}
 	}
 	if errors.Is(err, storage.ErrBlank) {
