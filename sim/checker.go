@@ -335,6 +335,29 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 	m.notify(found)
 }
 
+// Wiped records that node lost everything it stored (it came back with an
+// empty disk, fault reformat): what it held there no longer counts as
+// stored, so an address that only it ever held is free again (S1, S10).
+// Copies on other replicas stay.
+func (m *Monitor) Wiped(node projection.NodeID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.addrs {
+		kept := s.things[:0]
+		for _, t := range s.things {
+			t.others = slices.DeleteFunc(t.others, func(n projection.NodeID) bool { return n == node })
+			if t.node == node {
+				if len(t.others) == 0 {
+					continue // held by node alone: gone
+				}
+				t.node, t.others = t.others[0], t.others[1:]
+			}
+			kept = append(kept, t)
+		}
+		s.things = kept
+	}
+}
+
 // Tokens records that the sequencer handed out the n addresses from start in
 // epoch: call it for every successful token request, with n = 0 for a request
 // that only asked for the tail. It checks S10: no address is handed out

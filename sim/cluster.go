@@ -292,6 +292,9 @@ func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 		c.replaceSequencer(node, sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers}))
 	}
 	if srv.Unit != nil {
+		if kind == FaultReformat {
+			c.Monitor.Wiped(node)
+		}
 		d := c.Disk
 		if d == nil {
 			d = MemoryDisk{}
