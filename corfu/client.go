@@ -130,8 +130,10 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 // chain, head first. tokEpoch is the epoch whose sequencer handed addr out.
 //
 // A token belongs to its epoch. On a seal, writeChain refreshes the
-// projection and looks at the head under the new epoch, which fences every
-// write of the old one: if the head holds the entry, the chain is completed
+// projection and looks at the head under the new epoch (even if it wrote
+// the head before: the new epoch's head may be another unit, or the same
+// one back blank), which fences every write of the old one: if the head
+// holds the entry, the chain is completed
 // at addr (abandoning a partly written entry for a fresh token would leave
 // it at two addresses); if the head holds nothing, the entry is nowhere and
 // addr is given up (errLostRace) for a fresh token: the new epoch's
@@ -142,16 +144,20 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 	// sent and not refused, or our own entry found there. From then on,
 	// giving up leaves the outcome unknown.
 	stored := false
-	headHas := false // the head of the chain is known to hold our entry
+	// headSeen is the epoch in which the chain's head was last known to
+	// hold our entry (we wrote it, or read it there). NB: it must be the
+	// current epoch: a head of an older one may have been replaced, or may
+	// have come back blank and rejoined, since.
+	headSeen := tokEpoch
 	err := c.withEpoch(ctx, func(p *projection.Projection) error {
 		loc, err := p.Locate(addr)
 		if err != nil {
 			return err
 		}
-		if p.Epoch > tokEpoch && !headHas && !c.mut.CarryToken {
+		if p.Epoch > headSeen && !c.mut.CarryToken {
 			switch got, err := c.unitRead(ctx, p, loc.Chain[0], loc.Local); {
 			case err == nil && c.ours(got, id, payload):
-				headHas = true
+				headSeen = p.Epoch
 			case err == nil, errors.Is(err, storage.ErrJunk), errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrTrimmed):
 				// NB: the head is sealed at p.Epoch: no write of tokEpoch
 				// can land there any more, and no replica after the head
@@ -204,7 +210,7 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 				return err
 			}
 			if i == 0 {
-				headHas = true
+				headSeen = p.Epoch
 			}
 			if c.mut.AckBeforeLast {
 				return nil // mutant: acknowledged before the chain is complete

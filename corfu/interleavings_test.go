@@ -380,3 +380,47 @@ func TestStaleSequencerTail(t *testing.T) {
 	require.Greater(t, tail, acked, "the tail is past every acknowledged append")
 	require.Len(t, syncAll(t, stale, 5), 2, "a stream read sees the append made in the new epoch")
 }
+
+// TestHeadBackBlankMidAppend: writer A's entry reaches the head, which then
+// comes back blank (its disk lost) before the rest of the chain has it; a
+// reconfiguration that cannot reach the sequencer takes the blank unit out
+// and starts a new sequencer at the units' tail, below A's address. A must
+// look at the head again in the new epoch, find its entry gone, and take a
+// fresh token: carrying on at the old address would put its entry where the
+// new sequencer's stream tails do not know it.
+func TestHeadBackBlankMidAppend(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+	require.NoError(t, err)
+	cl.Net.Register("seq2", &transport.Server{Sequencer: sequencer.New(sequencer.Config{})})
+	netA := &faultNet{next: cl.Net}
+	a := openWith(t, cl, netA, mutant.Set{})
+	first, err := a.Append(ctx, []byte("first"), 5)
+	require.NoError(t, err)
+
+	netR := &faultNet{next: cl.Net}
+	netR.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if to == "seq" {
+			return refuse
+		}
+		return pass
+	})
+	r := openWith(t, cl, netR, mutant.Set{})
+	var once sync.Once
+	netA.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if req.Op == transport.OpWrite && to == "unit1" {
+			once.Do(func() {
+				cl.Net.Register("unit0", &transport.Server{Unit: storage.NewBlank()})
+				_, err := r.Reconfigure(ctx, corfu.MoveSequencer("seq2"))
+				require.NoError(t, err)
+			})
+		}
+		return pass
+	})
+	second, err := a.Append(ctx, []byte("second"), 5)
+	require.NoError(t, err)
+	netA.setRule(nil)
+	third, err := r.Append(ctx, []byte("third"), 5)
+	require.NoError(t, err)
+	require.Equal(t, []storage.Address{first, second, third}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
+}
