@@ -420,6 +420,8 @@ func TestHeadBackBlankMidAppend(t *testing.T) {
 	second, err := a.Append(ctx, []byte("second"), 5)
 	require.NoError(t, err)
 	netA.setRule(nil)
+	_, err = r.Append(ctx, []byte("in no stream"))
+	require.NoError(t, err)
 	third, err := r.Append(ctx, []byte("third"), 5)
 	require.NoError(t, err)
 	require.Equal(t, []storage.Address{first, second, third}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
