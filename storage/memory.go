@@ -255,7 +255,9 @@ func (m *Memory) Fill(ctx context.Context, epoch Epoch, addr Address) error {
 
 // Trim drops whatever addr holds and leaves a tombstone, so that later reads,
 // writes and fills of addr return ErrTrimmed. Trimming a trimmed or unwritten
-// address succeeds. Trim does not lower the tail that Seal reports. It returns
+// address succeeds. A trim consumes addr: the tail that Seal reports is
+// above it afterwards, so that a sequencer rebuilt from the units' tails
+// never hands out a trimmed address (which no write could ever take). It returns
 // a *SealedError if epoch is older than the unit's, ErrFutureEpoch if it is
 // newer and ErrInvalidAddress if addr is at or above MaxAddress. ctx is
 // ignored.
@@ -270,12 +272,14 @@ func (m *Memory) Trim(ctx context.Context, epoch Epoch, addr Address) error {
 	}
 	old, _ := m.index.ReplaceOrInsert(slot{addr: addr, state: StateTrimmed})
 	m.storedBytes -= len(old.data)
+	m.tail = max(m.tail, addr+1)
 	return nil
 }
 
 // PrefixTrim trims every address below addr and frees what they held. The
 // trim mark only moves up: a PrefixTrim at or below the current mark succeeds
-// and changes nothing. PrefixTrim does not lower the tail that Seal reports.
+// and changes nothing. Like Trim, it consumes what it trims: the tail that
+// Seal reports is at least addr afterwards.
 // It returns a *SealedError if epoch is older than the unit's, ErrFutureEpoch
 // if it is newer and ErrInvalidAddress if addr is at or above MaxAddress. ctx
 // is ignored.
@@ -297,11 +301,12 @@ func (m *Memory) PrefixTrim(ctx context.Context, epoch Epoch, addr Address) erro
 		m.storedBytes -= len(s.data)
 	}
 	m.trimMark = addr
+	m.tail = max(m.tail, addr)
 	return nil
 }
 
 // Seal moves the unit to epoch and returns its local tail: one past the
-// highest address ever written or filled, 0 if none. From then on every
+// highest address ever written, filled or trimmed, 0 if none. From then on every
 // request with a smaller epoch gets a *SealedError. Sealing at the current
 // epoch again changes nothing and returns the tail. Seal returns a
 // *SealedError carrying the unit's epoch if epoch is older. A blank unit

@@ -133,7 +133,7 @@ func TestMemoryTrimFreesBytes(t *testing.T) {
 
 	require.NoError(t, m.PrefixTrim(ctx, 0, 100))
 	assert.Zero(t, m.StoredBytes())
-	assert.Equal(t, storage.Address(10), m.Tail(), "trimming does not lower the tail")
+	assert.Equal(t, storage.Address(100), m.Tail(), "trimming consumes what it trims: the tail rises to the mark")
 	m.Ascend(func(a storage.Address, _ storage.State, _ []byte) bool {
 		t.Errorf("address %d still stored after trimming everything", a)
 		return true
@@ -241,4 +241,21 @@ func BenchmarkMemoryRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestTrimRaisesSealTail: a trimmed address is consumed, written or not:
+// the tail a seal reports covers it, so a sequencer rebuilt from the units'
+// tails (its own state lost) never hands out an address no write can take.
+func TestTrimRaisesSealTail(t *testing.T) {
+	ctx := t.Context()
+	m := storage.NewMemory()
+	require.NoError(t, m.Write(ctx, 0, 0, []byte("x")))
+	require.NoError(t, m.Trim(ctx, 0, 6))
+	tail, err := m.Seal(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, storage.Address(7), tail, "a sparse trim above the written tail")
+	require.NoError(t, m.PrefixTrim(ctx, 1, 20))
+	tail, err = m.Seal(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, storage.Address(20), tail, "a prefix trim above the written tail")
 }

@@ -101,7 +101,8 @@ type Unit interface {
 	PrefixTrim(ctx context.Context, epoch Epoch, addr Address) error
 	// Seal moves the unit to epoch: from then on it refuses every request
 	// with a smaller epoch. It returns the unit's local tail, one past the
-	// highest address written or filled (0 if none). Sealing at the current
+	// highest address written, filled or trimmed (0 if none): every
+	// address below it may be taken, none at or above it is. Sealing at the current
 	// epoch again succeeds and returns the tail, so a retried seal is
 	// harmless; sealing at an older epoch gives a *SealedError.
 	Seal(ctx context.Context, epoch Epoch) (tail Address, err error)
