@@ -128,10 +128,11 @@ type Monitor struct {
 	// Monitor's lock held.
 	InChain func(global storage.Address, node projection.NodeID) bool
 	// ChainOf, if not nil, returns global's chain, head first, in the
-	// newest committed projection, for S7 (chain prefix): a replica stores
-	// a thing only after the replica before it in the chain has. It is
+	// projection of epoch (the one chosen for it, if known, else the
+	// newest known below it), for S7 (chain prefix): a replica stores a
+	// thing only after the replica before it in the chain has. It is
 	// called with the Monitor's lock held.
-	ChainOf func(global storage.Address) []projection.NodeID
+	ChainOf func(global storage.Address, epoch storage.Epoch) []projection.NodeID
 
 	mu     sync.Mutex
 	addrs  map[storage.Address]*stored
@@ -148,12 +149,31 @@ type Monitor struct {
 	// layoutEpochs is the newest epoch each layout server has answered a
 	// get-layout with.
 	layoutEpochs map[projection.NodeID]storage.Epoch
+	// tokenEnd is one past the highest address any sequencer handed out;
+	// resets lists the bootstraps below it (S11).
+	tokenEnd storage.Address
+	resets   []Reset
 }
 
-// committedAt is a projection committed at a layout server.
+// Reset is a bootstrap of a sequencer at a tail below addresses handed out
+// before: its predecessor could not be sealed (a reconfiguration moved the
+// sequencer away from a node it could not reach) or lost its reservation
+// mark (amnesia), so the tail came from the units, and addresses handed
+// out and never written are handed out again. Tails may go back across it
+// (S11), never below it.
+type Reset struct {
+	At    time.Duration // when the sequencer took the bootstrap, in virtual time since the start
+	Epoch storage.Epoch
+	Tail  storage.Address // the tail it was bootstrapped at
+	High  storage.Address // one past the highest address handed out before it
+}
+
+// committedAt is a projection committed at a layout server, or chosen
+// (node then says by which majority).
 type committedAt struct {
 	p    *projection.Projection
 	node projection.NodeID
+	how  string // "committed at" or "chosen by"
 }
 
 // stored is what the replicas hold at one global address: each distinct
@@ -174,6 +194,7 @@ type thing struct {
 	data   []byte
 	node   projection.NodeID
 	others []projection.NodeID // the other replicas that stored it
+	epoch  storage.Epoch       // the epoch of the request that stored it
 }
 
 // live reports whether a replica that still belongs to global's chain holds
@@ -193,11 +214,11 @@ func (m *Monitor) live(global storage.Address, t thing) bool {
 // prefix checks S7 for a store of held (nil if no replica held it yet) at
 // node: the replica before node in global's chain must hold it already.
 // m.mu is held.
-func (m *Monitor) prefix(global storage.Address, node projection.NodeID, held *thing, found []Violation) []Violation {
+func (m *Monitor) prefix(global storage.Address, node projection.NodeID, epoch storage.Epoch, held *thing, found []Violation) []Violation {
 	if m.ChainOf == nil {
 		return found
 	}
-	chain := m.ChainOf(global)
+	chain := m.ChainOf(global, epoch)
 	k := slices.Index(chain, node)
 	if k <= 0 {
 		return found // the head, or a replica outside the chain (see live)
@@ -207,7 +228,7 @@ func (m *Monitor) prefix(global storage.Address, node projection.NodeID, held *t
 		return found
 	}
 	return append(found, Violation{Invariant: "S7", Addr: global, Detail: fmt.Sprintf(
-		"%s stored before %s, the replica ahead of it in the chain %v, held it", node, prev, chain)})
+		"%s stored at epoch %d before %s, the replica ahead of it in the chain %v, held it", node, epoch, prev, chain)})
 }
 
 func (t thing) String() string {
@@ -242,10 +263,10 @@ func NewMonitor() *Monitor {
 }
 
 // Stored records that replica node now holds data at global address global:
-// call it after every successful write at a replica, with the raw bytes the
-// replica stored. It checks S1.
-func (m *Monitor) Stored(global storage.Address, node projection.NodeID, data []byte) {
-	t := thing{sum: sha256.Sum256(data), size: len(data), node: node}
+// call it after every successful write at a replica, with the epoch of the
+// request and the raw bytes the replica stored. It checks S1 and S7.
+func (m *Monitor) Stored(global storage.Address, node projection.NodeID, epoch storage.Epoch, data []byte) {
+	t := thing{sum: sha256.Sum256(data), size: len(data), node: node, epoch: epoch}
 	t.prefix = string(data[:min(len(data), reportPrefixBytes)])
 	if len(data) <= maxKeptBytes {
 		t.data = slices.Clone(data)
@@ -274,9 +295,46 @@ func (m *Monitor) Holds(global storage.Address, payload []byte) bool {
 }
 
 // Filled records that replica node junk-filled global address global: call it
-// after every successful fill at a replica. It checks S1 and S6.
-func (m *Monitor) Filled(global storage.Address, node projection.NodeID) {
-	m.observe(global, thing{junk: true, node: node})
+// after every successful fill at a replica, with the epoch of the request.
+// It checks S1, S6 and S7.
+func (m *Monitor) Filled(global storage.Address, node projection.NodeID, epoch storage.Epoch) {
+	m.observe(global, thing{junk: true, node: node, epoch: epoch})
+}
+
+// Returned checks S7 from the reader's side, for a read of global address
+// global that returned junk, or an entry that match recognises in its
+// stored form: what a read returns is committed, so the last replica of
+// the address's chain in the projection of epoch (the reader's) must hold
+// it already. A reader that returned what only the head holds (read there,
+// or found there by a fill that did not copy it down) breaks it: a
+// reconfiguration that drops the head may lose it.
+func (m *Monitor) Returned(global storage.Address, epoch storage.Epoch, junk bool, match func(stored []byte) bool, what string) {
+	m.mu.Lock()
+	if m.ChainOf == nil {
+		m.mu.Unlock()
+		return
+	}
+	chain := m.ChainOf(global, epoch)
+	if len(chain) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	last := chain[len(chain)-1]
+	held := false
+	if s := m.addrs[global]; s != nil {
+		for _, t := range s.things {
+			if t.junk == junk && (t.node == last || slices.Contains(t.others, last)) &&
+				(junk || t.size > maxKeptBytes || match(t.data)) {
+				held = true
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	if !held {
+		m.report(Violation{Invariant: "S7", Addr: global, Detail: fmt.Sprintf(
+			"a read at epoch %d returned what %s, the last replica of the chain %v, did not hold: %s", epoch, last, chain, what)})
+	}
 }
 
 func (m *Monitor) observe(global storage.Address, t thing) {
@@ -290,7 +348,7 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 	for i, old := range s.things {
 		if old.junk == t.junk && old.sum == t.sum {
 			if old.node != t.node && !slices.Contains(old.others, t.node) {
-				found = m.prefix(global, t.node, &old, found)
+				found = m.prefix(global, t.node, t.epoch, &old, found)
 				s.things[i].others = append(s.things[i].others, t.node)
 			}
 			m.record(found)
@@ -299,7 +357,7 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 			return
 		}
 	}
-	found = m.prefix(global, t.node, nil, found)
+	found = m.prefix(global, t.node, t.epoch, nil, found)
 	var conflicts []thing
 	for _, old := range s.things {
 		// Two things conflict only on replicas still in the address's
@@ -391,6 +449,7 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	}
 	var found []Violation
 	m.mu.Lock()
+	m.tokenEnd = max(m.tokenEnd, end)
 	found = m.reissueForgotten(epoch, start, end, found)
 	// i is the first span that ends after start: the first that may overlap.
 	i := sort.Search(len(m.tokens), func(j int) bool { return m.tokens[j].end > start })
@@ -421,12 +480,24 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 }
 
 // Bootstrapped tells the Monitor that a sequencer was bootstrapped in
-// epoch: from then on, tokens of older epochs come from a stale sequencer
-// and are not checked (see Tokens).
-func (m *Monitor) Bootstrapped(epoch storage.Epoch) {
+// epoch at tail, at virtual time at: from then on, tokens of older epochs
+// come from a stale sequencer and are not checked (see Tokens). A tail
+// below an address handed out before is a Reset (see Resets).
+func (m *Monitor) Bootstrapped(epoch storage.Epoch, tail storage.Address, at time.Duration) {
 	m.mu.Lock()
 	m.tokenEpoch = max(m.tokenEpoch, epoch)
+	if tail < m.tokenEnd {
+		m.resets = append(m.resets, Reset{At: at, Epoch: epoch, Tail: tail, High: m.tokenEnd})
+	}
 	m.mu.Unlock()
+}
+
+// Resets returns the bootstraps so far whose tail was below an address
+// handed out before them, in the order they happened.
+func (m *Monitor) Resets() []Reset {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.resets)
 }
 
 // SequencerLost tells the Monitor that the sequencer lost its state (a
@@ -532,23 +603,37 @@ func (m *Monitor) report(found ...Violation) {
 // kept), epochs being allowed to skip (a reconfiguration that takes over
 // a sealed epoch). Call it with the initial projection too.
 func (m *Monitor) Committed(node projection.NodeID, p *projection.Projection) {
+	m.agreed(committedAt{p: p, node: node, how: "committed at"})
+}
+
+// Chosen records that the layout servers nodes, a majority, accepted p at
+// one rank: p is chosen for its epoch, commits or not. It checks S9 as
+// Committed does: one projection chosen per epoch (Paxos's safety), each a
+// valid successor of the one before.
+func (m *Monitor) Chosen(nodes []projection.NodeID, rank uint64, p *projection.Projection) {
+	m.agreed(committedAt{p: p, node: projection.NodeID(fmt.Sprintf("%v at rank %#x", nodes, rank)), how: "chosen by"})
+}
+
+// agreed is Committed and Chosen.
+func (m *Monitor) agreed(c committedAt) {
+	p, node := c.p, c.node
 	var found []Violation
 	m.mu.Lock()
 	if old, ok := m.projections[p.Epoch]; ok {
 		if !old.p.Equal(p) {
 			found = append(found, Violation{Invariant: "S9", Detail: fmt.Sprintf(
-				"two projections committed for epoch %d: %s at %s, %s at %s",
-				p.Epoch, projString(old.p), old.node, projString(p), node)})
+				"two projections for epoch %d: %s %s %s, %s %s %s",
+				p.Epoch, projString(old.p), old.how, old.node, projString(p), c.how, node)})
 		}
 	} else {
 		i, _ := slices.BinarySearch(m.epochs, p.Epoch)
 		m.epochs = slices.Insert(m.epochs, i, p.Epoch)
-		m.projections[p.Epoch] = committedAt{p: p.Clone(), node: node}
+		m.projections[p.Epoch] = committedAt{p: p.Clone(), node: node, how: c.how}
 		successor := func(prev, next committedAt) {
 			if err := projection.ValidateNext(prev.p, next.p); err != nil {
 				found = append(found, Violation{Invariant: "S9", Detail: fmt.Sprintf(
-					"projection of epoch %d committed at %s (%s) may not follow that of epoch %d committed at %s (%s): %v",
-					next.p.Epoch, next.node, projString(next.p), prev.p.Epoch, prev.node, projString(prev.p), err)})
+					"projection of epoch %d %s %s (%s) may not follow that of epoch %d %s %s (%s): %v",
+					next.p.Epoch, next.how, next.node, projString(next.p), prev.p.Epoch, prev.how, prev.node, projString(prev.p), err)})
 			}
 		}
 		if i > 0 {
@@ -670,6 +755,9 @@ func (m *Monitor) Count() int {
 // operation that broke it and how many did. Check runs in O(n log n) time.
 func Check(h *History, m *Monitor) []Violation {
 	c := newChecker(h)
+	if m != nil {
+		c.resets = m.Resets()
+	}
 	c.writeOnce()
 	c.agreement()
 	c.durability()
@@ -722,6 +810,9 @@ type checker struct {
 	// not fail.
 	live  map[string]time.Duration
 	found map[aggKey]*agg
+	// resets are the sequencer's bootstraps below addresses handed out
+	// before (Monitor.Resets), which tails may go back across (S11).
+	resets []Reset
 }
 
 // prefixTrim is the highest prefix trim mark invoked up to a time.
@@ -1094,50 +1185,87 @@ func (c *checker) fills() {
 
 // tails checks S11 with one sweep over the tails in invocation order, keeping
 // the largest tail and the largest acked address among the operations
-// returned so far.
+// returned so far; and the half of S13 about reads that answered
+// unwritten.
+//
+// A tail may go back across a Reset (see Monitor.Resets): a tail q below
+// an earlier tail t1 is excused by a reset that the sequencer took after
+// t1 was invoked and before q returned, if q is not below the reset's
+// tail; likewise a read that answered unwritten at an address below t1.
+// Nothing excuses a tail at or below an acked append, or an unwritten
+// read there.
 func (c *checker) tails() {
-	var queries, sources []*Op
+	var queries, tails, appends []*Op
 	for i := range c.h.Ops {
 		o := &c.h.Ops[i]
 		switch {
 		case o.Kind == OpTail && o.Outcome == OK:
 			queries = append(queries, o)
-			sources = append(sources, o)
+			tails = append(tails, o)
 		case o.Kind == OpRead && o.Outcome == Unwritten:
 			queries = append(queries, o) // S13: nothing below a known tail?
 		case o.Kind == OpAppend && o.Outcome == OK:
-			sources = append(sources, o)
+			appends = append(appends, o)
 		}
 	}
 	slices.SortStableFunc(queries, func(a, b *Op) int { return cmp.Compare(a.Invoke, b.Invoke) })
-	slices.SortStableFunc(sources, func(a, b *Op) int { return cmp.Compare(a.Return, b.Return) })
+	byReturn := func(a, b *Op) int { return cmp.Compare(a.Return, b.Return) }
+	slices.SortStableFunc(tails, byReturn)
+	slices.SortStableFunc(appends, byReturn)
 	var maxTail, maxAppend *Op
-	j := 0
+	i, j := 0, 0
 	for _, q := range queries {
-		for ; j < len(sources) && sources[j].Return < q.Invoke; j++ {
-			s := sources[j]
-			if s.Kind == OpTail && (maxTail == nil || s.Addr > maxTail.Addr) {
-				maxTail = s
+		for ; i < len(tails) && tails[i].Return < q.Invoke; i++ {
+			if maxTail == nil || tails[i].Addr > maxTail.Addr {
+				maxTail = tails[i]
 			}
-			if s.Kind == OpAppend && (maxAppend == nil || s.Addr > maxAppend.Addr) {
-				maxAppend = s
+		}
+		for ; j < len(appends) && appends[j].Return < q.Invoke; j++ {
+			if maxAppend == nil || appends[j].Addr > maxAppend.Addr {
+				maxAppend = appends[j]
+			}
+		}
+		high := maxTail
+		if high != nil && q.Addr < high.Addr {
+			if cut, ok := c.resetBefore(q); ok {
+				// NB: only the tails invoked after the reset count.
+				high = nil
+				for _, t := range tails[:i] {
+					if t.Invoke > cut && (high == nil || t.Addr > high.Addr) {
+						high = t
+					}
+				}
 			}
 		}
 		if q.Kind == OpRead {
 			// S13: a read of an address below a tail seen before it began
 			// waits for the writer, then fills: it never answers unwritten.
-			if maxTail != nil && q.Addr < maxTail.Addr {
-				c.report("S13", q.Addr, "unwritten below the tail", opString(q)+" after "+opString(maxTail))
+			if high != nil && q.Addr < high.Addr {
+				c.report("S13", q.Addr, "unwritten below the tail", opString(q)+" after "+opString(high))
 			} else if maxAppend != nil && q.Addr <= maxAppend.Addr {
 				c.report("S13", q.Addr, "unwritten below an acked append", opString(q)+" after "+opString(maxAppend))
 			}
 			continue
 		}
-		if maxTail != nil && q.Addr < maxTail.Addr {
-			c.report("S11", q.Addr, "tail went back", opString(q)+" after "+opString(maxTail))
+		if high != nil && q.Addr < high.Addr {
+			c.report("S11", q.Addr, "tail went back", opString(q)+" after "+opString(high))
 		}
 		if maxAppend != nil && q.Addr <= maxAppend.Addr {
 			c.report("S11", q.Addr, "tail not past an acked append", opString(q)+" after "+opString(maxAppend))
 		}
 	}
+}
+
+// resetBefore returns the time of the latest Reset that q may have seen
+// (taken before q returned) and that does not lie above q's address; a
+// tail invoked before it may be above q.
+func (c *checker) resetBefore(q *Op) (time.Duration, bool) {
+	var at time.Duration
+	ok := false
+	for _, r := range c.resets {
+		if r.At < q.Return && r.Tail <= q.Addr && (!ok || r.At > at) {
+			at, ok = r.At, true
+		}
+	}
+	return at, ok
 }

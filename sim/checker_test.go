@@ -101,14 +101,14 @@ func correctMonitor(m *sim.Monitor) {
 	m.Tokens(1, 0, 2)
 	m.Tokens(1, 2, 0)
 	for _, n := range []string{"u0", "u1"} {
-		m.Stored(0, node(n), []byte("a"))
-		m.Stored(1, node(n), []byte("b"))
-		m.Filled(2, node(n))
-		m.Filled(2, node(n)) // a retried fill
+		m.Stored(0, node(n), 0, []byte("a"))
+		m.Stored(1, node(n), 0, []byte("b"))
+		m.Filled(2, node(n), 0)
+		m.Filled(2, node(n), 0) // a retried fill
 	}
 	m.Tokens(2, 2, 2) // a new epoch continues above the old tokens
-	m.Stored(3, "u0", []byte("c"))
-	m.Stored(3, "u0", []byte("c")) // a retried write of the same bytes
+	m.Stored(3, "u0", 0, []byte("c"))
+	m.Stored(3, "u0", 0, []byte("c")) // a retried write of the same bytes
 }
 
 func TestCheckInvariants(t *testing.T) {
@@ -122,12 +122,12 @@ func TestCheckInvariants(t *testing.T) {
 		{name: "empty history passes"},
 
 		{name: "S1 two values", want: "S1", monitor: func(m *sim.Monitor) {
-			m.Stored(5, "u0", []byte("x"))
-			m.Stored(5, "u1", []byte("y"))
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Stored(5, "u1", 0, []byte("y"))
 		}},
 		{name: "S1 data+junk", want: "S1", monitor: func(m *sim.Monitor) {
-			m.Filled(5, "u0")
-			m.Stored(5, "u1", []byte("x"))
+			m.Filled(5, "u0", 0)
+			m.Stored(5, "u1", 0, []byte("x"))
 		}},
 		{name: "S1 two acked appends at one address", want: "S1", ops: []rec{
 			appendOp(0, 0, 10, 4, "x", sim.OK),
@@ -231,8 +231,8 @@ func TestCheckInvariants(t *testing.T) {
 			readOp(1, 2, 3, 7, "", sim.Junk),
 		}},
 		{name: "S6 fill after data stored", want: "S6", monitor: func(m *sim.Monitor) {
-			m.Stored(5, "u0", []byte("x"))
-			m.Filled(5, "u1")
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Filled(5, "u1", 0)
 		}},
 
 		{name: "S11 tail goes back", want: "S11", ops: []rec{
@@ -254,6 +254,92 @@ func TestCheckInvariants(t *testing.T) {
 			tailOp(1, 13, 14, 6),
 		}},
 
+		{name: "S11 tail goes back across a reset", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			tailOp(1, 20, 21, 8), // the sequencer was bootstrapped at 7 at 10ms
+			readOp(1, 22, 23, 8, "", sim.Unwritten),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 7, ms(10))
+		}},
+		{name: "S11 tail below the reset's tail", want: "S11", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			tailOp(1, 20, 21, 6),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 7, ms(10))
+		}},
+		{name: "S11 tail goes back after the reset", want: "S11", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			tailOp(0, 11, 12, 9), // invoked after the reset
+			tailOp(1, 20, 21, 8),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 7, ms(10))
+		}},
+		{name: "S11 no reset before the tail returned", want: "S11", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			tailOp(1, 20, 21, 8),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 7, ms(30))
+		}},
+		{name: "S11 a bootstrap above every token is no reset", want: "S11", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			tailOp(1, 20, 21, 8),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 10, ms(10))
+		}},
+		{name: "S11 a reset excuses no tail at an acked append", want: "S11", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			appendOp(2, 2, 3, 8, "x", sim.OK),
+			tailOp(1, 20, 21, 8),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 7, ms(10))
+		}},
+		{name: "S13 a reset excuses no unwritten read of an acked append", want: "S13", ops: []rec{
+			tailOp(0, 0, 1, 10),
+			appendOp(2, 2, 3, 8, "x", sim.OK),
+			readOp(1, 20, 21, 8, "", sim.Unwritten),
+		}, monitor: func(m *sim.Monitor) {
+			m.Tokens(1, 0, 10)
+			m.Bootstrapped(2, 7, ms(10))
+		}},
+		{name: "S9 two projections chosen for one epoch", want: "S9", monitor: func(m *sim.Monitor) {
+			p := &projection.Projection{Sequencer: "seq", Layout: []projection.NodeID{"l0", "l1", "l2"},
+				Segments: []projection.Segment{{Stripes: []projection.Chain{{"u0", "u1"}}}}}
+			m.Committed("", p)
+			a, b := p.Clone(), p.Clone()
+			a.Epoch, b.Epoch = 1, 1
+			b.Sequencer = "seq1"
+			m.Chosen([]projection.NodeID{"l0", "l1"}, 1, a)
+			m.Chosen([]projection.NodeID{"l1", "l2"}, 2, b)
+		}},
+		{name: "S9 chosen then committed agrees", monitor: func(m *sim.Monitor) {
+			p := &projection.Projection{Sequencer: "seq", Layout: []projection.NodeID{"l0", "l1", "l2"},
+				Segments: []projection.Segment{{Stripes: []projection.Chain{{"u0", "u1"}}}}}
+			m.Committed("", p)
+			a := p.Clone()
+			a.Epoch = 1
+			m.Chosen([]projection.NodeID{"l0", "l1"}, 1, a)
+			m.Committed("l2", a)
+		}},
+		{name: "S7 a read returns what the last replica lacks", want: "S7", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 1, []byte("x"))
+			m.Returned(5, 1, false, func(b []byte) bool { return string(b) == "x" }, "read 5")
+		}},
+		{name: "S7 a read returns what the last replica holds", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 1, []byte("x"))
+			m.Stored(5, "u1", 1, []byte("x"))
+			m.Filled(6, "u0", 1)
+			m.Filled(6, "u1", 1)
+			m.Returned(5, 1, false, func(b []byte) bool { return string(b) == "x" }, "read 5")
+			m.Returned(6, 1, true, nil, "read 6")
+		}},
 		{name: "S13 unwritten below a tail seen before", want: "S13", ops: []rec{
 			tailOp(0, 0, 1, 10),
 			readOp(1, 2, 3, 4, "", sim.Unwritten),
@@ -269,21 +355,21 @@ func TestCheckInvariants(t *testing.T) {
 		}},
 
 		{name: "S7 tail before head", want: "S7", monitor: func(m *sim.Monitor) {
-			m.ChainOf = func(storage.Address) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
-			m.Stored(5, "u1", []byte("x"))
-			m.Stored(5, "u0", []byte("x"))
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u1", 0, []byte("x"))
+			m.Stored(5, "u0", 0, []byte("x"))
 		}},
 		{name: "S7 head then tail", monitor: func(m *sim.Monitor) {
-			m.ChainOf = func(storage.Address) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
-			m.Stored(5, "u0", []byte("x"))
-			m.Stored(5, "u1", []byte("x"))
-			m.Filled(6, "u0")
-			m.Filled(6, "u1")
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Stored(5, "u1", 0, []byte("x"))
+			m.Filled(6, "u0", 0)
+			m.Filled(6, "u1", 0)
 		}},
 		{name: "S7 fill reaching the tail first", want: "S7", monitor: func(m *sim.Monitor) {
-			m.ChainOf = func(storage.Address) []projection.NodeID { return []projection.NodeID{"u0", "u1", "u2"} }
-			m.Filled(6, "u0")
-			m.Filled(6, "u2")
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1", "u2"} }
+			m.Filled(6, "u0", 0)
+			m.Filled(6, "u2", 0)
 		}},
 
 		{name: "S10 token reissued", want: "S10", monitor: func(m *sim.Monitor) {
@@ -387,18 +473,18 @@ func TestMonitorReportsOnline(t *testing.T) {
 		seen = append(seen, v)
 		_ = m.Count() // the callback may use the monitor
 	}
-	m.Stored(1, "u0", []byte("x"))
+	m.Stored(1, "u0", 0, []byte("x"))
 	if len(seen) != 0 {
 		t.Fatalf("violation before any conflict: %v", seen)
 	}
-	m.Stored(1, "u1", []byte("y"))
+	m.Stored(1, "u1", 0, []byte("y"))
 	if len(seen) != 1 || seen[0].Invariant != "S1" || seen[0].Addr != 1 {
 		t.Fatalf("want an S1 violation at once, got %v", seen)
 	}
 	// Many more, beyond what the monitor keeps in detail.
 	for i := range 500 {
-		m.Stored(storage.Address(100+i), "u0", []byte("x"))
-		m.Stored(storage.Address(100+i), "u1", []byte("y"))
+		m.Stored(storage.Address(100+i), "u0", 0, []byte("x"))
+		m.Stored(storage.Address(100+i), "u1", 0, []byte("y"))
 	}
 	if got := m.Count(); got != 501 {
 		t.Errorf("Count() = %d, want 501", got)
@@ -417,8 +503,8 @@ func TestMonitorReportsOnline(t *testing.T) {
 
 func TestMonitorDetail(t *testing.T) {
 	m := sim.NewMonitor()
-	m.Stored(3, "u0", []byte(strings.Repeat("z", 100)))
-	m.Filled(3, "u1")
+	m.Stored(3, "u0", 0, []byte(strings.Repeat("z", 100)))
+	m.Filled(3, "u1", 0)
 	m.Tokens(1, 0, 10)
 	m.Tokens(2, 3, 1)
 	got := lines(m.Violations())

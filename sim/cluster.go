@@ -58,7 +58,15 @@ type Cluster struct {
 	// commits has the time each was first seen committed.
 	committed []*projection.Projection
 	commits   []EpochChange
-	clients   int
+	// known has the projection chosen for each epoch, as soon as the
+	// cluster knows it: committed at some layout server, or accepted by a
+	// majority of them at one rank (a client may use a chosen projection
+	// before any commit arrives); knownEpochs lists its keys, increasing.
+	// accepts counts the acceptances of each proposal.
+	known       map[storage.Epoch]*projection.Projection // looked up, never iterated
+	knownEpochs []storage.Epoch
+	accepts     []acceptance
+	clients     int
 	// tokensFrom is the sequencer node that last handed out tokens.
 	tokensFrom transport.NodeID
 	servers    map[transport.NodeID]*transport.Server // looked up, never iterated
@@ -117,26 +125,12 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		committed: []*projection.Projection{servers.Projection},
 		commits:   []EpochChange{{Epoch: servers.Projection.Epoch, At: s.Elapsed()}},
 		servers:   make(map[transport.NodeID]*transport.Server),
-		crashed:   make(map[transport.NodeID]bool)}
+		crashed:   make(map[transport.NodeID]bool),
+		known:     make(map[storage.Epoch]*projection.Projection)}
 	c.Monitor.Committed("", servers.Projection)
+	c.learn(servers.Projection)
 	c.Monitor.InChain = c.inChain
-	c.Monitor.ChainOf = func(global storage.Address) []projection.NodeID {
-		loc, err := c.Latest().Locate(global)
-		if err != nil {
-			return nil
-		}
-		// NB: a blank unit (back with an empty disk, not yet rejoined) holds
-		// nothing and serves nothing; the chain's order runs around it, as
-		// the client's does.
-		return slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool {
-			srv := c.servers[n]
-			if srv == nil {
-				return false
-			}
-			m, ok := srv.Unit.(*storage.Memory)
-			return ok && m.Blank()
-		})
-	}
+	c.Monitor.ChainOf = c.chainOf
 	ids, hs := servers.Handlers()
 	for i, id := range ids {
 		if srv, ok := hs[i].(*transport.Server); ok {
@@ -322,23 +316,112 @@ func (c *Cluster) ServingUnit(node transport.NodeID) storage.Unit {
 // first, with the time each was first committed.
 func (c *Cluster) Commits() []EpochChange { return slices.Clone(c.commits) }
 
-// global maps a unit's local address to the global address, through the
-// newest committed projection that places the unit's local address in one
-// of its segments. A node's local ranges never overlap across segments, and
-// a closed segment keeps its mapping in every later projection.
-func (c *Cluster) global(node projection.NodeID, local storage.Address) (storage.Address, bool) {
-	for i := len(c.committed) - 1; i >= 0; i-- {
-		p := c.committed[i]
-		for si, seg := range p.Segments {
-			k := storage.Address(len(seg.Stripes))
-			if local < seg.Base || seg.End != 0 && local >= seg.Base+(seg.End-seg.Start+k-1)/k {
-				continue
-			}
-			for ci, chain := range seg.Stripes {
-				if slices.Contains(chain, node) {
-					g, err := p.Global(si, ci, local)
-					return g, err == nil
-				}
+// acceptance is one proposal (an epoch, a rank and a projection) and the
+// layout servers that accepted it.
+type acceptance struct {
+	epoch storage.Epoch
+	rank  uint64
+	p     *projection.Projection
+	nodes []projection.NodeID
+}
+
+// learn records p as the projection chosen for its epoch, unless one is
+// known for it already (the Monitor checks that the two agree).
+func (c *Cluster) learn(p *projection.Projection) {
+	if c.known[p.Epoch] != nil {
+		return
+	}
+	c.known[p.Epoch] = p.Clone()
+	i, _ := slices.BinarySearch(c.knownEpochs, p.Epoch)
+	c.knownEpochs = slices.Insert(c.knownEpochs, i, p.Epoch)
+}
+
+// accepted records that layout server node accepted p for epoch at rank.
+// Once a majority of the layout servers has accepted one proposal, p is
+// chosen: the Monitor checks it against every other projection chosen or
+// committed (S9), and the cluster maps the requests of its epoch through
+// it, commits or not.
+func (c *Cluster) accepted(node projection.NodeID, epoch storage.Epoch, rank uint64, p *projection.Projection) {
+	var a *acceptance
+	for i := range c.accepts {
+		if x := &c.accepts[i]; x.epoch == epoch && x.rank == rank && x.p.Equal(p) {
+			a = x
+			break
+		}
+	}
+	if a == nil {
+		c.accepts = append(c.accepts, acceptance{epoch: epoch, rank: rank, p: p.Clone()})
+		a = &c.accepts[len(c.accepts)-1]
+	}
+	if slices.Contains(a.nodes, node) {
+		return
+	}
+	a.nodes = append(a.nodes, node)
+	if len(a.nodes) == len(c.Projection.Layout)/2+1 {
+		c.Monitor.Chosen(a.nodes, rank, a.p)
+		c.learn(a.p)
+	}
+}
+
+// projectionAt returns the projection chosen for epoch if the cluster
+// knows it, else the newest one known below it, else the oldest known.
+func (c *Cluster) projectionAt(epoch storage.Epoch) *projection.Projection {
+	if p := c.known[epoch]; p != nil {
+		return p
+	}
+	i, _ := slices.BinarySearch(c.knownEpochs, epoch)
+	if i > 0 {
+		return c.known[c.knownEpochs[i-1]]
+	}
+	return c.known[c.knownEpochs[0]]
+}
+
+// newest returns the newest projection known to be chosen (see known).
+func (c *Cluster) newest() *projection.Projection {
+	return c.known[c.knownEpochs[len(c.knownEpochs)-1]]
+}
+
+// global maps a unit's local address, in a request of the given epoch, to
+// the global address: through the projection of that epoch if the unit's
+// local address lies in one of its segments (the sender mapped it so), else
+// through the newest known projection below it that places it, else any
+// newer one, oldest first. A node's local ranges never overlap across the
+// closed segments, and a closed segment keeps its mapping in every later
+// projection; but an open segment covers every local address above its
+// base, which a later projection may give to a new segment.
+func (c *Cluster) global(node projection.NodeID, local storage.Address, epoch storage.Epoch) (storage.Address, bool) {
+	if g, ok := place(c.known[epoch], node, local); ok {
+		return g, true
+	}
+	i, _ := slices.BinarySearch(c.knownEpochs, epoch)
+	for j := i - 1; j >= 0; j-- {
+		if g, ok := place(c.known[c.knownEpochs[j]], node, local); ok {
+			return g, true
+		}
+	}
+	for _, e := range c.knownEpochs[i:] {
+		if g, ok := place(c.known[e], node, local); ok {
+			return g, true
+		}
+	}
+	return 0, false
+}
+
+// place maps node's local address to a global one through p, if one of p's
+// segments places it there.
+func place(p *projection.Projection, node projection.NodeID, local storage.Address) (storage.Address, bool) {
+	if p == nil {
+		return 0, false
+	}
+	for si, seg := range p.Segments {
+		k := storage.Address(len(seg.Stripes))
+		if local < seg.Base || seg.End != 0 && local >= seg.Base+(seg.End-seg.Start+k-1)/k {
+			continue
+		}
+		for ci, chain := range seg.Stripes {
+			if slices.Contains(chain, node) {
+				g, err := p.Global(si, ci, local)
+				return g, err == nil
 			}
 		}
 	}
@@ -346,13 +429,33 @@ func (c *Cluster) global(node projection.NodeID, local storage.Address) (storage
 }
 
 // inChain reports whether node is a replica of global's chain in the newest
-// committed projection; an address no segment covers counts every node.
+// known projection; an address no segment covers counts every node.
 func (c *Cluster) inChain(global storage.Address, node projection.NodeID) bool {
-	loc, err := c.Latest().Locate(global)
+	loc, err := c.newest().Locate(global)
 	if err != nil {
 		return true
 	}
 	return slices.Contains(loc.Chain, node)
+}
+
+// chainOf returns global's chain, head first, in the projection of epoch
+// (see projectionAt), less the blank units.
+func (c *Cluster) chainOf(global storage.Address, epoch storage.Epoch) []projection.NodeID {
+	loc, err := c.projectionAt(epoch).Locate(global)
+	if err != nil {
+		return nil
+	}
+	// NB: a blank unit (back with an empty disk, not yet rejoined) holds
+	// nothing and serves nothing; the chain's order runs around it, as
+	// the client's does.
+	return slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool {
+		srv := c.servers[n]
+		if srv == nil {
+			return false
+		}
+		m, ok := srv.Unit.(*storage.Memory)
+		return ok && m.Blank()
+	})
 }
 
 // SetMutants switches mutants on (see Mutants), registering them for the
@@ -479,16 +582,21 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	}
 	switch req.Op {
 	case transport.OpWrite:
-		if g, ok := o.c.global(o.node, req.Addr); ok {
-			m.Stored(g, o.node, req.Data)
+		if g, ok := o.c.global(o.node, req.Addr, req.Epoch); ok {
+			m.Stored(g, o.node, req.Epoch, req.Data)
 		}
 	case transport.OpFill:
-		if g, ok := o.c.global(o.node, req.Addr); ok {
-			m.Filled(g, o.node)
+		if g, ok := o.c.global(o.node, req.Addr, req.Epoch); ok {
+			m.Filled(g, o.node, req.Epoch)
+		}
+	case transport.OpPropose:
+		if p := req.Projection; p != nil {
+			o.c.accepted(o.node, req.Epoch, req.Rank, p)
 		}
 	case transport.OpCommit:
 		if p := req.Projection; p != nil {
 			m.Committed(o.node, p)
+			o.c.learn(p)
 			if p.Epoch > o.c.Latest().Epoch {
 				o.c.committed = append(o.c.committed, p.Clone())
 				o.c.commits = append(o.c.commits, EpochChange{Epoch: p.Epoch, At: o.c.Sched.Elapsed()})
@@ -504,7 +612,7 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 		}
 		o.c.tokensFrom = o.node
 	case transport.OpBootstrap:
-		m.Bootstrapped(req.Epoch)
+		m.Bootstrapped(req.Epoch, req.Addr, o.c.Sched.Elapsed())
 		if o.c.tokensFrom != "" && o.c.tokensFrom != o.node {
 			// NB: a sequencer moved to another node knows only the tail the
 			// seal found, as a restarted one does: if the seal missed the

@@ -510,7 +510,7 @@ func TestClusterClockSkew(t *testing.T) {
 func TestMonitorSequencerLost(t *testing.T) {
 	m := sim.NewMonitor()
 	m.Tokens(0, 0, 4)
-	m.Stored(1, "unit0", []byte("v"))
+	m.Stored(1, "unit0", 0, []byte("v"))
 	m.SequencerLost()
 	m.Tokens(1, 2, 2) // 2 and 3: handed out, never written
 	assert.Zero(t, m.Count())
@@ -528,16 +528,16 @@ func TestMonitorInChain(t *testing.T) {
 	chain := map[transport.NodeID]bool{"unit1": true}
 	m := sim.NewMonitor()
 	m.InChain = func(_ storage.Address, n projection.NodeID) bool { return chain[n] }
-	m.Stored(2, "unit0", []byte("partial")) // the head, since replaced
-	m.Filled(2, "unit1")
+	m.Stored(2, "unit0", 0, []byte("partial")) // the head, since replaced
+	m.Filled(2, "unit1", 0)
 	assert.Zero(t, m.Count(), "the head's data was never committed")
-	m.Stored(2, "unit1", []byte("other"))
+	m.Stored(2, "unit1", 0, []byte("other"))
 	assert.Equal(t, 1, m.Count(), "data over junk on the chain, and over another value")
 
 	m = sim.NewMonitor()
 	m.InChain = func(_ storage.Address, n projection.NodeID) bool { return chain[n] }
-	m.Stored(5, "unit0", []byte("v"))
-	m.Stored(5, "unit1", []byte("v")) // the same value, also on a live replica
-	m.Filled(5, "unit1")
+	m.Stored(5, "unit0", 0, []byte("v"))
+	m.Stored(5, "unit1", 0, []byte("v")) // the same value, also on a live replica
+	m.Filled(5, "unit1", 0)
 	assert.Equal(t, 2, m.Count(), "S1 and S6: junk over data that a live replica holds")
 }

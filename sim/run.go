@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -1106,17 +1107,40 @@ func (r *run) check() {
 func clientNode(id int) transport.NodeID { return transport.NodeID(fmt.Sprintf("client%d", id)) }
 
 // read reads addr with c and records it, the entry's streams included.
+// What it returned must be on the last replica of the address's chain in
+// the client's projection already (S7, Monitor.Returned).
 func (r *run) read(client int, c *corfu.Client, addr storage.Address) {
-	var streams []corfu.StreamID
+	var e corfu.Entry
 	_, op, _ := r.recordOp(client, OpRead, addr, "", func(ctx context.Context) (storage.Address, string, error) {
-		e, err := c.Read(ctx, addr)
-		if err != nil {
+		var err error
+		if e, err = c.Read(ctx, addr); err != nil {
 			return addr, "", err
 		}
-		streams = e.Streams
 		return addr, identify(e.Writer, e.Seq, e.Data), nil
 	})
-	r.h.Ops[op].Streams = streams
+	o := &r.h.Ops[op]
+	o.Streams = e.Streams
+	if o.Outcome == OK || o.Outcome == Junk {
+		r.cl.Monitor.Returned(addr, c.Projection().Epoch, o.Outcome == Junk, func(stored []byte) bool {
+			w, seq, ok := storedID(stored)
+			return ok && w == e.Writer && seq == e.Seq && bytes.HasSuffix(stored, e.Data)
+		}, opString(o))
+	}
+}
+
+// storedID returns the writer and sequence number recorded in an entry's
+// stored form (corfu's layout: a version byte, then both as uvarints), and
+// false if it does not start like one.
+func storedID(b []byte) (corfu.WriterID, uint64, bool) {
+	if len(b) == 0 || b[0] != 2 {
+		return 0, 0, false
+	}
+	w, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return 0, 0, false
+	}
+	seq, m := binary.Uvarint(b[1+n:])
+	return corfu.WriterID(w), seq, m > 0
 }
 
 // outcome classifies a client call's error for the history.
