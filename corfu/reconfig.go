@@ -178,7 +178,7 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 			}
 		}
 		for _, a := range gap {
-			data, err := c.fillSealed(ctx, a)
+			data, err := c.fillSealed(ctx, chosen, a)
 			if err != nil {
 				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
 			}
@@ -197,7 +197,7 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		// mutant: the gap is filled with the log running again, and what
 		// the fill finds never reaches the stream tails
 		for a := seal.written; a < tail; a++ {
-			if _, err := c.fillSealed(ctx, a); err != nil {
+			if _, err := c.fillSealed(ctx, chosen, a); err != nil {
 				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
 			}
 		}
@@ -594,17 +594,17 @@ func (c *Client) readSurvivors(ctx context.Context, p *projection.Projection, lo
 }
 
 // fillSealed junk-fills addr, known to be below the tail, at once, under
-// the current projection. If it holds data, the chain is completed instead
-// and fillSealed returns the data; junk or a trim give nil and no error.
-func (c *Client) fillSealed(ctx context.Context, addr storage.Address) (data []byte, err error) {
-	err = c.withEpoch(ctx, func(p *projection.Projection) error {
-		loc, err := p.Locate(addr)
-		if err != nil {
-			return err
-		}
-		data, err = c.fillChain(ctx, p, loc)
-		return err
-	})
+// p, the projection a reconfiguration committed: never under a newer one,
+// whose sequencer may hand addr out afresh (a unit sealed past p answers
+// with a *storage.SealedError, which ends the fill). If addr holds data,
+// the chain is completed instead and fillSealed returns the data; junk or a
+// trim give nil and no error.
+func (c *Client) fillSealed(ctx context.Context, p *projection.Projection, addr storage.Address) (data []byte, err error) {
+	loc, err := p.Locate(addr)
+	if err != nil {
+		return nil, err
+	}
+	data, err = c.fillChain(ctx, p, loc)
 	if errors.Is(err, storage.ErrJunk) || errors.Is(err, storage.ErrTrimmed) {
 		return nil, nil
 	}
