@@ -148,6 +148,16 @@ func (s *Sequencer) Lost() bool {
 	return s.lost
 }
 
+// NoMark reports whether the sequencer has no reservation mark to vouch
+// for its tail: it started with no Floor and has not been bootstrapped
+// since. A host that restarts such a sequencer has no mark to restart it
+// from either.
+func (s *Sequencer) NoMark() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noMark
+}
+
 // checkEpoch compares a request's epoch with the current one. s.mu is held.
 func (s *Sequencer) checkEpoch(epoch storage.Epoch) error {
 	switch {

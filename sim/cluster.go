@@ -251,7 +251,7 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 	if srv.Sequencer != nil {
 		// NB: the reservation mark is the sequencer's one durable value
 		// (its host persists it before answering); the rest is lost.
-		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark(), Recovered: true})
+		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark(), Recovered: !srv.Sequencer.NoMark()})
 		c.replaceSequencer(node, fresh)
 		c.Monitor.SequencerLost()
 	}
