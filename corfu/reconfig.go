@@ -179,6 +179,14 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		}
 		for _, a := range gap {
 			data, err := c.fillSealed(ctx, chosen, a)
+			if errors.As(err, new(*storage.SealedError)) {
+				// NB: a newer reconfiguration sealed the log past the
+				// committed epoch before this one finished with it. That
+				// one extends this epoch's projection, sees this
+				// sequencer unbootstrapped, and settles what is left.
+				c.log.Info("reconfigured; a newer epoch took over", "epoch", epoch, "at", a)
+				return chosen, nil
+			}
 			if err != nil {
 				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
 			}
