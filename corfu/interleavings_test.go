@@ -75,7 +75,7 @@ func TestTokenCarriedAcrossEpoch(t *testing.T) {
 		a := openWith(t, cl, netA, mut)
 		b := openWith(t, cl, netB, mut)
 		netB.setRule(func(to transport.NodeID, req *transport.Request) action {
-			if req.Op == transport.OpSeqSeal {
+			if req.Op == transport.OpSeqSeal && to == "seq" {
 				return refuse // the seal misses the sequencer
 			}
 			return pass
@@ -179,10 +179,14 @@ func TestEpochGapAtLayoutServers(t *testing.T) {
 	})
 }
 
+// starts numbers the sequencer starts lostSequencer makes.
+var starts uint64
+
 // lostSequencer replaces cl's sequencer by a fresh one, as a crash does:
 // it keeps the reservation mark if durable is set, and nothing otherwise.
 func lostSequencer(cl *corfutest.Cluster, durable bool) {
-	cfg := sequencer.Config{}
+	starts++
+	cfg := sequencer.Config{Incarnation: 100 + starts}
 	if durable {
 		cfg.Floor, cfg.Recovered = cl.Sequencer.Mark(), true
 	}
@@ -425,4 +429,45 @@ func TestHeadBackBlankMidAppend(t *testing.T) {
 	third, err := r.Append(ctx, []byte("third"), 5)
 	require.NoError(t, err)
 	require.Equal(t, []storage.Address{first, second, third}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
+}
+
+// TestRetriedBootstrapAfterRestart: a reconfiguration's bootstrap takes
+// effect but its reply is lost; appends go on under the bootstrapped
+// sequencer; the sequencer then restarts with no mark. The retried
+// bootstrap must not hand the reconfiguration's old state (its tail and
+// stream tails, from before those appends) to the new start of the
+// sequencer: it names the incarnation it sealed and is refused, and a later
+// recovery rebuilds the state from the log.
+func TestRetriedBootstrapAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
+	require.NoError(t, err)
+	w := openWith(t, cl, cl.Net, mutant.Set{})
+	first, err := w.Append(ctx, []byte("first"), 5)
+	require.NoError(t, err)
+
+	netR := &faultNet{next: cl.Net}
+	var once sync.Once
+	var during storage.Address
+	netR.setRule(func(to transport.NodeID, req *transport.Request) action {
+		act := pass
+		if req.Op == transport.OpBootstrap {
+			once.Do(func() {
+				_, err := cl.Net.Call(ctx, to, req) // it takes effect...
+				require.NoError(t, err)
+				during, err = w.Append(ctx, []byte("during"), 5)
+				require.NoError(t, err)
+				lostSequencer(cl, false) // ...then the sequencer restarts, with no mark
+				act = refuse             // ...and the reply is lost
+			})
+		}
+		return act
+	})
+	r := openWith(t, cl, netR, mutant.Set{})
+	_, err = r.Reconfigure(ctx, nil)
+	require.ErrorIs(t, err, sequencer.ErrRestarted)
+
+	after, err := w.Append(ctx, []byte("after"), 5)
+	require.NoError(t, err)
+	require.Equal(t, []storage.Address{first, during, after}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
 }

@@ -197,7 +197,18 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		tails = scan.tails()
 	}
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
-	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, epoch, tail, tails) })
+	inc, err := c.incarnation(ctx, cur, chosen, seal, epoch)
+	if errors.As(err, new(*storage.SealedError)) {
+		return chosen, nil // a newer epoch took over (see the fill above)
+	}
+	if err != nil {
+		return chosen, fail(fmt.Errorf("sealing the next sequencer: %w", err))
+	}
+	// NB: a retried bootstrap names the incarnation sealed before the
+	// first attempt: if that attempt took effect, tokens were handed out,
+	// and the sequencer restarted, the retry must not reach the new start
+	// with this stale state (sequencer.ErrRestarted).
+	err = c.retry(ctx, func() error { return seq.Bootstrap(ctx, inc, epoch, tail, tails) })
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
 		return chosen, fail(fmt.Errorf("bootstrapping the sequencer: %w", err))
 	}
@@ -213,6 +224,24 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 	c.joinBlanks(ctx, chosen, seal, blanks, epoch)
 	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
 	return chosen, nil
+}
+
+// incarnation returns the incarnation of chosen's sequencer to bootstrap:
+// the one the seal reached, if it is that node; else (a new sequencer, or
+// one the seal missed) it seals that node at epoch now and takes its
+// answer. Its tail and streams need no merging: Bootstrap never lowers the
+// tail and keeps the streams it knows.
+func (c *Client) incarnation(ctx context.Context, cur, chosen *projection.Projection, seal sealed, epoch storage.Epoch) (uint64, error) {
+	if chosen.Sequencer == cur.Sequencer && seal.seqAnswered {
+		return seal.seqInc, nil
+	}
+	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
+	var res transport.SealResult
+	err := c.retry(ctx, func() (err error) {
+		res, err = seq.Seal(ctx, epoch)
+		return err
+	})
+	return res.Incarnation, err
 }
 
 // nextProjection computes the projection of epoch from cur and what the
@@ -306,6 +335,7 @@ type sealed struct {
 	// seqAnswered says the sequencer answered, so that tail is above every
 	// address it ever handed out.
 	seqAnswered bool
+	seqInc      uint64 // the incarnation of the sequencer that answered
 }
 
 // seal seals every unit of cur and its sequencer at epoch, and reports the
@@ -413,7 +443,8 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		}
 		return sealed{tail: tail, written: tail, blank: blank}, nil
 	}
-	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank, seqAnswered: true}, nil
+	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank,
+		seqAnswered: true, seqInc: res.Incarnation}, nil
 }
 
 // agree gets next accepted by a majority of cur's layout servers for its

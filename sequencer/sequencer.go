@@ -30,6 +30,10 @@ var (
 	// ErrNotReady reports that the sequencer has not been bootstrapped in
 	// the request's epoch (or at all) and hands out no tokens yet.
 	ErrNotReady = errors.New("sequencer: not bootstrapped in this epoch")
+	// ErrRestarted reports a bootstrap meant for an earlier start of the
+	// sequencer (see Config.Incarnation): the reconfiguration that sent it
+	// sealed a sequencer that has restarted since.
+	ErrRestarted = errors.New("sequencer: restarted since the seal")
 	// ErrInvalid reports a malformed request: a batch above MaxBatch, too
 	// many streams, or a stream named twice in Next; a tail at or above
 	// storage.MaxAddress or malformed stream tails in Bootstrap.
@@ -69,6 +73,14 @@ type Config struct {
 	// (Floor zero, Recovered false) holds no mark: its seal reports NoMark
 	// until a Bootstrap, so that a reconfiguration does not trust its tail.
 	Recovered bool
+	// Incarnation names this start of the sequencer, different for every
+	// start of every sequencer of a cluster (a host might take a random
+	// number, or a counter it keeps durable), and below 1<<62. A seal
+	// reports it; a reconfiguration bootstraps only the incarnation it
+	// sealed (the Server checks), so a bootstrap retried after the
+	// sequencer restarted cannot hand its old state to a fresh one. Zero
+	// turns the check off.
+	Incarnation uint64
 }
 
 // DefaultReserve is Config.Reserve's default.
@@ -84,6 +96,9 @@ func (c *Config) validate() error {
 	}
 	if c.Reserve < 0 || c.Reserve > MaxBatch {
 		return fmt.Errorf("%w: reserve %d outside [0, %d]", ErrInvalid, c.Reserve, MaxBatch)
+	}
+	if c.Incarnation >= 1<<62 {
+		return fmt.Errorf("%w: incarnation %d at or above 1<<62", ErrInvalid, c.Incarnation)
 	}
 	if c.Floor >= storage.MaxAddress {
 		return fmt.Errorf("%w: floor %d at or above storage.MaxAddress", ErrInvalid, c.Floor)
@@ -115,6 +130,7 @@ type Sequencer struct {
 	mark    storage.Address // tail <= mark: no address at or above it was handed out
 	lost    bool            // not bootstrapped since New: its stream tails are empty, whatever was handed out
 	noMark  bool            // lost, and started without a Floor: its tail vouches for nothing
+	inc     uint64          // Config.Incarnation
 }
 
 // New returns a sequencer at epoch 0 that is not ready. It panics if cfg is
@@ -125,7 +141,7 @@ func New(cfg Config) *Sequencer {
 	}
 	return &Sequencer{k: cfg.Backpointers, streams: make(map[StreamID][]storage.Address),
 		reserve: storage.Address(cfg.Reserve), tail: cfg.Floor, mark: cfg.Floor,
-		lost: true, noMark: cfg.Floor == 0 && !cfg.Recovered}
+		lost: true, noMark: cfg.Floor == 0 && !cfg.Recovered, inc: cfg.Incarnation}
 }
 
 // Mark returns the reservation mark: no address at or above it has been
@@ -147,6 +163,9 @@ func (s *Sequencer) Lost() bool {
 	defer s.mu.Unlock()
 	return s.lost
 }
+
+// Incarnation returns Config.Incarnation.
+func (s *Sequencer) Incarnation() uint64 { return s.inc }
 
 // NoMark reports whether the sequencer has no reservation mark to vouch
 // for its tail: it started with no Floor and has not been bootstrapped
@@ -269,6 +288,10 @@ type SealResult struct {
 	// durable reservation mark): Tail vouches for nothing, and only the
 	// storage units bound what was written.
 	NoMark bool
+	// Incarnation is Config.Incarnation: a bootstrap that follows this seal
+	// names it, so that it reaches this start of the sequencer and no
+	// later one.
+	Incarnation uint64
 }
 
 // Seal moves the sequencer to epoch and stops it: until it is bootstrapped in
@@ -292,7 +315,7 @@ func (s *Sequencer) Seal(epoch storage.Epoch) (SealResult, error) {
 		s.epoch = epoch
 		s.ready = false
 	}
-	return SealResult{Tail: s.tail, Tails: s.streamTails(), Lost: s.lost, NoMark: s.noMark}, nil
+	return SealResult{Tail: s.tail, Tails: s.streamTails(), Lost: s.lost, NoMark: s.noMark, Incarnation: s.inc}, nil
 }
 
 // Bootstrap moves the sequencer to epoch and makes it ready to hand out

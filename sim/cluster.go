@@ -50,14 +50,20 @@ type Cluster struct {
 	// Standby is the standby sequencer's node (see AddStandby); "" if
 	// none.
 	Standby transport.NodeID
+	// Wrap, if set, wraps the Caller of every client opened afterwards,
+	// outside the Monitor's view of its requests: a workload's filter on a
+	// client's own transport (losing, holding or cutting short some of its
+	// requests). It returns c for a client it leaves alone.
+	Wrap func(node transport.NodeID, c transport.Caller) transport.Caller
 
 	unregister []func() // mutant registrations of the clients opened
 
 	// committed lists every projection the layout servers committed, in
 	// epoch order, for translating units' local addresses to global ones;
 	// commits has the time each was first seen committed.
-	committed []*projection.Projection
-	commits   []EpochChange
+	committed    []*projection.Projection
+	commits      []EpochChange
+	incarnations uint64 // sequencer starts after the first (nextIncarnation)
 	// known has the projection chosen for each epoch, as soon as the
 	// cluster knows it: committed at some layout server, or accepted by a
 	// majority of them at one rank (a client may use a chosen projection
@@ -162,7 +168,7 @@ const StandbyName transport.NodeID = "seq1"
 func (c *Cluster) AddStandby() transport.NodeID {
 	if c.Standby == "" {
 		c.Standby = StandbyName
-		srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers})}
+		srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: c.nextIncarnation()})}
 		c.servers[c.Standby] = srv
 		c.Net.AddNode(c.Standby, &observed{inner: srv, c: c, node: c.Standby})
 	}
@@ -183,7 +189,12 @@ func (c *Cluster) Client(ctx context.Context, cfg corfu.Config) (*corfu.Client, 
 // share a node and a random stream.
 func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu.Config) (*corfu.Client, error) {
 	cfg.Layout = c.Projection.Layout
-	cfg.Transport = &stampedCaller{inner: c.Net.Caller(name), node: name, m: c.Monitor}
+	var inner transport.Caller = c.Net.Caller(name)
+	if c.Wrap != nil {
+		inner = c.Wrap(name, inner)
+	}
+	stamped := &stampedCaller{inner: inner, node: name, m: c.Monitor}
+	cfg.Transport = stamped
 	cfg.Env = c.Sched.Env(string(name))
 	if c.Clock != nil {
 		cfg.Env = &skewedEnv{Env: cfg.Env, node: name, offset: c.Clock}
@@ -192,7 +203,11 @@ func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu
 	if c.Mutants.Any() {
 		c.unregister = append(c.unregister, mutant.Register(cfg.Env, c.Mutants))
 	}
-	return corfu.Open(ctx, cfg)
+	cl, err := corfu.Open(ctx, cfg)
+	if err == nil {
+		stamped.client = cl
+	}
+	return cl, err
 }
 
 // stampedCaller is a client's Caller. It watches the epochs the client
@@ -205,12 +220,20 @@ func (c *Cluster) ClientAs(ctx context.Context, name transport.NodeID, cfg corfu
 // writes (completing chains) and seals at the epoch it is moving to before
 // that epoch is committed, and carries on at its installed epoch if the
 // reconfiguration fails, which is no regression.
+//
+// It also samples the epoch of the projection the client has installed,
+// before and after every request: that never goes back either (a client
+// installs only newer projections), whatever the layout servers it asked.
 type stampedCaller struct {
 	inner transport.Caller
 	node  transport.NodeID
 	m     *Monitor
 	high  storage.Epoch // the newest epoch of a token or trim sent
 	op    transport.Op  // the request that carried it
+	// client is the client, once opened; installed is the newest epoch
+	// sampled from its projection.
+	client    *corfu.Client
+	installed storage.Epoch
 }
 
 func (s *stampedCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
@@ -221,7 +244,22 @@ func (s *stampedCaller) Call(ctx context.Context, to transport.NodeID, req *tran
 		}
 		s.high = max(s.high, req.Epoch)
 	}
-	return s.inner.Call(ctx, to, req)
+	s.sample()
+	resp, err := s.inner.Call(ctx, to, req)
+	s.sample()
+	return resp, err
+}
+
+// sample checks that the client's installed projection did not go back.
+func (s *stampedCaller) sample() {
+	if s.client == nil {
+		return
+	}
+	e := s.client.Epoch()
+	if e < s.installed {
+		s.m.ClientWentBack(s.node, "its installed projection", e, s.installed)
+	}
+	s.installed = max(s.installed, e)
 }
 
 // skewedEnv is a client's Env whose clock is off by what offset says: only
@@ -251,7 +289,8 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 	if srv.Sequencer != nil {
 		// NB: the reservation mark is the sequencer's one durable value
 		// (its host persists it before answering); the rest is lost.
-		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark(), Recovered: !srv.Sequencer.NoMark()})
+		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark(), Recovered: !srv.Sequencer.NoMark(),
+			Incarnation: c.nextIncarnation()})
 		c.replaceSequencer(node, fresh)
 		c.Monitor.SequencerLost()
 	}
@@ -283,7 +322,7 @@ func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 	}
 	c.crashed[node] = false
 	if srv.Sequencer != nil && kind == FaultAmnesia {
-		c.replaceSequencer(node, sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers}))
+		c.replaceSequencer(node, sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: c.nextIncarnation()}))
 	}
 	if srv.Unit != nil {
 		if kind == FaultReformat {
@@ -499,7 +538,7 @@ func (o *observed) mutate(req *transport.Request) {
 	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpSeqSeal:
 		// Mutant: the sequencer loses everything, its reservation mark
 		// included, at every seal...
-		fresh := sequencer.New(sequencer.Config{Backpointers: o.c.Options.Backpointers})
+		fresh := sequencer.New(sequencer.Config{Backpointers: o.c.Options.Backpointers, Incarnation: o.c.nextIncarnation()})
 		srv.Sequencer = fresh
 		o.c.Servers.Sequencer = fresh
 	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpBootstrap:
@@ -621,4 +660,11 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 			m.SequencerLost()
 		}
 	}
+}
+
+// nextIncarnation numbers the starts of the cluster's sequencers, for
+// sequencer.Config.Incarnation; the initial one is 1.
+func (c *Cluster) nextIncarnation() uint64 {
+	c.incarnations++
+	return 1 + c.incarnations
 }

@@ -50,7 +50,7 @@ var sentinels = []error{
 	storage.ErrWritten, storage.ErrUnwritten, storage.ErrTrimmed, storage.ErrJunk,
 	storage.ErrSealed, storage.ErrFutureEpoch, storage.ErrTooLarge,
 	storage.ErrInvalidAddress, storage.ErrNilData, storage.ErrBlank, storage.ErrNotBlank,
-	sequencer.ErrNotReady, sequencer.ErrInvalid,
+	sequencer.ErrNotReady, sequencer.ErrInvalid, sequencer.ErrRestarted,
 	projection.ErrInvalid, projection.ErrNoSegment, projection.ErrStaleEpoch,
 	projection.ErrRejected, projection.ErrConflict, projection.ErrEpochGap,
 	transport.ErrWrongRole, transport.ErrUnreachable, transport.ErrMalformed, transport.ErrRemote,

@@ -65,6 +65,7 @@ var errorTable = []struct {
 
 	{16, sequencer.ErrNotReady},
 	{17, sequencer.ErrInvalid},
+	{18, sequencer.ErrRestarted},
 
 	{32, projection.ErrInvalid},
 	{33, projection.ErrNoSegment},

@@ -149,6 +149,12 @@ func (s *Server) sequencerStep(req *Request) *Response {
 		tok, resp.Err = s.Sequencer.Next(req.Epoch, int(req.N), req.Streams)
 		resp.Addr, resp.Tails = tok.Start, tok.Backpointers
 	case OpBootstrap:
+		// NB: Rank names the incarnation the reconfiguration sealed; a
+		// sequencer restarted since must not take its old state.
+		if inc := s.Sequencer.Incarnation(); req.Rank != 0 && inc != 0 && req.Rank != inc {
+			resp.Err = fmt.Errorf("%w: bootstrap for incarnation %d, this is %d", sequencer.ErrRestarted, req.Rank, inc)
+			break
+		}
 		resp.Err = s.Sequencer.Bootstrap(req.Epoch, req.Addr, req.Tails)
 	case OpSeqSeal:
 		var res sequencer.SealResult
@@ -160,6 +166,7 @@ func (s *Server) sequencerStep(req *Request) *Response {
 		if res.NoMark {
 			resp.Rank |= sealNoMark
 		}
+		resp.Rank |= res.Incarnation << sealFlagBits
 	}
 	return resp
 }

@@ -131,10 +131,12 @@ func (c SequencerClient) Next(ctx context.Context, epoch storage.Epoch, n int, s
 // SealResult is what a sealed sequencer reports; see sequencer.SealResult.
 type SealResult = sequencer.SealResult
 
-// The bits of an OpSeqSeal response's Rank.
+// The bits of an OpSeqSeal response's Rank: two flags, and the
+// incarnation above them.
 const (
-	sealLost   = 1 << 0 // SealResult.Lost
-	sealNoMark = 1 << 1 // SealResult.NoMark
+	sealLost     = 1 << 0 // SealResult.Lost
+	sealNoMark   = 1 << 1 // SealResult.NoMark
+	sealFlagBits = 2      // SealResult.Incarnation is Rank >> sealFlagBits
 )
 
 // Seal moves the sequencer to epoch, stops it and returns what a
@@ -144,14 +146,19 @@ func (c SequencerClient) Seal(ctx context.Context, epoch storage.Epoch) (SealRes
 	if err != nil {
 		return SealResult{}, err
 	}
-	return SealResult{Tail: resp.Addr, Tails: resp.Tails, Lost: resp.Rank&sealLost != 0, NoMark: resp.Rank&sealNoMark != 0}, nil
+	return SealResult{Tail: resp.Addr, Tails: resp.Tails, Lost: resp.Rank&sealLost != 0, NoMark: resp.Rank&sealNoMark != 0,
+		Incarnation: resp.Rank >> sealFlagBits}, nil
 }
 
 // Bootstrap makes the sequencer ready in epoch with tail and the streams'
 // recent addresses; see sequencer.Sequencer.Bootstrap. More than MaxTails
 // tails, or a tail with more than MaxTailAddrs addresses, fails with an
 // error wrapping sequencer.ErrInvalid without being sent.
-func (c SequencerClient) Bootstrap(ctx context.Context, epoch storage.Epoch, tail storage.Address, tails []sequencer.StreamTail) error {
+//
+// incarnation names the start of the sequencer that the caller sealed
+// (SealResult.Incarnation; zero for any): a sequencer that restarted since
+// refuses with sequencer.ErrRestarted.
+func (c SequencerClient) Bootstrap(ctx context.Context, incarnation uint64, epoch storage.Epoch, tail storage.Address, tails []sequencer.StreamTail) error {
 	if len(tails) > MaxTails {
 		return fmt.Errorf("transport: %d stream tails, limit %d: %w", len(tails), MaxTails, sequencer.ErrInvalid)
 	}
@@ -160,7 +167,7 @@ func (c SequencerClient) Bootstrap(ctx context.Context, epoch storage.Epoch, tai
 			return fmt.Errorf("transport: stream %d has %d addresses, limit %d: %w", t.Stream, len(t.Addrs), MaxTailAddrs, sequencer.ErrInvalid)
 		}
 	}
-	_, err := call(ctx, c.Caller, c.Node, &Request{Op: OpBootstrap, Epoch: epoch, Addr: tail, Tails: tails})
+	_, err := call(ctx, c.Caller, c.Node, &Request{Op: OpBootstrap, Epoch: epoch, Addr: tail, Tails: tails, Rank: incarnation})
 	return err
 }
 

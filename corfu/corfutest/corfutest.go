@@ -84,7 +84,7 @@ func Build(o Options) (*Servers, error) {
 	for range p.Layout {
 		s.Layouts = append(s.Layouts, projection.NewAcceptor(p.Clone()))
 	}
-	s.Sequencer = sequencer.New(sequencer.Config{Backpointers: o.Backpointers})
+	s.Sequencer = sequencer.New(sequencer.Config{Backpointers: o.Backpointers, Incarnation: 1})
 	if err := s.Sequencer.Bootstrap(0, 0, nil); err != nil {
 		return nil, err
 	}

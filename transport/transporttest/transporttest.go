@@ -72,7 +72,7 @@ var sentinels = []error{
 	storage.ErrWritten, storage.ErrUnwritten, storage.ErrTrimmed, storage.ErrJunk,
 	storage.ErrSealed, storage.ErrFutureEpoch, storage.ErrTooLarge,
 	storage.ErrInvalidAddress, storage.ErrNilData, storage.ErrBlank, storage.ErrNotBlank,
-	sequencer.ErrNotReady, sequencer.ErrInvalid,
+	sequencer.ErrNotReady, sequencer.ErrInvalid, sequencer.ErrRestarted,
 	projection.ErrInvalid, projection.ErrNoSegment, projection.ErrStaleEpoch,
 	projection.ErrRejected, projection.ErrConflict, projection.ErrEpochGap,
 	transport.ErrWrongRole, transport.ErrUnreachable, transport.ErrMalformed, transport.ErrRemote,
@@ -248,7 +248,7 @@ func (s suite) testSequencer(t *testing.T) {
 	bootstrap := func(name string, epoch storage.Epoch, tail storage.Address, tails []sequencer.StreamTail, want error) {
 		t.Helper()
 		wantErr := local.Bootstrap(epoch, tail, tails)
-		gotErr := remote.Bootstrap(ctx, epoch, tail, tails)
+		gotErr := remote.Bootstrap(ctx, 0, epoch, tail, tails)
 		sameError(t, wantErr, gotErr, name)
 		if want == nil {
 			require.NoError(t, gotErr, name)
