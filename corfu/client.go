@@ -62,6 +62,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 // (Config.Writer); with Entry.Seq it names each of its appends.
 func (c *Client) Writer() WriterID { return c.cfg.Writer }
 
+// Epoch returns the epoch of the client's current projection. It never
+// goes back.
+func (c *Client) Epoch() storage.Epoch { return c.projection().Epoch }
+
 // Projection returns a copy of the client's current projection.
 func (c *Client) Projection() *projection.Projection { return c.projection().Clone() }
 
