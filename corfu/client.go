@@ -204,10 +204,14 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 				case rerr == nil || errors.Is(rerr, storage.ErrJunk):
 					return fmt.Errorf("%w: address %d: replica %s holds other data than the head", ErrDiverged, addr, node)
 				default:
-					return rerr
+					err = rerr // ErrTrimmed is handled below
 				}
 			}
-			if i == 0 && !stored && errors.Is(err, storage.ErrTrimmed) {
+			if errors.Is(err, storage.ErrTrimmed) {
+				// NB: a prefix trim raced the append and took its address:
+				// no reader will ever see an entry there (reads below the
+				// mark answer trimmed), so the entry takes a fresh token,
+				// even if some replica holds a copy that nobody reads.
 				return errLostRace
 			}
 			if err != nil {

@@ -471,3 +471,36 @@ func TestRetriedBootstrapAfterRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []storage.Address{first, during, after}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
 }
+
+// TestPrefixTrimRacesAppend: a prefix trim takes an address whose append has
+// reached the head but not the rest of the chain. No reader can ever see an
+// entry there, so the append takes a fresh token and is acknowledged above
+// the mark, never left with an unknown outcome at an address that can only
+// read as trimmed.
+func TestPrefixTrimRacesAppend(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+	require.NoError(t, err)
+	net := &faultNet{next: cl.Net}
+	a := openWith(t, cl, net, mutant.Set{})
+	trimmer := openWith(t, cl, cl.Net, mutant.Set{})
+	var once sync.Once
+	net.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if req.Op == transport.OpWrite && to == "unit1" {
+			once.Do(func() {
+				tail, err := trimmer.Tail(ctx)
+				require.NoError(t, err)
+				require.NoError(t, trimmer.PrefixTrim(ctx, tail))
+			})
+		}
+		return pass
+	})
+	addr, err := a.Append(ctx, []byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, storage.Address(1), addr, "a fresh token above the mark")
+	e, err := trimmer.Read(ctx, addr)
+	require.NoError(t, err)
+	require.Equal(t, "x", string(e.Data))
+	_, err = trimmer.Read(ctx, 0)
+	require.ErrorIs(t, err, corfu.ErrTrimmed)
+}
