@@ -269,6 +269,7 @@ func (c *Client) nextProjection(cur *projection.Projection, seal sealed, epoch s
 		}
 	}
 	next.Epoch = epoch
+	next.Proposal = c.env.Rand().Uint64() | 1 // NB: see Projection.Proposal
 	if err := projection.ValidateNext(cur, next); err != nil {
 		return nil, nil, err
 	}

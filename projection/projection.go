@@ -35,6 +35,12 @@ type Projection struct {
 	Sequencer NodeID        `json:"sequencer"`
 	Layout    []NodeID      `json:"layout"`
 	Segments  []Segment     `json:"segments"`
+	// Proposal names the reconfiguration that proposed the projection (a
+	// number it drew; zero for none). Two reconfigurations that propose
+	// the same layout for one epoch thus propose different values, and
+	// the one whose value is chosen, alone, knows it won and finishes the
+	// epoch: the other may have seen another tail.
+	Proposal uint64 `json:"proposal,omitempty"`
 }
 
 // Location is where one global address lives.
@@ -83,6 +89,7 @@ func (p *Projection) Clone() *Projection {
 		Epoch:     p.Epoch,
 		Sequencer: p.Sequencer,
 		Layout:    slices.Clone(p.Layout),
+		Proposal:  p.Proposal,
 	}
 	if p.Segments != nil {
 		q.Segments = make([]Segment, len(p.Segments))
@@ -112,7 +119,7 @@ func (p *Projection) Equal(q *Projection) bool {
 	if p == nil || q == nil {
 		return p == q
 	}
-	return p.Epoch == q.Epoch &&
+	return p.Epoch == q.Epoch && p.Proposal == q.Proposal &&
 		p.Sequencer == q.Sequencer &&
 		slices.Equal(p.Layout, q.Layout) &&
 		slices.EqualFunc(p.Segments, q.Segments, Segment.equal)
