@@ -335,7 +335,7 @@ func (m *Monitor) Returned(global storage.Address, epoch storage.Epoch, junk boo
 	m.mu.Unlock()
 	if !held {
 		m.report(Violation{Invariant: "S7", Addr: global, Detail: fmt.Sprintf(
-			"a read at epoch %d returned what %s, the last replica of the chain %v, did not hold: %s", epoch, last, chain, what)})
+			"a read or fill at epoch %d returned what %s, the last replica of the chain %v, did not hold: %s", epoch, last, chain, what)})
 	}
 }
 
@@ -672,6 +672,15 @@ func (m *Monitor) LayoutAnswered(node projection.NodeID, epoch storage.Epoch) {
 func (m *Monitor) ClientWentBack(client projection.NodeID, op string, epoch, before storage.Epoch) {
 	m.report(Violation{Invariant: "S9", Detail: fmt.Sprintf(
 		"client %s sent %s at epoch %d after a request at epoch %d", client, op, epoch, before)})
+}
+
+// ProjectionWentBack records that the projection a client has installed
+// is of epoch, after it had installed one of the newer epoch before (S9:
+// a client installs only newer projections, whatever the layout servers
+// it asked answered).
+func (m *Monitor) ProjectionWentBack(client projection.NodeID, epoch, before storage.Epoch) {
+	m.report(Violation{Invariant: "S9", Detail: fmt.Sprintf(
+		"client %s went back to a projection of epoch %d after installing epoch %d", client, epoch, before)})
 }
 
 // projString formats a projection on one line for a report.

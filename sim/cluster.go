@@ -257,7 +257,7 @@ func (s *stampedCaller) sample() {
 	}
 	e := s.client.Epoch()
 	if e < s.installed {
-		s.m.ClientWentBack(s.node, "its installed projection", e, s.installed)
+		s.m.ProjectionWentBack(s.node, e, s.installed)
 	}
 	s.installed = max(s.installed, e)
 }

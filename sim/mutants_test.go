@@ -45,22 +45,44 @@ func TestMutants(t *testing.T) {
 		{"ack before the last replica", mutant.Set{AckBeforeLast: true}, nil, 200},
 		{"writer carries its token into the next epoch", mutant.Set{CarryToken: true}, nil, 0},
 		// Two writers meet at one address only when an address is handed
-		// out twice, as after a sequencer that lost its mark.
+		// out twice, as after a sequencer that lost its mark: a writer
+		// stalled with its token across the recovery then finds at the
+		// head another writer's entry of the same bytes in the same (no)
+		// streams, which only its identity tells apart.
 		{"writer knows its entry by its bytes", mutant.Set{OursByBytes: true}, func(o *sim.Options) {
-			o.Workload.SamePayloadOneIn = 2
+			o.Workload.SamePayloadOneIn = 1
+			o.Workload.NoStreams = true
+			o.Workload.SlowWriteOneIn = 3
+			o.Workload.Appenders = max(o.Workload.Appenders, 3)
 			o.Faults.Amnesias = max(o.Faults.Amnesias, 2)
+			if o.Faults.Duration == 0 {
+				o.Faults.Duration = 3 * time.Second
+			}
 		}, 0},
 		{"writer trusts a replica after the head", mutant.Set{TrustsNonHead: true}, nil, 0},
+		// A reader that waited out a hole fills it as its writer, stalled
+		// with its token, finally reaches the head: the fill meets the
+		// entry there and (mutant) returns it uncopied, so the read
+		// returns what the chain's last replica lacks.
 		{"fill skips copying the head's data", mutant.Set{FillSkipsCopy: true}, func(o *sim.Options) {
-			o.Workload.ReplaceHeads = true
+			o.Workload.ReadNewest = true
+			o.Workload.SlowWriteOneIn = 2
+			o.Workload.SlowWrite = 2 * o.Client.HoleFillWait
+			o.Workload.Readers = max(o.Workload.Readers, 3)
 			o.Workload.FillOneIn = 2
-			o.Workload.Reconfigs = max(o.Workload.Reconfigs, 5)
-			o.Cluster.Spares = o.Workload.Reconfigs
 			o.Cluster.Replicas = max(o.Cluster.Replicas, 2)
 			o.Cluster.Units = o.Cluster.Replicas * max(1, o.Cluster.Units/o.Cluster.Replicas)
-			o.Faults.Drop = max(o.Faults.Drop, 0.2)
+			o.Faults.Latency = "exp:min=5ms,mean=50ms"
+			if o.Faults.Duration == 0 {
+				o.Faults.Duration = 3 * time.Second
+			}
 		}, 0},
-		{"recovery bootstraps before filling", mutant.Set{BootstrapBeforeFill: true}, func(o *sim.Options) {
+		// NB: alone it is masked: with epoch-scoped tokens no writer can
+		// land in [written, tail) once the units are sealed, so the late
+		// fill finds nothing there. With writers that carry their tokens
+		// into the new epoch, an entry lands there that the stream tails
+		// never learn.
+		{"recovery bootstraps before filling (with tokens carried)", mutant.Set{BootstrapBeforeFill: true, CarryToken: true}, func(o *sim.Options) {
 			o.Faults.Crashes = max(o.Faults.Crashes, 3)
 			o.Workload.Streamers = max(o.Workload.Streamers, 2)
 			o.Workload.StreamReads = max(o.Workload.StreamReads, 10)
@@ -72,9 +94,17 @@ func TestMutants(t *testing.T) {
 			o.Workload.StreamReads = max(o.Workload.StreamReads, 10)
 		}, 0},
 		{"stream reader drops the oldest entry", mutant.Set{StreamDropsOldest: true}, nil, 0},
-		{"client installs older projections", mutant.Set{EpochGoesBack: true}, manyReconfigs, 0},
-		{"proposer ignores accepted values", mutant.Set{ProposerIgnoresAccepted: true}, manyReconfigs, 0},
-		{"acceptor skips epochs", mutant.Set{AcceptorSkipsEpochs: true}, manyReconfigs, 0},
+		{"client installs older projections", mutant.Set{EpochGoesBack: true}, laggingLayouts, 0},
+		{"proposer ignores accepted values", mutant.Set{ProposerIgnoresAccepted: true}, laggingLayouts, 0},
+		// A reconfiguration that dies once it has sealed leaves the log
+		// sealed past an epoch that one layout server alone committed; a
+		// proposer that cannot see that server takes the sealed epoch
+		// over from the epoch before.
+		{"acceptor skips epochs", mutant.Set{AcceptorSkipsEpochs: true}, func(o *sim.Options) {
+			laggingLayouts(o)
+			o.Workload.AbortOneIn = 2
+			o.Cluster.Spares = max(o.Cluster.Spares, 3)
+		}, 0},
 		{"sequencer's backpointer off by one", mutant.Set{WrongBackpointer: true}, nil, 0},
 		{"unit serves stale reads", mutant.Set{UnitServesStaleReads: true}, nil, 0},
 		{"unit acknowledges writes below the trim", mutant.Set{UnitWritesBelowTrim: true}, func(o *sim.Options) {
@@ -114,6 +144,14 @@ func TestMutants(t *testing.T) {
 			t.Errorf("mutant %q survived %d seeds: the checker cannot see it", m.name, budget)
 		})
 	}
+}
+
+// laggingLayouts is manyReconfigs with layout servers left behind: the
+// reconfiguring client's commits reach one layout server only, which
+// every client reaches only half the time during the fault phase.
+func laggingLayouts(o *sim.Options) {
+	manyReconfigs(o)
+	o.Workload.LaggingLayouts = true
 }
 
 // manyReconfigs makes reconfigurations race: many of them, under lost

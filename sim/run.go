@@ -84,6 +84,32 @@ type Workload struct {
 	// final pass every replica must hold the map the log holds.
 	KVMaps int
 	KVOps  int
+
+	// NoStreams makes every append join no stream, so that two appends of
+	// equal bytes store entries that differ only in their writer's
+	// identity (with SamePayloadOneIn).
+	NoStreams bool
+	// SlowWriteOneIn, if positive, makes an appender stall, in the fault
+	// phase, before one in SlowWriteOneIn of its writes to a replica, and
+	// a reader before one in SlowWriteOneIn of its fills, for up to
+	// SlowWrite (default 1s), as a client paused between taking its token
+	// and writing, or between its last look at a hole and its fill, would:
+	// the request's own timeout does not cut the stall short, so the
+	// request arrives late, possibly after a reconfiguration or after
+	// another client's request.
+	SlowWriteOneIn int
+	SlowWrite      time.Duration
+	// LaggingLayouts leaves layout servers behind: the reconfiguring
+	// client's commits reach only the last layout server, and in the
+	// fault phase every client loses half its requests to that server, so
+	// that clients often see only servers that lag an epoch behind.
+	LaggingLayouts bool
+	// AbortOneIn, if positive, makes one in AbortOneIn of the
+	// reconfiguring client's reconfigurations in the fault phase die once
+	// it has sealed the units: its context ends as its seal of the
+	// sequencer goes out, leaving the log sealed at an epoch nobody
+	// proposed.
+	AbortOneIn int
 }
 
 // KVStream is the stream of the workload's kvmap replicas, apart from the
@@ -100,6 +126,9 @@ func (w *Workload) fill() {
 	setDefault(&w.OpTimeout, 10*time.Second)
 	setDefault(&w.Think, 5*time.Millisecond)
 	setDefault(&w.ReconfigGap, 300*time.Millisecond)
+	if w.SlowWriteOneIn > 0 {
+		setDefault(&w.SlowWrite, time.Second)
+	}
 }
 
 // LivenessConfig tunes the liveness checks (see LivenessBounds); zero
@@ -375,6 +404,9 @@ type run struct {
 	// 1..finalID-1.
 	finalID int
 
+	// abort, while set, ends the reconfiguring client's reconfiguration
+	// in progress (Workload.AbortOneIn).
+	abort          func()
 	reconfigs      []FaultRecord // the reconfiguring client's reconfigurations
 	healedReconfig error         // the outcome of its reconfiguration after the heal (L2)
 
@@ -405,7 +437,65 @@ func newRun(o Options) (*run, error) {
 	// at it: client1.. for the appenders, then the readers, then the
 	// reconfiguring client; the final pass's client comes last.
 	r.finalID = o.clients() + 1
+	if w := o.Workload; w.SlowWriteOneIn > 0 || w.LaggingLayouts || w.AbortOneIn > 0 {
+		cl.Wrap = r.wrap
+	}
 	return r, nil
+}
+
+// wrap is the Cluster's Wrap for the workload's filters on the clients' own
+// transports (Workload.SlowWriteOneIn, LaggingLayouts, AbortOneIn).
+func (r *run) wrap(node transport.NodeID, c transport.Caller) transport.Caller {
+	w := r.w
+	f := &filterCaller{r: r, inner: c, rng: r.s.Fork("filter " + string(node))}
+	for id := 1; id < r.finalID; id++ {
+		if clientNode(id) != node {
+			continue
+		}
+		f.appender = id <= w.Appenders
+		f.reader = id > w.Appenders && id <= w.Appenders+w.Readers
+		f.reconfigurer = w.Reconfigs > 0 && id == w.Appenders+w.Readers+1
+	}
+	return f
+}
+
+// filterCaller is a workload client's filter on its own transport.
+type filterCaller struct {
+	r                              *run
+	inner                          transport.Caller
+	rng                            *rand.Rand
+	appender, reader, reconfigurer bool
+}
+
+func (f *filterCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	r, w := f.r, f.r.w
+	faulty := r.since() < r.heal
+	if w.LaggingLayouts {
+		layouts := r.cl.Projection.Layout
+		keep := layouts[len(layouts)-1]
+		switch {
+		case f.reconfigurer && req.Op == transport.OpCommit && to != keep:
+			return nil, fmt.Errorf("%w: the commit reaches %s only", transport.ErrUnreachable, keep)
+		case to == keep && faulty && f.rng.IntN(2) == 0:
+			return nil, fmt.Errorf("%w: %s lost", transport.ErrUnreachable, to)
+		}
+	}
+	if f.reconfigurer && req.Op == transport.OpSeqSeal && r.abort != nil {
+		r.abort() // the reconfiguration dies with the units sealed
+		r.abort = nil
+	}
+	slow := f.appender && req.Op == transport.OpWrite || f.reader && req.Op == transport.OpFill
+	if slow && w.SlowWriteOneIn > 0 && faulty && f.rng.IntN(w.SlowWriteOneIn) == 0 {
+		// NB: a stall before the request; sent afterwards with a timeout
+		// of its own, as the request the client sent before it stalled.
+		if err := r.s.Sleep(r.bg, time.Duration(f.rng.Int64N(int64(w.SlowWrite)+1))); err != nil {
+			return nil, err
+		}
+		sctx, cancel := r.s.WithTimeout(r.bg, r.o.Client.RPCTimeout)
+		defer cancel()
+		return f.inner.Call(sctx, to, req)
+	}
+	return f.inner.Call(ctx, to, req)
 }
 
 // close releases the cluster's mutant registrations and the scheduler's
@@ -594,7 +684,7 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 		}
 		var streams []corfu.StreamID
 		for sid := range w.Streams {
-			if rng.IntN(2) == 0 {
+			if rng.IntN(2) == 0 && !w.NoStreams {
 				streams = append(streams, corfu.StreamID(sid+1))
 			}
 		}
@@ -680,9 +770,16 @@ func (r *run) reader(id int, rng *rand.Rand) error {
 			// writer must lose cleanly, or the fill must complete
 			// its entry; never clobber it.
 			addr = tail - 1
-			r.record(id, OpFill, addr, "", func(ctx context.Context) (storage.Address, string, error) {
-				return addr, "", c.Fill(ctx, addr)
+			var ferr error
+			_, op, _ := r.recordOp(id, OpFill, addr, "", func(ctx context.Context) (storage.Address, string, error) {
+				ferr = c.Fill(ctx, addr)
+				return addr, "", ferr
 			})
+			// NB: a fill's answer is committed too: junk, or an entry
+			// whose chain it completed (S7, Monitor.Returned).
+			if ferr == nil || errors.Is(ferr, corfu.ErrWritten) {
+				r.cl.Monitor.Returned(addr, c.Epoch(), ferr == nil, func([]byte) bool { return true }, opString(&r.h.Ops[op]))
+			}
 			return nil
 		}
 		r.read(id, c, addr)
@@ -716,7 +813,12 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 	reconfigure := func(change corfu.Change, what string) error {
 		begin := r.since()
 		ctx, cancel := s.WithTimeout(r.bg, w.OpTimeout)
+		if w.AbortOneIn > 0 && begin < r.heal && rng.IntN(w.AbortOneIn) == 0 {
+			r.abort = cancel
+			what += ", dying once the units are sealed"
+		}
 		p, err := c.Reconfigure(ctx, change)
+		r.abort = nil
 		cancel()
 		rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: r.since(), Detail: "ok"}
 		switch {
@@ -1121,7 +1223,7 @@ func (r *run) read(client int, c *corfu.Client, addr storage.Address) {
 	o := &r.h.Ops[op]
 	o.Streams = e.Streams
 	if o.Outcome == OK || o.Outcome == Junk {
-		r.cl.Monitor.Returned(addr, c.Projection().Epoch, o.Outcome == Junk, func(stored []byte) bool {
+		r.cl.Monitor.Returned(addr, c.Epoch(), o.Outcome == Junk, func(stored []byte) bool {
 			w, seq, ok := storedID(stored)
 			return ok && w == e.Writer && seq == e.Seq && bytes.HasSuffix(stored, e.Data)
 		}, opString(o))
