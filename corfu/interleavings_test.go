@@ -504,3 +504,52 @@ func TestPrefixTrimRacesAppend(t *testing.T) {
 	_, err = trimmer.Read(ctx, 0)
 	require.ErrorIs(t, err, corfu.ErrTrimmed)
 }
+
+// TestReadersGoBackAfterReset: a stream reader and a follower move past
+// addresses that were handed out and never written; the sequencer then
+// comes back with no mark, so the recovery starts the next one at the
+// units' tail, below them, and they are handed out again. Both readers go
+// back for them (the projection records the reset) and see the new entries.
+func TestReadersGoBackAfterReset(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
+	require.NoError(t, err)
+	w := openWith(t, cl, cl.Net, mutant.Set{})
+	first, err := w.Append(ctx, []byte("first"), 5)
+	require.NoError(t, err)
+	_, err = cl.Sequencer.Next(0, 3, nil) // handed out, never written
+	require.NoError(t, err)
+
+	r := openWith(t, cl, cl.Net, mutant.Set{})
+	s := r.Stream(5, 0)
+	got, err := s.Sync(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, storage.Address(4), s.Position())
+
+	lostSequencer(cl, false)
+	second, err := w.Append(ctx, []byte("second"), 5)
+	require.NoError(t, err)
+	require.Less(t, second, storage.Address(4), "the reset hands the unwritten addresses out again")
+	p := w.Projection()
+	require.NotEmpty(t, p.Resets, "the projection records the reset")
+
+	got, err = s.Sync(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "the stream reader goes back for the reissued address")
+	require.Equal(t, second, got[0].Address)
+
+	fctx, cancel := context.WithCancel(ctx)
+	var seen []storage.Address
+	for e, err := range r.Follow(fctx, first) {
+		if err != nil {
+			break
+		}
+		seen = append(seen, e.Address)
+		if len(seen) == 2 {
+			cancel()
+		}
+	}
+	cancel()
+	require.Equal(t, []storage.Address{first, second}, seen)
+}

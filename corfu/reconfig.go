@@ -270,6 +270,14 @@ func (c *Client) nextProjection(cur *projection.Projection, seal sealed, epoch s
 	}
 	next.Epoch = epoch
 	next.Proposal = c.env.Rand().Uint64() | 1 // NB: see Projection.Proposal
+	if !seal.seqAnswered {
+		// NB: the tail comes from the units alone: it may lie below tails
+		// the old sequencer reported. Readers past it must know.
+		next.Resets = append(slices.Clone(cur.Resets), projection.Reset{Epoch: epoch, Tail: seal.tail})
+		if len(next.Resets) > projection.MaxResets {
+			next.Resets = next.Resets[len(next.Resets)-projection.MaxResets:]
+		}
+	}
 	if err := projection.ValidateNext(cur, next); err != nil {
 		return nil, nil, err
 	}

@@ -19,14 +19,15 @@ import (
 //
 // A Stream is not safe for concurrent use; give each reader its own.
 type Stream struct {
-	c   *Client
-	id  StreamID
-	pos storage.Address // every entry of the stream below pos was returned
+	c     *Client
+	id    StreamID
+	pos   storage.Address // every entry of the stream below pos was returned
+	epoch storage.Epoch   // the epoch in which pos was taken (see projection.Reset)
 }
 
 // Stream returns a reader of stream id that starts at address from.
 func (c *Client) Stream(id StreamID, from storage.Address) *Stream {
-	return &Stream{c: c, id: id, pos: from}
+	return &Stream{c: c, id: id, pos: from, epoch: c.Epoch()}
 }
 
 // ID returns the stream's ID.
@@ -45,19 +46,29 @@ func (s *Stream) Append(ctx context.Context, data []byte) (storage.Address, erro
 // Sync returns the stream's entries between the reader's position and the
 // current tail, in log order, and moves the position to that tail.
 //
+// If a reconfiguration since the last Sync started the sequencer below the
+// position (a projection.Reset: it could not learn the old sequencer's
+// tail), the position first goes back to that tail, whose addresses are
+// handed out again; nothing the reader returned lies at or above it.
+//
 // Errors: those of Read except ErrJunk (junk is skipped) and ErrUnwritten.
-// On an error the position does not move.
+// On an error the position does not move, but for going back to a reset.
 func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	var tok sequencer.Token
+	var at *projection.Projection
 	err := s.c.withEpoch(ctx, func(p *projection.Projection) (err error) {
 		if tok, err = s.c.next(ctx, p, 0, []StreamID{s.id}); err != nil {
 			return err
 		}
+		at = p
 		return s.c.confirmEpoch(ctx, p)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("corfu: stream %d: %w", s.id, err)
 	}
+	// NB: a sequencer that started below the position (a reset) hands
+	// those addresses out again: the reader goes back for them.
+	s.pos, s.epoch = at.Rewind(s.pos, s.epoch), at.Epoch
 	tail := tok.Start
 	if tail <= s.pos {
 		return nil, nil

@@ -41,6 +41,38 @@ type Projection struct {
 	// the one whose value is chosen, alone, knows it won and finishes the
 	// epoch: the other may have seen another tail.
 	Proposal uint64 `json:"proposal,omitempty"`
+	// Resets lists, oldest first, the newest MaxResets epochs whose
+	// sequencer started at a tail that may lie below tails reported before
+	// (see Reset).
+	Resets []Reset `json:"resets,omitempty"`
+}
+
+// Reset records an epoch whose reconfiguration could not learn the old
+// sequencer's tail (the seal missed it, or it came back with no reservation
+// mark), so its sequencer started at Tail, the tail the storage units
+// bound: every address below Tail may hold something, but addresses from
+// Tail on that were handed out and never written are handed out again. A
+// reader that moved past Tail in an earlier epoch goes back to it; it
+// returned nothing at or above Tail, since nothing was written there.
+type Reset struct {
+	Epoch storage.Epoch   `json:"epoch"`
+	Tail  storage.Address `json:"tail"`
+}
+
+// MaxResets bounds Projection.Resets.
+const MaxResets = 64
+
+// Rewind returns where a reader at position pos, taken in epoch since,
+// carries on under p: pos, or the tail of a reset after since that lies
+// below it. (A reader more than MaxResets resets behind goes back to the
+// lowest reset p still lists.)
+func (p *Projection) Rewind(pos storage.Address, since storage.Epoch) storage.Address {
+	for i, r := range p.Resets {
+		if r.Epoch > since || i == 0 && len(p.Resets) == MaxResets {
+			pos = min(pos, r.Tail)
+		}
+	}
+	return pos
 }
 
 // Location is where one global address lives.
@@ -90,6 +122,7 @@ func (p *Projection) Clone() *Projection {
 		Sequencer: p.Sequencer,
 		Layout:    slices.Clone(p.Layout),
 		Proposal:  p.Proposal,
+		Resets:    slices.Clone(p.Resets),
 	}
 	if p.Segments != nil {
 		q.Segments = make([]Segment, len(p.Segments))
@@ -119,7 +152,7 @@ func (p *Projection) Equal(q *Projection) bool {
 	if p == nil || q == nil {
 		return p == q
 	}
-	return p.Epoch == q.Epoch && p.Proposal == q.Proposal &&
+	return p.Epoch == q.Epoch && p.Proposal == q.Proposal && slices.Equal(p.Resets, q.Resets) &&
 		p.Sequencer == q.Sequencer &&
 		slices.Equal(p.Layout, q.Layout) &&
 		slices.EqualFunc(p.Segments, q.Segments, Segment.equal)

@@ -501,3 +501,17 @@ func TestPaxosInterleavings(t *testing.T) {
 	t.Logf("%d seeds, %d decisions", seeds, decided)
 	assert.Greater(t, decided, seeds/2, "the interleavings should mostly reach a decision")
 }
+
+// TestRewind: a reader goes back to the tail of every reset after the epoch
+// it took its position in, and to no other.
+func TestRewind(t *testing.T) {
+	p := successor(9, "r")
+	p.Resets = []projection.Reset{{Epoch: 3, Tail: 40}, {Epoch: 6, Tail: 70}, {Epoch: 8, Tail: 55}}
+	require.NoError(t, p.Validate())
+	assert.Equal(t, storage.Address(100), p.Rewind(100, 8), "no reset after epoch 8")
+	assert.Equal(t, storage.Address(55), p.Rewind(100, 6))
+	assert.Equal(t, storage.Address(40), p.Rewind(100, 2))
+	assert.Equal(t, storage.Address(30), p.Rewind(30, 2), "a reader below every reset stays")
+	p.Resets = append(p.Resets, projection.Reset{Epoch: 7, Tail: 1})
+	require.ErrorIs(t, p.Validate(), projection.ErrInvalid, "resets out of order")
+}

@@ -48,6 +48,14 @@ func (p *Projection) Validate() error {
 	if len(p.Layout) == 0 {
 		return fmt.Errorf("%w: no layout servers", ErrInvalid)
 	}
+	if len(p.Resets) > MaxResets {
+		return fmt.Errorf("%w: %d resets, limit %d", ErrInvalid, len(p.Resets), MaxResets)
+	}
+	for i, r := range p.Resets {
+		if r.Epoch > p.Epoch || i > 0 && r.Epoch <= p.Resets[i-1].Epoch || r.Tail >= storage.MaxAddress {
+			return fmt.Errorf("%w: reset %d (epoch %d, tail %d) out of order or range", ErrInvalid, i, r.Epoch, r.Tail)
+		}
+	}
 	if len(p.Layout) > MaxLayoutServers {
 		return fmt.Errorf("%w: %d layout servers, limit %d", ErrInvalid, len(p.Layout), MaxLayoutServers)
 	}
