@@ -23,6 +23,7 @@ type Stream struct {
 	id    StreamID
 	pos   storage.Address // every entry of the stream below pos was returned
 	epoch storage.Epoch   // the epoch in which pos was taken (see projection.Reset)
+	start storage.Address // where the last Sync began reading
 }
 
 // Stream returns a reader of stream id that starts at address from.
@@ -32,6 +33,11 @@ func (c *Client) Stream(id StreamID, from storage.Address) *Stream {
 
 // ID returns the stream's ID.
 func (s *Stream) ID() StreamID { return s.id }
+
+// Start returns where the last Sync began reading: the position before it,
+// or a reset's tail below that (see Sync). The last Sync returned the
+// stream's entries in [Start, Position).
+func (s *Stream) Start() storage.Address { return s.start }
 
 // Position returns the address below which the reader has returned every
 // entry of the stream.
@@ -69,6 +75,7 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	// NB: a sequencer that started below the position (a reset) hands
 	// those addresses out again: the reader goes back for them.
 	s.pos, s.epoch = at.Rewind(s.pos, s.epoch), at.Epoch
+	s.start = s.pos
 	tail := tok.Start
 	if tail <= s.pos {
 		return nil, nil
