@@ -965,6 +965,8 @@ func (r *run) syncStream(client int, st *corfu.Stream) {
 // follow follows the whole log from from until it yields an entry at or
 // past the tail it finds first, or its time is up, and records what it
 // yielded: the range it covered ends past its last entry (or at the tail,
+	} else {
+		o.Addr = st.Start() // NB: below from after a reset (corfu.Stream.Sync)
 // once it got there).
 func (r *run) follow(client int, c *corfu.Client, from storage.Address) {
 	to := from
