@@ -25,8 +25,12 @@ func TestMutants(t *testing.T) {
 		set   mutant.Set
 		tune  func(*sim.Options) // bends the seed's workload towards the mutant's weak spot
 		seeds int                // its budget; 0 means 500
+		// base is what the control runs with: no mutant, or for a pair
+		// the mutant the other one needs, so that the catch is the
+		// other's doing.
+		base mutant.Set
 	}{
-		{"unit ignores the seal epoch", mutant.Set{UnitIgnoresSeal: true}, nil, 200},
+		{"unit ignores the seal epoch", mutant.Set{UnitIgnoresSeal: true}, nil, 200, mutant.Set{}},
 		// Reading the head is wrong only once a reconfiguration drops a
 		// head that holds an uncommitted write: replace heads, often,
 		// while lost messages stall writers between head and tail, and
@@ -39,11 +43,11 @@ func TestMutants(t *testing.T) {
 			o.Cluster.Replicas = max(o.Cluster.Replicas, 2)
 			o.Cluster.Units = o.Cluster.Replicas * max(1, o.Cluster.Units/o.Cluster.Replicas)
 			o.Faults.Drop = max(o.Faults.Drop, 0.2)
-		}, 200},
-		{"fill overwrites", mutant.Set{FillOverwrites: true}, nil, 200},
-		{"sequencer restarts at zero", mutant.Set{SequencerRestartsAtZero: true}, nil, 200},
-		{"ack before the last replica", mutant.Set{AckBeforeLast: true}, nil, 200},
-		{"writer carries its token into the next epoch", mutant.Set{CarryToken: true}, nil, 0},
+		}, 200, mutant.Set{}},
+		{"fill overwrites", mutant.Set{FillOverwrites: true}, nil, 200, mutant.Set{}},
+		{"sequencer restarts at zero", mutant.Set{SequencerRestartsAtZero: true}, nil, 200, mutant.Set{}},
+		{"ack before the last replica", mutant.Set{AckBeforeLast: true}, nil, 200, mutant.Set{}},
+		{"writer carries its token into the next epoch", mutant.Set{CarryToken: true}, nil, 0, mutant.Set{}},
 		// Two writers meet at one address only when an address is handed
 		// out twice, as after a sequencer that lost its mark: a writer
 		// stalled with its token across the recovery then finds at the
@@ -58,8 +62,8 @@ func TestMutants(t *testing.T) {
 			if o.Faults.Duration == 0 {
 				o.Faults.Duration = 3 * time.Second
 			}
-		}, 0},
-		{"writer trusts a replica after the head", mutant.Set{TrustsNonHead: true}, nil, 0},
+		}, 0, mutant.Set{}},
+		{"writer trusts a replica after the head", mutant.Set{TrustsNonHead: true}, nil, 0, mutant.Set{}},
 		// A reader that waited out a hole fills it as its writer, stalled
 		// with its token, finally reaches the head: the fill meets the
 		// entry there and (mutant) returns it uncopied, so the read
@@ -76,26 +80,27 @@ func TestMutants(t *testing.T) {
 			if o.Faults.Duration == 0 {
 				o.Faults.Duration = 3 * time.Second
 			}
-		}, 0},
+		}, 0, mutant.Set{}},
 		// NB: alone it is masked: with epoch-scoped tokens no writer can
 		// land in [written, tail) once the units are sealed, so the late
 		// fill finds nothing there. With writers that carry their tokens
 		// into the new epoch, an entry lands there that the stream tails
 		// never learn.
 		{"recovery bootstraps before filling (with tokens carried)", mutant.Set{BootstrapBeforeFill: true, CarryToken: true}, func(o *sim.Options) {
+			o.Workload.SlowWriteOneIn = 2 // a recovery slow to fill the gap
 			o.Faults.Crashes = max(o.Faults.Crashes, 3)
 			o.Workload.Streamers = max(o.Workload.Streamers, 2)
 			o.Workload.StreamReads = max(o.Workload.StreamReads, 10)
-		}, 0},
+		}, 0, mutant.Set{CarryToken: true}},
 		{"stream-tail scan stops at a trim", mutant.Set{ScanStopsAtTrim: true}, func(o *sim.Options) {
 			o.Workload.SparseTrimOneIn = 3
 			o.Faults.Crashes = max(o.Faults.Crashes, 3)
 			o.Workload.Streamers = max(o.Workload.Streamers, 2)
 			o.Workload.StreamReads = max(o.Workload.StreamReads, 10)
-		}, 0},
-		{"stream reader drops the oldest entry", mutant.Set{StreamDropsOldest: true}, nil, 0},
-		{"client installs older projections", mutant.Set{EpochGoesBack: true}, laggingLayouts, 0},
-		{"proposer ignores accepted values", mutant.Set{ProposerIgnoresAccepted: true}, laggingLayouts, 0},
+		}, 0, mutant.Set{}},
+		{"stream reader drops the oldest entry", mutant.Set{StreamDropsOldest: true}, nil, 0, mutant.Set{}},
+		{"client installs older projections", mutant.Set{EpochGoesBack: true}, laggingLayouts, 0, mutant.Set{}},
+		{"proposer ignores accepted values", mutant.Set{ProposerIgnoresAccepted: true}, laggingLayouts, 0, mutant.Set{}},
 		// A reconfiguration that dies once it has sealed leaves the log
 		// sealed past an epoch that one layout server alone committed; a
 		// proposer that cannot see that server takes the sealed epoch
@@ -103,14 +108,15 @@ func TestMutants(t *testing.T) {
 		{"acceptor skips epochs", mutant.Set{AcceptorSkipsEpochs: true}, func(o *sim.Options) {
 			laggingLayouts(o)
 			o.Workload.AbortOneIn = 2
-			o.Cluster.Spares = max(o.Cluster.Spares, 3)
-		}, 0},
-		{"sequencer's backpointer off by one", mutant.Set{WrongBackpointer: true}, nil, 0},
-		{"unit serves stale reads", mutant.Set{UnitServesStaleReads: true}, nil, 0},
+			o.Workload.ReplaceOneIn = 1 // so that the epoch skipped changed the layout
+			o.Cluster.Spares = max(o.Cluster.Spares, o.Workload.Reconfigs)
+		}, 0, mutant.Set{}},
+		{"sequencer's backpointer off by one", mutant.Set{WrongBackpointer: true}, nil, 0, mutant.Set{}},
+		{"unit serves stale reads", mutant.Set{UnitServesStaleReads: true}, nil, 0, mutant.Set{}},
 		{"unit acknowledges writes below the trim", mutant.Set{UnitWritesBelowTrim: true}, func(o *sim.Options) {
 			o.Workload.TrimOneIn = 3
 			o.Workload.TrimNearTail = true
-		}, 0},
+		}, 0, mutant.Set{}},
 	}
 	for _, m := range mutants {
 		t.Run(m.name, func(t *testing.T) {
@@ -131,10 +137,10 @@ func TestMutants(t *testing.T) {
 				}
 				v := res.Violations[i]
 				// The control: the same seed and workload without the
-				// mutant passes, so the catch is the mutant's doing. A seed
-				// that fails without it too (a protocol bug of its own)
-				// catches nothing.
-				o.Mutants = mutant.Set{}
+				// mutant (with base only) passes, so the catch is the
+				// mutant's doing. A seed that fails without it too (a
+				// protocol bug of its own) catches nothing.
+				o.Mutants = m.base
 				if ctl := sim.Run(o); ctl.Err != nil {
 					continue
 				}

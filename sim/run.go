@@ -91,9 +91,11 @@ type Workload struct {
 	NoStreams bool
 	// SlowWriteOneIn, if positive, makes an appender stall, in the fault
 	// phase, before one in SlowWriteOneIn of its writes to a replica, and
-	// a reader before one in SlowWriteOneIn of its fills, for up to
+	// any client before one in SlowWriteOneIn of its fills (a reader's, or
+	// a recovery's), for up to
 	// SlowWrite (default 1s), as a client paused between taking its token
-	// and writing, or between its last look at a hole and its fill, would:
+	// and writing, or between its last look at a hole (or its commit) and
+	// its fill, would:
 	// the request's own timeout does not cut the stall short, so the
 	// request arrives late, possibly after a reconfiguration or after
 	// another client's request.
@@ -104,6 +106,10 @@ type Workload struct {
 	// fault phase every client loses half its requests to that server, so
 	// that clients often see only servers that lag an epoch behind.
 	LaggingLayouts bool
+	// ReplaceOneIn, if positive, makes one in ReplaceOneIn of the
+	// reconfiguring client's reconfigurations (those that do not move the
+	// sequencer) replace a unit by a spare, while spares last; default 2.
+	ReplaceOneIn int
 	// AbortOneIn, if positive, makes one in AbortOneIn of the
 	// reconfiguring client's reconfigurations in the fault phase die once
 	// it has sealed the units: its context ends as its seal of the
@@ -484,7 +490,7 @@ func (f *filterCaller) Call(ctx context.Context, to transport.NodeID, req *trans
 		r.abort() // the reconfiguration dies with the units sealed
 		r.abort = nil
 	}
-	slow := f.appender && req.Op == transport.OpWrite || f.reader && req.Op == transport.OpFill
+	slow := f.appender && req.Op == transport.OpWrite || req.Op == transport.OpFill
 	if slow && w.SlowWriteOneIn > 0 && faulty && f.rng.IntN(w.SlowWriteOneIn) == 0 {
 		// NB: a stall before the request; sent afterwards with a timeout
 		// of its own, as the request the client sent before it stalled.
@@ -859,7 +865,7 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 			}
 			what = fmt.Sprintf("move the sequencer from %s to %s", cur.Sequencer, to)
 			change = corfu.MoveSequencer(to)
-		} else if len(spares) > 0 && rng.IntN(2) == 0 && replacements > 0 {
+		} else if len(spares) > 0 && rng.IntN(cmp.Or(w.ReplaceOneIn, 2)) == 0 && replacements > 0 {
 			replacements--
 			open := cur.Segments[len(cur.Segments)-1]
 			units := open.Stripes[rng.IntN(len(open.Stripes))]
@@ -959,14 +965,14 @@ func (r *run) syncStream(client int, st *corfu.Stream) {
 	o.Streams, o.To, o.Entries = []corfu.StreamID{st.ID()}, st.Position(), seen
 	if o.Outcome != OK {
 		o.To = from
+	} else {
+		o.Addr = st.Start() // NB: below from after a reset (corfu.Stream.Sync)
 	}
 }
 
 // follow follows the whole log from from until it yields an entry at or
 // past the tail it finds first, or its time is up, and records what it
 // yielded: the range it covered ends past its last entry (or at the tail,
-	} else {
-		o.Addr = st.Start() // NB: below from after a reset (corfu.Stream.Sync)
 // once it got there).
 func (r *run) follow(client int, c *corfu.Client, from storage.Address) {
 	to := from
