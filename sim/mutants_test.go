@@ -63,6 +63,10 @@ func TestMutants(t *testing.T) {
 				o.Faults.Duration = 3 * time.Second
 			}
 		}, 0, mutant.Set{}},
+		// NB: masked while S7 holds: a replica after the head holds only
+		// what the head holds, and a writer whose write the head took
+		// owns the head's entry, so what it meets after the head is its
+		// own. It is searched for still; its survival is a skip.
 		{"writer trusts a replica after the head", mutant.Set{TrustsNonHead: true}, nil, 0, mutant.Set{}},
 		// A reader that waited out a hole fills it as its writer, stalled
 		// with its token, finally reaches the head: the fill meets the
@@ -146,6 +150,9 @@ func TestMutants(t *testing.T) {
 				}
 				t.Logf("mutant %q caught by seed %d: %s", m.name, seed, v)
 				return
+			}
+			if m.set == (mutant.Set{TrustsNonHead: true}) {
+				t.Skipf("mutant %q survived %d seeds, as expected: masked by S7 (see docs/simulation.md)", m.name, budget)
 			}
 			t.Errorf("mutant %q survived %d seeds: the checker cannot see it", m.name, budget)
 		})
