@@ -92,7 +92,9 @@ func (c *Client) projection() *projection.Projection {
 // append returned ErrUnknownOutcome may appear at the address the error
 // names (a reader completes the chain) or nowhere; retrying such an append
 // may therefore store it twice. That is the only way an entry ends up at two
-// addresses.
+// addresses. An append whose address a PrefixTrim takes after the entry
+// reached the chain's head returns that address: the entry was written (a
+// reader may have read it) and is trimmed.
 func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (storage.Address, error) {
 	switch {
 	case data == nil:
@@ -162,6 +164,8 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 			switch got, err := c.unitRead(ctx, p, loc.Chain[0], loc.Local); {
 			case err == nil && c.ours(got, id, payload):
 				headSeen = p.Epoch
+			case errors.Is(err, storage.ErrTrimmed) && stored:
+				return err // unknown: whether our earlier write reached the head before the trim
 			case err == nil, errors.Is(err, storage.ErrJunk), errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrTrimmed):
 				// NB: the head is sealed at p.Epoch: no write of tokEpoch
 				// can land there any more, and no replica after the head
@@ -208,11 +212,17 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 				}
 			}
 			if errors.Is(err, storage.ErrTrimmed) {
-				// NB: a prefix trim raced the append and took its address:
-				// no reader will ever see an entry there (reads below the
-				// mark answer trimmed), so the entry takes a fresh token,
-				// even if some replica holds a copy that nobody reads.
-				return errLostRace
+				// NB: a prefix trim raced the append and took its address.
+				switch {
+				case i == 0 && !stored:
+					return errLostRace // the trim came first: ours is nowhere
+				case i > 0:
+					// Ours reached the head first, and a reader may have
+					// completed and read it before the trim: it counts as
+					// written, and trimmed since.
+					return nil
+				}
+				return err // unknown: whether our earlier write reached the head
 			}
 			if err != nil {
 				return err
