@@ -96,6 +96,10 @@ func CheckLiveness(h *History, epochs []EpochChange, b LivenessBounds) LivenessR
 				continue
 			}
 			switch {
+			case o.Outcome == Unknown && trimmedWhile(h, o):
+				// NB: a prefix trim took the address the append was
+				// writing, so whether its entry got there first is
+				// unknowable (and moot: the address reads as trimmed).
 			case o.Outcome != OK:
 				report("L1", "append after the heal failed", opString(o))
 			case b.AppendBound > 0 && took > b.AppendBound:
@@ -185,4 +189,18 @@ func unseen(h *History, final int, report func(inv, what, detail string)) int {
 		}
 	}
 	return n
+}
+
+// trimmedWhile reports whether a trim of the address of o, an append with
+// an unknown outcome (a prefix trim above it, or a trim of it), was invoked
+// before o returned.
+func trimmedWhile(h *History, o *Op) bool {
+	for i := range h.Ops {
+		t := &h.Ops[i]
+		covers := t.Value == "prefix" && t.Addr > o.Addr || t.Value != "prefix" && t.Addr == o.Addr
+		if t.Kind == OpTrim && t.Outcome != Failed && covers && t.Invoke < o.Return {
+			return true
+		}
+	}
+	return false
 }

@@ -702,6 +702,9 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 		seq++
 		_, op, _ := r.recordOp(id, OpAppend, 0, identify(c.Writer(), seq, []byte(data)), func(ctx context.Context) (storage.Address, string, error) {
 			a, err := c.Append(ctx, []byte(data), streams...)
+			if u := (*corfu.UnknownOutcomeError)(nil); errors.As(err, &u) {
+				a = u.Addr // where the entry may be
+			}
 			return a, "", err
 		})
 		r.h.Ops[op].Streams = streams
