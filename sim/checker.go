@@ -154,6 +154,7 @@ type Monitor struct {
 	// tokenEnd is one past the highest address any sequencer handed out;
 	// resets lists the bootstraps below it (S11).
 	tokenEnd storage.Address
+	tailHigh storage.Address // the highest tail a sequencer answered (TailAnswered)
 	resets   []Reset
 }
 
@@ -481,15 +482,25 @@ func (m *Monitor) Tokens(epoch storage.Epoch, start storage.Address, n int) {
 	m.notify(found)
 }
 
+// TailAnswered tells the Monitor that a sequencer answered a tail query
+// with tail: a later bootstrap below it is a Reset too, as one below an
+// address handed out is.
+func (m *Monitor) TailAnswered(tail storage.Address) {
+	m.mu.Lock()
+	m.tailHigh = max(m.tailHigh, tail)
+	m.mu.Unlock()
+}
+
 // Bootstrapped tells the Monitor that a sequencer was bootstrapped in
-// epoch at tail, at virtual time at: from then on, tokens of older epochs
-// come from a stale sequencer and are not checked (see Tokens). A tail
-// below an address handed out before is a Reset (see Resets).
+// epoch and starts from tail, at virtual time at: from then on, tokens of
+// older epochs come from a stale sequencer and are not checked (see
+// Tokens). A tail below an address handed out, or a tail answered, before
+// is a Reset (see Resets).
 func (m *Monitor) Bootstrapped(epoch storage.Epoch, tail storage.Address, at time.Duration) {
 	m.mu.Lock()
 	m.tokenEpoch = max(m.tokenEpoch, epoch)
-	if tail < m.tokenEnd {
-		m.resets = append(m.resets, Reset{At: at, Epoch: epoch, Tail: tail, High: m.tokenEnd})
+	if high := max(m.tokenEnd, m.tailHigh); tail < high {
+		m.resets = append(m.resets, Reset{At: at, Epoch: epoch, Tail: tail, High: high})
 	}
 	m.mu.Unlock()
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sim"
 	"github.com/corfulog/corfu/storage"
@@ -559,4 +561,22 @@ func BenchmarkCheck(b *testing.B) {
 	for b.Loop() {
 		sim.Check(h, nil)
 	}
+}
+
+// TestMonitorResets: a bootstrap below an address handed out before, or
+// below a tail a sequencer answered, is a tail reset; one at or above both
+// is not.
+func TestMonitorResets(t *testing.T) {
+	m := sim.NewMonitor()
+	m.Tokens(0, 0, 4)
+	m.Bootstrapped(1, 4, ms(10))
+	require.Empty(t, m.Resets(), "starts where the tokens ended")
+	m.TailAnswered(65) // a restarted sequencer's floor, answered as its tail
+	m.Bootstrapped(2, 65, ms(20))
+	require.Empty(t, m.Resets())
+	m.Bootstrapped(3, 56, ms(30))
+	resets := m.Resets()
+	require.Len(t, resets, 1)
+	require.Equal(t, storage.Address(56), resets[0].Tail)
+	require.Equal(t, storage.Address(65), resets[0].High)
 }

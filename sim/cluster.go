@@ -648,10 +648,18 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	case transport.OpToken:
 		if req.N > 0 {
 			m.Tokens(req.Epoch, resp.Addr, int(req.N))
+		} else {
+			m.TailAnswered(resp.Addr)
 		}
 		o.c.tokensFrom = o.node
 	case transport.OpBootstrap:
-		m.Bootstrapped(req.Epoch, req.Addr, o.c.Sched.Elapsed())
+		// NB: a bootstrap never lowers a sequencer's tail: what it starts
+		// from is the sequencer's tail now, not the one requested.
+		tail := req.Addr
+		if srv := o.c.servers[o.node]; srv != nil && srv.Sequencer != nil {
+			tail = srv.Sequencer.Tail()
+		}
+		m.Bootstrapped(req.Epoch, tail, o.c.Sched.Elapsed())
 		if o.c.tokensFrom != "" && o.c.tokensFrom != o.node {
 			// NB: a sequencer moved to another node knows only the tail the
 			// seal found, as a restarted one does: if the seal missed the
