@@ -553,3 +553,49 @@ func TestReadersGoBackAfterReset(t *testing.T) {
 	cancel()
 	require.Equal(t, []storage.Address{first, second}, seen)
 }
+
+// TestOvertakenBootstrap: reconfiguration R commits epoch 1 but its seal
+// missed the sequencer, and it is slow to bootstrap; meanwhile epoch 2 is
+// committed and bootstrapped, an entry is appended in it, and the sequencer
+// comes back with no mark. R must not hand its epoch-1 state to the fresh
+// sequencer (which knows no epoch and would take it): the units, sealed at
+// epoch 2, tell R it was overtaken.
+func TestOvertakenBootstrap(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
+	require.NoError(t, err)
+	w := openWith(t, cl, cl.Net, mutant.Set{})
+	first, err := w.Append(ctx, []byte("first"), 5)
+	require.NoError(t, err)
+
+	netR := &faultNet{next: cl.Net}
+	committed := false
+	var once sync.Once
+	var second storage.Address
+	netR.setRule(func(to transport.NodeID, req *transport.Request) action {
+		switch {
+		case req.Op == transport.OpCommit:
+			committed = true
+		case req.Op == transport.OpSeqSeal && !committed:
+			return refuse // R's seal misses the sequencer
+		case req.Op == transport.OpSeqSeal:
+			// R seals it again to learn its incarnation; before that,
+			// epoch 2 happens and the sequencer loses everything.
+			once.Do(func() {
+				_, err := w.Reconfigure(ctx, nil)
+				require.NoError(t, err)
+				second, err = w.Append(ctx, []byte("second"), 5)
+				require.NoError(t, err)
+				lostSequencer(cl, false)
+			})
+		}
+		return pass
+	})
+	r := openWith(t, cl, netR, mutant.Set{})
+	_, err = r.Reconfigure(ctx, nil)
+	require.NoError(t, err)
+
+	third, err := w.Append(ctx, []byte("third"), 5)
+	require.NoError(t, err)
+	require.Equal(t, []storage.Address{first, second, third}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
+}

@@ -204,6 +204,16 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 	if err != nil {
 		return chosen, fail(fmt.Errorf("sealing the next sequencer: %w", err))
 	}
+	// NB: a reconfiguration that took long may be long overtaken; a
+	// sequencer that restarted since knows no epoch and would take this
+	// one's old state. The units know: bootstrap only if they are still in
+	// this epoch (if a newer one seals them after this check, it seals the
+	// sequencer after them, and then sees this bootstrap or refuses it).
+	if err := c.confirmEpoch(ctx, chosen); errors.As(err, new(*storage.SealedError)) {
+		return chosen, nil // a newer epoch took over (see the fill above)
+	} else if err != nil {
+		return chosen, fail(fmt.Errorf("confirming the epoch: %w", err))
+	}
 	// NB: a retried bootstrap names the incarnation sealed before the
 	// first attempt: if that attempt took effect, tokens were handed out,
 	// and the sequencer restarted, the retry must not reach the new start
