@@ -167,15 +167,15 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		//    may have held, and lost, a write there), now that the
 		//    committed projection takes the blank units out of them;
 		//  - if the sequencer restarted from its reservation mark,
-		//    [written, tail): addresses it may have handed out, which no
-		//    reached unit holds but a writer may have got to a head.
+		//    [written, tail) in the stripes whose head the seal missed:
+		//    a writer may have got an entry to such a head, which will be
+		//    completed (and must be in the stream tails). A head that
+		//    answered bounds its stripe below written.
 		// The units are sealed past every writer of the old epoch, so a
 		// fill finds an entry some replica holds, or nothing.
 		gap := scan.deferred
 		if seal.lost && !c.mut.BootstrapBeforeFill {
-			for a := seal.written; a < tail; a++ {
-				gap = append(gap, a)
-			}
+			gap = append(gap, headlessGap(cur, seal)...)
 		}
 		for _, a := range gap {
 			data, err := c.fillSealed(ctx, chosen, a)
@@ -222,11 +222,21 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 	if err != nil && !errors.Is(err, storage.ErrSealed) {
 		return chosen, fail(fmt.Errorf("bootstrapping the sequencer: %w", err))
 	}
-	if c.mut.BootstrapBeforeFill && seal.lost {
-		// mutant: the gap is filled with the log running again, and what
-		// the fill finds never reaches the stream tails
+	if seal.lost {
+		// NB: the rest of [written, tail) holds nothing (its heads bound
+		// it); fill it with the log running again, so that readers do not
+		// wait on it hole by hole. (Mutant BootstrapBeforeFill: all of it,
+		// and what the fill finds never reaches the stream tails.)
+		settled := headlessGap(cur, seal)
 		for a := seal.written; a < tail; a++ {
-			if _, err := c.fillSealed(ctx, chosen, a); err != nil {
+			if slices.Contains(settled, a) && !c.mut.BootstrapBeforeFill {
+				continue
+			}
+			_, err := c.fillSealed(ctx, chosen, a)
+			if errors.As(err, new(*storage.SealedError)) {
+				break // a newer epoch took over
+			}
+			if err != nil {
 				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
 			}
 		}
@@ -234,6 +244,23 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 	c.joinBlanks(ctx, chosen, seal, blanks, epoch)
 	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
 	return chosen, nil
+}
+
+// headlessGap returns the addresses of [written, tail) in the open segment
+// of cur that lie in a stripe whose head the seal did not reach.
+func headlessGap(cur *projection.Projection, seal sealed) []storage.Address {
+	if len(seal.headless) == 0 {
+		return nil
+	}
+	open := cur.Segments[len(cur.Segments)-1]
+	k := storage.Address(len(open.Stripes))
+	var gap []storage.Address
+	for a := max(seal.written, open.Start); a < seal.tail; a++ {
+		if slices.Contains(seal.headless, int((a-open.Start)%k)) {
+			gap = append(gap, a)
+		}
+	}
+	return gap
 }
 
 // incarnation returns the incarnation of chosen's sequencer to bootstrap:
@@ -355,6 +382,10 @@ type sealed struct {
 	// address it ever handed out.
 	seqAnswered bool
 	seqInc      uint64 // the incarnation of the sequencer that answered
+	// headless lists the open segment's stripes whose head (its first
+	// replica not blank) did not answer: only there may an entry lie at or
+	// above written.
+	headless []int
 }
 
 // seal seals every unit of cur and its sequencer at epoch, and reports the
@@ -392,6 +423,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	var tail storage.Address
 	open := len(cur.Segments) - 1
 	headReached := true // every chain head of the open segment answered (the first replica not blank)
+	var headless []int  // the open segment's stripes whose head did not answer
 	for si, seg := range cur.Segments {
 		for ci, chain := range seg.Stripes {
 			reached := false
@@ -404,6 +436,9 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 				if first >= 0 {
 					_, ok := localTails[chain[first]]
 					headReached = headReached && ok
+					if !ok {
+						headless = append(headless, ci)
+					}
 				}
 			}
 			for _, node := range chain {
@@ -463,7 +498,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		return sealed{tail: tail, written: tail, blank: blank}, nil
 	}
 	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank,
-		seqAnswered: true, seqInc: res.Incarnation}, nil
+		seqAnswered: true, seqInc: res.Incarnation, headless: headless}, nil
 }
 
 // agree gets next accepted by a majority of cur's layout servers for its
