@@ -89,3 +89,27 @@ func TestSealOfCurrentEpochKeepsReady(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, storage.Address(10), tok.Start)
 }
+
+// TestStaleSequencer: a sequencer that did not run the epoch before the one
+// it is sealed at (the log moved to another sequencer and back, or that
+// epoch was never bootstrapped) vouches for nothing: its tail and streams
+// predate what was handed out since.
+func TestStaleSequencer(t *testing.T) {
+	s := sequencer.New(sequencer.Config{Recovered: true})
+	require.NoError(t, s.Bootstrap(1, 0, nil))
+	_, err := s.Next(1, 3, []sequencer.StreamID{4})
+	require.NoError(t, err)
+	res, err := s.Seal(2)
+	require.NoError(t, err)
+	require.False(t, res.Lost, "it ran epoch 1")
+	require.False(t, res.NoMark)
+
+	res, err = s.Seal(4) // epochs 2 and 3 ran elsewhere, or not at all
+	require.NoError(t, err)
+	require.True(t, res.Lost)
+	require.True(t, res.NoMark)
+	require.NoError(t, s.Bootstrap(4, 9, nil))
+	res, err = s.Seal(5)
+	require.NoError(t, err)
+	require.False(t, res.NoMark, "bootstrapped in epoch 4")
+}

@@ -131,6 +131,7 @@ type Sequencer struct {
 	lost    bool            // not bootstrapped since New: its stream tails are empty, whatever was handed out
 	noMark  bool            // lost, and started without a Floor: its tail vouches for nothing
 	inc     uint64          // Config.Incarnation
+	booted  storage.Epoch   // the epoch of the last Bootstrap, if lost is false
 }
 
 // New returns a sequencer at epoch 0 that is not ready. It panics if cfg is
@@ -280,13 +281,15 @@ type SealResult struct {
 	// Tails holds every stream the sequencer knows with its last K
 	// addresses, newest first, sorted by StreamID.
 	Tails []StreamTail
-	// Lost says the sequencer has not been bootstrapped since it started:
-	// its stream tails are empty whatever the log holds, and Tail is its
-	// Floor. The next epoch must rebuild the streams' tails from the log.
+	// Lost says the sequencer has not been bootstrapped since it started
+	// (its stream tails are empty whatever the log holds, and Tail is its
+	// Floor), or that it did not run the epoch before the sealed one. The
+	// next epoch must rebuild the streams' tails from the log.
 	Lost bool
-	// NoMark says Lost, and the sequencer started without a Floor (no
-	// durable reservation mark): Tail vouches for nothing, and only the
-	// storage units bound what was written.
+	// NoMark says Lost, and that Tail vouches for nothing: the sequencer
+	// started without a Floor (no durable reservation mark), or did not run
+	// the epoch before the sealed one (another sequencer may have handed
+	// out addresses there). Only the storage units bound what was written.
 	NoMark bool
 	// Incarnation is Config.Incarnation: a bootstrap that follows this seal
 	// names it, so that it reaches this start of the sequencer and no
@@ -315,15 +318,23 @@ func (s *Sequencer) Seal(epoch storage.Epoch) (SealResult, error) {
 		s.epoch = epoch
 		s.ready = false
 	}
-	return SealResult{Tail: s.tail, Tails: s.streamTails(), Lost: s.lost, NoMark: s.noMark, Incarnation: s.inc}, nil
+	// NB: epochs are contiguous. A sequencer that did not run the epoch
+	// before the one it is sealed at (another one did, or it was never
+	// bootstrapped there) vouches for nothing of it: its state is stale.
+	stale := !s.lost && s.booted+1 < epoch
+	return SealResult{Tail: s.tail, Tails: s.streamTails(), Lost: s.lost || stale, NoMark: s.noMark || stale,
+		Incarnation: s.inc}, nil
 }
 
 // Bootstrap moves the sequencer to epoch and makes it ready to hand out
 // tokens there. The tail becomes the larger of tail and the current tail:
 // bootstrapping never lowers it, so a sequencer never hands out an address
-// twice. Each stream's recent addresses become the K newest of the union of
-// tails and what the sequencer already knows. Bootstrapping the current epoch
-// again is allowed and merges the same way.
+// twice. The streams' recent addresses become tails: what the sequencer
+// knew of its own is dropped, since it may be stale (a standby's, or one
+// from before a tail reset, whose addresses were handed out again since).
+// Bootstrapping the epoch it runs in again (a retried or duplicated
+// bootstrap) keeps what it handed out since: each stream gets the K newest
+// of the union of tails and what it knows.
 //
 // Bootstrap returns a *storage.SealedError carrying the current epoch if epoch
 // is older than it, and ErrInvalid if tail is at or above storage.MaxAddress,
@@ -351,6 +362,9 @@ func (s *Sequencer) Bootstrap(epoch storage.Epoch, tail storage.Address, tails [
 			}
 		}
 	}
+	if again := epoch == s.epoch && s.ready; !again {
+		clear(s.streams)
+	}
 	for _, st := range tails {
 		if merged := s.merge(s.streams[st.Stream], st.Addrs); len(merged) > 0 {
 			s.streams[st.Stream] = merged
@@ -360,6 +374,7 @@ func (s *Sequencer) Bootstrap(epoch storage.Epoch, tail storage.Address, tails [
 	s.tail = tail
 	s.mark = max(s.mark, tail)
 	s.lost, s.noMark = false, false
+	s.booted = epoch
 	s.ready = true
 	return nil
 }

@@ -354,14 +354,14 @@ func TestBootstrap(t *testing.T) {
 		wantStreams []sequencer.StreamTail
 	}{
 		{
-			name: "raises the tail", epoch: 4, tail: 100,
+			name: "raises the tail; a new epoch's tails replace what it knew", epoch: 4, tail: 100,
 			wantEpoch: 4, wantTail: 100,
-			wantStreams: []sequencer.StreamTail{{Stream: 1, Addrs: addrs(9, 8, 7, 6)}, {Stream: 2, Addrs: addrs(3)}},
+			wantStreams: []sequencer.StreamTail{},
 		},
 		{
 			name: "never lowers the tail", epoch: 4, tail: 5,
 			wantEpoch: 4, wantTail: 10,
-			wantStreams: []sequencer.StreamTail{{Stream: 1, Addrs: addrs(9, 8, 7, 6)}, {Stream: 2, Addrs: addrs(3)}},
+			wantStreams: []sequencer.StreamTail{},
 		},
 		{
 			name: "same epoch never lowers", epoch: 3, tail: 0,
@@ -369,13 +369,25 @@ func TestBootstrap(t *testing.T) {
 			wantStreams: []sequencer.StreamTail{{Stream: 1, Addrs: addrs(9, 8, 7, 6)}, {Stream: 2, Addrs: addrs(3)}},
 		},
 		{
-			name: "merges stream tails", epoch: 4, tail: 50,
+			name: "a new epoch takes the tails given", epoch: 4, tail: 50,
 			tails: []sequencer.StreamTail{
 				{Stream: 3, Addrs: addrs(20, 40)},
 				{Stream: 1, Addrs: addrs(8, 30, 6, 1)},
 				{Stream: 2, Addrs: nil},
 			},
 			wantEpoch: 4, wantTail: 50,
+			wantStreams: []sequencer.StreamTail{
+				{Stream: 1, Addrs: addrs(30, 8, 6, 1)},
+				{Stream: 3, Addrs: addrs(40, 20)},
+			},
+		},
+		{
+			name: "the running epoch again merges", epoch: 3, tail: 50,
+			tails: []sequencer.StreamTail{
+				{Stream: 3, Addrs: addrs(20, 40)},
+				{Stream: 1, Addrs: addrs(8, 30, 6, 1)},
+			},
+			wantEpoch: 3, wantTail: 50,
 			wantStreams: []sequencer.StreamTail{
 				{Stream: 1, Addrs: addrs(30, 9, 8, 7)},
 				{Stream: 2, Addrs: addrs(3)},
@@ -387,8 +399,6 @@ func TestBootstrap(t *testing.T) {
 			tails:     []sequencer.StreamTail{{Stream: 5, Addrs: addrs(1, 2, 3, 4, 5, 6, 7, 7)}},
 			wantEpoch: 4, wantTail: 50,
 			wantStreams: []sequencer.StreamTail{
-				{Stream: 1, Addrs: addrs(9, 8, 7, 6)},
-				{Stream: 2, Addrs: addrs(3)},
 				{Stream: 5, Addrs: addrs(7, 6, 5, 4)},
 			},
 		},
