@@ -219,8 +219,12 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 				case i > 0:
 					// Ours reached the head first, and a reader may have
 					// completed and read it before the trim: it counts as
-					// written, and trimmed since.
-					return nil
+					// written, and trimmed since. The trim may not have
+					// reached the replicas after this one (it may still be
+					// on its way, or have failed there): they get the
+					// entry, so that the chain's tail serves it until the
+					// trim does reach them.
+					continue
 				}
 				return err // unknown: whether our earlier write reached the head
 			}

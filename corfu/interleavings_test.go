@@ -599,3 +599,32 @@ func TestOvertakenBootstrap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []storage.Address{first, second, third}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
 }
+
+// TestPartialPrefixTrimMidChain: a prefix trim reached the middle replica of
+// an append's chain but not the tail (it failed there, or is on its way).
+// The append must still write the tail, which serves the entry until the
+// trim reaches it: acknowledging with the tail empty would leave the entry
+// on the head alone.
+func TestPartialPrefixTrimMidChain(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 3, Replicas: 3})
+	require.NoError(t, err)
+	net := &faultNet{next: cl.Net}
+	a := openWith(t, cl, net, mutant.Set{})
+	var once sync.Once
+	net.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if req.Op == transport.OpWrite && to == "unit1" {
+			once.Do(func() { require.NoError(t, cl.Unit("unit1").PrefixTrim(ctx, 0, 1)) })
+		}
+		return pass
+	})
+	addr, err := a.Append(ctx, []byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, storage.Address(0), addr)
+	state, raw := cl.Unit("unit2").Inspect(0)
+	require.Equal(t, storage.StateData, state, "the chain's tail has the entry")
+	e, err := a.Read(ctx, addr)
+	require.NoError(t, err)
+	require.Equal(t, "x", string(e.Data))
+	require.NotEmpty(t, raw)
+}
