@@ -328,6 +328,16 @@ func TestCheckInvariants(t *testing.T) {
 			m.Chosen([]projection.NodeID{"l0", "l1"}, 1, a)
 			m.Committed("l2", a)
 		}},
+		{name: "S7 a replica stores before the one ahead of it", want: "S7", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.TrimmedOn = func(storage.Address, projection.NodeID, storage.Epoch) bool { return false }
+			m.Stored(5, "u1", 1, []byte("x"))
+		}},
+		{name: "S7 a trimmed replica ahead holds nothing, and stands for anything", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.TrimmedOn = func(_ storage.Address, n projection.NodeID, _ storage.Epoch) bool { return n == "u0" }
+			m.Stored(5, "u1", 1, []byte("x"))
+		}},
 		{name: "S7 a read returns what the last replica lacks", want: "S7", monitor: func(m *sim.Monitor) {
 			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
 			m.Stored(5, "u0", 1, []byte("x"))

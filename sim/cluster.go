@@ -137,6 +137,7 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 	c.learn(servers.Projection)
 	c.Monitor.InChain = c.inChain
 	c.Monitor.ChainOf = c.chainOf
+	c.Monitor.TrimmedOn = c.trimmedOn
 	ids, hs := servers.Handlers()
 	for i, id := range ids {
 		if srv, ok := hs[i].(*transport.Server); ok {
@@ -475,6 +476,22 @@ func (c *Cluster) inChain(global storage.Address, node projection.NodeID) bool {
 		return true
 	}
 	return slices.Contains(loc.Chain, node)
+}
+
+// trimmedOn reports whether unit node has trimmed global, which it holds at
+// its local address in the projection of epoch.
+func (c *Cluster) trimmedOn(global storage.Address, node projection.NodeID, epoch storage.Epoch) bool {
+	loc, err := c.projectionAt(epoch).Locate(global)
+	srv := c.servers[node]
+	if err != nil || srv == nil {
+		return false
+	}
+	m, ok := srv.Unit.(*storage.Memory)
+	if !ok {
+		return false
+	}
+	state, _ := m.Inspect(loc.Local)
+	return state == storage.StateTrimmed
 }
 
 // chainOf returns global's chain, head first, in the projection of epoch
