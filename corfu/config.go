@@ -56,7 +56,8 @@ type Config struct {
 	// write recognises its own entry by them. Two clients must never share
 	// a Writer. Default: drawn at Open, from crypto/rand with the system
 	// environment and from Env's randomness when Env is set (so that a
-	// simulated run is reproducible).
+	// simulated run is reproducible): clients given Envs seeded alike must
+	// be given distinct Writers.
 	Writer WriterID
 	// Seed seeds the default Env's randomness (retry jitter). Ignored when
 	// Env is set.
