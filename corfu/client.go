@@ -689,24 +689,19 @@ func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[
 }
 
 // Follow yields every entry from address from on, in order, skipping junk,
-// and waits for new ones when it reaches the tail. Like Stream.Sync, it
-// goes back to a reset's tail (projection.Reset) that lies below where it
-// got to. It ends when ctx does (yielding ctx's error) or after yielding any
-// other error.
+// and waits for new ones when it reaches the tail. It reads every address
+// it passes, so a tail reset (projection.Reset) cannot make it skip one:
+// whatever it read before the reset lies below the reset's tail. It ends
+// when ctx does (yielding ctx's error) or after yielding any other error.
 func (c *Client) Follow(ctx context.Context, from storage.Address) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		next, epoch := from, c.Epoch()
+		next := from
 		for {
 			tail, err := c.Tail(ctx)
 			if err != nil {
 				yield(Entry{Address: next}, err)
 				return
 			}
-			// NB: a sequencer that started below next (a reset) hands
-			// those addresses out again: go back for them (see
-			// projection.Reset).
-			p := c.projection()
-			next, epoch = p.Rewind(next, epoch), p.Epoch
 			for e, err := range c.Range(ctx, next, tail) {
 				if !yield(e, err) || err != nil {
 					return
