@@ -505,11 +505,12 @@ func TestPrefixTrimRacesAppend(t *testing.T) {
 	require.Equal(t, storage.Address(1), next, "the entry took no second address")
 }
 
-// TestReadersGoBackAfterReset: a stream reader and a follower move past
-// addresses that were handed out and never written; the sequencer then
-// comes back with no mark, so the recovery starts the next one at the
-// units' tail, below them, and they are handed out again. Both readers go
-// back for them (the projection records the reset) and see the new entries.
+// TestReadersGoBackAfterReset: a stream reader moves past addresses that
+// were handed out and never written; the sequencer then comes back with no
+// mark, so the recovery starts the next one at the units' tail, below them,
+// and they are handed out again. The reader goes back for them (the
+// projection records the reset) and sees the new entry; a follower, which
+// reads every address, sees it too.
 func TestReadersGoBackAfterReset(t *testing.T) {
 	ctx := context.Background()
 	cl, err := corfutest.New(corfutest.Options{Units: 1, Replicas: 1})
