@@ -133,6 +133,15 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		return nil, fail(err)
 	}
 	tail, tails := seal.tail, seal.tails
+	headless := headlessGap(cur, seal)
+	// failUnless is fail(err), or no error if a newer epoch took over.
+	failUnless := func(overtaken bool, err error) error {
+		if overtaken {
+			c.log.Info("reconfigured; a newer epoch took over", "epoch", epoch)
+			return nil
+		}
+		return fail(err)
+	}
 	var scan *streamScan
 	if !seal.seqOK {
 		// NB: the old sequencer's stream tails are lost with it: rebuild
@@ -175,44 +184,29 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		// fill finds an entry some replica holds, or nothing.
 		gap := scan.deferred
 		if seal.lost && !c.mut.BootstrapBeforeFill {
-			gap = append(gap, headlessGap(cur, seal)...)
+			gap = append(gap, headless...)
 		}
-		for _, a := range gap {
-			data, err := c.fillSealed(ctx, chosen, a)
-			if errors.As(err, new(*storage.SealedError)) {
-				// NB: a newer reconfiguration sealed the log past the
-				// committed epoch before this one finished with it. That
-				// one extends this epoch's projection, sees this
-				// sequencer unbootstrapped, and settles what is left.
-				c.log.Info("reconfigured; a newer epoch took over", "epoch", epoch, "at", a)
-				return chosen, nil
-			}
-			if err != nil {
-				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
-			}
-			if data != nil {
-				scan.add(a, data)
-			}
+		// NB: a newer reconfiguration that sealed the log past the
+		// committed epoch before this one finished with it extends this
+		// epoch's projection, sees this sequencer unbootstrapped, and
+		// settles what is left.
+		if overtaken, err := c.fillAll(ctx, chosen, gap, scan.add); overtaken || err != nil {
+			return chosen, failUnless(overtaken, err)
 		}
 		tails = scan.tails()
 	}
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
 	inc, err := c.incarnation(ctx, cur, chosen, seal, epoch)
-	if errors.As(err, new(*storage.SealedError)) {
-		return chosen, nil // a newer epoch took over (see the fill above)
-	}
 	if err != nil {
-		return chosen, fail(fmt.Errorf("sealing the next sequencer: %w", err))
+		return chosen, failUnless(errors.As(err, new(*storage.SealedError)), fmt.Errorf("sealing the next sequencer: %w", err))
 	}
 	// NB: a reconfiguration that took long may be long overtaken; a
 	// sequencer that restarted since knows no epoch and would take this
 	// one's old state. The units know: bootstrap only if they are still in
 	// this epoch (if a newer one seals them after this check, it seals the
 	// sequencer after them, and then sees this bootstrap or refuses it).
-	if err := c.confirmEpoch(ctx, chosen); errors.As(err, new(*storage.SealedError)) {
-		return chosen, nil // a newer epoch took over (see the fill above)
-	} else if err != nil {
-		return chosen, fail(fmt.Errorf("confirming the epoch: %w", err))
+	if err := c.confirmEpoch(ctx, chosen); err != nil {
+		return chosen, failUnless(errors.As(err, new(*storage.SealedError)), fmt.Errorf("confirming the epoch: %w", err))
 	}
 	// NB: a retried bootstrap names the incarnation sealed before the
 	// first attempt: if that attempt took effect, tokens were handed out,
@@ -227,23 +221,38 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		// it); fill it with the log running again, so that readers do not
 		// wait on it hole by hole. (Mutant BootstrapBeforeFill: all of it,
 		// and what the fill finds never reaches the stream tails.)
-		settled := headlessGap(cur, seal)
+		var rest []storage.Address
 		for a := seal.written; a < tail; a++ {
-			if slices.Contains(settled, a) && !c.mut.BootstrapBeforeFill {
-				continue
+			if !slices.Contains(headless, a) || c.mut.BootstrapBeforeFill {
+				rest = append(rest, a)
 			}
-			_, err := c.fillSealed(ctx, chosen, a)
-			if errors.As(err, new(*storage.SealedError)) {
-				break // a newer epoch took over
-			}
-			if err != nil {
-				return chosen, fail(fmt.Errorf("filling %d: %w", a, err))
-			}
+		}
+		if _, err := c.fillAll(ctx, chosen, rest, nil); err != nil {
+			return chosen, fail(err)
 		}
 	}
 	c.joinBlanks(ctx, chosen, seal, blanks, epoch)
 	c.log.Info("reconfigured", "epoch", epoch, "tail", tail)
 	return chosen, nil
+}
+
+// fillAll fills (or completes) each of addrs under p with fillSealed, and
+// hands what it finds at an address to found, if not nil. It stops early,
+// reporting overtaken, when a unit answers that a newer epoch sealed it.
+func (c *Client) fillAll(ctx context.Context, p *projection.Projection, addrs []storage.Address, found func(storage.Address, []byte)) (overtaken bool, err error) {
+	for _, a := range addrs {
+		data, err := c.fillSealed(ctx, p, a)
+		if errors.As(err, new(*storage.SealedError)) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("filling %d: %w", a, err)
+		}
+		if data != nil && found != nil {
+			found(a, data)
+		}
+	}
+	return false, nil
 }
 
 // headlessGap returns the addresses of [written, tail) in the open segment
