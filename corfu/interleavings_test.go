@@ -15,6 +15,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -628,4 +629,59 @@ func TestPartialPrefixTrimMidChain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "x", string(e.Data))
 	require.NotEmpty(t, raw)
+}
+
+// TestRecoveryWritesNothingUnagreed: after the sequencer lost its state, a
+// recovery rebuilds the stream tails from the log before it agrees the next
+// epoch. It may lose that epoch to a racing recovery whose seal found a
+// lower tail (it reached the unit first, or the unit that held the entry
+// came back blank since), which then hands the address out again: so until
+// its own projection is chosen, the recovery must write nothing, not even
+// the completion of an entry only the head holds. Once it wins, it
+// completes that entry under the committed projection, and the entry is
+// in its stream.
+func TestRecoveryWritesNothingUnagreed(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+	require.NoError(t, err)
+	netA := &faultNet{next: cl.Net}
+	a := openWith(t, cl, netA, mutant.Set{})
+	netA.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if req.Op == transport.OpWrite && to == "unit1" {
+			return refuse
+		}
+		return pass
+	})
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = a.Append(actx, []byte("head only"), 5)
+	require.Error(t, err)
+	loc, err := cl.Projection.Locate(0)
+	require.NoError(t, err)
+	require.Equal(t, []projection.NodeID{"unit0", "unit1"}, []projection.NodeID(loc.Chain))
+	inspect := func(node projection.NodeID) storage.State {
+		s, _ := cl.Unit(node).Inspect(loc.Local)
+		return s
+	}
+	require.Equal(t, storage.StateData, inspect("unit0"))
+	require.Equal(t, storage.StateUnwritten, inspect("unit1"))
+
+	lostSequencer(cl, false)
+	netR := &faultNet{next: cl.Net}
+	netR.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if req.Op == transport.OpPrepare || req.Op == transport.OpPropose {
+			return refuse
+		}
+		return pass
+	})
+	r := openWith(t, cl, netR, mutant.Set{})
+	_, err = r.Reconfigure(ctx, nil)
+	require.ErrorIs(t, err, corfu.ErrNoQuorum)
+	require.Equal(t, storage.StateUnwritten, inspect("unit1"), "a recovery wrote before its epoch was agreed")
+
+	netR.setRule(nil)
+	_, err = r.Reconfigure(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, storage.StateData, inspect("unit1"), "the winner completes the entry")
+	require.Equal(t, []storage.Address{0}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
 }

@@ -148,9 +148,10 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		// them from the log itself, under the sealed projection (which the
 		// next one preserves below the tail). Only what the units hold can
 		// be in a stream. This comes before agreeing, so that once the
-		// next epoch is committed its sequencer follows at once. It reads
+		// next epoch is committed its sequencer follows soon. It reads
 		// no higher than what the units hold: below that, every
-		// reconfiguration of this epoch maps addresses as cur does.
+		// reconfiguration of this epoch maps addresses as cur does. It
+		// writes nothing: what it must write waits for the commit.
 		under := cur.Clone()
 		under.Epoch = epoch // the units are sealed at epoch now
 		if scan, err = c.scanStreamTails(ctx, under, seal.written, seal.blank); err != nil {
@@ -172,9 +173,10 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		// NB: what the scan could not settle before the commit is settled
 		// now, under the committed projection and before the sequencer
 		// hands out anything, and joins the stream tails:
-		//  - the holes it left in chains with a blank unit (a blank head
-		//    may have held, and lost, a write there), now that the
-		//    committed projection takes the blank units out of them;
+		//  - the holes it left, and the entries only a chain's first
+		//    replica holds (in a chain with a blank unit, its first
+		//    surviving one: a blank head may have held, and lost, a write
+		//    there, and the committed projection takes it out);
 		//  - if the sequencer restarted from its reservation mark,
 		//    [written, tail) in the stripes whose head the seal missed:
 		//    a writer may have got an entry to such a head, which will be
@@ -599,8 +601,8 @@ const rankTagBits = 24
 type streamScan struct {
 	k     int
 	found map[StreamID][]storage.Address // each stream's addresses, newest first, at most k
-	// deferred lists the holes left unfilled, newest first: addresses in
-	// chains with a blank unit that no surviving replica holds.
+	// deferred lists, newest first, the addresses the scan left for after
+	// the commit: a hole, or an entry the chain's last replica lacks.
 	deferred []storage.Address
 }
 
@@ -640,26 +642,26 @@ func (s *streamScan) tails() []sequencer.StreamTail {
 
 // scanStreamTails rebuilds every stream's recent addresses by reading the
 // log backwards from tail under p, the sealed projection. It reads the
-// whole untrimmed log: the price of a sequencer lost with its state. A
-// hole is filled at once, except in a chain with one of the blank units:
-// there it reads the surviving replicas only and leaves a hole they all
-// lack for after the commit (streamScan.deferred).
+// whole untrimmed log: the price of a sequencer lost with its state.
+//
+// It only reads: the epoch is not agreed yet, and a racing reconfiguration
+// of the same epoch may win it with a lower tail (its seal reached a unit
+// before this one's write would have, or after a unit that held the entry
+// came back blank), and hand the address out afresh. An entry only its
+// chain's first surviving replica holds counts in its streams, and a hole
+// or such an entry is left for after the commit (streamScan.deferred),
+// when the winner completes or fills it under the committed projection.
+// In a chain with one of the blank units it reads the surviving replicas
+// only.
 func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address, blank []projection.NodeID) (*streamScan, error) {
 	s := &streamScan{k: c.cfg.Backpointers, found: map[StreamID][]storage.Address{}}
 	for a := tail; a > p.Segments[0].Start; a-- {
 		addr := a - 1
-		var data []byte
-		var err error
-		if loc, lerr := p.Locate(addr); lerr == nil && slices.ContainsFunc(loc.Chain, func(n projection.NodeID) bool { return slices.Contains(blank, n) }) {
-			var hole bool
-			data, hole, err = c.readSurvivors(ctx, p, loc, blank)
-			if hole {
-				s.deferred = append(s.deferred, addr)
-				continue
-			}
-		} else {
-			data, err = c.readAt(ctx, p, addr, true)
+		loc, err := p.Locate(addr)
+		if err != nil {
+			return nil, err
 		}
+		data, settled, err := c.peekSurvivors(ctx, p, loc, blank)
 		if errors.Is(err, storage.ErrTrimmed) && c.mut.ScanStopsAtTrim {
 			break // mutant: what lies below a trimmed address drops out
 		}
@@ -670,29 +672,39 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 		if err != nil {
 			return nil, err
 		}
-		s.add(addr, data)
+		if !settled {
+			s.deferred = append(s.deferred, addr)
+		}
+		if data != nil {
+			s.add(addr, data)
+		}
 	}
 	return s, nil
 }
 
-// readSurvivors reads loc from the replicas of its chain that are not
-// blank, completing the chain among them from its first survivor. hole
-// reports that none holds anything (or that no replica survives).
-func (c *Client) readSurvivors(ctx context.Context, p *projection.Projection, loc projection.Location, blank []projection.NodeID) (data []byte, hole bool, err error) {
-	loc.Chain = slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool { return slices.Contains(blank, n) })
-	if len(loc.Chain) == 0 {
+// peekSurvivors reads loc from the replicas of its chain that are not
+// blank, writing nothing: the last one's entry (settled), else the first
+// one's (data, not settled), else nothing (not settled). A junk or trimmed
+// address is its error, and no replica surviving is storage.ErrBlank.
+func (c *Client) peekSurvivors(ctx context.Context, p *projection.Projection, loc projection.Location, blank []projection.NodeID) (data []byte, settled bool, err error) {
+	chain := slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool { return slices.Contains(blank, n) })
+	if len(chain) == 0 {
 		return nil, false, storage.ErrBlank
 	}
-	data, err = c.unitRead(ctx, p, loc.Chain[len(loc.Chain)-1], loc.Local)
+	data, err = c.unitRead(ctx, p, chain[len(chain)-1], loc.Local)
 	if !errors.Is(err, storage.ErrUnwritten) {
-		return data, false, err
+		return data, err == nil, err
 	}
-	if len(loc.Chain) > 1 {
-		if data, done, err := c.completeFromHead(ctx, p, loc); done {
+	if len(chain) > 1 {
+		data, err = c.unitRead(ctx, p, chain[0], loc.Local)
+		if errors.Is(err, storage.ErrJunk) {
+			return nil, false, nil // the fill after the commit completes it
+		}
+		if !errors.Is(err, storage.ErrUnwritten) {
 			return data, false, err
 		}
 	}
-	return nil, true, nil
+	return nil, false, nil
 }
 
 // fillSealed junk-fills addr, known to be below the tail, at once, under
