@@ -188,6 +188,16 @@ type committedAt struct {
 // thing, in the order first seen. More than one is a violation.
 type stored struct {
 	things []thing
+	// wiped lists what replicas held here before a reformat wiped them
+	// (see Wiped): no longer stored, for S1, but stored before, for S7.
+	wiped []wipedThing
+}
+
+// wipedThing is a thing that node held before it was wiped.
+type wipedThing struct {
+	junk bool
+	sum  [sha256.Size]byte
+	node projection.NodeID
 }
 
 // thing is one distinct content stored at an address: junk, or data
@@ -219,13 +229,16 @@ func (m *Monitor) live(global storage.Address, t thing) bool {
 	return false
 }
 
-// prefix checks S7 for a store of held (nil if no replica held it yet) at
-// node: the replica before node in global's chain must hold it already.
-// m.mu is held.
-func (m *Monitor) prefix(global storage.Address, node projection.NodeID, epoch storage.Epoch, held *thing, found []Violation) []Violation {
+// prefix checks S7 for a store of t at t.node, where held is the same
+// thing as the replicas hold it (nil if none holds it now): the replica
+// before t.node in global's chain must have stored it already. It may have
+// lost it since to a reformat (see Wiped): the order of the stores was
+// kept. m.mu is held.
+func (m *Monitor) prefix(global storage.Address, t thing, held *thing, found []Violation) []Violation {
 	if m.ChainOf == nil {
 		return found
 	}
+	node, epoch := t.node, t.epoch
 	chain := m.ChainOf(global, epoch)
 	k := slices.Index(chain, node)
 	if k <= 0 {
@@ -233,6 +246,9 @@ func (m *Monitor) prefix(global storage.Address, node projection.NodeID, epoch s
 	}
 	prev := chain[k-1]
 	if held != nil && (held.node == prev || slices.Contains(held.others, prev)) {
+		return found
+	}
+	if s := m.addrs[global]; s != nil && slices.Contains(s.wiped, wipedThing{junk: t.junk, sum: t.sum, node: prev}) {
 		return found
 	}
 	if m.TrimmedOn != nil && m.TrimmedOn(global, prev, epoch) {
@@ -359,7 +375,7 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 	for i, old := range s.things {
 		if old.junk == t.junk && old.sum == t.sum {
 			if old.node != t.node && !slices.Contains(old.others, t.node) {
-				found = m.prefix(global, t.node, t.epoch, &old, found)
+				found = m.prefix(global, t, &old, found)
 				s.things[i].others = append(s.things[i].others, t.node)
 			}
 			m.record(found)
@@ -368,7 +384,7 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 			return
 		}
 	}
-	found = m.prefix(global, t.node, t.epoch, nil, found)
+	found = m.prefix(global, t, nil, found)
 	var conflicts []thing
 	for _, old := range s.things {
 		// Two things conflict only on replicas still in the address's
@@ -407,13 +423,21 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 // Wiped records that node lost everything it stored (it came back with an
 // empty disk, fault reformat): what it held there no longer counts as
 // stored, so an address that only it ever held is free again (S1, S10).
-// Copies on other replicas stay.
+// Copies on other replicas stay. For S7 it still counts as stored before:
+// a write that was on its way down the chain when the replica ahead of its
+// target lost the entry (a late copy of a stale epoch, to a replica no seal
+// reached) follows the chain's order.
 func (m *Monitor) Wiped(node projection.NodeID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range m.addrs {
 		kept := s.things[:0]
 		for _, t := range s.things {
+			if t.node == node || slices.Contains(t.others, node) {
+				if w := (wipedThing{junk: t.junk, sum: t.sum, node: node}); !slices.Contains(s.wiped, w) {
+					s.wiped = append(s.wiped, w)
+				}
+			}
 			t.others = slices.DeleteFunc(t.others, func(n projection.NodeID) bool { return n == node })
 			if t.node == node {
 				if len(t.others) == 0 {

@@ -378,6 +378,22 @@ func TestCheckInvariants(t *testing.T) {
 			m.Filled(6, "u0", 0)
 			m.Filled(6, "u1", 0)
 		}},
+		{name: "S7 a late copy after the replicas ahead were reformatted", monitor: func(m *sim.Monitor) {
+			// Seed 5094483: u0 and u1 took x, lost it to reformats, and a
+			// stale write of x then reached u2.
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1", "u2"} }
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Stored(5, "u1", 0, []byte("x"))
+			m.Wiped("u0")
+			m.Wiped("u1")
+			m.Stored(5, "u2", 0, []byte("x"))
+		}},
+		{name: "S7 a reformatted replica ahead held something else", want: "S7", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Wiped("u0")
+			m.Stored(5, "u1", 0, []byte("y"))
+		}},
 		{name: "S7 fill reaching the tail first", want: "S7", monitor: func(m *sim.Monitor) {
 			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1", "u2"} }
 			m.Filled(6, "u0", 0)
