@@ -147,8 +147,8 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 // as ours.
 func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr storage.Address, id entryID, payload []byte) error {
 	// stored is set once payload may be on a replica: a write that was
-	// sent and not refused, or our own entry found there. From then on,
-	// giving up leaves the outcome unknown.
+	// sent and not refused (or refused by a seal, see below), or our own
+	// entry found there. From then on, giving up leaves the outcome unknown.
 	stored := false
 	// headSeen is the epoch in which the chain's head was last known to
 	// hold our entry (we wrote it, or read it there). NB: it must be the
@@ -181,7 +181,12 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 					return err // NB: checked here so that nothing is sent
 				}
 				err := u.Write(ctx, p.Epoch, loc.Local, payload)
-				if !refused(err) {
+				// NB: a refusal leaves the unit as it was, but the answer
+				// may be to a second copy of the request (the network
+				// duplicates messages) whose first copy was stored, and
+				// its reply lost, before the unit was sealed. Only the
+				// head under the new epoch tells.
+				if !refused(err) || errors.Is(err, storage.ErrSealed) {
 					stored = true
 				}
 				return err

@@ -130,7 +130,17 @@ func TestSealedSurfacesWhenRefreshFails(t *testing.T) {
 		name string
 		do   func(e *env) error
 	}{
-		{name: "append", do: func(e *env) error { _, err := e.c.Append(e.ctx, []byte("y")); return err }},
+		{name: "append", do: func(e *env) error {
+			// NB: a write refused by a seal may have been stored by an
+			// earlier copy of the request (TestAppendSealedDuplicate), so
+			// the outcome is unknown, caused by the seal.
+			_, err := e.c.Append(e.ctx, []byte("y"))
+			var unknown *corfu.UnknownOutcomeError
+			if errors.As(err, &unknown) {
+				return unknown.Cause
+			}
+			return err
+		}},
 		{name: "read", do: func(e *env) error { _, err := e.c.Read(e.ctx, 0); return err }},
 		{name: "trim", do: func(e *env) error { return e.c.Trim(e.ctx, 0) }},
 	}
@@ -153,8 +163,43 @@ func TestSealedSurfacesWhenRefreshFails(t *testing.T) {
 			var sealed *storage.SealedError
 			require.ErrorAs(t, err, &sealed)
 			assert.Equal(t, storage.Epoch(1), sealed.Epoch)
-			assert.NotErrorIs(t, err, corfu.ErrUnknownOutcome, "a refused write stored nothing")
 			assert.NoError(t, e.ctx.Err())
 		})
 	}
+}
+
+// TestAppendSealedDuplicate: the head stores a write whose reply is lost; a
+// seal follows, and a second copy of the request (a duplicating network)
+// is refused, sealed, and answers the call. The client cannot learn the
+// new epoch, so it cannot look at the head: the append must report an
+// unknown outcome at that address, never a definite failure, since its
+// entry is there. (The fault sweep found this: seeds 5220801 and 5230321 of
+// the full catalog.)
+func TestAppendSealedDuplicate(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, func(c *corfu.Config) { c.MaxRetries = 2 })
+	first, err := e.c.Append(e.ctx, []byte("x"))
+	require.NoError(t, err)
+	var writes int
+	e.net.setRule(func(to transport.NodeID, req *transport.Request) action {
+		switch {
+		case strings.HasPrefix(string(to), "layout"):
+			return refuse
+		case req.Op == transport.OpWrite:
+			if writes++; writes == 1 {
+				resp, err := e.cl.Net.Call(e.ctx, to, req) // stored; its reply is lost
+				require.NoError(t, err)
+				require.NoError(t, resp.Err)
+				e.sealUnits(1)
+			}
+		}
+		return pass
+	})
+	_, err = e.c.Append(e.ctx, []byte("y"))
+	var unknown *corfu.UnknownOutcomeError
+	require.ErrorAs(t, err, &unknown)
+	assert.Equal(t, first+1, unknown.Addr)
+	e.net.setRule(nil)
+	got, err := e.c.Read(e.ctx, unknown.Addr)
+	require.NoError(t, err)
+	assert.Equal(t, "y", string(got.Data))
 }
