@@ -500,17 +500,27 @@ func (c *Client) atHandedOut(ctx context.Context, verb string, addr storage.Addr
 }
 
 // PrefixTrim trims every address below addr on every unit. addr may equal
-// the tail (trim everything), not exceed it.
+// the tail (trim everything), not exceed it: the tail is checked before any
+// unit is trimmed.
 //
-// Errors: ErrBeyondTail, ErrInvalidAddress, ctx's error, ErrRetriesExhausted,
-// ErrSealed (see Append).
+// Errors: ErrBeyondTail (no unit was trimmed), ErrInvalidAddress, ctx's
+// error, ErrRetriesExhausted, ErrSealed (see Append).
 func (c *Client) PrefixTrim(ctx context.Context, addr storage.Address) error {
 	if addr >= storage.MaxAddress {
 		return fmt.Errorf("corfu: prefix trim %d: %w", addr, ErrInvalidAddress)
 	}
+	sent := false // some unit may hold this trim's mark
 	err := c.withEpoch(ctx, func(p *projection.Projection) error {
-		if err := c.checkBelowTail(ctx, p, addr, true); err != nil {
-			return err
+		// NB: not again once a unit may be trimmed. A retry in a newer
+		// epoch may find the tail below addr after a tail reset: the
+		// units the trim had not reached bounded it, while others hold
+		// its mark already. The trim carries on: the reset's reissued
+		// addresses below addr held nothing, and a writer handed one
+		// finds it trimmed and takes a fresh token.
+		if !sent {
+			if err := c.checkBelowTail(ctx, p, addr, true); err != nil {
+				return err
+			}
 		}
 		// Each unit keeps one trim mark over its local address space: the
 		// highest local floor of addr over the segments that start below it.
@@ -533,7 +543,9 @@ func (c *Client) PrefixTrim(ctx context.Context, addr storage.Address) error {
 		slices.Sort(nodes)
 		for _, node := range nodes {
 			err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-				return u.PrefixTrim(ctx, p.Epoch, marks[node])
+				err := u.PrefixTrim(ctx, p.Epoch, marks[node])
+				sent = sent || !refused(err)
+				return err
 			})
 			if err != nil {
 				return err

@@ -685,3 +685,38 @@ func TestRecoveryWritesNothingUnagreed(t *testing.T) {
 	require.Equal(t, storage.StateData, inspect("unit1"), "the winner completes the entry")
 	require.Equal(t, []storage.Address{0}, syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5))
 }
+
+// TestPrefixTrimAcrossTailReset: a prefix trim has trimmed one unit when a
+// recovery of a sequencer back with no mark seals the log and restarts it at
+// the units' tail, which the unit not yet trimmed puts below the trim's
+// address. Retried in the new epoch, the trim must finish, not report
+// ErrBeyondTail, which says that nothing was trimmed (an acknowledged entry
+// on the first unit is trimmed already).
+func TestPrefixTrimAcrossTailReset(t *testing.T) {
+	ctx := context.Background()
+	cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 1})
+	require.NoError(t, err)
+	w := openWith(t, cl, cl.Net, mutant.Set{})
+	_, err = w.Append(ctx, []byte("x"))
+	require.NoError(t, err)
+	_, err = cl.Sequencer.Next(0, 3, nil) // handed out, never written: the tail is 4
+	require.NoError(t, err)
+	net := &faultNet{next: cl.Net}
+	var once sync.Once
+	net.setRule(func(to transport.NodeID, req *transport.Request) action {
+		if req.Op == transport.OpPrefixTrim && to == "unit1" {
+			once.Do(func() {
+				lostSequencer(cl, false)
+				_, err := w.Reconfigure(ctx, nil)
+				require.NoError(t, err)
+			})
+		}
+		return pass
+	})
+	trimmer := openWith(t, cl, net, mutant.Set{})
+	require.NoError(t, trimmer.PrefixTrim(ctx, 4))
+	require.NotEmpty(t, w.Projection().Resets, "the recovery reset the tail")
+	require.Equal(t, storage.Address(2), cl.Unit("unit1").TrimMark(), "the trim reached every unit")
+	_, err = w.Read(ctx, 0)
+	require.ErrorIs(t, err, corfu.ErrTrimmed)
+}
