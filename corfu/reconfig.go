@@ -644,15 +644,14 @@ func (s *streamScan) tails() []sequencer.StreamTail {
 // log backwards from tail under p, the sealed projection. It reads the
 // whole untrimmed log: the price of a sequencer lost with its state.
 //
-// It only reads: the epoch is not agreed yet, and a racing reconfiguration
-// of the same epoch may win it with a lower tail (its seal reached a unit
-// before this one's write would have, or after a unit that held the entry
-// came back blank), and hand the address out afresh. An entry only its
-// chain's first surviving replica holds counts in its streams, and a hole
-// or such an entry is left for after the commit (streamScan.deferred),
-// when the winner completes or fills it under the committed projection.
-// In a chain with one of the blank units it reads the surviving replicas
-// only.
+// It writes no data (see scanAt): the epoch is not agreed yet, and a
+// racing reconfiguration of the same epoch may win it with a lower tail
+// (its seal reached a unit before this one's write would have, or after a
+// unit that held the entry came back blank) and hand the address out
+// afresh. An entry only its chain's first surviving replica holds counts
+// in its streams, and it and the holes the scan may not fill are left for
+// after the commit (streamScan.deferred), when the winner completes or
+// fills them under the committed projection.
 func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address, blank []projection.NodeID) (*streamScan, error) {
 	s := &streamScan{k: c.cfg.Backpointers, found: map[StreamID][]storage.Address{}}
 	for a := tail; a > p.Segments[0].Start; a-- {
@@ -661,7 +660,7 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 		if err != nil {
 			return nil, err
 		}
-		data, settled, err := c.peekSurvivors(ctx, p, loc, blank)
+		data, settled, err := c.scanAt(ctx, p, loc, blank)
 		if errors.Is(err, storage.ErrTrimmed) && c.mut.ScanStopsAtTrim {
 			break // mutant: what lies below a trimmed address drops out
 		}
@@ -682,29 +681,46 @@ func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, 
 	return s, nil
 }
 
-// peekSurvivors reads loc from the replicas of its chain that are not
-// blank, writing nothing: the last one's entry (settled), else the first
-// one's (data, not settled), else nothing (not settled). A junk or trimmed
-// address is its error, and no replica surviving is storage.ErrBlank.
-func (c *Client) peekSurvivors(ctx context.Context, p *projection.Projection, loc projection.Location, blank []projection.NodeID) (data []byte, settled bool, err error) {
-	chain := slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool { return slices.Contains(blank, n) })
-	if len(chain) == 0 {
+// scanAt reads loc for scanStreamTails from the replicas of its chain that
+// are not blank, and writes no data: the last one's entry is settled; an
+// entry only the first one holds is not (the winner completes it after the
+// commit). Junk it does write: at an address a racing recovery hands out
+// again, junk only sends the writer to a fresh token. So a hole in a chain
+// with no blank unit is filled now (in one with a blank unit it is left
+// for after the commit: the blank unit may have held, and lost, an entry
+// there), and junk at the first replica is completed down the chain. A
+// junk or trimmed address is its error, and no replica surviving is
+// storage.ErrBlank.
+func (c *Client) scanAt(ctx context.Context, p *projection.Projection, loc projection.Location, blank []projection.NodeID) (data []byte, settled bool, err error) {
+	intact := !slices.ContainsFunc(loc.Chain, func(n projection.NodeID) bool { return slices.Contains(blank, n) })
+	loc.Chain = slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool { return slices.Contains(blank, n) })
+	if len(loc.Chain) == 0 {
 		return nil, false, storage.ErrBlank
 	}
-	data, err = c.unitRead(ctx, p, chain[len(chain)-1], loc.Local)
+	data, err = c.unitRead(ctx, p, loc.Chain[len(loc.Chain)-1], loc.Local)
 	if !errors.Is(err, storage.ErrUnwritten) {
 		return data, err == nil, err
 	}
-	if len(chain) > 1 {
-		data, err = c.unitRead(ctx, p, chain[0], loc.Local)
-		if errors.Is(err, storage.ErrJunk) {
-			return nil, false, nil // the fill after the commit completes it
-		}
-		if !errors.Is(err, storage.ErrUnwritten) {
-			return data, false, err
+	head := loc.Chain[0]
+	data, err = c.unitRead(ctx, p, head, loc.Local)
+	if errors.Is(err, storage.ErrUnwritten) && intact {
+		err = c.unitDo(ctx, p, head, func(u transport.UnitClient) error { return u.Fill(ctx, p.Epoch, loc.Local) })
+		if errors.Is(err, storage.ErrWritten) {
+			data, err = c.unitRead(ctx, p, head, loc.Local) // a writer got there first
+		} else if err == nil {
+			err = storage.ErrJunk
 		}
 	}
-	return nil, false, nil
+	switch {
+	case err == nil:
+		return data, false, nil
+	case errors.Is(err, storage.ErrJunk):
+		_, err = c.fillChain(ctx, p, loc)
+		return nil, false, err
+	case errors.Is(err, storage.ErrUnwritten):
+		return nil, false, nil
+	}
+	return nil, false, err
 }
 
 // fillSealed junk-fills addr, known to be below the tail, at once, under
