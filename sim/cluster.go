@@ -77,6 +77,9 @@ type Cluster struct {
 	tokensFrom transport.NodeID
 	servers    map[transport.NodeID]*transport.Server // looked up, never iterated
 	crashed    map[transport.NodeID]bool              // looked up, never iterated
+	// inspectors has the view of the unit each unit node serves now (see
+	// setUnit): every unit has one, or the cluster refused it.
+	inspectors map[transport.NodeID]storage.Inspector // looked up, never iterated
 }
 
 // EpochChange is a projection committed during a run: its epoch and the
@@ -92,11 +95,20 @@ type EpochChange struct {
 // discards what was not synced (fault catalog P3), a restart with an empty
 // disk (P4), and the disk faults D1-D6. A Disk that cannot model a kind
 // returns an error wrapping ErrUnsupportedFault.
+//
+// Every unit a Disk returns must implement storage.Inspector, the view the
+// cluster's checks read (S8 fencing, S16, the blank units a chain's order
+// runs around): the cluster refuses one that does not, with an error,
+// rather than skip a check.
 type Disk interface {
 	// Restart returns the unit that serves node after it restarts from a
 	// fault of the given kind, u being the unit it served before.
 	Restart(node transport.NodeID, kind FaultKind, u storage.Unit) (storage.Unit, error)
 }
+
+// ErrNoInspector reports a storage unit that does not implement
+// storage.Inspector: the simulator cannot check it.
+var ErrNoInspector = errors.New("sim: unit does not implement storage.Inspector")
 
 // ErrUnsupportedFault reports a fault that a component cannot model.
 var ErrUnsupportedFault = errors.New("sim: fault not supported")
@@ -128,11 +140,12 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		return nil, err
 	}
 	c := &Cluster{Servers: servers, Sched: s, Net: net, Monitor: NewMonitor(),
-		committed: []*projection.Projection{servers.Projection},
-		commits:   []EpochChange{{Epoch: servers.Projection.Epoch, At: s.Elapsed()}},
-		servers:   make(map[transport.NodeID]*transport.Server),
-		crashed:   make(map[transport.NodeID]bool),
-		known:     make(map[storage.Epoch]*projection.Projection)}
+		committed:  []*projection.Projection{servers.Projection},
+		commits:    []EpochChange{{Epoch: servers.Projection.Epoch, At: s.Elapsed()}},
+		servers:    make(map[transport.NodeID]*transport.Server),
+		crashed:    make(map[transport.NodeID]bool),
+		inspectors: make(map[transport.NodeID]storage.Inspector),
+		known:      make(map[storage.Epoch]*projection.Projection)}
 	c.Monitor.Committed("", servers.Projection)
 	c.learn(servers.Projection)
 	c.Monitor.InChain = c.inChain
@@ -142,6 +155,11 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 	for i, id := range ids {
 		if srv, ok := hs[i].(*transport.Server); ok {
 			c.servers[id] = srv
+			if srv.Unit != nil {
+				if err := c.setUnit(id, srv.Unit); err != nil {
+					return nil, err
+				}
+			}
 		}
 		net.AddNode(id, &observed{inner: hs[i], c: c, node: id})
 	}
@@ -337,10 +355,29 @@ func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 		if err != nil {
 			return err
 		}
-		srv.Unit = u
+		if err := c.setUnit(node, u); err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+// setUnit makes u the unit node serves. It returns an error wrapping
+// ErrNoInspector, and leaves node's unit as it was, if u does not
+// implement storage.Inspector.
+func (c *Cluster) setUnit(node transport.NodeID, u storage.Unit) error {
+	in, ok := u.(storage.Inspector)
+	if !ok {
+		return fmt.Errorf("%w: %s serves a %T", ErrNoInspector, node, u)
+	}
+	c.servers[node].Unit = u
+	c.inspectors[node] = in
+	return nil
+}
+
+// inspector returns the view of the unit node serves now, nil for a node
+// that serves no unit.
+func (c *Cluster) inspector(node transport.NodeID) storage.Inspector { return c.inspectors[node] }
 
 // ServingUnit returns the unit node serves now: after a reformat, the one
 // the Disk brought back, not the one in Units. It returns nil for a node
@@ -482,15 +519,11 @@ func (c *Cluster) inChain(global storage.Address, node projection.NodeID) bool {
 // its local address in the projection of epoch.
 func (c *Cluster) trimmedOn(global storage.Address, node projection.NodeID, epoch storage.Epoch) bool {
 	loc, err := c.projectionAt(epoch).Locate(global)
-	srv := c.servers[node]
-	if err != nil || srv == nil {
+	in := c.inspector(node)
+	if err != nil || in == nil {
 		return false
 	}
-	m, ok := srv.Unit.(*storage.Memory)
-	if !ok {
-		return false
-	}
-	state, _ := m.Inspect(loc.Local)
+	state, _ := in.Inspect(loc.Local)
 	return state == storage.StateTrimmed
 }
 
@@ -505,12 +538,8 @@ func (c *Cluster) chainOf(global storage.Address, epoch storage.Epoch) []project
 	// nothing and serves nothing; the chain's order runs around it, as
 	// the client's does.
 	return slices.DeleteFunc(slices.Clone(loc.Chain), func(n projection.NodeID) bool {
-		srv := c.servers[n]
-		if srv == nil {
-			return false
-		}
-		m, ok := srv.Unit.(*storage.Memory)
-		return ok && m.Blank()
+		in := c.inspector(n)
+		return in != nil && in.Blank()
 	})
 }
 
@@ -549,8 +578,8 @@ func (o *observed) mutate(req *transport.Request) {
 	switch {
 	case mut.UnitIgnoresSeal && srv != nil && srv.Unit != nil && req.Op >= transport.OpWrite && req.Op < transport.OpSeal:
 		// Mutant: a stale request is served as if it were current.
-		if m, ok := srv.Unit.(*storage.Memory); ok && req.Epoch < m.Epoch() {
-			req.Epoch = m.Epoch()
+		if e := o.c.inspector(o.node).Epoch(); req.Epoch < e {
+			req.Epoch = e
 		}
 	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpSeqSeal:
 		// Mutant: the sequencer loses everything, its reservation mark
@@ -562,8 +591,8 @@ func (o *observed) mutate(req *transport.Request) {
 		req.Addr = 0 // ...and comes back at zero, whatever the tail.
 	case mut.UnitServesStaleReads && srv != nil && srv.Unit != nil && req.Op == transport.OpRead:
 		// Mutant: a stale read is served as if it were current.
-		if m, ok := srv.Unit.(*storage.Memory); ok && req.Epoch < m.Epoch() {
-			req.Epoch = m.Epoch()
+		if e := o.c.inspector(o.node).Epoch(); req.Epoch < e {
+			req.Epoch = e
 		}
 	}
 }
@@ -609,11 +638,9 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	// request's are both in view, before any mutant touches the request.
 	var sealed storage.Epoch
 	var stale bool
-	if srv := o.c.servers[o.node]; srv != nil && srv.Unit != nil && (isMutation(req.Op) || req.Op == transport.OpRead) {
-		if m, ok := srv.Unit.(*storage.Memory); ok {
-			sealed = m.Epoch()
-			stale = req.Epoch < sealed
-		}
+	if in := o.c.inspector(o.node); in != nil && (isMutation(req.Op) || req.Op == transport.OpRead) {
+		sealed = in.Epoch()
+		stale = req.Epoch < sealed
 	}
 	epoch := req.Epoch
 	o.mutate(req)

@@ -51,11 +51,16 @@ func (c *Cluster) CheckReplicas(h *History) []Violation {
 			continue
 		}
 		for _, node := range loc.Chain {
-			m, ok := c.ServingUnit(node).(*storage.Memory)
-			if !ok || m.Blank() {
+			in := c.inspector(node)
+			if in == nil {
+				// NB: a node of the chain the cluster serves no unit
+				// for; every unit it serves has a view (setUnit).
 				continue
 			}
-			state, data := m.Inspect(loc.Local)
+			if in.Blank() {
+				continue
+			}
+			state, data := in.Inspect(loc.Local)
 			var bad string
 			switch {
 			case state == storage.StateTrimmed:

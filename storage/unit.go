@@ -107,3 +107,30 @@ type Unit interface {
 	// harmless; sealing at an older epoch gives a *SealedError.
 	Seal(ctx context.Context, epoch Epoch) (tail Address, err error)
 }
+
+// Inspector is the read-only view of a unit's contents that tests, checkers
+// and tools use (the simulator's checks among them): it bypasses epochs and
+// never changes the unit. Memory implements it, and so must every Unit the
+// simulator runs, so that no check is skipped for want of a view.
+//
+// Implementations are safe to call concurrently with the Unit methods.
+type Inspector interface {
+	// Epoch returns the epoch the unit was last sealed at (0 for a new
+	// unit).
+	Epoch() Epoch
+	// Blank reports whether the unit came back with an empty disk and has
+	// not joined yet (see NewBlank).
+	Blank() bool
+	// TrimMark returns the prefix trim mark: every address below it is
+	// trimmed.
+	TrimMark() Address
+	// Inspect reports the state of addr and, for StateData, a copy of its
+	// data. Addresses below the trim mark report StateTrimmed.
+	Inspect(addr Address) (State, []byte)
+	// Ascend calls fn for every stored address at or above the trim mark,
+	// in increasing order, until fn returns false; data is a copy for
+	// StateData and nil otherwise. fn must not call methods of the unit.
+	Ascend(fn func(addr Address, s State, data []byte) bool)
+}
+
+var _ Inspector = (*Memory)(nil)
