@@ -1,7 +1,10 @@
 // Package transporttest provides a conformance suite for transport.Caller
-// implementations. Every Caller runs the same Run (today the in-process
-// network), so that every operation, every sentinel error and every
-// guarantee about memory and contexts holds the same over each of them.
+// implementations. Every Caller runs the same Run (the in-process network
+// and the tcp transport, plain and over TLS), so that every operation,
+// every sentinel error and every guarantee about memory and contexts holds
+// the same over each of them. RunNetwork adds what only a Caller with a
+// network between it and the server can promise: calls that end with their
+// ctx while the server still works on them, and answers out of order.
 package transporttest
 
 import (
@@ -42,6 +45,19 @@ func Run(t *testing.T, newCaller NewCaller) {
 	t.Run("Aliasing", s.testAliasing)
 	t.Run("Context", s.testContext)
 	t.Run("Concurrent", s.testConcurrent)
+	t.Run("Pipelined", s.testPipelined)
+}
+
+// RunNetwork runs, as subtests of t, the checks for a Caller whose calls do
+// not run the handler in the caller's goroutine: a call whose ctx ends while
+// the server is still serving it returns ctx's error at once, and a slow
+// request holds up no other. Each subtest calls newCaller with a handler
+// that blocks some requests until the subtest lets them go.
+func RunNetwork(t *testing.T, newCaller NewCaller) {
+	t.Helper()
+	s := suite{newCaller: newCaller}
+	t.Run("OutOfOrder", s.testOutOfOrder)
+	t.Run("CancelInFlight", s.testCancelInFlight)
 }
 
 type suite struct {
@@ -539,4 +555,143 @@ func (s suite) testConcurrent(t *testing.T) {
 		}
 	}
 	require.Len(t, seen, workers*each)
+}
+
+// testPipelined reads many addresses from many goroutines at once through
+// one Caller: every answer must be the one to its own request.
+func (s suite) testPipelined(t *testing.T) {
+	caller, node := s.newCaller(t, &transport.Server{Unit: storage.NewMemory()})
+	ctx := context.Background()
+	u := transport.UnitClient{Caller: caller, Node: node}
+	const addrs, workers, each = 64, 32, 40
+	for a := range storage.Address(addrs) {
+		require.NoError(t, u.Write(ctx, 0, a, []byte(fmt.Sprint("entry ", a))))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				a := storage.Address((w*7 + i*13) % addrs)
+				got, err := u.Read(ctx, 0, a)
+				if err == nil && string(got) != fmt.Sprint("entry ", a) {
+					err = fmt.Errorf("read of %d returned %q", a, got)
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w, err := range errs {
+		require.NoError(t, err, "worker %d", w)
+	}
+}
+
+// gate is a Handler that serves a unit but holds every read of address
+// slow until release is closed, telling entered when each such read
+// arrives.
+type gate struct {
+	inner   transport.Handler
+	slow    storage.Address
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate(slow storage.Address) *gate {
+	return &gate{inner: &transport.Server{Unit: storage.NewMemory()}, slow: slow,
+		entered: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (g *gate) Handle(req *transport.Request) *transport.Response {
+	if req.Op == transport.OpRead && req.Addr == g.slow {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.inner.Handle(req)
+}
+
+// waitFor waits for ch, failing t after a minute: the suite's calls are
+// all local, so only a hung call takes that long.
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(time.Minute):
+		require.FailNow(t, "timed out waiting for "+what)
+		panic("unreachable")
+	}
+}
+
+// testOutOfOrder checks that a request held up by the server does not hold
+// up a later one on the same Caller.
+func (s suite) testOutOfOrder(t *testing.T) {
+	g := newGate(1)
+	caller, node := s.newCaller(t, g)
+	ctx := context.Background()
+	u := transport.UnitClient{Caller: caller, Node: node}
+	require.NoError(t, u.Write(ctx, 0, 1, []byte("slow")))
+	require.NoError(t, u.Write(ctx, 0, 2, []byte("fast")))
+
+	type result struct {
+		data []byte
+		err  error
+	}
+	slow := make(chan result, 1)
+	go func() {
+		data, err := u.Read(ctx, 0, 1)
+		slow <- result{data, err}
+	}()
+	waitFor(t, g.entered, "the slow read to reach the server")
+	got, err := u.Read(ctx, 0, 2)
+	require.NoError(t, err)
+	require.Equal(t, "fast", string(got), "the later request is answered while the first is held")
+	select {
+	case r := <-slow:
+		t.Fatalf("the held read returned before it was let go: %q, %v", r.data, r.err)
+	default:
+	}
+	close(g.release)
+	r := waitFor(t, slow, "the slow read")
+	require.NoError(t, r.err)
+	require.Equal(t, "slow", string(r.data))
+}
+
+// testCancelInFlight checks that a call whose ctx ends while the server is
+// serving it returns ctx's error without waiting for the server, and that
+// the late answer goes to no other call.
+func (s suite) testCancelInFlight(t *testing.T) {
+	g := newGate(1)
+	caller, node := s.newCaller(t, g)
+	ctx := context.Background()
+	u := transport.UnitClient{Caller: caller, Node: node}
+	require.NoError(t, u.Write(ctx, 0, 1, []byte("held")))
+	require.NoError(t, u.Write(ctx, 0, 2, []byte("other")))
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := u.Read(cctx, 0, 1)
+		done <- err
+	}()
+	waitFor(t, g.entered, "the held read to reach the server")
+	cancel()
+	err := waitFor(t, done, "the cancelled call to return")
+	require.ErrorIs(t, err, context.Canceled)
+
+	got, err := u.Read(ctx, 0, 2)
+	require.NoError(t, err)
+	require.Equal(t, "other", string(got))
+	close(g.release) // the held read's answer now comes back, to nobody
+	for range 5 {
+		got, err = u.Read(ctx, 0, 2)
+		require.NoError(t, err)
+		require.Equal(t, "other", string(got), "a late answer went to another call")
+	}
+	got, err = u.Read(ctx, 0, 1)
+	require.NoError(t, err)
+	require.Equal(t, "held", string(got))
 }

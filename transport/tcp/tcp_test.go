@@ -1,0 +1,195 @@
+package tcp_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/storage/storagetest"
+	"github.com/corfulog/corfu/transport"
+	"github.com/corfulog/corfu/transport/tcp"
+	"github.com/corfulog/corfu/transport/tcp/tcptest"
+	"github.com/corfulog/corfu/transport/transporttest"
+)
+
+// TestMain fails the run if any goroutine of the package outlives the
+// tests: every test closes what it starts.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := waitGoroutines(5 * time.Second); leaked != "" {
+			os.Stderr.WriteString("goroutines leaked:\n" + leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// waitGoroutines waits up to d for every goroutine running code of package
+// tcp to end, and returns the stacks of those left.
+func waitGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "corfu/transport/tcp.") && !strings.Contains(g, "tcp_test.") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkGoroutines fails t if, once its cleanups ran, more goroutines run
+// than when it was called.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// listen returns a loopback listener.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return l
+}
+
+// security is a test's TLS setup: nil configs for plain TCP.
+type security struct {
+	server func(node transport.NodeID, roles tcp.Role) *tls.Config
+	client *tls.Config
+}
+
+func plain() security {
+	return security{server: func(transport.NodeID, tcp.Role) *tls.Config { return nil }}
+}
+
+func mutualTLS(t testing.TB) security {
+	t.Helper()
+	ca, err := tcptest.NewCA()
+	require.NoError(t, err)
+	cli, err := ca.ClientTLS("test-client")
+	require.NoError(t, err)
+	return security{
+		server: func(node transport.NodeID, roles tcp.Role) *tls.Config {
+			cfg, err := ca.ServerTLS(node, roles)
+			require.NoError(t, err)
+			return cfg
+		},
+		client: cli,
+	}
+}
+
+// serve serves h as node on a loopback listener and returns the server and
+// its address; the server closes at cleanup.
+func serve(t testing.TB, node transport.NodeID, h transport.Handler, sec security, tune func(*tcp.ServerConfig)) (*tcp.Server, string) {
+	t.Helper()
+	// NB: Roles is left to be derived from h; the certificate grants
+	// every server role.
+	cfg := tcp.ServerConfig{Node: node}
+	cfg.TLS = sec.server(node, tcp.RoleUnit|tcp.RoleSequencer|tcp.RoleLayout)
+	if tune != nil {
+		tune(&cfg)
+	}
+	l := listen(t)
+	srv, err := tcp.Serve(l, h, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, srv.Close()) })
+	return srv, l.Addr().String()
+}
+
+// client returns a client that finds nodes in addrs; it closes at cleanup.
+func client(t testing.TB, addrs map[transport.NodeID]string, sec security, tune func(*tcp.ClientConfig)) *tcp.Client {
+	t.Helper()
+	cfg := tcp.ClientConfig{Resolve: tcp.StaticResolver(addrs), TLS: sec.client, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	if tune != nil {
+		tune(&cfg)
+	}
+	c, err := tcp.NewClient(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, c.Close()) })
+	return c
+}
+
+// newCaller serves h over loopback TCP for the conformance suites.
+func newCaller(sec func(testing.TB) security) transporttest.NewCaller {
+	return func(t *testing.T, h transport.Handler) (transport.Caller, transport.NodeID) {
+		s := sec(t)
+		_, addr := serve(t, "node", h, s, nil)
+		return client(t, map[transport.NodeID]string{"node": addr}, s, nil), "node"
+	}
+}
+
+func TestConformance(t *testing.T) {
+	checkGoroutines(t)
+	transporttest.Run(t, newCaller(func(testing.TB) security { return plain() }))
+	transporttest.RunNetwork(t, newCaller(func(testing.TB) security { return plain() }))
+}
+
+func TestConformanceTLS(t *testing.T) {
+	checkGoroutines(t)
+	transporttest.Run(t, newCaller(mutualTLS))
+	transporttest.RunNetwork(t, newCaller(mutualTLS))
+}
+
+func TestUnitClient(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Unit {
+		_, addr := serve(t, "unit", &transport.Server{Unit: storage.NewMemory()}, plain(), nil)
+		c := client(t, map[transport.NodeID]string{"unit": addr}, plain(), nil)
+		return transport.UnitClient{Caller: c, Node: "unit"}
+	})
+}
+
+func TestUnitClientTLS(t *testing.T) {
+	sec := mutualTLS(t)
+	storagetest.Run(t, func(t *testing.T) storage.Unit {
+		_, addr := serve(t, "unit", &transport.Server{Unit: storage.NewMemory()}, sec, nil)
+		c := client(t, map[transport.NodeID]string{"unit": addr}, sec, nil)
+		return transport.UnitClient{Caller: c, Node: "unit"}
+	})
+}
+
+// TestUnknownNode checks that a node the resolver does not know, or that
+// nobody listens for, is unreachable, and that a failed dial is not
+// retried before its backoff.
+func TestUnknownNode(t *testing.T) {
+	checkGoroutines(t)
+	l := listen(t)
+	dead := l.Addr().String()
+	require.NoError(t, l.Close())
+	c := client(t, map[transport.NodeID]string{"dead": dead}, plain(), func(c *tcp.ClientConfig) {
+		c.MinBackoff, c.MaxBackoff = time.Hour, time.Hour
+	})
+	ctx := context.Background()
+	_, err := c.Call(ctx, "nobody", &transport.Request{Op: transport.OpRead})
+	require.ErrorIs(t, err, transport.ErrUnreachable)
+	_, err = c.Call(ctx, "dead", &transport.Request{Op: transport.OpRead})
+	require.ErrorIs(t, err, transport.ErrUnreachable)
+	_, err = c.Call(ctx, "dead", &transport.Request{Op: transport.OpRead})
+	require.ErrorIs(t, err, transport.ErrUnreachable)
+	require.ErrorContains(t, err, "next in", "the second call fails at once, in the backoff")
+}
