@@ -56,6 +56,11 @@ var (
 	// ErrNotBlank reports a join of a unit that is not blank, or that
 	// already joined at another epoch.
 	ErrNotBlank = errors.New("storage: unit is not blank")
+	// ErrCorrupt reports an address whose stored record fails its checksum
+	// (a durable unit's disk damaged it): the unit held something there but
+	// cannot say what, so it answers neither the bad bytes nor
+	// ErrUnwritten. A replica elsewhere may still hold the entry.
+	ErrCorrupt = errors.New("storage: stored record is corrupt")
 )
 
 // SealedError reports that a request's epoch is older than the epoch the
