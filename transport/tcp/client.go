@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +160,7 @@ type Client struct {
 	// NB: mu is taken after a peer's mu, never before.
 	mu     sync.Mutex
 	peers  map[transport.NodeID]*peer
+	known  sync.Map                 // peers, for calls that take no lock
 	conns  map[*clientConn]struct{} // every connection not yet failed
 	closed bool
 
@@ -188,11 +191,12 @@ type peer struct {
 
 // slot is one connection of a pool, with its dial state.
 type slot struct {
-	conn     *clientConn // the live connection, if any
-	dial     *dialing    // the dial in progress, if any
-	failures int         // dials failed in a row
-	retryAt  time.Time   // no dial before then
-	lastErr  error       // the last dial's error
+	live     atomic.Pointer[clientConn] // conn, for calls that take no lock
+	conn     *clientConn                // the live connection, if any
+	dial     *dialing                   // the dial in progress, if any
+	failures int                        // dials failed in a row
+	retryAt  time.Time                  // no dial before then
+	lastErr  error                      // the last dial's error
 }
 
 // dialing is a dial that calls wait for.
@@ -266,6 +270,9 @@ func (c *Client) closedError() error {
 
 // peer returns the pool for node, creating it.
 func (c *Client) peer(node transport.NodeID) (*peer, error) {
+	if p, ok := c.known.Load(node); ok {
+		return p.(*peer), nil // NB: a closed client fails in conn
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -275,6 +282,7 @@ func (c *Client) peer(node transport.NodeID) (*peer, error) {
 	if p == nil {
 		p = &peer{node: node, slots: make([]slot, c.cfg.ConnsPerNode)}
 		c.peers[node] = p
+		c.known.Store(node, p)
 	}
 	return p, nil
 }
@@ -289,14 +297,18 @@ func (c *Client) conn(ctx context.Context, node transport.NodeID) (*clientConn, 
 	if len(p.slots) > 1 {
 		i = int(p.next.Add(1) % uint32(len(p.slots)))
 	}
-	p.mu.Lock()
 	s := &p.slots[i]
+	if cn := s.live.Load(); cn != nil && cn.usable() {
+		return cn, nil
+	}
+	p.mu.Lock()
 	if cn := s.conn; cn != nil {
 		if cn.usable() {
 			p.mu.Unlock()
 			return cn, nil
 		}
 		s.conn = nil
+		s.live.Store(nil)
 	}
 	d := s.dial
 	if d == nil {
@@ -355,6 +367,7 @@ func (c *Client) dialSlot(p *peer, i int, d *dialing) {
 			err = c.closedError()
 		} else {
 			s.conn = cn
+			s.live.Store(cn)
 			c.conns[cn] = struct{}{}
 			cn.start()
 		}
@@ -465,21 +478,26 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, node transport.Node
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
-	inFlight := int(min(w.maxInFlight, 1<<20))
+	inFlight := int(min(w.maxInFlight, maxSlots))
 	if c.cfg.MaxInFlight > 0 {
 		inFlight = min(inFlight, c.cfg.MaxInFlight)
 	}
-	return &clientConn{
+	cn := &clientConn{
 		cl:       c,
 		node:     node,
 		nc:       nc,
 		roles:    w.roles,
 		maxFrame: int(min(w.maxFrameBytes, transport.MaxFrameBytes)),
-		slots:    make(chan struct{}, inFlight),
-		pending:  make(map[uint64]*call),
+		slotBits: uint(bits.Len(uint(inFlight - 1))),
+		free:     make(chan uint32, inFlight),
+		pending:  make([]*call, inFlight),
 		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
-	}, nil
+	}
+	for i := range inFlight {
+		cn.free <- uint32(i)
+	}
+	return cn, nil
 }
 
 // clientConn is one connection to a node: a writer goroutine that sends
@@ -490,16 +508,21 @@ type clientConn struct {
 	node     transport.NodeID
 	nc       net.Conn
 	roles    Role
-	maxFrame int           // the largest request body the server takes
-	slots    chan struct{} // one token per call in flight
+	maxFrame int // the largest request body the server takes
+	// NB: a request's id is a sequence number shifted left by slotBits,
+	// or'ed with the index of its slot in pending: ids strictly increase,
+	// as the server demands, and an answer finds its call by index.
+	slotBits uint
+	free     chan uint32 // the free slots; a call waits for one
 
 	mu      sync.Mutex
-	wbuf    []byte           // frames queued for the writer
-	nextID  uint64           // the id of the last request queued
-	pending map[uint64]*call // calls sent and not answered, by id
-	err     error            // set once the connection failed: no new calls
-	goAway  bool             // the server serves no request above lastID
-	lastID  uint64           // with goAway: the last id the server serves
+	wbuf    []byte  // frames queued for the writer
+	nextID  uint64  // the id of the last request queued
+	seq     uint64  // the sequence number of the last request queued
+	pending []*call // calls sent and not answered, by slot; nil once failed
+	err     error   // set once the connection failed: no new calls
+	goAway  bool    // the server serves no request above lastID
+	lastID  uint64  // with goAway: the last id the server serves
 
 	wake      chan struct{} // tells the writer there is work
 	closing   chan struct{} // closed by fail
@@ -513,8 +536,13 @@ const (
 	connFailed
 )
 
+// maxSlots bounds a connection's calls in flight, whatever the server
+// allows.
+const maxSlots = 1 << 16
+
 // call is one request in flight; calls are pooled.
 type call struct {
+	id        uint64        // the request id, once sent
 	frame     []byte        // the request frame
 	body      []byte        // the response body, copied out of the read buffer
 	err       error         // the connection's error, if it failed first
@@ -535,7 +563,7 @@ func putCall(cl *call) {
 	if cap(cl.body) > maxPooledBytes {
 		cl.body = nil
 	}
-	cl.err, cl.abandoned = nil, false
+	cl.id, cl.err, cl.abandoned = 0, nil, false
 	callPool.Put(cl)
 }
 
@@ -561,11 +589,12 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	}
 	setLen(cl.frame)
 
+	var slot uint32
 	select {
-	case cn.slots <- struct{}{}:
+	case slot = <-cn.free:
 	default:
 		select {
-		case cn.slots <- struct{}{}:
+		case slot = <-cn.free:
 		case <-ctx.Done():
 			putCall(cl)
 			return nil, ctx.Err()
@@ -577,14 +606,16 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	cn.mu.Lock()
 	if cn.err != nil || cn.goAway {
 		cn.mu.Unlock()
-		<-cn.slots
+		cn.free <- slot
 		putCall(cl)
 		return nil, errNotServed
 	}
-	cn.nextID++
-	id := cn.nextID
+	cn.seq++
+	id := cn.seq<<cn.slotBits | uint64(slot)
+	cn.nextID = id
+	cl.id = id
 	setID(cl.frame, id)
-	cn.pending[id] = cl
+	cn.pending[slot] = cl
 	wasEmpty := len(cn.wbuf) == 0
 	cn.wbuf = append(cn.wbuf, cl.frame...)
 	cn.mu.Unlock()
@@ -599,7 +630,7 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	case <-cl.done:
 	case <-ctx.Done():
 		cn.mu.Lock()
-		if cn.pending[id] == cl {
+		if cn.pending != nil && cn.pending[slot] == cl {
 			// NB: the call stays pending, so that its answer (which may
 			// still come) finds it and frees its slot; the reader then
 			// pools it.
@@ -637,6 +668,9 @@ func (cn *clientConn) fail(err error) {
 		delete(cn.cl.conns, cn)
 		cn.cl.mu.Unlock()
 		for _, cl := range pending {
+			if cl == nil {
+				continue
+			}
 			if cl.abandoned {
 				putCall(cl)
 				continue
@@ -654,12 +688,14 @@ func (cn *clientConn) fail(err error) {
 func (cn *clientConn) writeLoop() {
 	defer cn.cl.wg.Done()
 	var spare []byte
+	wd := writeDeadline{nc: cn.nc, timeout: cn.cl.cfg.WriteTimeout}
 	for {
 		select {
 		case <-cn.wake:
 		case <-cn.closing:
 			return
 		}
+		coalesce(&cn.mu, &cn.wbuf)
 		cn.mu.Lock()
 		buf := cn.wbuf
 		cn.wbuf = spare[:0]
@@ -668,7 +704,7 @@ func (cn *clientConn) writeLoop() {
 			spare = buf
 			continue
 		}
-		if err := writeAll(cn.nc, buf, cn.cl.cfg.WriteTimeout); err != nil {
+		if err := wd.write(buf); err != nil {
 			cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
 				transport.ErrUnreachable, cn.node, err))
 			return
@@ -680,6 +716,26 @@ func (cn *clientConn) writeLoop() {
 	}
 }
 
+// coalesce lets the goroutines that are ready to queue frames do so before
+// the writer takes the buffer *wbuf (guarded by mu): it yields while the
+// buffer keeps growing, a few times at most. One write then carries many
+// frames, where writing at once would carry one each.
+func coalesce(mu *sync.Mutex, wbuf *[]byte) {
+	mu.Lock()
+	n := len(*wbuf)
+	mu.Unlock()
+	for range 4 {
+		runtime.Gosched()
+		mu.Lock()
+		m := len(*wbuf)
+		mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
+	}
+}
+
 // writeAll writes b under a deadline of timeout (none if 0).
 func writeAll(nc net.Conn, b []byte, timeout time.Duration) error {
 	if timeout > 0 {
@@ -688,6 +744,30 @@ func writeAll(nc net.Conn, b []byte, timeout time.Duration) error {
 		}
 	}
 	_, err := nc.Write(b)
+	return err
+}
+
+// writeDeadline keeps a connection's write deadline between 0.9 and 1
+// times timeout ahead of each write, moving it once a tenth of timeout has
+// passed rather than before every write: a timer update per write costs as
+// much as the write's other work.
+type writeDeadline struct {
+	nc      net.Conn
+	timeout time.Duration
+	set     time.Time // the deadline in force; zero for none
+}
+
+// write writes b under the deadline.
+func (w *writeDeadline) write(b []byte) error {
+	if w.timeout > 0 {
+		if now := time.Now(); w.set.Sub(now) < w.timeout-w.timeout/10 {
+			w.set = now.Add(w.timeout)
+			if err := w.nc.SetWriteDeadline(w.set); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := w.nc.Write(b)
 	return err
 }
 
@@ -715,20 +795,24 @@ func (cn *clientConn) readLoop() {
 func (cn *clientConn) handle(h header, body []byte) error {
 	switch h.typ {
 	case frameResponse:
+		slot := h.id & (1<<cn.slotBits - 1)
 		cn.mu.Lock()
-		cl := cn.pending[h.id]
-		if cl == nil {
+		var cl *call
+		if slot < uint64(len(cn.pending)) {
+			cl = cn.pending[slot]
+		}
+		if cl == nil || cl.id != h.id {
 			sent := cn.nextID
 			cn.mu.Unlock()
 			if h.id > sent {
 				return protocolError("response to request %d, never sent (last %d)", h.id, sent)
 			}
-			return protocolError("second response to request %d", h.id)
+			return protocolError("response to request %d, not in flight (answered twice?)", h.id)
 		}
-		delete(cn.pending, h.id)
+		cn.pending[slot] = nil
 		abandoned := cl.abandoned
 		cn.mu.Unlock()
-		<-cn.slots
+		cn.free <- uint32(slot)
 		if abandoned {
 			putCall(cl)
 			return nil
@@ -749,16 +833,16 @@ func (cn *clientConn) handle(h header, body []byte) error {
 		}
 		cn.goAway, cn.lastID = true, h.id
 		var refused []*call
-		for id, cl := range cn.pending {
-			if id > h.id {
-				delete(cn.pending, id)
+		for slot, cl := range cn.pending {
+			if cl != nil && cl.id > h.id {
+				cn.pending[slot] = nil
 				refused = append(refused, cl)
 			}
 		}
 		cn.mu.Unlock()
 		cn.cl.cfg.Logger.Debug("tcp: server going away", "node", cn.node, "last", h.id, "reason", reason)
 		for _, cl := range refused {
-			<-cn.slots
+			cn.free <- uint32(cl.id & (1<<cn.slotBits - 1))
 			if cl.abandoned {
 				putCall(cl)
 				continue

@@ -296,11 +296,22 @@ type serverConn struct {
 	aborted   chan struct{} // closed by abort
 	abortOnce sync.Once
 
-	tasks   chan *task     // requests for the workers
-	workers int            // goroutines serving tasks; guarded by mu
-	idle    atomic.Int32   // workers waiting for a task
-	wwg     sync.WaitGroup // the workers and the writer
+	tasks       chan *task     // requests for the workers
+	workers     int            // goroutines serving tasks; guarded by mu
+	tasksClosed bool           // tasks is closed: start no worker; guarded by mu
+	watch       *time.Timer    // the stall check, while a backlog is watched; guarded by mu
+	watchedAt   uint64         // completed when the stall check was armed; guarded by mu
+	completed   atomic.Uint64  // tasks served
+	wwg         sync.WaitGroup // the workers and the writer
 }
+
+// stallTimeout is how long a backlog of requests may wait with no request
+// finishing before another worker starts. The resident worker serves fast
+// requests one after another, with no hand-off between goroutines per
+// request; a request that blocks (a disk write) gets helpers for the
+// requests behind it within about this long (timers are coarse: about a
+// millisecond).
+const stallTimeout = 200 * time.Microsecond
 
 // task is one request frame to serve.
 type task struct {
@@ -387,8 +398,12 @@ func (cn *serverConn) serve() {
 		cn.warn("tcp: dropping connection", err)
 		cn.abort()
 	}
-	close(cn.tasks)
 	cn.mu.Lock()
+	cn.tasksClosed = true
+	close(cn.tasks)
+	if cn.watch != nil {
+		cn.watch.Stop()
+	}
 	cn.stopWrite = true
 	cn.mu.Unlock()
 	cn.signal()
@@ -531,17 +546,16 @@ func (cn *serverConn) readLoop() (last uint64, err error) {
 		cn.mu.Lock()
 		cn.inFlight++
 		cn.inBytes += size
-		spawn := cn.idle.Load() == 0 && cn.workers < s.cfg.MaxInFlight
-		if spawn {
-			cn.workers++
-			cn.wwg.Add(1)
-		}
 		cn.mu.Unlock()
 		cn.tasks <- t // NB: never blocks: at most MaxInFlight tasks are queued or running
-		if spawn {
-			go cn.worker()
-		}
 		cn.mu.Lock()
+		switch {
+		case cn.workers == 0:
+			cn.startWorker(true)
+		case cn.watch == nil && len(cn.tasks) > 0:
+			cn.watchedAt = cn.completed.Load()
+			cn.watch = time.AfterFunc(stallTimeout, cn.checkStall)
+		}
 		for (cn.inFlight >= s.cfg.MaxInFlight || cn.inBytes >= s.cfg.MaxInFlightBytes) && !cn.draining && !cn.isAborted() {
 			cn.waiting = true
 			cn.cond.Wait()
@@ -567,18 +581,63 @@ func (cn *serverConn) drainingNow() bool {
 	return cn.draining
 }
 
-// worker serves tasks until the connection ends.
-func (cn *serverConn) worker() {
+// startWorker starts a worker; the caller holds mu. A resident worker
+// waits for tasks until the connection ends; a helper ends once it finds
+// none.
+func (cn *serverConn) startWorker(resident bool) {
+	if cn.tasksClosed || cn.workers >= cn.s.cfg.MaxInFlight {
+		return
+	}
+	cn.workers++
+	cn.wwg.Add(1)
+	go cn.worker(resident)
+}
+
+// checkStall runs stallTimeout after a backlog formed: if no task finished
+// meanwhile, the workers are stuck (or slow), and one more starts. It keeps
+// watching while the backlog lasts.
+func (cn *serverConn) checkStall() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.tasksClosed || len(cn.tasks) == 0 {
+		cn.watch = nil
+		return
+	}
+	if done := cn.completed.Load(); done == cn.watchedAt {
+		cn.startWorker(false)
+	} else {
+		cn.watchedAt = done
+	}
+	cn.watch.Reset(stallTimeout)
+}
+
+// worker serves tasks; see startWorker.
+func (cn *serverConn) worker(resident bool) {
 	defer cn.wwg.Done()
+	defer func() {
+		cn.mu.Lock()
+		cn.workers--
+		cn.mu.Unlock()
+	}()
 	var out []byte
 	for {
-		cn.idle.Add(1)
-		t, ok := <-cn.tasks
-		cn.idle.Add(-1)
+		var (
+			t  *task
+			ok bool
+		)
+		if resident {
+			t, ok = <-cn.tasks
+		} else {
+			select {
+			case t, ok = <-cn.tasks:
+			default:
+			}
+		}
 		if !ok {
 			return
 		}
 		out = cn.serveTask(t, out[:0])
+		cn.completed.Add(1)
 		if cap(out) > maxPooledBytes {
 			out = nil
 		}
@@ -674,6 +733,7 @@ func (cn *serverConn) signal() {
 func (cn *serverConn) writeLoop() {
 	defer cn.wwg.Done()
 	var spare []byte
+	wd := writeDeadline{nc: cn.nc, timeout: cn.s.cfg.WriteTimeout}
 	for {
 		select {
 		case <-cn.wake:
@@ -681,6 +741,7 @@ func (cn *serverConn) writeLoop() {
 			return
 		}
 		for {
+			coalesce(&cn.mu, &cn.wbuf)
 			cn.mu.Lock()
 			buf, released, stop := cn.wbuf, cn.wbufBytes, cn.stopWrite
 			cn.wbuf, cn.wbufBytes = spare[:0], 0
@@ -692,7 +753,7 @@ func (cn *serverConn) writeLoop() {
 				}
 				break
 			}
-			if err := writeAll(cn.nc, buf, cn.s.cfg.WriteTimeout); err != nil {
+			if err := wd.write(buf); err != nil {
 				if !cn.isAborted() {
 					cn.warn("tcp: write failed, dropping connection", err)
 				}
