@@ -2,6 +2,7 @@ package disk
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/vfs"
@@ -9,24 +10,42 @@ import (
 
 // Group commit. A Write, Fill or Trim encodes its record into the unit's
 // buffer under mu (enqueue), then waits until a commit covers it
-// (awaitDurable). The first waiter that finds no commit in progress becomes
-// the leader: it takes everything queued so far, writes it and fsyncs it
-// without holding mu, then publishes it to the index and wakes the others.
-// Writers that queue meanwhile are covered by the next leader, so n
-// concurrent writers share one fsync. A lone caller leads its own commit at
-// once; nothing runs in the background.
+// (awaitDurable). A waiter whose record is still queued, finding a commit
+// slot free, becomes a leader: it takes everything queued, writes it and
+// fsyncs it without holding mu, and wakes the waiters of its commit. Writers
+// that queue meanwhile are covered by the next leader, so n concurrent
+// writers share an fsync. Two commits may be in flight at once, so that
+// the writers woken by one queue their next records while the other's fsync
+// runs; commits complete in order, and a commit counts as durable only once
+// every commit before it is. A lone caller leads its own commit at once;
+// nothing runs in the background.
 
 // commitState is the group commit's state; the unit's mu guards it.
 type commitState struct {
 	buf      []byte   // encoded records queued since the last commit began
-	spare    []byte   // the buffer of the previous commit, for reuse
+	spare    [][]byte // buffers of finished commits, for reuse
 	queue    []queued // the records in buf, in order
+	newSeg   bool     // queue holds a new segment's first records
 	appended uint64   // sequence of the last record queued
+	taken    uint64   // sequence of the last record a commit took
 	durable  uint64   // sequence of the last record committed
-	running  bool     // a leader is committing
+	flights  []*flight
+	leading  bool          // a leader is gathering its batch
+	changed  chan struct{} // closed (and replaced) when a slot frees
 }
 
-// queued is one record in the commit buffer.
+// flight is one commit in progress.
+type flight struct {
+	batch  []queued
+	buf    []byte
+	last   uint64 // sequence of its last record
+	newSeg bool   // it starts a segment
+	ended  bool
+	err    error
+	done   chan struct{} // closed when it and every commit before it ended
+}
+
+// queued is one record (or a segment's file header) in the commit buffer.
 type queued struct {
 	seq        uint64
 	seg        *segment
@@ -35,8 +54,21 @@ type queued struct {
 	h          header
 }
 
-// maxRetainedBuf bounds the commit buffer kept for reuse between commits.
-const maxRetainedBuf = 4 << 20
+const (
+	// maxRetainedBuf bounds a commit buffer kept for reuse.
+	maxRetainedBuf = 4 << 20
+	// maxGatherYields bounds how often a leader yields to let writers join
+	// its commit before it starts.
+	maxGatherYields = 8
+)
+
+// maxFlights returns how many commits may be in flight at once.
+func (u *Unit) maxFlights() int {
+	if u.opts.Sync == SyncEach {
+		return 1
+	}
+	return 2
+}
 
 // enqueue appends a record for h and payload to the commit buffer, in the
 // active segment (rolling to a new one if it is full), and returns its
@@ -49,6 +81,8 @@ func (u *Unit) enqueue(h header, payload []byte) (uint64, error) {
 		return 0, err
 	}
 	h.length = len(payload)
+	h.offset = seg.size
+	h.synced = seg.durableOff
 	c := &u.commit
 	c.appended++
 	start := len(c.buf)
@@ -98,12 +132,13 @@ func (u *Unit) newSegment() (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk: creating segment %d: %w", num, err)
 	}
-	s := &segment{num: num, file: f, size: segHeaderSize, unsyncedEntry: true}
+	s := &segment{num: num, file: f, size: segHeaderSize, durableOff: segHeaderSize, unsyncedEntry: true}
 	c := &u.commit
+	c.newSeg = true
 	start := len(c.buf)
 	c.buf = append(c.buf, encodeSegHeader(num)...)
-	// The header rides with the records after it: it carries their
-	// sequence (lastSeq of the previous one), so no one waits on it alone.
+	// The header rides with the records after it; it carries the sequence
+	// of the record before it, so no one waits on it alone.
 	c.queue = append(c.queue, queued{seq: c.appended, seg: s, off: 0, start: start, end: len(c.buf)})
 	u.segs = append(u.segs, s)
 	return s, nil
@@ -111,8 +146,9 @@ func (u *Unit) newSegment() (*segment, error) {
 
 // awaitDurable returns once the record with sequence seq is committed, or
 // an error wrapping ErrFailed if a commit failed first (ErrClosed if the
-// unit was closed). It leads a commit when none is running. The caller
-// holds mu; it is released while the commit's I/O runs and while waiting.
+// unit was closed). It leads a commit when its record is still queued and
+// a slot is free. The caller holds mu; it is released while the commit's
+// I/O runs and while waiting.
 func (u *Unit) awaitDurable(seq uint64) error {
 	c := &u.commit
 	for c.durable < seq {
@@ -121,36 +157,139 @@ func (u *Unit) awaitDurable(seq uint64) error {
 			return fmt.Errorf("%w: %v", ErrFailed, u.failed)
 		case u.closed:
 			return ErrClosed
-		case c.running:
-			u.cond.Wait()
-		default:
+		case seq <= c.taken:
+			u.wait(u.flightOf(seq).done)
+		case u.mayLead():
 			u.lead()
+		default:
+			u.wait(u.changed())
 		}
 	}
 	return nil
 }
 
+// mayLead reports whether a new commit may start now. A commit that starts
+// a segment waits for the others to end, so that a segment is durable
+// before the next one holds anything. The caller holds mu.
+func (u *Unit) mayLead() bool {
+	c := &u.commit
+	n := len(c.flights)
+	if c.leading || n >= u.maxFlights() {
+		return false
+	}
+	return n == 0 || !c.newSeg && !c.flights[n-1].newSeg
+}
+
+// changed returns the channel closed when a commit slot frees or a leader
+// has taken its batch. The caller holds mu.
+func (u *Unit) changed() chan struct{} {
+	if u.commit.changed == nil {
+		u.commit.changed = make(chan struct{})
+	}
+	return u.commit.changed
+}
+
+// signal closes the changed channel. The caller holds mu.
+func (u *Unit) signal() {
+	if u.commit.changed != nil {
+		close(u.commit.changed)
+		u.commit.changed = nil
+	}
+}
+
+// wait releases mu until ch is closed. The caller holds mu.
+func (u *Unit) wait(ch chan struct{}) {
+	u.mu.Unlock()
+	<-ch
+	u.mu.Lock()
+}
+
+// flightOf returns the commit in flight that holds seq. The caller holds
+// mu, and seq is taken but not durable.
+func (u *Unit) flightOf(seq uint64) *flight {
+	for _, f := range u.commit.flights {
+		if seq <= f.last {
+			return f
+		}
+	}
+	panic("disk: a taken record in no commit")
+}
+
 // lead runs one commit of everything queued. The caller holds mu.
 func (u *Unit) lead() {
 	c := &u.commit
-	batch, buf := c.queue, c.buf
-	c.queue, c.buf = nil, c.spare[:0]
-	c.running = true
+	c.leading = true
+	u.gather()
+	f := &flight{batch: c.queue, buf: c.buf, last: c.appended, newSeg: c.newSeg, done: make(chan struct{})}
+	c.queue, c.buf, c.newSeg = nil, u.spareBuf(), false
+	c.taken = f.last
+	c.flights = append(c.flights, f)
+	c.leading = false
+	u.signal()
 	u.mu.Unlock()
 
-	err := u.writeBatch(batch, buf)
+	err := u.writeBatch(f.batch, f.buf)
 
 	u.mu.Lock()
-	c.running = false
-	if cap(buf) <= maxRetainedBuf {
-		c.spare = buf
+	f.ended, f.err = true, err
+	u.land()
+}
+
+// spareBuf returns an empty buffer for the next commit. The caller holds
+// mu.
+func (u *Unit) spareBuf() []byte {
+	c := &u.commit
+	if n := len(c.spare); n > 0 {
+		b := c.spare[n-1]
+		c.spare = c.spare[:n-1]
+		return b[:0]
 	}
-	if err != nil {
-		u.failed = err
-	} else {
-		u.publish(batch)
+	return nil
+}
+
+// land completes, in order, the commits at the front that have ended: a
+// failed one fails the unit, and then nothing after it counts; the others
+// are published and their waiters woken. The caller holds mu.
+func (u *Unit) land() {
+	c := &u.commit
+	for len(c.flights) > 0 && c.flights[0].ended {
+		f := c.flights[0]
+		c.flights = c.flights[1:]
+		switch {
+		case u.failed != nil:
+		case f.err != nil:
+			u.failed = f.err
+		default:
+			u.publish(f.batch)
+			c.durable = f.last
+		}
+		if cap(f.buf) <= maxRetainedBuf {
+			c.spare = append(c.spare, f.buf)
+		}
+		close(f.done)
 	}
-	u.cond.Broadcast()
+	u.signal()
+}
+
+// gather lets writers that are about to queue join the commit: the leader
+// yields its processor while each yield brought new records, a few times at
+// most. Writers woken by the previous commit are then queued rather than
+// left for a commit of their own. It reads no clock; when no one else is
+// runnable (a lone caller, a deterministic scheduler) it returns after one
+// yield. The caller holds mu, and holds it again on return.
+func (u *Unit) gather() {
+	if u.opts.Sync == SyncEach {
+		return
+	}
+	for range maxGatherYields {
+		n := len(u.commit.queue)
+		u.mu.Unlock()
+		runtime.Gosched()
+		u.mu.Lock()
+		if len(u.commit.queue) == n {
+			return
+		}
+	}
 }
 
 // writeBatch writes a commit's records to their segments and syncs them
@@ -184,7 +323,7 @@ func (u *Unit) writeRun(run []queued, buf []byte) error {
 	if u.opts.Sync == SyncNone {
 		return nil
 	}
-	if err := seg.file.Sync(); err != nil {
+	if err := vfs.SyncData(seg.file); err != nil {
 		return fmt.Errorf("disk: syncing segment %d: %w", seg.num, err)
 	}
 	if seg.unsyncedEntry {
@@ -197,9 +336,13 @@ func (u *Unit) writeRun(run []queued, buf []byte) error {
 }
 
 // publish applies a committed batch to the index, so that reads see it,
-// and advances the durable sequence. The caller holds mu.
+// and advances the segments' durable offsets. The caller holds mu.
 func (u *Unit) publish(batch []queued) {
+	synced := u.opts.Sync != SyncNone
 	for _, q := range batch {
+		if synced {
+			q.seg.durableOff = max(q.seg.durableOff, q.off+int64(q.end-q.start))
+		}
 		if q.h.kind == 0 {
 			continue // a segment header
 		}
@@ -207,9 +350,6 @@ func (u *Unit) publish(batch []queued) {
 			delete(u.pending, q.h.addr)
 		}
 		u.apply(q.h, q.seg.num, q.off)
-	}
-	if n := len(batch); n > 0 {
-		u.commit.durable = max(u.commit.durable, batch[n-1].seq)
 	}
 }
 

@@ -299,7 +299,7 @@ func TestCorruptReadIsNeverServed(t *testing.T) {
 	fsys := errorfs.Wrap(m, nil, errorfs.Options{})
 	u := openUnit(t, fsys, dir, testOptions())
 	require.NoError(t, u.Write(ctx, 0, 0, []byte("payload")))
-	for bit := range (56 + 7) * 8 {
+	for bit := range (recHeader + 7) * 8 {
 		fsys.SetInjector(errorfs.OnIndex(errorfs.Ops(errorfs.OpRead), 0, errorfs.Fault{Kind: errorfs.Corrupt, Bit: bit}))
 		got, err := u.Read(ctx, 0, 0)
 		require.ErrorIs(t, err, storage.ErrCorrupt, "bit %d", bit)
@@ -388,7 +388,7 @@ func TestCorruptRecordInTheMiddle(t *testing.T) {
 	}
 	require.NoError(t, u.Close())
 	// Record 4's payload: segment header, four records, its header.
-	corruptFile(t, m, dir+"/0000000000000001.seg", 32+4*(56+10)+56+3)
+	corruptFile(t, m, dir+"/0000000000000001.seg", 32+4*(recHeader+10)+recHeader+3)
 
 	r := openUnit(t, m, dir, opts)
 	for a := range storage.Address(10) {
@@ -418,7 +418,7 @@ func TestDamagedHeaderInTheMiddleRefuses(t *testing.T) {
 		require.NoError(t, u.Write(ctx, 0, a, []byte("0123456789")))
 	}
 	require.NoError(t, u.Close())
-	corruptFile(t, m, dir+"/0000000000000001.seg", 32+4*(56+10)+24) // record 4's address
+	corruptFile(t, m, dir+"/0000000000000001.seg", 32+4*(recHeader+10)+24) // record 4's address
 	_, err := disk.Open(m, dir, opts)
 	require.ErrorIs(t, err, disk.ErrDamaged)
 	assert.ErrorIs(t, err, storage.ErrCorrupt)
@@ -492,4 +492,49 @@ func TestSealWaitsForQueuedWrites(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Equal(t, storage.Address(8), <-sealed)
 	assert.True(t, errors.Is(u.Write(ctx, 0, 8, []byte("y")), storage.ErrSealed))
+}
+
+func TestHoleInTheUnsyncedTailIsTorn(t *testing.T) {
+	// Records 5-9 were never synced (SyncNone). A hole at record 6 (a power
+	// loss that kept later sectors but not that one) is a torn tail: no
+	// later record says it was durable, so the unit drops 6-9. The same
+	// damage to record 2, which records 5-9 show was durable, is refused.
+	build := func(t *testing.T) *vfs.MemFS {
+		m := vfs.NewMem()
+		opts := testOptions()
+		opts.SegmentBytes = 1 << 20
+		u := openUnit(t, m, dir, opts)
+		for a := range storage.Address(5) {
+			require.NoError(t, u.Write(ctx, 0, a, []byte("0123456789")))
+		}
+		require.NoError(t, u.Close())
+		opts.Sync = disk.SyncNone
+		u = openUnit(t, m, dir, opts)
+		for a := storage.Address(5); a < 10; a++ {
+			require.NoError(t, u.Write(ctx, 0, a, []byte("0123456789")))
+		}
+		require.NoError(t, u.Close())
+		return m
+	}
+	recordAt := func(i int) int64 { return int64(32 + i*(recHeader+10)) }
+	opts := testOptions()
+	opts.SegmentBytes = 1 << 20
+
+	m := build(t)
+	corruptFile(t, m, dir+"/0000000000000001.seg", recordAt(6)+24)
+	u := openUnit(t, m, dir, opts)
+	for a := range storage.Address(10) {
+		_, err := u.Read(ctx, 0, a)
+		if a < 6 {
+			assert.NoError(t, err, "addr %d", a)
+		} else {
+			assert.ErrorIs(t, err, storage.ErrUnwritten, "addr %d", a)
+		}
+	}
+	assert.Equal(t, storage.Address(6), u.Tail())
+
+	m = build(t)
+	corruptFile(t, m, dir+"/0000000000000001.seg", recordAt(2)+24)
+	_, err := disk.Open(m, dir, opts)
+	assert.ErrorIs(t, err, disk.ErrDamaged)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"sync"
 
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/vfs"
@@ -41,7 +40,6 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Unit, error) {
 	}
 	u := &Unit{fs: fsys, dir: dir, opts: opts, lock: lock, index: newIndex(),
 		pending: map[storage.Address]pendingOp{}}
-	u.cond = sync.NewCond(&u.mu)
 	if err := u.recover(); err != nil {
 		for _, s := range u.segs {
 			_ = s.file.Close()
@@ -277,41 +275,65 @@ func (u *Unit) loadSegment(num uint64, data []byte, last bool) error {
 }
 
 // scan applies the records of segment s, held in data, to the index and
-// returns where the valid records end. In the last segment a torn tail (an
-// incomplete record, or a bad header with no valid record after it) ends
-// the scan; elsewhere, and wherever valid records follow, a bad header is
-// damage the unit cannot place (ErrDamaged), and a record whose header holds
-// but whose payload fails its checksum leaves its address corrupt.
+// returns where the valid records end. A bad record (an incomplete one, or
+// one that fails a checksum) at the end of the last segment that no later
+// record proves durable is a torn tail: the scan ends there, and the records
+// after it, none of which was acknowledged, are dropped. Elsewhere a bad
+// record whose header holds leaves its address corrupt and the scan goes on
+// after it; one whose header is destroyed is damage the unit cannot place
+// (ErrDamaged).
 func (u *Unit) scan(s *segment, data []byte, last bool) (int64, error) {
 	p := segHeaderSize
 	for p < len(data) {
-		h, err := decodeHeader(s.num, int64(p), data[p:])
-		if err != nil {
-			if last && nextHeader(s.num, data, p+1) < 0 {
-				return int64(p), nil // a torn tail
-			}
-			return 0, fmt.Errorf("%w: %w: segment %d offset %d: %v (valid records follow)",
-				ErrDamaged, storage.ErrCorrupt, s.num, p, err)
-		}
-		if p+h.size() > len(data) {
-			if last {
-				return int64(p), nil // a torn tail
-			}
-			u.markCorrupt(h.addr)
-			s.maxAddr = max(s.maxAddr, h.addr+1)
-			return int64(len(data)), nil
-		}
-		if _, _, err := decodeRecord(s.num, int64(p), data[p:]); err != nil && h.kind == kindData {
-			u.markCorrupt(h.addr)
-		} else {
+		h, herr := decodeHeader(s.num, int64(p), data[p:])
+		complete := herr == nil && p+h.size() <= len(data)
+		if complete && (h.kind != kindData || recordIntact(s.num, p, data)) {
 			// A junk or trim record has no payload: its header's own
 			// checksum vouches for everything it says.
 			u.apply(h, s.num, int64(p))
+			s.maxAddr = max(s.maxAddr, h.addr+1)
+			p += h.size()
+			continue
 		}
+		if last && !provenDurable(s.num, data, p) {
+			return int64(p), nil // a torn tail
+		}
+		if herr != nil {
+			return 0, fmt.Errorf("%w: %w: segment %d offset %d: %v, and later records show it was durable",
+				ErrDamaged, storage.ErrCorrupt, s.num, p, herr)
+		}
+		u.markCorrupt(h.addr)
 		s.maxAddr = max(s.maxAddr, h.addr+1)
+		if !complete {
+			return int64(len(data)), nil
+		}
 		p += h.size()
 	}
 	return int64(p), nil
+}
+
+// recordIntact reports whether the record at p passes both checksums.
+func recordIntact(num uint64, p int, data []byte) bool {
+	_, _, err := decodeRecord(num, int64(p), data[p:])
+	return err == nil
+}
+
+// provenDurable reports whether a record after offset p of the segment in
+// data says that the byte at p was durable when it was queued (its synced
+// field is above p): then whatever is wrong at p happened to synced data,
+// and is not a write torn by a power loss.
+func provenDurable(num uint64, data []byte, p int) bool {
+	for q := p + 1; ; {
+		q = nextHeader(num, data, q)
+		if q < 0 {
+			return false
+		}
+		h, _ := decodeHeader(num, int64(q), data[q:])
+		if h.synced > int64(p) {
+			return true
+		}
+		q += h.size()
+	}
 }
 
 // openSegment opens a scanned segment's file and adds it to u.segs. The
@@ -335,6 +357,7 @@ func (u *Unit) openSegment(s *segment, end, size int64, last bool) error {
 	if last {
 		s.size = end
 	}
+	s.durableOff = s.size // syncRecovered syncs it before anything is served
 	u.segs = append(u.segs, s)
 	return nil
 }

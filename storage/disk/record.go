@@ -47,9 +47,11 @@ func (k kind) String() string {
 //	32  8  global address (0: unknown)
 //	40  8  epoch of the request
 //	48  8  writer (0: unknown)
-//	56     payload
+//	56  8  synced: every byte of the segment below this offset was durable
+//	       when the record was queued (a lower bound; at most offset)
+//	64     payload
 const (
-	headerSize = 56
+	headerSize = 64
 
 	offRecordCRC = 0
 	offHeaderCRC = 4
@@ -60,6 +62,7 @@ const (
 	offGlobal    = 32
 	offEpoch     = 40
 	offWriter    = 48
+	offSynced    = 56
 )
 
 // header is a record's decoded header.
@@ -71,6 +74,7 @@ type header struct {
 	global storage.Address
 	epoch  storage.Epoch
 	writer uint64
+	synced int64
 }
 
 // size returns the record's length on disk.
@@ -108,6 +112,7 @@ func appendRecord(dst []byte, seg uint64, off int64, h header, payload []byte) [
 	le.PutUint64(b[offGlobal:], uint64(h.global))
 	le.PutUint64(b[offEpoch:], uint64(h.epoch))
 	le.PutUint64(b[offWriter:], h.writer)
+	le.PutUint64(b[offSynced:], uint64(h.synced))
 	seed := seedCRC(seg)
 	le.PutUint32(b[offHeaderCRC:], crc32.Update(seed, castagnoli, b[offLength:headerSize]))
 	dst = append(dst, payload...)
@@ -136,11 +141,13 @@ func decodeHeader(seg uint64, off int64, b []byte) (header, error) {
 		global: storage.Address(le.Uint64(b[offGlobal:])),
 		epoch:  storage.Epoch(le.Uint64(b[offEpoch:])),
 		writer: le.Uint64(b[offWriter:]),
+		synced: int64(le.Uint64(b[offSynced:])),
 	}
 	switch {
 	case h.offset != off:
 		return header{}, errMisplaced
 	case !h.kind.valid(), b[13]|b[14]|b[15] != 0, h.addr >= storage.MaxAddress,
+		h.synced < segHeaderSize, h.synced > h.offset,
 		h.length > storage.MaxEntryBytes, h.kind != kindData && h.length != 0:
 		return header{}, errMalformed
 	}

@@ -24,6 +24,10 @@ type segment struct {
 	// unit's mu guards both.
 	maxAddr storage.Address
 	lastSeq uint64
+	// durableOff is where the durable records end: every byte below it
+	// has been synced. Records carry it as their synced field. The unit's
+	// mu guards it.
+	durableOff int64
 	// unsyncedEntry says the segment's directory entry is not durable yet:
 	// the commit that writes its first records syncs the directory.
 	unsyncedEntry bool

@@ -37,8 +37,7 @@ type Unit struct {
 	// taken before mu and held across the file operations.
 	metaMu sync.Mutex
 
-	mu   sync.Mutex
-	cond *sync.Cond // on mu; broadcast when a commit ends
+	mu sync.Mutex
 
 	meta  meta          // as on disk
 	fence storage.Epoch // requests below it are refused; >= meta.epoch
@@ -492,7 +491,7 @@ func (u *Unit) Close() error {
 	}
 	err := u.awaitDurable(u.commit.appended)
 	u.closed = true
-	u.cond.Broadcast()
+	u.signal()
 	for _, s := range u.segs {
 		if cerr := s.file.Close(); err == nil {
 			err = cerr

@@ -7,8 +7,8 @@ import (
 	"slices"
 )
 
-// Default is the FS of the operating system: files are *os.File, Sync is
-// fsync, and a directory is synced by opening it and syncing its descriptor.
+// Default is the FS of the operating system: files wrap *os.File, Sync is
+// fsync, SyncData (see DataSyncer) is fdatasync on Linux, and a directory is synced by opening it and syncing its descriptor.
 var Default FS = defaultFS{}
 
 type defaultFS struct{}
@@ -59,10 +59,16 @@ func (defaultFS) PathJoin(elem ...string) string { return filepath.Join(elem...)
 func (defaultFS) PathBase(path string) string    { return filepath.Base(path) }
 func (defaultFS) PathDir(path string) string     { return filepath.Dir(path) }
 
+// osFile is a File of Default: an *os.File that also syncs its data alone.
+type osFile struct{ *os.File }
+
+// SyncData implements DataSyncer with fdatasync where the platform has it.
+func (f osFile) SyncData() error { return syncData(f.File) }
+
 // wrapOS returns f as a File, keeping a nil interface for a nil *os.File.
 func wrapOS(f *os.File, err error) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return osFile{f}, nil
 }

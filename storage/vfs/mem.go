@@ -567,6 +567,10 @@ func (f *memFile) Sync() error {
 	return nil
 }
 
+// SyncData implements DataSyncer: in a MemFS it is Sync, since a file's
+// size is part of its data here.
+func (f *memFile) SyncData() error { return f.Sync() }
+
 func (f *memFile) Stat() (os.FileInfo, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()

@@ -66,6 +66,9 @@ func testBasics(t *testing.T, fsys vfs.FS, root string) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 4, fi.Size())
 	require.NoError(t, f.Sync())
+	_, err = f.WriteAt([]byte("!"), 3)
+	require.NoError(t, err)
+	require.NoError(t, vfs.SyncData(f), "fdatasync, or Sync where there is none")
 	require.NoError(t, f.Close())
 
 	other := fsys.PathJoin(dir, "g")
@@ -78,7 +81,7 @@ func testBasics(t *testing.T, fsys vfs.FS, root string) {
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 	got, err = readFile(t, fsys, other)
 	require.NoError(t, err)
-	assert.Equal(t, "Jell", string(got))
+	assert.Equal(t, "Jel!", string(got))
 
 	writeFile(t, fsys, fsys.PathJoin(root, "a", "h"), []byte("123"), false)
 	usage, err := vfs.Usage(fsys, fsys.PathJoin(root, "a"))
@@ -145,6 +148,13 @@ func TestMemUnsyncedDataIsLost(t *testing.T) {
 	got, err = crashRead(t, m, "/d/f")
 	require.NoError(t, err)
 	assert.Equal(t, "Sy", string(got))
+
+	_, err = f.WriteAt([]byte("nc"), 2)
+	require.NoError(t, err)
+	require.NoError(t, vfs.SyncData(f))
+	got, err = crashRead(t, m, "/d/f")
+	require.NoError(t, err)
+	assert.Equal(t, "Sync", string(got), "SyncData makes the data durable")
 }
 
 func TestMemDirectoryEntriesNeedDirSync(t *testing.T) {

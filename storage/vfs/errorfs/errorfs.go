@@ -434,6 +434,14 @@ func (f *file) Sync() error {
 	return f.inner.Sync()
 }
 
+// SyncData implements vfs.DataSyncer; the injector sees it as OpSync.
+func (f *file) SyncData() error {
+	if _, err := f.fs.fault(Op{Kind: OpSync, Path: f.name}); err != nil {
+		return err
+	}
+	return vfs.SyncData(f.inner)
+}
+
 func (f *file) Stat() (os.FileInfo, error) {
 	if _, err := f.fs.fault(Op{Kind: OpStat, Path: f.name}); err != nil {
 		return nil, err
