@@ -1,0 +1,176 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage/disk"
+	"github.com/corfulog/corfu/storage/vfs"
+	"github.com/corfulog/corfu/transport"
+	"github.com/corfulog/corfu/transport/persist"
+	"github.com/corfulog/corfu/transport/tcp"
+)
+
+// nodeOptions says which node of which cluster to start, and where its data
+// lives.
+type nodeOptions struct {
+	cluster *clusterFile
+	name    string
+	data    string // the data directory
+	init    bool   // the node is new: its data directory may be empty
+	sync    disk.SyncMode
+	log     *slog.Logger
+}
+
+// node is one daemon's roles, ready to serve.
+type node struct {
+	name   string
+	server *transport.Server
+	roles  tcp.Role
+	unit   *disk.Unit   // nil unless the node is a unit
+	state  *persist.Dir // nil unless the node is a sequencer or a layout server
+}
+
+// errInit reports a data directory that does not fit --init: state where a
+// new node must have none, or none where a node that ran before must.
+var errInit = errors.New("data directory does not match --init")
+
+// openNode opens the roles o.name plays in o.cluster from o.data: the
+// unit's segment files under data/unit, the sequencer's and the layout
+// server's state under data/state. A node started with init set creates
+// them: the layout server from the cluster's projection of epoch 0, the
+// cluster's first sequencer bootstrapped at epoch 0. Without init, every
+// role restarts from what it made durable, and a role whose state is gone
+// is refused (a layout server that forgot its promises would break the
+// agreement on projections), except a unit, which comes back blank and is
+// let in again by the next reconfiguration (see storage.ErrBlank).
+func openNode(o nodeOptions) (n *node, err error) {
+	isUnit, isSeq, isLayout := o.cluster.roles(o.name)
+	if !isUnit && !isSeq && !isLayout {
+		return nil, fmt.Errorf("node %q is not in the cluster file", o.name)
+	}
+	if o.data == "" {
+		return nil, errors.New("no data directory (--data)")
+	}
+	n = &node{name: o.name, server: &transport.Server{}}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if isUnit {
+		if err := n.openUnit(o); err != nil {
+			return nil, err
+		}
+	}
+	if isSeq || isLayout {
+		st, err := persist.Open(vfs.Default, filepath.Join(o.data, "state"), persist.Options{Node: o.name})
+		if err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		n.state = st
+		n.server.Persist = st
+	}
+	if isSeq {
+		if err := n.openSequencer(o); err != nil {
+			return nil, err
+		}
+	}
+	if isLayout {
+		if err := n.openLayout(o); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func (n *node) openUnit(o nodeOptions) error {
+	u, err := disk.Open(vfs.Default, filepath.Join(o.data, "unit"), disk.Options{
+		Node: o.name, Rand: rand.Reader, HeldData: !o.init, Sync: o.sync,
+	})
+	if err != nil {
+		return fmt.Errorf("unit: %w", err)
+	}
+	n.unit, n.server.Unit, n.roles = u, u, n.roles|tcp.RoleUnit
+	if o.init && (u.Epoch() > 0 || u.Tail() > 0) {
+		return fmt.Errorf("%w: unit directory holds data (epoch %d, tail %d): start it without --init", errInit, u.Epoch(), u.Tail())
+	}
+	if u.Blank() {
+		o.log.Warn("unit came back with an empty data directory: it is blank until a reconfiguration lets it rejoin", "node", o.name)
+	}
+	return nil
+}
+
+func (n *node) openSequencer(o nodeOptions) error {
+	mark, saved := n.state.Mark()
+	cfg := sequencer.Config{Backpointers: o.cluster.backpointers(), Incarnation: n.state.Incarnation()}
+	switch {
+	case o.init && saved:
+		return fmt.Errorf("%w: the sequencer's state holds a mark (%d): start it without --init", errInit, mark)
+	case o.init:
+		s := sequencer.New(cfg)
+		if o.name == o.cluster.Sequencer {
+			// NB: the cluster's first sequencer serves epoch 0 at once.
+			if err := s.Bootstrap(0, 0, nil); err != nil {
+				return err
+			}
+		}
+		if err := n.state.SaveMark(s.Mark()); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		n.server.Sequencer = s
+	default:
+		// NB: a sequencer that lost its state directory comes back with no
+		// mark, and says so when sealed (sequencer.SealResult.NoMark).
+		cfg.Floor, cfg.Recovered = mark, saved
+		n.server.Sequencer = sequencer.New(cfg)
+		o.log.Info("sequencer restarted", "node", o.name, "mark", mark, "has_mark", saved, "incarnation", cfg.Incarnation)
+	}
+	n.roles |= tcp.RoleSequencer
+	return nil
+}
+
+func (n *node) openLayout(o nodeOptions) error {
+	st, saved := n.state.Layout()
+	switch {
+	case o.init && saved:
+		return fmt.Errorf("%w: the layout server's state is there (epoch %d): start it without --init", errInit, st.Latest.Epoch)
+	case o.init:
+		p, err := o.cluster.projection()
+		if err != nil {
+			return err
+		}
+		a := projection.NewAcceptor(p)
+		if err := n.state.SaveLayout(a.State()); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		n.server.Layout = a
+	case !saved:
+		return fmt.Errorf("%w: no layout state in %s: a layout server that lost it must not rejoin; start --init only on a new cluster", errInit, o.data)
+	default:
+		a, err := projection.RestoreAcceptor(st)
+		if err != nil {
+			return fmt.Errorf("layout state: %w", err)
+		}
+		n.server.Layout = a
+	}
+	n.roles |= tcp.RoleLayout
+	return nil
+}
+
+// close closes what n opened: the unit syncs and closes its files.
+func (n *node) close() error {
+	var errs []error
+	if n.unit != nil {
+		errs = append(errs, n.unit.Close())
+	}
+	if n.state != nil {
+		errs = append(errs, n.state.Close())
+	}
+	return errors.Join(errs...)
+}

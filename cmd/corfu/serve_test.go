@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport/tcp"
+)
+
+// runMainEnv makes the test binary act as the corfu binary (TestMain), so
+// that the tests start daemons as separate processes without a build step.
+const runMainEnv = "CORFU_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// upTestCluster starts a local cluster of separate corfu serve processes
+// (this test binary, acting as corfu) and stops it when the test ends.
+func upTestCluster(t *testing.T, o upOptions) *localCluster {
+	t.Helper()
+	t.Setenv(runMainEnv, "1")
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	o.exe, o.dir = exe, t.TempDir()
+	if o.stdout == nil {
+		o.stdout = &bytes.Buffer{}
+	}
+	c, err := clusterUp(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := c.stop(20 * time.Second); err != nil {
+			t.Logf("stopping the cluster: %v", err)
+		}
+		if t.Failed() {
+			for _, n := range c.cf.names() {
+				b, _ := os.ReadFile(filepath.Join(c.dir, n+".log"))
+				t.Logf("%s.log:\n%s", n, b)
+			}
+		}
+	})
+	return c
+}
+
+// openClient opens a library client on c over TCP.
+func openClient(t *testing.T, c *localCluster) *corfu.Client {
+	t.Helper()
+	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: c.cf.resolver()})
+	require.NoError(t, err)
+	t.Cleanup(func() { net.Close() })
+	var layout []projection.NodeID
+	for _, n := range c.cf.Layout {
+		layout = append(layout, projection.NodeID(n))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Backpointers: c.cf.backpointers()})
+	require.NoError(t, err)
+	return cl
+}
+
+// TestClusterOfProcesses runs 5 daemons as separate processes on loopback
+// ports (a layout server, the sequencer, two units in one chain and a
+// spare), with concurrent appenders and a reader. Midway a unit is killed
+// with SIGKILL and restarted on its data directory. The clients carry on,
+// and every acknowledged append is readable afterwards with its bytes.
+func TestClusterOfProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	c := upTestCluster(t, upOptions{layouts: 1, units: 2, replicas: 2, spares: 1, sync: "batch"})
+	require.Len(t, c.procs, 5)
+
+	const writers, perWriter = 4, 60
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	acked := map[storage.Address]string{}
+	var wg sync.WaitGroup
+	progress := make(chan struct{}, writers*perWriter)
+	for w := range writers {
+		cl := openClient(t, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter && ctx.Err() == nil; {
+				data := fmt.Sprintf("w%d-%d", w, i)
+				actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+				addr, err := cl.Append(actx, []byte(data))
+				acancel()
+				if err != nil {
+					// NB: during the outage appends fail or time out; the
+					// writer carries on with its next entry.
+					time.Sleep(20 * time.Millisecond)
+					i++
+					continue
+				}
+				mu.Lock()
+				acked[addr] = data
+				mu.Unlock()
+				progress <- struct{}{}
+				i++
+			}
+		}()
+	}
+	reader := openClient(t, c)
+	readErrs := make(chan error, 1)
+	stopReading := make(chan struct{})
+	go func() {
+		var next storage.Address
+		for {
+			select {
+			case <-stopReading:
+				readErrs <- nil
+				return
+			default:
+			}
+			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+			e, err := reader.Read(rctx, next)
+			rcancel()
+			switch {
+			case err == nil, errors.Is(err, corfu.ErrJunk):
+				mu.Lock()
+				want, ok := acked[next]
+				mu.Unlock()
+				if err == nil && ok && string(e.Data) != want {
+					readErrs <- fmt.Errorf("address %d: read %q, appended %q", next, e.Data, want)
+					return
+				}
+				next++
+			default:
+				time.Sleep(10 * time.Millisecond) // at the tail, or during the outage
+			}
+		}
+	}()
+
+	for range 40 {
+		<-progress
+	}
+	unit := "unit1"
+	require.NoError(t, c.procs[unit].Process.Kill(), "SIGKILL")
+	c.procs[unit].Wait() //nolint:errcheck // NB: killed
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	beforeRestart := len(acked)
+	mu.Unlock()
+	require.NoError(t, c.start(unit), "restart on its data directory")
+	require.NoError(t, c.waitUp(ctx, 20*time.Second))
+	wg.Wait()
+	close(stopReading)
+	require.NoError(t, <-readErrs)
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d appends acknowledged, %d of them after the restart", len(acked), len(acked)-beforeRestart)
+	require.Greater(t, len(acked), beforeRestart, "the writers carried on after the restart")
+	check := openClient(t, c)
+	for addr, want := range acked {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		e, err := check.Read(rctx, addr)
+		rcancel()
+		require.NoError(t, err, "address %d", addr)
+		require.Equal(t, want, string(e.Data), "address %d", addr)
+	}
+}
+
+// TestCLIAgainstCluster drives the client verbs as a user would, against a
+// cluster of processes: append, read, a range, tail, a stream, layout show,
+// status and a reconfiguration replacing a unit with the spare.
+func TestCLIAgainstCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	c := upTestCluster(t, upOptions{layouts: 3, units: 2, replicas: 2, spares: 1, sync: "batch"})
+	cli := func(args ...string) (string, int) {
+		var out, errOut bytes.Buffer
+		status := run(append(args, "--cluster", c.file), &out, &errOut)
+		if status != 0 {
+			t.Logf("corfu %v: %s", args, errOut.String())
+		}
+		return out.String(), status
+	}
+	out, status := cli("append", "hello", "world")
+	require.Equal(t, 0, status)
+	require.Equal(t, "0\n1\n", out)
+	out, status = cli("append", "--stream", "7", "--json", "s1")
+	require.Equal(t, 0, status)
+	require.Equal(t, `{"address":2}`+"\n", out)
+	out, _ = cli("read", "1")
+	require.Equal(t, "1\tworld\n", out)
+	out, _ = cli("read", "0..3")
+	require.Equal(t, "0\thello\n1\tworld\n2\ts1\n", out)
+	out, _ = cli("tail")
+	require.Equal(t, "3\n", out)
+	out, _ = cli("stream", "read", "7")
+	require.Equal(t, "2\ts1\n", out)
+	out, status = cli("status")
+	require.Equal(t, 0, status, out)
+	require.Equal(t, 7, strings.Count(out, "healthy=true"), out)
+	out, status = cli("reconfigure", "--replace", "unit1=spare0")
+	require.Equal(t, 0, status)
+	require.Equal(t, "epoch 1\n", out)
+	out, _ = cli("layout", "show")
+	require.Contains(t, out, "spare0")
+	out, status = cli("append", "after")
+	require.Equal(t, 0, status)
+	require.Equal(t, "3\n", out)
+	out, _ = cli("read", "0..4")
+	require.Equal(t, "0\thello\n1\tworld\n2\ts1\n3\tafter\n", out)
+	_, status = cli("read", "not-an-address")
+	require.Equal(t, 2, status, "bad input is a usage error")
+}
