@@ -393,13 +393,13 @@ func layoutCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // nodeStatus is one node's line of corfu status.
 type nodeStatus struct {
-	Node    string `json:"node"`
-	Addr    string `json:"addr"`
-	Roles   string `json:"roles"`
-	Healthy bool   `json:"healthy"`
-	Epoch   uint64 `json:"epoch,omitempty"`
-	Tail    uint64 `json:"tail,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Node    string  `json:"node"`
+	Addr    string  `json:"addr"`
+	Roles   string  `json:"roles"`
+	Healthy bool    `json:"healthy"`
+	Epoch   *uint64 `json:"epoch,omitempty"` // nil: not known
+	Tail    *uint64 `json:"tail,omitempty"`  // nil: not known, or no tail (a layout server)
+	Error   string  `json:"error,omitempty"`
 }
 
 // statusCmd: corfu status: each node's role, epoch, tail and health.
@@ -415,7 +415,7 @@ func statusCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if !st.Healthy {
 				unhealthy++
 			}
-			f.print(st, fmt.Sprintf("%-10s %-22s %-18s healthy=%-5v epoch=%d tail=%d %s", st.Node, st.Addr, st.Roles, st.Healthy, st.Epoch, st.Tail, st.Error))
+			f.print(st, fmt.Sprintf("%-10s %-22s %-18s healthy=%-5v epoch=%-3s tail=%-6s %s", st.Node, st.Addr, st.Roles, st.Healthy, orDash(st.Epoch), orDash(st.Tail), st.Error))
 		}
 		if unhealthy > 0 {
 			return fmt.Errorf("%d of %d nodes unhealthy", unhealthy, len(cl.Nodes))
@@ -425,8 +425,9 @@ func statusCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // probe asks node what its roles know, without changing anything: a layout
-// server its newest epoch, the sequencer its tail, a unit whether it
-// answers at the current epoch.
+// server its newest epoch, the sequencer its tail, a unit its epoch and its
+// local tail (by a seal at the epoch it is at already, which changes
+// nothing).
 func probe(ctx context.Context, net transport.Caller, cl *clusterFile, p *projection.Projection, name string) nodeStatus {
 	isUnit, isSeq, isLayout := cl.roles(name)
 	st := nodeStatus{Node: name, Addr: cl.Nodes[name]}
@@ -437,7 +438,7 @@ func probe(ctx context.Context, net transport.Caller, cl *clusterFile, p *projec
 		roles = append(roles, "layout")
 		got, err := (transport.LayoutClient{Caller: net, Node: id}).Get(ctx)
 		if err == nil {
-			st.Epoch = uint64(got.Epoch)
+			st.Epoch = ptr(uint64(got.Epoch))
 		}
 		errs = append(errs, err)
 	}
@@ -448,7 +449,7 @@ func probe(ctx context.Context, net transport.Caller, cl *clusterFile, p *projec
 		}
 		tok, err := (transport.SequencerClient{Caller: net, Node: id}).Next(ctx, p.Epoch, 0, nil)
 		if err == nil {
-			st.Tail = uint64(tok.Start)
+			st.Epoch, st.Tail = ptr(uint64(p.Epoch)), ptr(uint64(tok.Start))
 		}
 		if errors.Is(err, sequencer.ErrNotReady) && id != p.Sequencer {
 			err = nil // NB: a standby is not bootstrapped, as it should be
@@ -457,14 +458,22 @@ func probe(ctx context.Context, net transport.Caller, cl *clusterFile, p *projec
 	}
 	if isUnit {
 		roles = append(roles, "unit")
-		_, err := (transport.UnitClient{Caller: net, Node: id}).Read(ctx, p.Epoch, storage.MaxAddress-1)
+		u := transport.UnitClient{Caller: net, Node: id}
+		_, err := u.Read(ctx, p.Epoch, storage.MaxAddress-1)
 		var sealed *storage.SealedError
 		switch {
 		case errors.As(err, &sealed):
-			st.Epoch = uint64(sealed.Epoch)
-			err = nil
-		case errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrFutureEpoch), errors.Is(err, storage.ErrTrimmed), errors.Is(err, storage.ErrJunk):
-			err = nil
+			st.Epoch, err = ptr(uint64(sealed.Epoch)), nil // ahead of this client's projection
+		case errors.Is(err, storage.ErrFutureEpoch):
+			err = fmt.Errorf("unit behind epoch %d (not sealed at it yet)", p.Epoch)
+		case errors.Is(err, storage.ErrBlank):
+			err = errors.New("blank: lost its data, waits for a reconfiguration to rejoin")
+		case err == nil, errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrTrimmed), errors.Is(err, storage.ErrJunk):
+			// NB: the unit is at p's epoch, where a seal changes nothing
+			// and answers the unit's tail.
+			var tail storage.Address
+			tail, err = u.Seal(ctx, p.Epoch)
+			st.Epoch, st.Tail = ptr(uint64(p.Epoch)), ptr(uint64(tail))
 		}
 		errs = append(errs, err)
 	}
@@ -508,4 +517,14 @@ func reconfigureCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) in
 		f.print(map[string]any{"epoch": p.Epoch}, fmt.Sprintf("epoch %d", p.Epoch))
 		return nil
 	})
+}
+
+func ptr(v uint64) *uint64 { return &v }
+
+// orDash formats v, or "-" if it is nil.
+func orDash(v *uint64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatUint(*v, 10)
 }
