@@ -141,9 +141,12 @@ type Monitor struct {
 	// it hold. It is called with the Monitor's lock held.
 	TrimmedOn func(global storage.Address, node projection.NodeID, epoch storage.Epoch) bool
 
-	mu     sync.Mutex
-	addrs  map[storage.Address]*stored
-	tokens []tokenSpan // disjoint, sorted by start
+	mu    sync.Mutex
+	addrs map[storage.Address]*stored
+	// unitWrites holds, per unit and local address, the hashes of what the
+	// unit acknowledged writing there (S15).
+	unitWrites map[unitWrite][][sha256.Size]byte
+	tokens     []tokenSpan // disjoint, sorted by start
 	// tokenEpoch is the newest epoch any tokens were handed out in.
 	tokenEpoch storage.Epoch
 	kept       []Violation
@@ -430,6 +433,7 @@ func (m *Monitor) observe(global storage.Address, t thing) {
 func (m *Monitor) Wiped(node projection.NodeID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.forgetUnit(node)
 	for _, s := range m.addrs {
 		kept := s.things[:0]
 		for _, t := range s.things {

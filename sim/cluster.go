@@ -13,7 +13,9 @@ import (
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/storage/vfs"
 	"github.com/corfulog/corfu/transport"
+	"github.com/corfulog/corfu/transport/persist"
 )
 
 // ClusterConfig shapes a simulated cluster; see corfutest.Options. Its zero
@@ -80,6 +82,19 @@ type Cluster struct {
 	// inspectors has the view of the unit each unit node serves now (see
 	// setUnit): every unit has one, or the cluster refused it.
 	inspectors map[transport.NodeID]storage.Inspector // looked up, never iterated
+	// observers has each server node's wrapper, whose server a durable
+	// restart replaces (see replaceServer).
+	observers map[transport.NodeID]*observed // looked up, never iterated
+
+	// durable is the cluster's durable mode, nil for the in-memory one
+	// (see UseDurable).
+	durable *Durable
+	// CutPower, if set, takes a node down at once, as Faults.CutPower
+	// does: a durable unit's power went during a write (FaultTorn).
+	CutPower func(node transport.NodeID)
+	// replyDelay is the time a node's slow disk took for the request it
+	// just served, until its answer leaves (see ReplyDelay).
+	replyDelay map[transport.NodeID]time.Duration // looked up, never iterated
 }
 
 // EpochChange is a projection committed during a run: its epoch and the
@@ -145,6 +160,8 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		servers:    make(map[transport.NodeID]*transport.Server),
 		crashed:    make(map[transport.NodeID]bool),
 		inspectors: make(map[transport.NodeID]storage.Inspector),
+		observers:  make(map[transport.NodeID]*observed),
+		replyDelay: make(map[transport.NodeID]time.Duration),
 		known:      make(map[storage.Epoch]*projection.Projection)}
 	c.Monitor.Committed("", servers.Projection)
 	c.learn(servers.Projection)
@@ -161,9 +178,32 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 				}
 			}
 		}
-		net.AddNode(id, &observed{inner: hs[i], c: c, node: id})
+		o := &observed{inner: hs[i], c: c, node: id}
+		c.observers[id] = o
+		net.AddNode(id, o)
 	}
 	return c, nil
+}
+
+// replaceServer makes srv the server of node: a durable node restarted
+// from its disk serves anew.
+func (c *Cluster) replaceServer(node transport.NodeID, srv *transport.Server) {
+	c.servers[node] = srv
+	c.observers[node].inner = srv
+	if srv.Sequencer != nil && node == c.Projection.Sequencer {
+		c.Servers.Sequencer = srv.Sequencer
+	}
+}
+
+// ReplyDelay returns, and forgets, the time node's slow disk took for the
+// request it just served (FaultSlowDisk): its answer leaves that much
+// later. It fits Faults.ReplyDelay.
+func (c *Cluster) ReplyDelay(node transport.NodeID) time.Duration {
+	d := c.replyDelay[node]
+	if d != 0 {
+		delete(c.replyDelay, node)
+	}
+	return d
 }
 
 // Nodes returns the cluster's server nodes in a fixed order: layout
@@ -189,7 +229,16 @@ func (c *Cluster) AddStandby() transport.NodeID {
 		c.Standby = StandbyName
 		srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: c.nextIncarnation()})}
 		c.servers[c.Standby] = srv
-		c.Net.AddNode(c.Standby, &observed{inner: srv, c: c, node: c.Standby})
+		o := &observed{inner: srv, c: c, node: c.Standby}
+		c.observers[c.Standby] = o
+		c.Net.AddNode(c.Standby, o)
+		if c.durable != nil {
+			// NB: a new sequencer, not bootstrapped, that restarts from
+			// its directory at once: its state is empty.
+			if err := c.durable.startSequencer(c.Standby, false); err != nil {
+				c.Sched.fail(err)
+			}
+		}
 	}
 	return c.Standby
 }
@@ -305,6 +354,9 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 		return fmt.Errorf("sim: crash: no server %s", node)
 	}
 	c.crashed[node] = true
+	if c.durable != nil {
+		return c.crashDurable(node, srv)
+	}
 	if srv.Sequencer != nil {
 		// NB: the reservation mark is the sequencer's one durable value
 		// (its host persists it before answering); the rest is lost.
@@ -314,6 +366,49 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 		c.Monitor.SequencerLost()
 	}
 	return nil
+}
+
+// crashDurable is Crash in durable mode: node's power goes (its disk keeps
+// what it synced), and a layout server or sequencer restarts at once from
+// its state directory, down until Restart as any crashed node. A unit
+// restarts from its disk at Restart.
+func (c *Cluster) crashDurable(node transport.NodeID, srv *transport.Server) error {
+	d := c.durable
+	d.powerLoss(node)
+	switch {
+	case srv.Sequencer != nil:
+		if err := d.startSequencer(node, false); err != nil {
+			return err
+		}
+		c.Monitor.SequencerLost()
+	case srv.Layout != nil:
+		dir, err := d.openState(node)
+		if err != nil {
+			return err
+		}
+		acc := projection.NewAcceptor(c.committed[0].Clone())
+		if st, ok := dir.Layout(); ok {
+			if acc, err = projection.RestoreAcceptor(st); err != nil {
+				return fmt.Errorf("sim: restart %s: %w", node, err)
+			}
+		}
+		if c.Mutants.Any() {
+			c.unregister = append(c.unregister, mutant.Register(acc, c.Mutants))
+		}
+		c.replaceServer(node, &transport.Server{Layout: acc, Persist: dir})
+	}
+	return nil
+}
+
+// newSequencerServer returns the server of a sequencer started from its
+// state directory: from its saved reservation mark, unless fresh (the
+// cluster's start), with the incarnation the directory drew.
+func newSequencerServer(c *Cluster, dir *persist.Dir, fresh bool) *transport.Server {
+	cfg := sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: dir.Incarnation()}
+	if !fresh {
+		cfg.Floor, cfg.Recovered = dir.Mark()
+	}
+	return &transport.Server{Sequencer: sequencer.New(cfg), Persist: dir}
 }
 
 // replaceSequencer makes seq the sequencer node serves.
@@ -340,7 +435,14 @@ func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 		return fmt.Errorf("sim: restart: %s is not a crashed server", node)
 	}
 	c.crashed[node] = false
-	if srv.Sequencer != nil && kind == FaultAmnesia {
+	switch {
+	case srv.Sequencer != nil && kind == FaultAmnesia && c.durable != nil:
+		// NB: the state directory is lost with its disk: a new one.
+		c.durable.node(node).attach(c.durable, vfs.NewMem())
+		if err := c.durable.startSequencer(node, false); err != nil {
+			return err
+		}
+	case srv.Sequencer != nil && kind == FaultAmnesia:
 		c.replaceSequencer(node, sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: c.nextIncarnation()}))
 	}
 	if srv.Unit != nil {
@@ -644,7 +746,24 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	}
 	epoch := req.Epoch
 	o.mutate(req)
+	d := o.c.durable
+	if d != nil {
+		d.serve(o.node, true)
+	}
 	resp := o.inner.Handle(req)
+	if d != nil {
+		delay, cut := d.serve(o.node, false)
+		if delay > 0 {
+			o.c.replyDelay[o.node] = delay
+		}
+		// NB: a host that could not persist what an answer depends on
+		// stops serving until it restarted from its disk (see
+		// transport.Server.Persist): its memory is ahead of its disk.
+		cut = cut || errors.Is(resp.Err, transport.ErrNotDurable)
+		if cut && o.c.CutPower != nil {
+			defer o.c.CutPower(o.node) // after the Monitor saw the answer
+		}
+	}
 	// NB: the Monitor sees what the server did; a mutant's answer to the
 	// client may then lie about it.
 	o.observe(req, resp, stale, epoch, sealed)
@@ -656,10 +775,21 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 // its answer, stale says req's epoch (epoch, before any mutant touched it)
 // was below the unit's sealed epoch.
 func (o *observed) observe(req *transport.Request, resp *transport.Response, stale bool, epoch, sealed storage.Epoch) {
+	m := o.c.Monitor
+	if o.c.inspector(o.node) != nil {
+		// S15: a unit serves only the bytes of a write it acknowledged.
+		switch {
+		case req.Op == transport.OpWrite && resp.Err == nil:
+			m.UnitWrote(o.node, req.Addr, req.Data)
+		case req.Op == transport.OpRead && resp.Err == nil:
+			m.Served(o.node, req.Addr, resp.Data)
+		case req.Op == transport.OpRead && errors.Is(resp.Err, storage.ErrCorrupt) && o.c.durable != nil:
+			o.c.durable.stats.CaughtReads++
+		}
+	}
 	if resp.Err != nil {
 		return
 	}
-	m := o.c.Monitor
 	if stale {
 		m.Fenced(o.node, req.Op.String(), req.Addr, epoch, sealed)
 	}

@@ -84,6 +84,37 @@ const (
 	// Cluster.RestartFrom). Recovering the log's tail is then up to the
 	// units' seal answers alone.
 	FaultAmnesia FaultKind = "amnesia"
+	// FaultSlowDisk (D1) makes one server's disk slow for a window: every
+	// read, write and sync takes up to FaultConfig.SlowDisk, and the
+	// server's answer leaves only once its disk is done. Durable mode only
+	// (Options.Disk), as are the other disk faults.
+	FaultSlowDisk FaultKind = "slowdisk"
+	// FaultCorrupt (D2) makes a unit's disk flip a bit of a read of its
+	// segments, with probability FaultConfig.DiskErrorRate, for a window.
+	// The unit's checksums must catch it: it answers storage.ErrCorrupt,
+	// never the bytes (S15).
+	FaultCorrupt FaultKind = "corrupt"
+	// FaultMisdirect (D3) makes a unit's disk put a segment write, with
+	// probability FaultConfig.DiskErrorRate, at another offset and report
+	// success, for a window: the record it meant to write is missing and
+	// another is overwritten. The unit's checksums must catch both. Like a
+	// reformat, it may cost the unit what it held (a disk damaged beyond
+	// recovery is wiped), so it shares the reformats' budget.
+	FaultMisdirect FaultKind = "misdirect"
+	// FaultTorn (D4) cuts a unit's power in the middle of its next segment
+	// write in a window: a prefix of the write lands, its sync fails, and
+	// the unit is down until the window ends, when it recovers from its
+	// disk (dropping the torn record, never acknowledged).
+	FaultTorn FaultKind = "torn"
+	// FaultDiskFull (D5) fills a server's disk for a window: writes, syncs
+	// and creates fail with ENOSPC. A unit then refuses writes, a layout
+	// server or sequencer answers ErrNotDurable, until the window ends and
+	// the node, if its disk refused anything, is restarted.
+	FaultDiskFull FaultKind = "diskfull"
+	// FaultSwap (D6) crashes a unit and, at the window's end, brings it
+	// back on another unit's disk, which it must refuse (its identity is
+	// another node's), then on its own.
+	FaultSwap FaultKind = "swap"
 	// FaultClock (C1) offsets one client's clock for a window: it jumps
 	// ahead or back at the start and jumps back at the end. Only timeouts
 	// read clocks, so safety must not notice.
@@ -100,6 +131,7 @@ func FaultKinds() []FaultKind {
 		FaultLatency, FaultDrop, FaultDuplicate, FaultReorder, FaultClog, FaultSwizzle,
 		FaultPartition, FaultAsymmetric, FaultBridge, FaultFlap, FaultBlackout, FaultOutage,
 		FaultPause, FaultCrash, FaultReformat, FaultAmnesia, FaultClock, FaultReconfig,
+		FaultSlowDisk, FaultCorrupt, FaultMisdirect, FaultTorn, FaultDiskFull, FaultSwap,
 	}
 }
 
@@ -140,10 +172,12 @@ type episode struct {
 	// side gives a partition's or a bridge's nodes their group; nodes not
 	// in it are unaffected. A bridge's bridge node has side 0 and its
 	// groups sides 1 and 2.
-	side   map[transport.NodeID]int // looked up, never iterated
-	bridge bool
-	period time.Duration // flap: the length of each down and each up stretch
-	offset time.Duration // clock
+	side     map[transport.NodeID]int // looked up, never iterated
+	bridge   bool
+	period   time.Duration // flap: the length of each down and each up stretch
+	offset   time.Duration // clock
+	slow     time.Duration // slowdisk: the most one operation takes
+	powerCut bool          // torn, diskfull: the node was taken down (CutPower)
 }
 
 // Faults is a Policy that injects faults into the messages of a Network,
@@ -171,6 +205,20 @@ type Faults struct {
 	// window ends (OnCrash is called when it starts); OnAmnesia likewise
 	// when an amnesia window ends.
 	OnReformat, OnAmnesia func(node transport.NodeID)
+	// OnDisk, if set, is called when a disk fault's window (slowdisk,
+	// corrupt, misdirect, torn, diskfull) starts (on) and ends, with its
+	// probability p or its slowness; for a diskfull window's end it reports
+	// whether the node must be restarted (its disk refused something), and
+	// Faults then restarts it (OnCrash, then OnRestartFrom or OnRestart).
+	OnDisk func(kind FaultKind, node transport.NodeID, on bool, p float64, slow time.Duration) (restart bool)
+	// OnRestartFrom, if set, is called instead of OnRestart at the end of
+	// a swap window, and for the restarts of torn and diskfull windows,
+	// with the kind.
+	OnRestartFrom func(node transport.NodeID, kind FaultKind)
+	// ReplyDelay, if set, is asked for every response a node sends: how
+	// much longer than the network's delay it takes to leave (the time a
+	// slow disk took to serve the request). Faults adds it to the delay.
+	ReplyDelay func(node transport.NodeID) time.Duration
 
 	s      *Scheduler
 	inner  Policy
@@ -218,6 +266,39 @@ func (f *Faults) start(e *episode) {
 			f.OnCrash(e.node)
 		}
 	}
+	if e.rec.Kind.isDiskKind() && e.rec.Kind != FaultSwap && f.OnDisk != nil {
+		f.OnDisk(e.rec.Kind, e.node, true, e.p, e.slow)
+	}
+}
+
+// CutPower takes node down now, in its open torn or diskfull window, until
+// the window ends and the node restarts: the power went during a write
+// (FaultTorn), or the node could not make its state durable and must stop
+// serving (FaultDiskFull). It does nothing if node has no such open window
+// or is down already.
+func (f *Faults) CutPower(node transport.NodeID) {
+	for _, e := range f.active {
+		if (e.rec.Kind == FaultTorn || e.rec.Kind == FaultDiskFull) && e.node == node && !e.powerCut && !f.down[node] {
+			e.powerCut = true
+			f.down[node] = true
+			f.crashes[node] = append(f.crashes[node], f.s.Elapsed())
+			if f.OnCrash != nil {
+				f.OnCrash(node)
+			}
+			return
+		}
+	}
+}
+
+// restartFrom brings node back after a fault of kind.
+func (f *Faults) restartFrom(node transport.NodeID, kind FaultKind) {
+	f.down[node] = false
+	switch {
+	case f.OnRestartFrom != nil:
+		f.OnRestartFrom(node, kind)
+	case f.OnRestart != nil:
+		f.OnRestart(node)
+	}
 }
 
 func (f *Faults) stop(e *episode) {
@@ -233,17 +314,35 @@ func (f *Faults) stop(e *episode) {
 	case e.rec.Kind == FaultAmnesia && f.OnAmnesia != nil:
 		f.down[e.node] = false
 		f.OnAmnesia(e.node)
+	case e.rec.Kind == FaultSwap:
+		f.restartFrom(e.node, FaultSwap)
 	case e.rec.Kind.crashes():
 		f.down[e.node] = false
 		if f.OnRestart != nil {
 			f.OnRestart(e.node)
 		}
 	}
+	if !e.rec.Kind.isDiskKind() || e.rec.Kind == FaultSwap || f.OnDisk == nil {
+		return
+	}
+	restart := f.OnDisk(e.rec.Kind, e.node, false, e.p, e.slow)
+	switch {
+	case e.powerCut:
+		f.restartFrom(e.node, e.rec.Kind)
+	case e.rec.Kind == FaultDiskFull && restart && !f.down[e.node]:
+		// NB: a restart, as after a crash: what was in flight to or
+		// from the node is lost.
+		f.crashes[e.node] = append(f.crashes[e.node], f.s.Elapsed())
+		if f.OnCrash != nil {
+			f.OnCrash(e.node)
+		}
+		f.restartFrom(e.node, FaultDiskFull)
+	}
 }
 
 // crashes reports whether a fault of kind k takes its node down.
 func (k FaultKind) crashes() bool {
-	return k == FaultCrash || k == FaultReformat || k == FaultAmnesia
+	return k == FaultCrash || k == FaultReformat || k == FaultAmnesia || k == FaultSwap
 }
 
 // Records returns every fault added, ordered by start time (then by order
@@ -412,6 +511,44 @@ func (f *Faults) Amnesia(start, end time.Duration, node transport.NodeID) {
 	f.add(&episode{rec: FaultRecord{Kind: FaultAmnesia, Target: string(node), Start: start, End: end}, node: node})
 }
 
+// SlowDisk makes node's disk slow in [start, end): each operation takes up
+// to most (FaultSlowDisk).
+func (f *Faults) SlowDisk(start, end time.Duration, node transport.NodeID, most time.Duration) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultSlowDisk, Target: string(node), Start: start, End: end,
+		Detail: fmt.Sprintf("op<=%v", most)}, node: node, slow: most})
+}
+
+// Corrupt makes node's disk flip a bit of a segment read with probability
+// p in [start, end) (FaultCorrupt).
+func (f *Faults) Corrupt(start, end time.Duration, node transport.NodeID, p float64) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultCorrupt, Target: string(node), Start: start, End: end,
+		Detail: fmt.Sprintf("p=%.3f", p)}, node: node, p: p})
+}
+
+// Misdirect makes node's disk put a segment write elsewhere with
+// probability p in [start, end) (FaultMisdirect).
+func (f *Faults) Misdirect(start, end time.Duration, node transport.NodeID, p float64) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultMisdirect, Target: string(node), Start: start, End: end,
+		Detail: fmt.Sprintf("p=%.3f", p)}, node: node, p: p})
+}
+
+// Torn cuts node's power during its first segment write in [start, end),
+// and restarts it at end (FaultTorn).
+func (f *Faults) Torn(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultTorn, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// DiskFull fills node's disk in [start, end) (FaultDiskFull).
+func (f *Faults) DiskFull(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultDiskFull, Target: string(node), Start: start, End: end}, node: node})
+}
+
+// Swap crashes node at start and brings it back at end on another unit's
+// disk first, then on its own (FaultSwap).
+func (f *Faults) Swap(start, end time.Duration, node transport.NodeID) {
+	f.add(&episode{rec: FaultRecord{Kind: FaultSwap, Target: string(node), Start: start, End: end}, node: node})
+}
+
 // Clock offsets node's clock by offset in [start, end); see ClockOffset.
 func (f *Faults) Clock(start, end time.Duration, node transport.NodeID, offset time.Duration) {
 	f.add(&episode{rec: FaultRecord{Kind: FaultClock, Target: string(node), Start: start, End: end,
@@ -440,6 +577,10 @@ func (f *Faults) Route(now time.Time, r *rand.Rand, m *Message) Decision {
 	if f.down[m.To] || f.down[m.From] {
 		// A crashed node refuses connections and sends nothing.
 		return Decision{Drop: true}
+	}
+	var extra time.Duration // the time a slow disk took before the answer
+	if m.Reply && f.ReplyDelay != nil {
+		extra = f.ReplyDelay(m.From)
 	}
 	var d Decision
 	replaced := false
@@ -505,7 +646,7 @@ func (f *Faults) Route(now time.Time, r *rand.Rand, m *Message) Decision {
 	if d.Drop {
 		return Decision{Drop: true}
 	}
-	if hold > 0 {
+	if hold += extra; hold > 0 {
 		d.Delay += hold
 		for i := range d.Duplicates {
 			d.Duplicates[i] += hold
@@ -637,6 +778,18 @@ type FaultConfig struct {
 	// back by up to ClockJump (default 5s).
 	Clocks    int
 	ClockJump time.Duration
+	// The disk faults (D1-D6), for runs in durable mode (Options.Disk);
+	// a run on in-memory units ignores them. Each is a number of windows.
+	SlowDisks  int // D1: servers whose disk is slow, each op up to SlowDisk (default 20ms)
+	SlowDisk   time.Duration
+	Corrupts   int // D2: units whose disk corrupts reads, at DiskErrorRate
+	Misdirects int // D3: units whose disk misdirects writes, at DiskErrorRate; shares the reformats' budget
+	// DiskErrorRate is the probability that a read (D2) or a write (D3) of
+	// a faulty disk goes wrong; default 0.05.
+	DiskErrorRate float64
+	Torn          int // D4: units whose power goes during a write
+	FullDisks     int // D5: servers whose disk is full
+	Swaps         int // D6: units restarted on another unit's disk
 	// MaxFailedUnits bounds the storage units that are paused, crashed or
 	// blacked out at one time. Zero means the catalog's default, f: one
 	// less than the replicas per chain. Layout servers are held to a
@@ -865,6 +1018,41 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 	}
 	for range cfg.Amnesias {
 		place(sequencers, d/20, d/4, f.Amnesia)
+	}
+	// NB: the disk faults last, so that a plan without them draws as it
+	// did before they existed. Those that cost a unit its service count
+	// against the limits; misdirected writes, which may cost it its data,
+	// share the reformats' budget.
+	slow := cfg.SlowDisk
+	if slow <= 0 {
+		slow = 20 * time.Millisecond
+	}
+	rate := cfg.DiskErrorRate
+	if rate <= 0 {
+		rate = 0.05
+	}
+	for range cfg.SlowDisks {
+		s, e := window(d/10, d/2)
+		f.SlowDisk(s, e, pick(t.servers()), slow)
+	}
+	for range cfg.Corrupts {
+		s, e := window(d/10, d/2)
+		f.Corrupt(s, e, pick(t.Units), rate)
+	}
+	damage := max(t.Replicas-1, 0) - min(cfg.Reformats, max(t.Replicas-1, 0))
+	for range min(cfg.Misdirects, damage) {
+		place(t.Units, d/10, d/2, func(s, e time.Duration, node transport.NodeID) { f.Misdirect(s, e, node, rate) })
+	}
+	for range cfg.Torn {
+		place(t.Units, d/20, d/4, f.Torn)
+	}
+	for range cfg.FullDisks {
+		place(t.servers(), d/20, d/4, f.DiskFull)
+	}
+	if len(t.Units) > 1 {
+		for range cfg.Swaps {
+			place(t.Units, d/20, d/4, f.Swap)
+		}
 	}
 	return nil
 }

@@ -372,18 +372,27 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 	}
 	cfg := sim.FaultConfig{Duration: 5 * time.Second, Latency: "bimodal", Drop: 0.1, Duplicate: 0.2, Reorder: 0.1,
 		Clogs: 3, Swizzles: 2, Partitions: 3, Asymmetric: 2, Bridges: 2, Flaps: 2, Blackouts: 1, Outages: 2,
-		Pauses: 3, Crashes: 3, Clocks: 2, Reformats: 3, Amnesias: 3}
-	plan := func(seed uint64) []sim.FaultRecord {
+		Pauses: 3, Crashes: 3, Clocks: 2, Reformats: 3, Amnesias: 3,
+		SlowDisks: 2, Corrupts: 2, Misdirects: 2, Torn: 2, FullDisks: 2, Swaps: 2}
+	misdirectCfg := cfg
+	misdirectCfg.Reformats = 0 // the reformats take the whole budget (f = 1) otherwise
+	planWith := func(cfg sim.FaultConfig, seed uint64) []sim.FaultRecord {
 		s := sim.NewScheduler(seed)
 		defer s.Close()
 		f := sim.NewFaults(s, sim.LatencyPolicy{Model: sim.Constant(time.Millisecond)})
 		require.NoError(t, f.Plan(cfg, topo))
 		return f.Records()
 	}
-	a := plan(9)
-	assert.Equal(t, a, plan(9), "a seed plans the same faults")
+	plan := func(seed uint64) []sim.FaultRecord { return planWith(cfg, seed) }
+	a := append(plan(9), planWith(misdirectCfg, 9)...)
+	assert.Equal(t, a, append(plan(9), planWith(misdirectCfg, 9)...), "a seed plans the same faults")
 	assert.NotEqual(t, a, plan(10))
 	kinds := map[sim.FaultKind]bool{}
+	for seed := uint64(10); seed < 20; seed++ {
+		for _, r := range planWith(misdirectCfg, seed) {
+			kinds[r.Kind] = true // node faults that did not fit seed 9's plan
+		}
+	}
 	for _, r := range a {
 		kinds[r.Kind] = true
 		assert.GreaterOrEqual(t, r.Start, time.Duration(0), "%v", r)
@@ -396,21 +405,32 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 	}
 	// At most f = 1 unit and a minority (1) of layout servers down at once;
 	// one node fault per node at a time.
-	// At most f = 1 reformat over the whole run, of a unit.
-	for seed := uint64(1); seed <= 50; seed++ {
+	// At most f = 1 reformat or misdirect over the whole run, of a unit.
+	// The disk faults that take a node out of service (torn, diskfull,
+	// swap) count as node faults.
+	for seed := uint64(1); seed <= 100; seed++ {
 		var node []sim.FaultRecord
-		reformats := 0
-		for _, r := range plan(seed) {
+		damaging := 0
+		c := cfg
+		if seed%2 == 0 {
+			c = misdirectCfg
+		}
+		for _, r := range planWith(c, seed) {
 			switch r.Kind {
-			case sim.FaultReformat:
-				reformats++
+			case sim.FaultReformat, sim.FaultMisdirect:
+				damaging++
 				assert.True(t, hasPrefix(r.Target, "unit"), "seed %d: %v", seed, r)
 				node = append(node, r)
-			case sim.FaultPause, sim.FaultCrash, sim.FaultBlackout:
+			case sim.FaultCorrupt, sim.FaultTorn, sim.FaultSwap:
+				assert.True(t, hasPrefix(r.Target, "unit"), "seed %d: %v", seed, r)
+				if r.Kind != sim.FaultCorrupt {
+					node = append(node, r)
+				}
+			case sim.FaultPause, sim.FaultCrash, sim.FaultBlackout, sim.FaultDiskFull:
 				node = append(node, r)
 			}
 		}
-		assert.LessOrEqual(t, reformats, 1, "seed %d", seed)
+		assert.LessOrEqual(t, damaging, 1, "seed %d", seed)
 		for i, x := range node {
 			for _, y := range node[i+1:] {
 				if x.End <= y.Start || y.End <= x.Start {

@@ -169,6 +169,12 @@ type Options struct {
 	// nothing.
 	Faults   FaultConfig
 	Liveness LivenessConfig
+	// Disk is where the cluster keeps its state: DiskMemory (or "") for
+	// the in-memory units and roles, DiskDurable for the production
+	// code's durable state on simulated disks, which crash as power
+	// losses and take the disk faults of FaultConfig (see Durable). Swarm
+	// runs one seed in four durable.
+	Disk string
 	// Mutants switches on deliberately broken protocol variants, which the
 	// checker must catch; only the checker's own tests set it.
 	Mutants mutant.Set
@@ -267,6 +273,11 @@ func Swarm(seed uint64) Options {
 	if n := 1 + x.IntN(2); x.IntN(4) == 0 {
 		amnesias = n
 	}
+	// Durable mode and its disk faults, from a stream of their own.
+	disk := drawDiskFaults(seed)
+	if disk.durable {
+		o.Disk = DiskDurable
+	}
 	if r.IntN(10) == 0 {
 		return o.Expanded()
 	}
@@ -312,6 +323,9 @@ func Swarm(seed uint64) Options {
 	f.ClockJump = ms(1, 10000)
 	f.Seed = r.Uint64() // drawn last, so that it shifts no other draw
 	f.Amnesias = amnesias
+	if disk.durable {
+		disk.apply(f, SwarmDiskKinds())
+	}
 	// Spread the workload over the fault phase.
 	n := max(o.Workload.Appends, o.Workload.Reads)
 	o.Workload.Think = max(o.Workload.Think, 2*f.Duration/time.Duration(n))
@@ -353,6 +367,9 @@ type Result struct {
 	// a failure is expected).
 	Reconfigs, ReconfigsFailed int
 	Net                        Stats // what the network did with its messages
+	// Disk is what the disks went through in a durable run (Options.Disk);
+	// nil for one on in-memory units.
+	Disk *DiskStats
 }
 
 // linTimeout bounds the linearizability check of one run's history. A
@@ -436,6 +453,19 @@ func newRun(o Options) (*run, error) {
 	cl.SetMutants(o.Mutants)
 	if o.Workload.MoveSequencer {
 		cl.AddStandby()
+	}
+	switch o.Disk {
+	case "", DiskMemory:
+	case DiskDurable:
+		if _, err := cl.UseDurable(); err != nil {
+			cl.Close()
+			s.Close()
+			return nil, err
+		}
+	default:
+		cl.Close()
+		s.Close()
+		return nil, fmt.Errorf("sim: unknown disk mode %q; want %q or %q", o.Disk, DiskMemory, DiskDurable)
 	}
 	r := &run{o: o, w: o.Workload, s: s, net: net, cl: cl, start: s.Now(), h: &History{}, bg: context.Background()}
 	r.res.History = r.h
@@ -549,8 +579,23 @@ func (r *run) planFaults() error {
 			s.fail(err)
 		}
 	}
+	cfg := r.o.Faults
+	if d := cl.durable; d != nil {
+		faults.OnDisk = d.DiskFault
+		faults.OnRestartFrom = func(n transport.NodeID, kind FaultKind) {
+			if err := cl.RestartFrom(n, kind); err != nil {
+				s.fail(err)
+			}
+		}
+		faults.ReplyDelay = cl.ReplyDelay
+		cl.CutPower = faults.CutPower
+	} else {
+		// NB: the disk faults need a durable cluster; on in-memory units
+		// there is nothing beneath the code to inject them into.
+		diskFaults{}.apply(&cfg, nil)
+	}
 	r.faults = faults
-	if err := faults.Plan(r.o.Faults, topo); err != nil {
+	if err := faults.Plan(cfg, topo); err != nil {
 		return err
 	}
 	r.net.SetPolicy(faults)
@@ -1164,6 +1209,10 @@ func (r *run) collect() {
 	}
 	res.Epochs = int(r.cl.Latest().Epoch)
 	res.Net = r.net.Stats()
+	if d := r.cl.durable; d != nil {
+		st := d.Stats()
+		res.Disk = &st
+	}
 }
 
 // check runs the safety and liveness checks over the history and the

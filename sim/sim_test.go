@@ -117,6 +117,9 @@ func TestSim(t *testing.T) {
 	}
 	if len(list) >= shortSeeds {
 		for _, k := range sim.FaultKinds() {
+			if k == sim.FaultMisdirect && !sim.SwarmDiskKinds()[k] {
+				continue // see SwarmDiskKinds
+			}
 			assert.Positive(t, counts[k], "no %s fault in %d seeds", k, len(list))
 		}
 	}
