@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"reflect"
@@ -36,6 +37,34 @@ type Client struct {
 	seq        atomic.Uint64 // the sequence number of the last Append call
 
 	mut mutant.Set // broken variants for the checker's tests; always zero outside them
+
+	closed    atomic.Bool // set by Close: no request leaves any more
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ErrClosed reports an operation on a closed Client (see Client.Close).
+var ErrClosed = errors.New("corfu: client closed")
+
+// Close closes the client: it sends no request from then on, and closes
+// Config.Transport if that implements io.Closer (returning its error).
+// Later calls fail with ErrClosed; Close itself is idempotent.
+//
+// Close is meant for a client whose operations have all returned. An
+// operation still running fails at its next request with an error
+// wrapping ErrClosed, or, for a request in flight when the transport
+// closes, with the transport's error (over TCP, transport.ErrUnreachable);
+// an Append among them may then return an *UnknownOutcomeError, as for any
+// failure after its entry was sent. Close does not wait for such
+// operations to return.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		if cl, ok := c.cfg.Transport.(io.Closer); ok {
+			c.closeErr = cl.Close()
+		}
+	})
+	return c.closeErr
 }
 
 // errHopTimeout reports one request that got no answer within RPCTimeout.
@@ -974,6 +1003,9 @@ func (c *Client) install(p *projection.Projection) *projection.Projection {
 type hopCaller struct{ c *Client }
 
 func (h hopCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	if h.c.closed.Load() {
+		return nil, fmt.Errorf("%w: %s to %s", ErrClosed, req.Op, to)
+	}
 	hctx, cancel := h.c.env.WithTimeout(ctx, h.c.cfg.RPCTimeout)
 	defer cancel()
 	resp, err := h.c.cfg.Transport.Call(hctx, to, req)

@@ -46,7 +46,9 @@ type Config struct {
 	// Layout lists the layout servers the client fetches the projection
 	// from. Required.
 	Layout []projection.NodeID
-	// Transport carries every request. Required.
+	// Transport carries every request. Required. If it implements
+	// io.Closer, Client.Close closes it: a Transport shared by several
+	// clients must not, or must be wrapped in one that does not.
 	Transport transport.Caller
 	// Env supplies time, timers, tasks and randomness. Default: the system
 	// environment, with randomness seeded from Seed.

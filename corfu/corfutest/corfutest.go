@@ -1,11 +1,20 @@
 // Package corfutest builds CORFU clusters in process, for tests, examples
 // and embedding: layout servers, a sequencer and in-memory storage units,
 // served by the same transport.Server that production uses, over the
-// in-process network (which encodes and decodes every message).
+// in-process network (which encodes and decodes every message) or, with
+// NewTCP, over loopback TCP (plain, or mutual TLS 1.3) with the tcp
+// transport.
+//
+// Setting the environment variable CORFU_TEST_NET to "tcp" or "tls" makes
+// New build every cluster over loopback TCP, so that a test suite written
+// against New runs over the network with no other change:
+//
+//	CORFU_TEST_NET=tcp go test ./corfu
 package corfutest
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/projection"
@@ -106,36 +115,89 @@ func (s *Servers) Handlers() ([]projection.NodeID, []transport.Handler) {
 	return ids, hs
 }
 
-// Cluster is a cluster served over an in-process network.
-type Cluster struct {
-	*Servers
-	Net *inproc.Network
+// Network is what a cluster's nodes are served over: an *inproc.Network,
+// or loopback TCP (see NewTCP). Register serves a handler as a node (in
+// place of the one it had: calls in progress finish with the old one);
+// Remove takes a node off the network, so that later calls to it fail with
+// an error wrapping transport.ErrUnreachable. Both are safe for concurrent
+// use, as Call is.
+type Network interface {
+	transport.Caller
+	Register(id projection.NodeID, h transport.Handler)
+	Remove(id projection.NodeID)
 }
 
+// Cluster is a cluster served over a Network.
+type Cluster struct {
+	*Servers
+	Net Network
+	// close releases the network's resources; nil for an in-process one.
+	close func() error
+}
+
+// NetEnv names the environment variable that makes New build clusters over
+// loopback TCP: "tcp" for plain TCP, "tls" for mutual TLS. Any other
+// non-empty value makes New fail.
+const NetEnv = "CORFU_TEST_NET"
+
 // New builds a cluster and registers its servers on a new in-process
-// network.
+// network, or on loopback TCP as NewTCP does if the environment variable
+// NetEnv says so.
 func New(o Options) (*Cluster, error) {
+	switch v := os.Getenv(NetEnv); v {
+	case "":
+	case "tcp", "tls":
+		return NewTCP(o, TCPOptions{TLS: v == "tls"})
+	default:
+		return nil, fmt.Errorf("corfutest: %s=%q: want tcp or tls", NetEnv, v)
+	}
 	s, err := Build(o)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Servers: s, Net: inproc.New()}
+	net := inproc.New()
+	c := &Cluster{Servers: s, Net: net}
 	ids, hs := s.Handlers()
 	for i, id := range ids {
-		c.Net.Register(id, hs[i])
+		net.Register(id, hs[i])
 	}
 	return c, nil
 }
 
+// Close stops a cluster's servers and closes its connections; a cluster
+// served in process has none, and Close does nothing. It returns the
+// first error met. Calls made afterwards fail with an error wrapping
+// transport.ErrUnreachable.
+func (c *Cluster) Close() error {
+	if c.close == nil {
+		return nil
+	}
+	return c.close()
+}
+
 // Config returns a client configuration for the cluster: its layout
 // servers, its network and its backpointer count. Other fields keep their
-// defaults; set them before corfu.Open.
+// defaults; set them before corfu.Open. The network is the cluster's and
+// outlives the client: corfu.Client.Close does not close it (Cluster.Close
+// does).
 func (c *Cluster) Config() corfu.Config {
 	return corfu.Config{
 		Layout:       c.Projection.Layout,
 		Transport:    c.Net,
 		Backpointers: c.Options.Backpointers,
 	}
+}
+
+// NewCaller returns a Caller of the cluster's nodes for one client to own:
+// over TCP, a tcp.Client with connections of its own, which
+// corfu.Client.Close closes (it is an io.Closer); in process, the network
+// itself, which has nothing to close. Cluster.Close does not close the
+// Callers it returned.
+func (c *Cluster) NewCaller() (transport.Caller, error) {
+	if n, ok := c.Net.(*tcpNet); ok {
+		return n.newClient()
+	}
+	return c.Net, nil
 }
 
 // Unit returns the in-memory unit with the given ID, or nil.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
 )
 
@@ -129,4 +130,20 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBigWrite writes entries of storage.MaxEntryBytes to a unit over
+// one connection, one at a time: the copies a large frame costs.
+func BenchmarkBigWrite(b *testing.B) {
+	_, addr := serve(b, "unit", &transport.Server{Unit: storage.NewMemory()}, plain(), nil)
+	c := client(b, map[transport.NodeID]string{"unit": addr}, plain(), nil)
+	u := transport.UnitClient{Caller: c, Node: "unit"}
+	data := make([]byte, storage.MaxEntryBytes)
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		if err := u.Write(ctx, 0, storage.Address(i), data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -239,6 +239,22 @@ func (c *Client) Call(ctx context.Context, to transport.NodeID, req *transport.R
 	return nil, fmt.Errorf("%w: %s: %w", transport.ErrUnreachable, to, err)
 }
 
+// Connect opens the connections to node now (all ConnsPerNode of them),
+// rather than at the first calls, and waits for them or for ctx. It
+// returns the first dial's error, wrapping transport.ErrUnreachable.
+func (c *Client) Connect(ctx context.Context, node transport.NodeID) error {
+	p, err := c.peer(node)
+	if err != nil {
+		return err
+	}
+	for i := range p.slots {
+		if _, err := c.slotConn(ctx, p, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close closes every connection and waits for the client's goroutines to
 // end. Calls in flight fail with an error wrapping ErrClosed and
 // transport.ErrUnreachable (the server may or may not have served them),
@@ -297,6 +313,12 @@ func (c *Client) conn(ctx context.Context, node transport.NodeID) (*clientConn, 
 	if len(p.slots) > 1 {
 		i = int(p.next.Add(1) % uint32(len(p.slots)))
 	}
+	return c.slotConn(ctx, p, i)
+}
+
+// slotConn returns the live connection of p's slot i, dialing one if
+// needed.
+func (c *Client) slotConn(ctx context.Context, p *peer, i int) (*clientConn, error) {
 	s := &p.slots[i]
 	if cn := s.live.Load(); cn != nil && cn.usable() {
 		return cn, nil
@@ -316,7 +338,7 @@ func (c *Client) conn(ctx context.Context, node transport.NodeID) (*clientConn, 
 			err := s.lastErr
 			p.mu.Unlock()
 			return nil, fmt.Errorf("%w: %s: %d dials failed, next in %v: %w", transport.ErrUnreachable,
-				node, s.failures, s.retryAt.Sub(now).Round(time.Millisecond), err)
+				p.node, s.failures, s.retryAt.Sub(now).Round(time.Millisecond), err)
 		}
 		c.mu.Lock()
 		if c.closed {
@@ -516,7 +538,7 @@ type clientConn struct {
 	free     chan uint32 // the free slots; a call waits for one
 
 	mu      sync.Mutex
-	wbuf    []byte  // frames queued for the writer
+	out     outbox  // frames queued for the writer
 	nextID  uint64  // the id of the last request queued
 	seq     uint64  // the sequence number of the last request queued
 	pending []*call // calls sent and not answered, by slot; nil once failed
@@ -616,8 +638,10 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	cl.id = id
 	setID(cl.frame, id)
 	cn.pending[slot] = cl
-	wasEmpty := len(cn.wbuf) == 0
-	cn.wbuf = append(cn.wbuf, cl.frame...)
+	wasEmpty := cn.out.empty()
+	// NB: a large frame goes by reference: it stays as it is until
+	// written, since putCall drops large buffers rather than reuse them.
+	cn.out.add(cl.frame, true)
 	cn.mu.Unlock()
 	if wasEmpty {
 		select {
@@ -695,39 +719,35 @@ func (cn *clientConn) writeLoop() {
 		case <-cn.closing:
 			return
 		}
-		coalesce(&cn.mu, &cn.wbuf)
+		coalesce(&cn.mu, &cn.out)
 		cn.mu.Lock()
-		buf := cn.wbuf
-		cn.wbuf = spare[:0]
+		o := cn.out.take(spare)
 		cn.mu.Unlock()
-		if len(buf) == 0 {
-			spare = buf
+		if o.empty() {
+			spare = o.buf
 			continue
 		}
-		if err := wd.write(buf); err != nil {
+		if err := wd.write(o); err != nil {
 			cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
 				transport.ErrUnreachable, cn.node, err))
 			return
 		}
-		if cap(buf) > maxPooledBytes {
-			buf = nil
-		}
-		spare = buf
+		spare = o.recycle()
 	}
 }
 
 // coalesce lets the goroutines that are ready to queue frames do so before
-// the writer takes the buffer *wbuf (guarded by mu): it yields while the
-// buffer keeps growing, a few times at most. One write then carries many
-// frames, where writing at once would carry one each.
-func coalesce(mu *sync.Mutex, wbuf *[]byte) {
+// the writer takes the outbox o (guarded by mu): it yields while the queue
+// keeps growing, a few times at most. One write then carries many frames,
+// where writing at once would carry one each.
+func coalesce(mu *sync.Mutex, o *outbox) {
 	mu.Lock()
-	n := len(*wbuf)
+	n := len(o.buf) + len(o.segs)
 	mu.Unlock()
 	for range 4 {
 		runtime.Gosched()
 		mu.Lock()
-		m := len(*wbuf)
+		m := len(o.buf) + len(o.segs)
 		mu.Unlock()
 		if m == n {
 			return
@@ -747,38 +767,14 @@ func writeAll(nc net.Conn, b []byte, timeout time.Duration) error {
 	return err
 }
 
-// writeDeadline keeps a connection's write deadline between 0.9 and 1
-// times timeout ahead of each write, moving it once a tenth of timeout has
-// passed rather than before every write: a timer update per write costs as
-// much as the write's other work.
-type writeDeadline struct {
-	nc      net.Conn
-	timeout time.Duration
-	set     time.Time // the deadline in force; zero for none
-}
-
-// write writes b under the deadline.
-func (w *writeDeadline) write(b []byte) error {
-	if w.timeout > 0 {
-		if now := time.Now(); w.set.Sub(now) < w.timeout-w.timeout/10 {
-			w.set = now.Add(w.timeout)
-			if err := w.nc.SetWriteDeadline(w.set); err != nil {
-				return err
-			}
-		}
-	}
-	_, err := w.nc.Write(b)
-	return err
-}
-
 // readLoop reads response frames and hands them to their calls.
 func (cn *clientConn) readLoop() {
 	defer cn.cl.wg.Done()
 	fr := frameReader{r: cn.nc, max: transport.MaxFrameBytes}
 	for {
-		h, body, err := fr.next()
+		h, body, owned, err := fr.next()
 		if err == nil {
-			err = cn.handle(h, body)
+			err = cn.handle(h, body, owned)
 		}
 		if err != nil {
 			if errors.Is(err, errProtocol) {
@@ -791,8 +787,9 @@ func (cn *clientConn) readLoop() {
 	}
 }
 
-// handle processes one frame from the server.
-func (cn *clientConn) handle(h header, body []byte) error {
+// handle processes one frame from the server; owned says whether body is
+// the caller's to keep.
+func (cn *clientConn) handle(h header, body []byte, owned bool) error {
 	switch h.typ {
 	case frameResponse:
 		slot := h.id & (1<<cn.slotBits - 1)
@@ -817,7 +814,11 @@ func (cn *clientConn) handle(h header, body []byte) error {
 			putCall(cl)
 			return nil
 		}
-		cl.body = append(cl.body[:0], body...)
+		if owned {
+			cl.body = body
+		} else {
+			cl.body = append(cl.body[:0], body...)
+		}
 		cl.done <- struct{}{}
 		return nil
 	case frameGoAway:
@@ -856,8 +857,9 @@ func (cn *clientConn) handle(h header, body []byte) error {
 }
 
 // frameReader reads frames from a connection through a buffer it reuses:
-// many frames per read, and a body returned by next is valid until the
-// following call.
+// many frames per read. A body that next returns is valid until the
+// following call, unless next says it is owned: a large frame is read into
+// a buffer of its own, which next hands over.
 type frameReader struct {
 	r   io.Reader
 	max int // the largest body accepted
@@ -873,26 +875,33 @@ const minReadBytes = 64 << 10
 
 // next returns the next frame. It checks the header's length against max
 // before it makes room for the body.
-func (fr *frameReader) next() (header, []byte, error) {
+func (fr *frameReader) next() (h header, body []byte, owned bool, err error) {
 	for {
 		avail := fr.buf[fr.off:]
 		if len(avail) >= headerBytes {
 			h, err := parseHeader(avail, fr.max)
 			if err != nil {
-				return h, nil, err
+				return h, nil, false, err
 			}
 			if need := headerBytes + h.n; len(avail) >= need {
 				fr.off += need
-				return h, avail[headerBytes:need], nil
+				body := avail[headerBytes:need]
+				if need >= bigFrameBytes && fr.off == len(fr.buf) && cap(fr.buf) == need {
+					// NB: the buffer holds this frame alone: hand it over.
+					fr.buf, fr.off = nil, 0
+					return h, body, true, nil
+				}
+				return h, body, false, nil
 			}
 		}
 		if err := fr.fill(); err != nil {
-			return header{}, nil, err
+			return header{}, nil, false, err
 		}
 	}
 }
 
-// fill reads more bytes, making room for the frame in progress.
+// fill reads more bytes, making room for the frame in progress: a large
+// one gets a buffer of exactly its size.
 func (fr *frameReader) fill() error {
 	avail := len(fr.buf) - fr.off
 	need := headerBytes
@@ -900,11 +909,16 @@ func (fr *frameReader) fill() error {
 		h, _ := parseHeader(fr.buf[fr.off:], fr.max) // checked by next
 		need = headerBytes + h.n
 	}
-	if size := max(need, minReadBytes); cap(fr.buf) < size || cap(fr.buf) > maxPooledBytes && need <= minReadBytes {
-		nb := make([]byte, avail, size) // grown for a large frame, or shrunk after one
+	switch {
+	case need >= bigFrameBytes && cap(fr.buf) != need:
+		nb := make([]byte, avail, need)
 		copy(nb, fr.buf[fr.off:])
 		fr.buf, fr.off = nb, 0
-	} else if avail == 0 || cap(fr.buf)-fr.off < need {
+	case need < bigFrameBytes && cap(fr.buf) != minReadBytes:
+		nb := make([]byte, avail, minReadBytes)
+		copy(nb, fr.buf[fr.off:])
+		fr.buf, fr.off = nb, 0
+	case avail == 0 || cap(fr.buf)-fr.off < need:
 		n := copy(fr.buf[:cap(fr.buf)], fr.buf[fr.off:])
 		fr.buf, fr.off = fr.buf[:n], 0
 	}

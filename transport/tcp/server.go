@@ -284,8 +284,8 @@ type serverConn struct {
 	// NB: mu guards the fields below and is cond's lock.
 	mu        sync.Mutex
 	cond      sync.Cond // signalled when inFlight or inBytes fall, or on abort
-	wbuf      []byte    // response frames queued for the writer
-	wbufBytes int       // bytes of in-flight accounting that wbuf's frames release once written
+	out       outbox    // frames queued for the writer
+	outBytes  int       // bytes of in-flight accounting that out's frames release once written
 	inFlight  int       // requests read and not yet answered
 	inBytes   int       // bytes of requests in flight and of answers not yet written
 	waiting   bool      // the reader waits on cond
@@ -385,7 +385,7 @@ func (cn *serverConn) serve() {
 		// NB: the goaway goes out before the answers still to come, and
 		// names the last request read: the client knows that the later
 		// ones were not served.
-		cn.queue(appendFrame(nil, frameGoAway, last, appendReason(nil, "server shutting down")), 0)
+		cn.queue(appendFrame(nil, frameGoAway, last, appendReason(nil, "server shutting down")), 0, false)
 		cn.mu.Lock()
 		for cn.inFlight > 0 && !cn.isAborted() {
 			cn.cond.Wait()
@@ -517,7 +517,7 @@ func (cn *serverConn) readLoop() (last uint64, err error) {
 		return cn.nc.SetReadDeadline(want)
 	}
 	for {
-		h, body, err := fr.next()
+		h, body, owned, err := fr.next()
 		if err != nil {
 			if errors.Is(err, errDraining) || (cn.drainingNow() && errors.Is(err, os.ErrDeadlineExceeded)) {
 				return last, errDraining
@@ -542,7 +542,11 @@ func (cn *serverConn) readLoop() (last uint64, err error) {
 		size := headerBytes + h.n
 		t := taskPool.Get().(*task)
 		t.id = h.id
-		t.body = append(t.body[:0], body...)
+		if owned {
+			t.body = body
+		} else {
+			t.body = append(t.body[:0], body...)
+		}
 		cn.mu.Lock()
 		cn.inFlight++
 		cn.inBytes += size
@@ -664,7 +668,11 @@ func (cn *serverConn) serveTask(t *task, out []byte) []byte {
 	out = appendHeader(out, frameResponse, id, 0)
 	out = transport.AppendResponse(out, resp)
 	setLen(out)
-	cn.queue(out, reqBytes)
+	if len(out) >= bigFrameBytes {
+		cn.queue(out, reqBytes, true) // NB: by reference: out is not reused
+		return nil
+	}
+	cn.queue(out, reqBytes, false)
 	return out
 }
 
@@ -691,17 +699,18 @@ func (cn *serverConn) handle(body []byte) (resp *transport.Response) {
 	return resp
 }
 
-// queue hands a frame to the writer; once written, it releases reqBytes
-// of in-flight accounting (and the frame's own bytes). A frame that
-// answers a request (reqBytes > 0) ends that request's flight.
-func (cn *serverConn) queue(frame []byte, reqBytes int) {
+// queue hands a frame to the writer (by reference if keep: see
+// outbox.add); once written, it releases reqBytes of in-flight accounting
+// (and the frame's own bytes). A frame that answers a request (reqBytes >
+// 0) ends that request's flight.
+func (cn *serverConn) queue(frame []byte, reqBytes int, keep bool) {
 	cn.mu.Lock()
-	wasEmpty := len(cn.wbuf) == 0
-	cn.wbuf = append(cn.wbuf, frame...)
+	wasEmpty := cn.out.empty()
+	cn.out.add(frame, keep)
 	if reqBytes > 0 {
 		cn.inFlight--
 		cn.inBytes += len(frame)
-		cn.wbufBytes += reqBytes + len(frame)
+		cn.outBytes += reqBytes + len(frame)
 		if cn.waiting || cn.inFlight == 0 {
 			cn.cond.Broadcast()
 		}
@@ -741,19 +750,19 @@ func (cn *serverConn) writeLoop() {
 			return
 		}
 		for {
-			coalesce(&cn.mu, &cn.wbuf)
+			coalesce(&cn.mu, &cn.out)
 			cn.mu.Lock()
-			buf, released, stop := cn.wbuf, cn.wbufBytes, cn.stopWrite
-			cn.wbuf, cn.wbufBytes = spare[:0], 0
+			o, released, stop := cn.out.take(spare), cn.outBytes, cn.stopWrite
+			cn.outBytes = 0
 			cn.mu.Unlock()
-			if len(buf) == 0 {
-				spare = buf
+			if o.empty() {
+				spare = o.buf
 				if stop {
 					return
 				}
 				break
 			}
-			if err := wd.write(buf); err != nil {
+			if err := wd.write(o); err != nil {
 				if !cn.isAborted() {
 					cn.warn("tcp: write failed, dropping connection", err)
 				}
@@ -766,10 +775,7 @@ func (cn *serverConn) writeLoop() {
 				cn.cond.Broadcast()
 			}
 			cn.mu.Unlock()
-			if cap(buf) > maxPooledBytes {
-				buf = nil
-			}
-			spare = buf
+			spare = o.recycle()
 		}
 	}
 }
