@@ -408,7 +408,11 @@ func newSequencerServer(c *Cluster, dir *persist.Dir, fresh bool) *transport.Ser
 	if !fresh {
 		cfg.Floor, cfg.Recovered = dir.Mark()
 	}
-	return &transport.Server{Sequencer: sequencer.New(cfg), Persist: dir}
+	srv := &transport.Server{Sequencer: sequencer.New(cfg)}
+	// NB: the mark of a sequencer with no mark to vouch for is not saved
+	// (see persist.Dir.ForSequencer).
+	srv.Persist = dir.ForSequencer(func() *sequencer.Sequencer { return srv.Sequencer })
+	return srv
 }
 
 // replaceSequencer makes seq the sequencer node serves.

@@ -299,3 +299,30 @@ func TestMisdirectServesNoCorruptByte(t *testing.T) {
 	t.Logf("%d seeds, %d misdirected writes, %d runs failed (L3, S16: no read around a corrupt replica yet)", n, misdirected, failed)
 	assert.Positive(t, misdirected)
 }
+
+// TestDurableSequencerWithoutMark: a sequencer whose state directory was
+// lost (amnesia) and that crashes again before any bootstrap still has no
+// mark to vouch for: its seal says so (NoMark), rather than vouch for the
+// tail of a sequencer that never ran the log (a sweep of --faults all,
+// seed 1429, failed S13 when the host saved that sequencer's mark).
+func TestDurableSequencerWithoutMark(t *testing.T) {
+	s := sim.NewScheduler(1)
+	defer s.Close()
+	n := sim.NewNetwork(s, sim.Constant(time.Millisecond))
+	cl, err := sim.NewCluster(s, n, sim.ClusterConfig{})
+	require.NoError(t, err)
+	_, err = cl.UseDurable()
+	require.NoError(t, err)
+	require.NoError(t, call(t, s, n, "seq", &transport.Request{Op: transport.OpToken, N: 10}).Err)
+	require.NoError(t, cl.Crash("seq"))
+	require.NoError(t, cl.RestartFrom("seq", sim.FaultAmnesia))
+	const noMark = 2 // the OpSeqSeal answer's flag
+	seal := call(t, s, n, "seq", &transport.Request{Op: transport.OpSeqSeal, Epoch: 1})
+	require.NoError(t, seal.Err)
+	require.NotZero(t, seal.Rank&noMark)
+	require.NoError(t, cl.Crash("seq"))
+	require.NoError(t, cl.Restart("seq"))
+	seal = call(t, s, n, "seq", &transport.Request{Op: transport.OpSeqSeal, Epoch: 2})
+	require.NoError(t, seal.Err)
+	assert.NotZero(t, seal.Rank&noMark, "a restarted sequencer vouches for a mark it never had")
+}

@@ -56,6 +56,7 @@ import (
 	"sync"
 
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/vfs"
 	"github.com/corfulog/corfu/transport"
@@ -454,4 +455,30 @@ func (d *Dir) Close() error {
 	err := d.lock.Close()
 	d.lock = nil
 	return err
+}
+
+// ForSequencer returns the Persister for a transport.Server whose
+// sequencer is seq() (read at every save, since a host may replace it): d,
+// except that a mark saved while the sequencer has no mark to vouch for
+// (sequencer.NoMark: it started without one and has not been bootstrapped
+// since) is not written. Such a sequencer hands out nothing, and its mark
+// says nothing of what the log's earlier sequencers handed out; saved, it
+// would restart as Recovered and its seal would vouch for a tail it does
+// not know. Once bootstrapped, its marks are saved as d saves them.
+func (d *Dir) ForSequencer(seq func() *sequencer.Sequencer) transport.Persister {
+	return vouched{Dir: d, seq: seq}
+}
+
+// vouched is the Persister of ForSequencer.
+type vouched struct {
+	*Dir
+	seq func() *sequencer.Sequencer
+}
+
+// SaveMark saves mark unless the sequencer has no mark to vouch for.
+func (v vouched) SaveMark(mark storage.Address) error {
+	if s := v.seq(); s != nil && s.NoMark() {
+		return nil
+	}
+	return v.Dir.SaveMark(mark)
 }

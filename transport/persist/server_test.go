@@ -190,3 +190,24 @@ func show(st projection.AcceptorState) string {
 	}
 	return fmt.Sprintf("{latest %d, promised %d, accepted %s at %d}", st.Latest.Epoch, st.Promised, acc, st.AcceptedRank)
 }
+
+// TestForSequencerSavesVouchedMarks: a sequencer with no mark to vouch for
+// (started without one, not bootstrapped) leaves nothing saved, so that it
+// restarts with no mark again; once bootstrapped, its marks are saved.
+func TestForSequencerSavesVouchedMarks(t *testing.T) {
+	fs := vfs.NewMem()
+	d := open(t, fs, "seq")
+	srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Incarnation: d.Incarnation()})}
+	srv.Persist = d.ForSequencer(func() *sequencer.Sequencer { return srv.Sequencer })
+	require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpSeqSeal, Epoch: 1}).Err)
+	_, ok := d.Mark()
+	require.False(t, ok, "the mark of a sequencer without one is not saved")
+
+	require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpBootstrap, Epoch: 1, Addr: 40}).Err)
+	tok := srv.Handle(&transport.Request{Op: transport.OpToken, Epoch: 1, N: 5})
+	require.NoError(t, tok.Err)
+	mark, ok := d.Mark()
+	require.True(t, ok)
+	require.Greater(t, mark, tok.Addr+4)
+	d.Close()
+}
