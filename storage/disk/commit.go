@@ -92,14 +92,7 @@ func (u *Unit) enqueue(h header, payload []byte) (uint64, error) {
 	seg.maxAddr = max(seg.maxAddr, h.addr+1)
 	seg.lastSeq = c.appended
 
-	st := stateData
-	switch h.kind {
-	case kindJunk:
-		st = stateJunk
-	case kindTrim:
-		st = stateTrimmed
-	}
-	u.pending[h.addr] = pendingOp{seq: c.appended, st: st}
+	u.pending[h.addr] = pendingOp{seq: c.appended, st: stateOf(h.kind)}
 	u.tail = max(u.tail, h.addr+1)
 	return c.appended, nil
 }
@@ -361,35 +354,58 @@ func (u *Unit) apply(h header, seg uint64, off int64) {
 	if h.addr < u.meta.trimMark {
 		return
 	}
-	old, had := u.index.Get(entry{addr: h.addr})
-	oldSt := old.state()
-	if !had {
-		oldSt = 0
+	// One B-tree operation in the common case, where the address is new.
+	e := newEntry(h.addr, stateOf(h.kind), uint32(seg), uint32(off), h.length)
+	old, had := u.index.ReplaceOrInsert(e)
+	if had {
+		if merged := merge(old, e); merged != e {
+			u.index.ReplaceOrInsert(merged)
+			e = merged
+		}
 	}
-	var e entry
-	switch {
-	case h.kind == kindTrim || oldSt == stateTrimmed:
-		e = newEntry(h.addr, stateTrimmed, 0, 0, 0)
-	case h.kind == kindData && oldSt == 0:
-		e = newEntry(h.addr, stateData, uint32(seg), uint32(off), h.length)
-	case h.kind == kindJunk && (oldSt == 0 || oldSt == stateJunk):
-		e = newEntry(h.addr, stateJunk, 0, 0, 0)
-	default:
-		e = newEntry(h.addr, stateCorrupt, 0, 0, 0)
-	}
-	u.setEntry(old, had, e)
+	u.account(old, had, e)
 }
 
-// setEntry replaces old (if had) with e, keeping the stored byte count. The
+// stateOf returns the state a record of kind k gives a new address.
+func stateOf(k kind) state {
+	switch k {
+	case kindJunk:
+		return stateJunk
+	case kindTrim:
+		return stateTrimmed
+	}
+	return stateData
+}
+
+// merge returns what an address holding old holds after a record that on its
+// own would give it e: a trim wins, junk over junk stays junk, anything else
+// breaks write-once and leaves it corrupt.
+func merge(old, e entry) entry {
+	switch {
+	case e.state() == stateTrimmed || old.state() == stateTrimmed:
+		return newEntry(e.addr, stateTrimmed, 0, 0, 0)
+	case e.state() == stateJunk && old.state() == stateJunk:
+		return old
+	}
+	return newEntry(e.addr, stateCorrupt, 0, 0, 0)
+}
+
+// setEntry replaces whatever the index holds at e's address with e. The
 // caller holds mu.
-func (u *Unit) setEntry(old entry, had bool, e entry) {
+func (u *Unit) setEntry(e entry) {
+	old, had := u.index.ReplaceOrInsert(e)
+	u.account(old, had, e)
+}
+
+// account keeps the stored byte count and the tail once old (if had) was
+// replaced by e. The caller holds mu.
+func (u *Unit) account(old entry, had bool, e entry) {
 	if had && old.state() == stateData {
 		u.stored -= old.n()
 	}
 	if e.state() == stateData {
 		u.stored += e.n()
 	}
-	u.index.ReplaceOrInsert(e)
 	u.tail = max(u.tail, e.addr+1)
 }
 
@@ -399,9 +415,8 @@ func (u *Unit) markCorrupt(addr storage.Address) {
 	if addr < u.meta.trimMark {
 		return
 	}
-	old, had := u.index.Get(entry{addr: addr})
-	if had && old.state() == stateTrimmed {
+	if old, had := u.index.Get(entry{addr: addr}); had && old.state() == stateTrimmed {
 		return // trimmed anyway
 	}
-	u.setEntry(old, had, newEntry(addr, stateCorrupt, 0, 0, 0))
+	u.setEntry(newEntry(addr, stateCorrupt, 0, 0, 0))
 }

@@ -184,15 +184,15 @@ func (u *Unit) removeIfPresent(names []string, name string) error {
 // synced) are deleted first, so that "last" names the segment a power loss
 // may have torn.
 func (u *Unit) loadSegments(nums []uint64) error {
-	datas := make([][]byte, 0, len(nums))
+	var buf []byte
 	for len(nums) > 0 {
 		last := nums[len(nums)-1]
-		data, err := u.readSegment(last)
+		data, err := u.readSegment(last, buf)
 		if err != nil {
 			return err
 		}
+		buf = data
 		if !emptySegment(last, data) {
-			datas = append(datas, data)
 			break
 		}
 		if err := u.dropSegmentFile(last); err != nil {
@@ -201,15 +201,11 @@ func (u *Unit) loadSegments(nums []uint64) error {
 		nums = nums[:len(nums)-1]
 	}
 	for i, num := range nums {
-		var data []byte
-		if i == len(nums)-1 {
-			data = datas[0]
-		} else {
-			var err error
-			if data, err = u.readSegment(num); err != nil {
-				return err
-			}
+		data, err := u.readSegment(num, buf)
+		if err != nil {
+			return err
 		}
+		buf = data
 		if err := u.loadSegment(num, data, i == len(nums)-1); err != nil {
 			return err
 		}
@@ -217,18 +213,27 @@ func (u *Unit) loadSegments(nums []uint64) error {
 	return nil
 }
 
-// readSegment reads a whole segment file.
-func (u *Unit) readSegment(num uint64) ([]byte, error) {
+// readSegment reads a whole segment file into buf (grown as need be) and
+// returns the bytes.
+func (u *Unit) readSegment(num uint64, buf []byte) ([]byte, error) {
 	f, err := u.fs.Open(u.fs.PathJoin(u.dir, segName(num)))
 	if err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(f)
+	fi, err := f.Stat()
 	if err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	if int64(cap(buf)) < fi.Size() {
+		buf = make([]byte, fi.Size())
+	}
+	buf = buf[:fi.Size()]
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("disk: reading segment %d: %w", num, err)
 	}
-	return data, nil
+	return buf[:n], nil
 }
 
 // dropSegmentFile deletes a segment file that holds nothing, durably.
