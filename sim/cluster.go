@@ -347,7 +347,10 @@ func (e *skewedEnv) Now() time.Time { return e.Env.Now().Add(e.offset(e.node)) }
 // from that mark and is not ready, so
 // clients must recover it by reconfiguring. A storage unit is handed to the
 // Disk at Restart. A layout server keeps its acceptor: Paxos needs durable
-// acceptors. Crash reports an unknown node as an error.
+// acceptors. In durable mode (UseDurable) the node's power goes instead,
+// and a layout server or sequencer restarts at once from what its state
+// directory synced. Crash reports an unknown node as an error, and in
+// durable mode a state directory that does not reopen.
 func (c *Cluster) Crash(node transport.NodeID) error {
 	srv := c.servers[node]
 	if srv == nil {

@@ -60,6 +60,15 @@
 // LatencyModel by default), loss or duplication. Faults are policies and
 // node hooks at this boundary; protocol code knows nothing of them.
 //
+// # Disks
+//
+// By default a cluster's units are in memory and its layout servers and
+// sequencers keep their state in memory across crashes. In durable mode
+// (Options.Disk, Cluster.UseDurable) they run the production code's durable
+// state, storage/disk and transport/persist, each node on a simulated disk
+// (a vfs.MemFS beneath an errorfs.FS): a crash is a power loss, and the disk
+// faults D1-D6 are injected beneath that code (see Durable).
+//
 // Randomness comes from named sub-streams of the seed (Scheduler.Fork): the
 // network draws from "net", the Env's Rand from "env", so an extra draw in
 // one component leaves the others' streams as they were.
