@@ -244,6 +244,10 @@ func (u *Unit) spareBuf() []byte {
 // failed one fails the unit, and then nothing after it counts; the others
 // are published and their waiters woken. The caller holds mu.
 func (u *Unit) land() {
+	// NB: in order. A commit whose fsync failed may have lost its pages
+	// while a later commit's fsync, to which the error is not reported
+	// again, succeeds: so a commit counts only once every commit before it
+	// has, and nothing counts after a failure.
 	c := &u.commit
 	for len(c.flights) > 0 && c.flights[0].ended {
 		f := c.flights[0]

@@ -478,7 +478,7 @@ func (u *Unit) Join(ctx context.Context, epoch storage.Epoch) error {
 	return nil
 }
 
-// Close waits for queued writes, then closes the unit's files and releases
+// Close waits for queued writes and the commits in flight, then closes the unit's files and releases
 // its directory lock. Later calls return ErrClosed. It returns the first
 // error met (a failed unit's failure included).
 func (u *Unit) Close() error {
@@ -490,6 +490,11 @@ func (u *Unit) Close() error {
 		return ErrClosed
 	}
 	err := u.awaitDurable(u.commit.appended)
+	// A failed unit may still have a commit in flight: let it end before
+	// its files close.
+	for n := len(u.commit.flights); n > 0; n = len(u.commit.flights) {
+		u.wait(u.commit.flights[n-1].done)
+	}
 	u.closed = true
 	u.signal()
 	for _, s := range u.segs {

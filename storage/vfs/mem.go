@@ -75,6 +75,12 @@ type CrashOptions struct {
 	// seeded Rand gives the same result every time. If Rand is nil every
 	// unsynced byte is lost.
 	Rand *rand.Rand
+	// BlockSize, if positive (and Rand is set), models a disk that writes
+	// back unsynced data in no particular order: the surviving length is
+	// drawn as above, and then each BlockSize-aligned block of the
+	// unsynced bytes below it survives or not on its own (a block that
+	// does not keeps its synced bytes, or zeros past the synced end).
+	BlockSize int
 }
 
 // CrashClone returns a new MemFS holding what a power loss would leave of
@@ -86,13 +92,13 @@ func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seen := map[*memNode]*memNode{}
-	return &MemFS{root: crashDir(m.root, opts.Rand, seen), locks: map[string]bool{}}
+	return &MemFS{root: crashDir(m.root, opts, seen), locks: map[string]bool{}}
 }
 
 // crashDir clones the synced state of directory n. seen keeps a node that
 // two durable entries name (a rename whose source directory was synced
 // before the rename and whose target was synced after) one node.
-func crashDir(n *memNode, rng *rand.Rand, seen map[*memNode]*memNode) *memNode {
+func crashDir(n *memNode, opts CrashOptions, seen map[*memNode]*memNode) *memNode {
 	if c, ok := seen[n]; ok {
 		return c
 	}
@@ -102,9 +108,9 @@ func crashDir(n *memNode, rng *rand.Rand, seen map[*memNode]*memNode) *memNode {
 		child := n.syncedChildren[name]
 		var cc *memNode
 		if child.dir {
-			cc = crashDir(child, rng, seen)
+			cc = crashDir(child, opts, seen)
 		} else {
-			cc = crashFile(child, rng, seen)
+			cc = crashFile(child, opts, seen)
 		}
 		c.children[name] = cc
 		c.syncedChildren[name] = cc
@@ -112,17 +118,16 @@ func crashDir(n *memNode, rng *rand.Rand, seen map[*memNode]*memNode) *memNode {
 	return c
 }
 
-// crashFile clones the synced bytes of file n, with a torn tail if rng is
-// not nil.
-func crashFile(n *memNode, rng *rand.Rand, seen map[*memNode]*memNode) *memNode {
+// crashFile clones the synced bytes of file n, with a torn tail per opts.
+func crashFile(n *memNode, opts CrashOptions, seen map[*memNode]*memNode) *memNode {
 	if c, ok := seen[n]; ok {
 		return c
 	}
 	kept := slices.Clone(n.synced)
-	if rng != nil && n.dirtyFrom < len(n.data) {
+	if rng := opts.Rand; rng != nil && n.dirtyFrom < len(n.data) {
 		from := n.dirtyFrom
 		land := rng.IntN(len(n.data) - from + 1)
-		kept = tear(n.synced, n.data, from, land)
+		kept = tear(n.synced, n.data, from, land, opts.BlockSize, rng)
 	}
 	if kept == nil {
 		kept = []byte{}
@@ -133,12 +138,22 @@ func crashFile(n *memNode, rng *rand.Rand, seen map[*memNode]*memNode) *memNode 
 }
 
 // tear returns synced with data[from:from+land] written over it: the first
-// land unsynced bytes reached the disk.
-func tear(synced, data []byte, from, land int) []byte {
+// land unsynced bytes reached the disk. With a positive block size, each
+// block of them reached it or not, as rng draws.
+func tear(synced, data []byte, from, land, block int, rng *rand.Rand) []byte {
 	end := from + land
 	out := make([]byte, max(len(synced), end))
 	copy(out, synced)
-	copy(out[from:end], data[from:end])
+	if block <= 0 {
+		copy(out[from:end], data[from:end])
+		return out
+	}
+	for b := from / block * block; b < end; b += block {
+		lo, hi := max(b, from), min(b+block, end)
+		if rng.IntN(2) == 0 {
+			copy(out[lo:hi], data[lo:hi])
+		}
+	}
 	return out
 }
 

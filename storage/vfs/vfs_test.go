@@ -265,3 +265,36 @@ func TestMemErrors(t *testing.T) {
 	assert.Error(t, err, "a closed file reads nothing")
 	assert.True(t, errors.Is(m.Rename("/nope", "/x"), fs.ErrNotExist))
 }
+
+func TestMemScatteredTear(t *testing.T) {
+	m := vfs.NewMem()
+	writeFile(t, m, "/f", bytes.Repeat([]byte{'s'}, 100), true)
+	require.NoError(t, vfs.SyncDir(m, "/"))
+	f, err := m.OpenReadWrite("/f")
+	require.NoError(t, err)
+	_, err = f.WriteAt(bytes.Repeat([]byte{'n'}, 400), 50) // over synced bytes and past them
+	require.NoError(t, err)
+
+	holes := 0
+	for seed := range uint64(64) {
+		c := m.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, 0)), BlockSize: 64})
+		got, err := readFile(t, c, "/f")
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(got), 100, "seed %d: the synced length survives", seed)
+		require.Equal(t, bytes.Repeat([]byte{'s'}, 50), got[:50], "seed %d: bytes never rewritten", seed)
+		for i := 50; i < len(got); i++ {
+			want := []byte{'n', 's'}
+			if i >= 100 {
+				want = []byte{'n', 0}
+			}
+			require.Contains(t, want, got[i], "seed %d byte %d", seed, i)
+			if i%64 != 0 || i+64 > len(got) {
+				continue
+			}
+			if got[i] != 'n' && got[i+63] != 'n' && bytes.Contains(got[i+64:], []byte{'n'}) {
+				holes++ // a block lost below one that survived
+			}
+		}
+	}
+	assert.Positive(t, holes, "some tears keep later blocks and lose earlier ones")
+}
