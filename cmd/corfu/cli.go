@@ -168,7 +168,7 @@ func cliVerb(verb string, args []string, stdin io.Reader, stdout, stderr io.Writ
 	defer cancel()
 	c, cl, err := f.open(octx)
 	if err == nil {
-		defer f.net.Close() // NB: the connections are the client's only resource
+		defer c.Close() // NB: closes the TCP client with it
 		err = do(ctx, f, c, cl)
 	}
 	if err != nil {

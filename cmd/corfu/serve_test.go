@@ -63,7 +63,6 @@ func openClient(t *testing.T, c *localCluster) *corfu.Client {
 	t.Helper()
 	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: c.cf.resolver()})
 	require.NoError(t, err)
-	t.Cleanup(func() { net.Close() })
 	var layout []projection.NodeID
 	for _, n := range c.cf.Layout {
 		layout = append(layout, projection.NodeID(n))
@@ -71,7 +70,11 @@ func openClient(t *testing.T, c *localCluster) *corfu.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Backpointers: c.cf.backpointers()})
+	if err != nil {
+		net.Close()
+	}
 	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
 	return cl
 }
 
