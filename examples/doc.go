@@ -1,7 +1,9 @@
-// Package examples holds runnable programs built on the corfu log. Each
-// subpackage is one replicated object in the Tango style: an in-memory view
-// rebuilt from a stream of the shared log, with an update helper that
-// appends and a query helper that syncs to the tail before it reads.
+// Package examples holds runnable programs built on the corfu log, in the
+// Tango style: replicated objects whose in-memory views are rebuilt from
+// streams of the shared log, with an update helper that appends and a query
+// helper that syncs to the tail before it reads.
 //
-//	kvmap    a replicated string map on one stream
+//	tango    the object runtime: typed objects (Map, Counter, Register, Queue),
+//	         multi-object transactions
+//	kvmap    a replicated string map on one stream, a thin user of tango
 package examples

@@ -1,9 +1,13 @@
 // Package kvmap is a replicated string map on one stream of a corfu log,
-// after Tango's objects: every Put is an entry appended to the map's stream,
-// and every replica of the map (one per process, say) rebuilds the same state
-// by applying the stream's entries in log order. Get syncs with the log's
-// tail first, so it sees every Put acknowledged before it started: reads are
-// linearizable because the log is.
+// after Tango's objects, built on the object runtime of package tango:
+// every Put is an entry appended to the map's stream, and every replica of
+// the map (one per process, say) rebuilds the same state by applying the
+// stream's entries in log order. Get syncs with the log's tail first, so it
+// sees every Put acknowledged before it started: reads are linearizable
+// because the log is.
+//
+// Its entries are plain updates in a layout of its own (EncodeUpdate), so
+// that tools reading the log decode them without the runtime.
 package kvmap
 
 import (
@@ -13,65 +17,90 @@ import (
 	"fmt"
 
 	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/examples/tango"
 )
 
-// ErrCorrupt reports a stream entry that is not a map update.
-var ErrCorrupt = errors.New("kvmap: corrupt update")
+// ErrCorrupt reports a stream entry that is not a map update. A replica
+// reports each such entry once, from the Sync (or Get, or Len) that meets
+// it, and steps over it.
+var ErrCorrupt = tango.ErrCorrupt
 
-// Map is one replica of the map. It is not safe for concurrent use; give
-// each goroutine its own Map on the same stream, or guard it.
+// Map is one replica of the map. It is safe for concurrent use.
 type Map struct {
-	client *corfu.Client
-	stream *corfu.Stream
-	state  map[string]string
+	rt  *tango.Runtime
+	obj *tango.Object[map[string]string, update]
+}
+
+// update is a Put of Value at Key.
+type update struct{ Key, Value string }
+
+// updateCodec lays updates out as EncodeUpdate does.
+type updateCodec struct{}
+
+func (updateCodec) Encode(u update) ([]byte, error) { return EncodeUpdate(u.Key, u.Value), nil }
+
+func (updateCodec) Decode(b []byte) (update, error) {
+	k, v, err := DecodeUpdate(b)
+	if err != nil {
+		return update{}, fmt.Errorf("kvmap: %w", err)
+	}
+	return update{k, v}, nil
 }
 
 // New returns a replica of the map stored on stream id, reading it from
-// the start of the log.
+// the start of the log (or from its latest checkpoint, see tango). id must
+// be between 1 and tango.MaxObjectID; New panics otherwise.
 func New(c *corfu.Client, id corfu.StreamID) *Map {
-	return &Map{client: c, stream: c.Stream(id, 0), state: map[string]string{}}
+	rt := tango.New(c, tango.Options{})
+	obj, err := tango.NewObject(rt, tango.Spec[map[string]string, update]{
+		ID:    id,
+		Init:  func() map[string]string { return map[string]string{} },
+		Apply: func(s *map[string]string, u update) { (*s)[u.Key] = u.Value },
+		Keys:  func(u update) []string { return []string{u.Key} },
+		Ops:   updateCodec{},
+		Clone: func(s map[string]string) map[string]string {
+			c := make(map[string]string, len(s))
+			for k, v := range s {
+				c[k] = v
+			}
+			return c
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return &Map{rt: rt, obj: obj}
 }
+
+// Runtime returns the runtime the replica lives in, for checkpoints and
+// transactions.
+func (m *Map) Runtime() *tango.Runtime { return m.rt }
 
 // Put sets key to value by appending an update to the map's stream. It
 // returns once the update is in the log; other replicas see it on their next
 // Get. Its errors are Append's.
 func (m *Map) Put(ctx context.Context, key, value string) error {
-	_, err := m.stream.Append(ctx, EncodeUpdate(key, value))
-	return err
+	return m.obj.Update(ctx, update{key, value})
 }
 
-// Get syncs the replica with the log and returns key's value.
-func (m *Map) Get(ctx context.Context, key string) (string, bool, error) {
-	if err := m.Sync(ctx); err != nil {
-		return "", false, err
-	}
-	v, ok := m.state[key]
-	return v, ok, nil
+// Get syncs the replica with the log and returns key's value. Its errors
+// are Sync's.
+func (m *Map) Get(ctx context.Context, key string) (value string, ok bool, err error) {
+	err = m.obj.QueryKey(ctx, key, func(s map[string]string) { value, ok = s[key] })
+	return value, ok, err
 }
 
-// Len syncs the replica with the log and returns the number of keys.
-func (m *Map) Len(ctx context.Context) (int, error) {
-	if err := m.Sync(ctx); err != nil {
-		return 0, err
-	}
-	return len(m.state), nil
+// Len syncs the replica with the log and returns the number of keys. Its
+// errors are Sync's.
+func (m *Map) Len(ctx context.Context) (n int, err error) {
+	err = m.obj.Query(ctx, func(s map[string]string) { n = len(s) })
+	return n, err
 }
 
 // Sync applies every update appended to the stream since the last Sync.
-func (m *Map) Sync(ctx context.Context) error {
-	entries, err := m.stream.Sync(ctx)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		k, v, err := DecodeUpdate(e.Data)
-		if err != nil {
-			return fmt.Errorf("%w at address %d: %v", ErrCorrupt, e.Address, err)
-		}
-		m.state[k] = v
-	}
-	return nil
-}
+// Its errors are those of tango.Runtime.Sync: the log's, and ErrCorrupt
+// (once per entry that is not a map update).
+func (m *Map) Sync(ctx context.Context) error { return m.rt.Sync(ctx) }
 
 // EncodeUpdate returns the entry payload of a Put of key and value: the
 // key's length (uvarint), the key, the value. A tool that checks a log
