@@ -103,8 +103,14 @@ func TestMatchesMemory(t *testing.T) {
 			d string
 		}
 		var ms, us []slot
-		mem.Ascend(func(a storage.Address, s storage.State, d []byte) bool { ms = append(ms, slot{a, s, string(d)}); return true })
-		u.Ascend(func(a storage.Address, s storage.State, d []byte) bool { us = append(us, slot{a, s, string(d)}); return true })
+		mem.Ascend(func(a storage.Address, s storage.State, d []byte) bool {
+			ms = append(ms, slot{a, s, string(d)})
+			return true
+		})
+		u.Ascend(func(a storage.Address, s storage.State, d []byte) bool {
+			us = append(us, slot{a, s, string(d)})
+			return true
+		})
 		require.Equal(t, ms, us, "seed %d", seed)
 	}
 }
