@@ -7,7 +7,8 @@
 // interfaces of the storage, sequencer and projection packages, so a client
 // uses a remote unit as it would a local one. Package inproc is an
 // in-process network, which encodes and decodes every message with this
-// package's codec; it is the only network so far (a TCP one is planned).
+// package's codec; package tcp carries the same messages over TCP and TLS
+// (its framing and handshake are in docs/wire.md).
 //
 // # Errors
 //
