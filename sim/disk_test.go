@@ -226,7 +226,7 @@ func durableSeeds(first uint64, n int, on map[sim.FaultKind]bool) []sim.Options 
 // allBut returns every fault kind but those named.
 func allBut(kinds ...sim.FaultKind) map[sim.FaultKind]bool {
 	on := map[sim.FaultKind]bool{}
-	for _, k := range sim.FaultKinds() {
+	for _, k := range append(sim.FaultKinds(), sim.DiskFaultKinds()...) {
 		on[k] = true
 	}
 	for _, k := range kinds {

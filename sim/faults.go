@@ -125,15 +125,19 @@ const (
 	FaultReconfig FaultKind = "reconfig"
 )
 
-// FaultKinds returns every FaultKind, in catalog order.
+// FaultKinds returns every FaultKind that acts in any run, in catalog
+// order; the disk faults, for durable runs only, are DiskFaultKinds.
 func FaultKinds() []FaultKind {
 	return []FaultKind{
 		FaultLatency, FaultDrop, FaultDuplicate, FaultReorder, FaultClog, FaultSwizzle,
 		FaultPartition, FaultAsymmetric, FaultBridge, FaultFlap, FaultBlackout, FaultOutage,
 		FaultPause, FaultCrash, FaultReformat, FaultAmnesia, FaultClock, FaultReconfig,
-		FaultSlowDisk, FaultCorrupt, FaultMisdirect, FaultTorn, FaultDiskFull, FaultSwap,
 	}
 }
+
+// DiskFaultKinds returns the disk faults (D1-D6), in catalog order: they
+// act only in durable runs (Options.Disk), and FaultKinds leaves them out.
+func DiskFaultKinds() []FaultKind { return slices.Clone(diskKinds) }
 
 // FaultRecord is one fault injected in a run: its kind, what it hit, and
 // its window in virtual time since the run started. A fault acts in

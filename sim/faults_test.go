@@ -398,7 +398,7 @@ func TestFaultPlanIsDeterministicAndWithinLimits(t *testing.T) {
 		assert.GreaterOrEqual(t, r.Start, time.Duration(0), "%v", r)
 		assert.LessOrEqual(t, r.End, cfg.Duration, "%v: every fault heals by the end of the phase", r)
 	}
-	for _, k := range sim.FaultKinds() {
+	for _, k := range append(sim.FaultKinds(), sim.DiskFaultKinds()...) {
 		if k != sim.FaultReconfig {
 			assert.True(t, kinds[k], "%s planned", k)
 		}

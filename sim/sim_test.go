@@ -116,7 +116,7 @@ func TestSim(t *testing.T) {
 		t.Errorf("%d of %d seeds failed: %v", len(failed), len(list), failed)
 	}
 	if len(list) >= shortSeeds {
-		for _, k := range sim.FaultKinds() {
+		for _, k := range append(sim.FaultKinds(), sim.DiskFaultKinds()...) {
 			if k == sim.FaultMisdirect && !sim.SwarmDiskKinds()[k] {
 				continue // see SwarmDiskKinds
 			}
