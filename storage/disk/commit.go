@@ -41,6 +41,7 @@ type flight struct {
 	last   uint64 // sequence of its last record
 	newSeg bool   // it starts a segment
 	ended  bool
+	landed bool // published: its records are durable
 	err    error
 	done   chan struct{} // closed when it and every commit before it ended
 }
@@ -140,25 +141,57 @@ func (u *Unit) newSegment() (*segment, error) {
 // awaitDurable returns once the record with sequence seq is committed, or
 // an error wrapping ErrFailed if a commit failed first (ErrClosed if the
 // unit was closed). It leads a commit when its record is still queued and
-// a slot is free. The caller holds mu; it is released while the commit's
-// I/O runs and while waiting.
+// a slot is free. The caller holds mu, and holds it again on return; it is
+// released while the commit's I/O runs and while waiting.
 func (u *Unit) awaitDurable(seq uint64) error {
+	err := u.awaitUnlocked(seq)
+	u.mu.Lock()
+	return err
+}
+
+// awaitUnlocked is awaitDurable, but returns with mu released: the waiters
+// of a commit that landed return without taking mu again, so that the
+// writers one fsync acknowledges do not queue on the lock to learn it.
+func (u *Unit) awaitUnlocked(seq uint64) error {
 	c := &u.commit
 	for c.durable < seq {
 		switch {
 		case u.failed != nil:
-			return fmt.Errorf("%w: %v", ErrFailed, u.failed)
+			err := fmt.Errorf("%w: %v", ErrFailed, u.failed)
+			u.mu.Unlock()
+			return err
 		case u.closed:
+			u.mu.Unlock()
 			return ErrClosed
 		case seq <= c.taken:
-			u.wait(u.flightOf(seq).done)
+			f := u.flightOf(seq)
+			u.mu.Unlock()
+			<-f.done
+			if f.landed { // written before done was closed
+				return nil
+			}
+			u.mu.Lock()
 		case u.mayLead():
 			u.lead()
 		default:
 			u.wait(u.changed())
 		}
 	}
+	u.mu.Unlock()
 	return nil
+}
+
+// mutate runs decide under mu and, if it returns the sequence of a record
+// it queued (or found queued), waits for that record to be durable. It is
+// the frame of Write, Fill and Trim.
+func (u *Unit) mutate(decide func() (uint64, error)) error {
+	u.mu.Lock()
+	seq, err := decide()
+	if err != nil || seq == 0 {
+		u.mu.Unlock()
+		return err
+	}
+	return u.awaitUnlocked(seq)
 }
 
 // mayLead reports whether a new commit may start now. A commit that starts
@@ -259,6 +292,7 @@ func (u *Unit) land() {
 		default:
 			u.publish(f.batch)
 			c.durable = f.last
+			f.landed = true
 		}
 		if cap(f.buf) <= maxRetainedBuf {
 			c.spare = append(c.spare, f.buf)

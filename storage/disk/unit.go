@@ -163,25 +163,21 @@ func errFor(st state) error {
 // an earlier write failed to reach the disk (the outcome of this one is then
 // unknown) and ErrClosed. ctx is ignored.
 func (u *Unit) Write(ctx context.Context, epoch storage.Epoch, addr storage.Address, data []byte) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.checkMutation(epoch, addr); err != nil {
-		return err
-	}
-	switch {
-	case data == nil:
-		return storage.ErrNilData
-	case len(data) > storage.MaxEntryBytes:
-		return storage.ErrTooLarge
-	}
-	if st, _ := u.effective(addr); st != 0 {
-		return errFor(st)
-	}
-	seq, err := u.enqueue(header{kind: kindData, addr: addr, epoch: epoch}, data)
-	if err != nil {
-		return err
-	}
-	return u.awaitDurable(seq)
+	return u.mutate(func() (uint64, error) {
+		if err := u.checkMutation(epoch, addr); err != nil {
+			return 0, err
+		}
+		switch {
+		case data == nil:
+			return 0, storage.ErrNilData
+		case len(data) > storage.MaxEntryBytes:
+			return 0, storage.ErrTooLarge
+		}
+		if st, _ := u.effective(addr); st != 0 {
+			return 0, errFor(st)
+		}
+		return u.enqueue(header{kind: kindData, addr: addr, epoch: epoch}, data)
+	})
 }
 
 // Read returns a copy of the data at addr, read from its segment and
@@ -270,23 +266,19 @@ func corruptf(e entry, seg *segment, format string, args ...any) error {
 // wrapping ErrFailed if the fill failed to reach the disk and ErrClosed.
 // ctx is ignored.
 func (u *Unit) Fill(ctx context.Context, epoch storage.Epoch, addr storage.Address) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.checkMutation(epoch, addr); err != nil {
-		return err
-	}
-	switch st, seq := u.effective(addr); st {
-	case stateJunk:
-		return u.awaitDurable(seq) // a queued fill: done when it is
-	case 0:
-		seq, err := u.enqueue(header{kind: kindJunk, addr: addr, epoch: epoch}, nil)
-		if err != nil {
-			return err
+	return u.mutate(func() (uint64, error) {
+		if err := u.checkMutation(epoch, addr); err != nil {
+			return 0, err
 		}
-		return u.awaitDurable(seq)
-	default:
-		return errFor(st)
-	}
+		switch st, seq := u.effective(addr); st {
+		case stateJunk:
+			return seq, nil // junk already, or a queued fill: done when it is
+		case 0:
+			return u.enqueue(header{kind: kindJunk, addr: addr, epoch: epoch}, nil)
+		default:
+			return 0, errFor(st)
+		}
+	})
 }
 
 // Trim drops whatever addr holds, durably: later reads, writes and fills of
@@ -298,20 +290,15 @@ func (u *Unit) Fill(ctx context.Context, epoch storage.Epoch, addr storage.Addre
 // wrapping ErrFailed if the trim failed to reach the disk and ErrClosed.
 // ctx is ignored.
 func (u *Unit) Trim(ctx context.Context, epoch storage.Epoch, addr storage.Address) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if err := u.checkMutation(epoch, addr); err != nil {
-		return err
-	}
-	st, seq := u.effective(addr)
-	if st == stateTrimmed {
-		return u.awaitDurable(seq) // trimmed, or a queued trim
-	}
-	seq, err := u.enqueue(header{kind: kindTrim, addr: addr, epoch: epoch}, nil)
-	if err != nil {
-		return err
-	}
-	return u.awaitDurable(seq)
+	return u.mutate(func() (uint64, error) {
+		if err := u.checkMutation(epoch, addr); err != nil {
+			return 0, err
+		}
+		if st, seq := u.effective(addr); st == stateTrimmed {
+			return seq, nil // trimmed already, or a queued trim
+		}
+		return u.enqueue(header{kind: kindTrim, addr: addr, epoch: epoch}, nil)
+	})
 }
 
 // PrefixTrim trims every address below addr: it records the new mark in the
