@@ -164,6 +164,8 @@ type Client struct {
 	conns  map[*clientConn]struct{} // every connection not yet failed
 	closed bool
 
+	isClosed atomic.Bool // closed, for calls that take no lock
+
 	wg sync.WaitGroup // dials and connection goroutines
 }
 
@@ -223,6 +225,9 @@ func (c *Client) Call(ctx context.Context, to transport.NodeID, req *transport.R
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if c.isClosed.Load() {
+		return nil, c.closedError()
+	}
 	var err error
 	for range 3 {
 		var cn *clientConn
@@ -267,6 +272,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.isClosed.Store(true)
 	c.cancel()
 	conns := make([]*clientConn, 0, len(c.conns))
 	for cn := range c.conns {
