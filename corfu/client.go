@@ -35,6 +35,7 @@ type Client struct {
 
 	recovering atomic.Bool   // a reconfiguration started by the client itself is running
 	seq        atomic.Uint64 // the sequence number of the last Append call
+	trimKnown  atomic.Uint64 // every address below it is trimmed (see TrimMark)
 
 	mut mutant.Set // broken variants for the checker's tests; always zero outside them
 
@@ -585,6 +586,7 @@ func (c *Client) PrefixTrim(ctx context.Context, addr storage.Address) error {
 	if err != nil {
 		return fmt.Errorf("corfu: prefix trim %d: %w", addr, err)
 	}
+	c.noteTrim(addr)
 	return nil
 }
 
@@ -714,14 +716,38 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 }
 
 // Range yields the entries at addresses [from, to) in order, skipping junk.
-// It stops after yielding the first error (ErrTrimmed, ErrUnwritten past the
-// tail, ctx's error...), with the failing address in the Entry.
+// It steps over trimmed addresses: each run of them is yielded as one
+// *TrimmedError (errors.Is ErrTrimmed), with the run's first address in the
+// Entry, and the walk goes on after it if the consumer does; a run that
+// reaches the log's trim mark (TrimMark) ends there without reading the
+// addresses in between. It stops after yielding any other error
+// (ErrUnwritten past the tail, ctx's error...), with the failing address in
+// the Entry.
 func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		for a := from; a < to; a++ {
-			e, err := c.Read(ctx, a)
-			if errors.Is(err, ErrJunk) {
+		trims := &rangeTrims{c: c}
+		for a := from; a < to; {
+			if err := ctx.Err(); err != nil {
+				if trims.flush(yield) {
+					yield(Entry{Address: a}, err)
+				}
+				return
+			}
+			if k := c.knownTrim(); a < k {
+				a = trims.step(ctx, a, to) // NB: known trimmed: not read
 				continue
+			}
+			e, err := c.Read(ctx, a)
+			switch {
+			case errors.Is(err, ErrJunk):
+				a++
+				continue
+			case errors.Is(err, ErrTrimmed):
+				a = trims.step(ctx, a, to)
+				continue
+			}
+			if !trims.flush(yield) {
+				return
 			}
 			if err != nil {
 				yield(Entry{Address: a}, err)
@@ -730,15 +756,19 @@ func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[
 			if !yield(e, nil) {
 				return
 			}
+			a++
 		}
+		trims.flush(yield)
 	}
 }
 
 // Follow yields every entry from address from on, in order, skipping junk,
 // and waits for new ones when it reaches the tail. It reads every address
 // it passes, so a tail reset (projection.Reset) cannot make it skip one:
-// whatever it read before the reset lies below the reset's tail. It ends
-// when ctx does (yielding ctx's error) or after yielding any other error.
+// whatever it read before the reset lies below the reset's tail. Trimmed
+// addresses are stepped over and reported as Range does (a
+// *TrimmedError), and the walk goes on after them. It ends when ctx does
+// (yielding ctx's error) or after yielding any other error.
 func (c *Client) Follow(ctx context.Context, from storage.Address) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		next := from
@@ -749,7 +779,8 @@ func (c *Client) Follow(ctx context.Context, from storage.Address) iter.Seq2[Ent
 				return
 			}
 			for e, err := range c.Range(ctx, next, tail) {
-				if !yield(e, err) || err != nil {
+				var trimmed *TrimmedError
+				if !yield(e, err) || err != nil && !errors.As(err, &trimmed) {
 					return
 				}
 			}

@@ -24,6 +24,9 @@ type Stream struct {
 	pos   storage.Address // every entry of the stream below pos was returned
 	epoch storage.Epoch   // the epoch in which pos was taken (see projection.Reset)
 	start storage.Address // where the last Sync began reading
+	// trimmedBelow is one past the highest trimmed address the last Sync
+	// stepped over (see TrimmedBelow).
+	trimmedBelow storage.Address
 }
 
 // Stream returns a reader of stream id that starts at address from.
@@ -57,8 +60,13 @@ func (s *Stream) Append(ctx context.Context, data []byte) (storage.Address, erro
 // tail), the position first goes back to that tail, whose addresses are
 // handed out again; nothing the reader returned lies at or above it.
 //
-// Errors: those of Read except ErrJunk (junk is skipped) and ErrUnwritten.
-// On an error the position does not move, but for going back to a reset.
+// Trimmed addresses are stepped over: the entries there are gone, and
+// TrimmedBelow says up to where. Addresses below the log's trim mark (see
+// Client.TrimMark) are not read at all.
+//
+// Errors: those of Read except ErrJunk (junk is skipped), ErrTrimmed and
+// ErrUnwritten. On an error the position does not move, but for going back
+// to a reset.
 func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	var tok sequencer.Token
 	var at *projection.Projection
@@ -76,6 +84,7 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	// those addresses out again: the reader goes back for them.
 	s.pos, s.epoch = at.Rewind(s.pos, s.epoch), at.Epoch
 	s.start = s.pos
+	s.trimmedBelow = 0
 	tail := tok.Start
 	if tail <= s.pos {
 		return nil, nil
@@ -126,9 +135,20 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 		learn(a)
 	}
 	var entries []Entry
+	asked := false // whether this walk asked for the log's trim mark
 	read := func(a storage.Address) error {
 		e, err := s.c.Read(ctx, a)
 		if errors.Is(err, ErrJunk) {
+			return nil
+		}
+		if errors.Is(err, ErrTrimmed) {
+			// NB: stepped over like junk, but said. Below the log's trim
+			// mark nothing is left to read: the walk stops there.
+			s.stepTrimmed(a)
+			if !asked {
+				asked = true
+				_, _ = s.c.TrimMark(ctx)
+			}
 			return nil
 		}
 		if err != nil {
@@ -157,11 +177,16 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 	}
 	for {
 		var next storage.Address
+		floor := max(s.pos, s.c.knownTrim()) // [s.pos, floor) is trimmed
 		switch {
 		case unread.Len() > 0:
 			// Read the lowest unread token: it extends coverage furthest.
 			next = heap.Pop(&unread).(storage.Address)
-		case low > s.pos:
+			if next < floor {
+				s.stepTrimmed(next)
+				continue
+			}
+		case low > floor:
 			// Every known token is read and coverage stops short of pos:
 			// the tokens just below low were junk. Scan down one address.
 			low--
@@ -171,6 +196,9 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 			known[low] = true
 			next = low
 		default:
+			if floor > s.pos {
+				s.stepTrimmed(floor - 1) // NB: the stream may have had entries there
+			}
 			slices.SortFunc(entries, func(a, b Entry) int { return cmp.Compare(a.Address, b.Address) })
 			return entries, nil
 		}

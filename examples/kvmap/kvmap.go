@@ -18,6 +18,7 @@ import (
 
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/examples/tango"
+	"github.com/corfulog/corfu/storage"
 )
 
 // ErrCorrupt reports a stream entry that is not a map update. A replica
@@ -48,10 +49,11 @@ func (updateCodec) Decode(b []byte) (update, error) {
 }
 
 // New returns a replica of the map stored on stream id, reading it from
-// the start of the log (or from its latest checkpoint, see tango). id must
-// be between 1 and tango.MaxObjectID; New panics otherwise.
+// the start of the log; if it meets updates trimmed there, it starts again
+// from the map's latest checkpoint (see Checkpoint). id must be between 1
+// and tango.MaxObjectID; New panics otherwise.
 func New(c *corfu.Client, id corfu.StreamID) *Map {
-	rt := tango.New(c, tango.Options{})
+	rt := tango.New(c, tango.Options{FromLogStart: true})
 	obj, err := tango.NewObject(rt, tango.Spec[map[string]string, update]{
 		ID:    id,
 		Init:  func() map[string]string { return map[string]string{} },
@@ -72,9 +74,17 @@ func New(c *corfu.Client, id corfu.StreamID) *Map {
 	return &Map{rt: rt, obj: obj}
 }
 
-// Runtime returns the runtime the replica lives in, for checkpoints and
-// transactions.
+// Runtime returns the runtime the replica lives in, for transactions.
 func (m *Map) Runtime() *tango.Runtime { return m.rt }
+
+// Checkpoint writes the replica's map into the log (tango.Runtime.Checkpoint)
+// and returns the position it holds the map as of.
+func (m *Map) Checkpoint(ctx context.Context) (storage.Address, error) { return m.rt.Checkpoint(ctx) }
+
+// Trim prefix-trims the log below the map's latest checkpoint
+// (tango.Runtime.Trim), and returns the mark. It trims every stream of the
+// log: only for a log that holds this map alone.
+func (m *Map) Trim(ctx context.Context) (storage.Address, error) { return m.rt.Trim(ctx) }
 
 // Put sets key to value by appending an update to the map's stream. It
 // returns once the update is in the log; other replicas see it on their next

@@ -18,6 +18,10 @@ type mutants struct {
 	// runtime hosts alone, instead of waiting for the decision record when
 	// it does not host every object read.
 	ReplayWithoutDecision bool
+	// TrimAtCheckpointRecord makes Trim trim below the checkpoints'
+	// records instead of below the positions they were taken at, so that
+	// the updates between the two are lost.
+	TrimAtCheckpointRecord bool
 }
 
 var mutantRegistry = struct {

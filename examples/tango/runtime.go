@@ -112,6 +112,12 @@ type Options struct {
 	// ChunkBytes bounds the entries a checkpoint is written in. Default
 	// DefaultChunkBytes.
 	ChunkBytes int
+	// FromLogStart makes a new runtime build its objects from the start of
+	// the log rather than from their latest checkpoints: it saves looking
+	// the checkpoints up (a few reads) and costs a replay of the whole
+	// stream. A runtime that meets updates trimmed below it turns to the
+	// checkpoints all the same.
+	FromLogStart bool
 	// Logger receives debug records. Default: discard.
 	Logger *slog.Logger
 }
@@ -159,26 +165,27 @@ type Runtime struct {
 	nonce  atomic.Uint64 // identifies this runtime's transactions; drawn at the first
 	serial atomic.Uint64 // its count of transactions
 
-	mu        sync.Mutex
-	hosts     map[ObjectID]*host
-	ids       []ObjectID                       // hosted objects, sorted
-	readers   map[corfu.StreamID]*corfu.Stream // one per stream some hosted object reads
-	streamIDs []corfu.StreamID                 // sorted
-	loaded    bool                             // hosts and readers are set up (see load)
-	pos       storage.Address                  // every entry below pos of a hosted stream is applied
-	posEpoch  storage.Epoch                    // the epoch pos was taken in, or an earlier one
-	buf       map[storage.Address]corfu.Entry  // entries read and not applied yet (at or above pos)
-	decisions map[storage.Address]bool         // decision records seen, by commit address
-	own       map[storage.Address]*ownCommit   // our own commit records not decided yet
-	execs     map[storage.Address]func(objectState)
-	stalled   bool // pos is a commit record waiting for its decision
-	proj      *projection.Projection
-	problems  []error           // corrupt entries met by the sync in progress
-	redecide  []pendingDecision // decision records whose append failed, to retry
-	limit     storage.Address   // a snapshot applies entries below limit only
-	syncing   bool              // a sync holds the readers
-	started   uint64            // syncs started
-	lastOK    uint64            // the number of the last sync that succeeded
+	mu         sync.Mutex
+	hosts      map[ObjectID]*host
+	ids        []ObjectID                       // hosted objects, sorted
+	readers    map[corfu.StreamID]*corfu.Stream // one per stream some hosted object reads
+	streamIDs  []corfu.StreamID                 // sorted
+	loaded     bool                             // hosts and readers are set up (see load)
+	everLoaded bool
+	pos        storage.Address                 // every entry below pos of a hosted stream is applied
+	posEpoch   storage.Epoch                   // the epoch pos was taken in, or an earlier one
+	buf        map[storage.Address]corfu.Entry // entries read and not applied yet (at or above pos)
+	decisions  map[storage.Address]bool        // decision records seen, by commit address
+	own        map[storage.Address]*ownCommit  // our own commit records not decided yet
+	execs      map[storage.Address]func(objectState)
+	stalled    bool // pos is a commit record waiting for its decision
+	proj       *projection.Projection
+	problems   []error           // corrupt entries met by the sync in progress
+	redecide   []pendingDecision // decision records whose append failed, to retry
+	limit      storage.Address   // a snapshot applies entries below limit only
+	syncing    bool              // a sync holds the readers
+	started    uint64            // syncs started
+	lastOK     uint64            // the number of the last sync that succeeded
 }
 
 // ownCommit is the fate of a commit record of ours, once decided.
@@ -391,8 +398,13 @@ func (r *Runtime) syncRound(ctx context.Context) error {
 		}
 		r.proj = proj
 		r.applyBelow(min(target, r.limit))
-		if !r.stalled {
-			r.posEpoch = epoch
+		// NB: the epoch the position was taken in, exactly: a checkpoint
+		// at the position carries it, and a replica built from the
+		// checkpoint goes back to the resets after it.
+		for i, sid := range r.streamIDs {
+			if e := r.readers[sid].Epoch(); i == 0 || e < r.posEpoch {
+				r.posEpoch = e
+			}
 		}
 		r.mu.Unlock()
 		return nil
@@ -621,6 +633,15 @@ func (r *Runtime) effectivePos(it readItem, a storage.Address) storage.Address {
 // trimmed entry that some object reading sid has not applied. The caller
 // holds mu.
 func (r *Runtime) missedTrim(sid corfu.StreamID, st *corfu.Stream) bool {
+	t := st.TrimmedBelow()
+	if t == 0 {
+		return false
+	}
+	for _, h := range r.hosts {
+		if h.reads(sid) && t > h.from {
+			return true
+		}
+	}
 	return false
 }
 
