@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -238,4 +239,68 @@ func TestConfigErrors(t *testing.T) {
 		_, err := tcp.Serve(l, echo{}, cfg)
 		require.Error(t, err, "%+v", cfg)
 	}
+}
+
+// panicky panics on every read.
+type panicky struct{ inner transport.Handler }
+
+func (p panicky) Handle(req *transport.Request) *transport.Response {
+	if req.Op == transport.OpRead {
+		panic("boom")
+	}
+	return p.inner.Handle(req)
+}
+
+// TestHooksAndPanics checks that the hooks see connections, requests and
+// failed handshakes, and that a handler that panics gets its request an
+// error answer (wrapping transport.ErrRemote) and leaves the connection
+// serving.
+func TestHooksAndPanics(t *testing.T) {
+	checkGoroutines(t)
+	var opened, closed, failed, requests, errs atomic.Int32
+	var tookSum atomic.Int64
+	log := new(syncBuffer)
+	_, addr := serve(t, "node", panicky{&transport.Server{Unit: storage.NewMemory()}}, plain(), func(c *tcp.ServerConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
+		c.Hooks = tcp.Hooks{
+			ConnOpened:      func(string) { opened.Add(1) },
+			ConnClosed:      func(string, error) { closed.Add(1) },
+			HandshakeFailed: func(string, error) { failed.Add(1) },
+			Request: func(op transport.Op, took time.Duration, err error) {
+				requests.Add(1)
+				tookSum.Add(int64(took))
+				if err != nil {
+					errs.Add(1)
+				}
+			},
+		}
+	})
+	c, err := tcp.NewClient(tcp.ClientConfig{Resolve: tcp.StaticResolver(map[transport.NodeID]string{"node": addr})})
+	require.NoError(t, err)
+	u := transport.UnitClient{Caller: c, Node: "node"}
+	ctx := context.Background()
+	require.NoError(t, u.Write(ctx, 0, 1, []byte("x")))
+	_, err = u.Read(ctx, 0, 1)
+	require.ErrorIs(t, err, transport.ErrRemote)
+	require.ErrorContains(t, err, "read handler failed")
+	log.wait(t, "handler panicked")
+	require.NoError(t, u.Fill(ctx, 0, 2), "the connection still serves")
+	require.NoError(t, c.Close())
+
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	_, err = nc.Write([]byte("not a hello at all"))
+	require.NoError(t, err)
+	_ = nc.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for (closed.Load() < 1 || failed.Load() < 1) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	require.Equal(t, int32(1), opened.Load())
+	require.Equal(t, int32(1), closed.Load())
+	require.Equal(t, int32(1), failed.Load())
+	require.Equal(t, int32(3), requests.Load())
+	require.Equal(t, int32(1), errs.Load())
+	require.Positive(t, tookSum.Load())
 }

@@ -75,6 +75,30 @@ type ServerConfig struct {
 	// DrainTimeout bounds Close's wait for the requests in flight.
 	// Default DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// Hooks are told of connections and requests, for metrics.
+	Hooks Hooks
+}
+
+// Hooks are functions a Server calls on its events, for a metrics
+// exporter. Each may be nil. They are called from the connections'
+// goroutines, so they must be safe for concurrent use, and quick: a
+// request's hook runs before its answer is queued.
+type Hooks struct {
+	// ConnOpened is called once a connection's handshake succeeded.
+	ConnOpened func(remote string)
+	// ConnClosed is called when a connection that opened closes: with nil
+	// if the peer closed it or the server shut down, with the reason if
+	// the server dropped it for bad input or a failed write.
+	ConnClosed func(remote string, err error)
+	// HandshakeFailed is called when a connection is dropped before its
+	// handshake completed (TLS, a bad or refused hello, a timeout).
+	HandshakeFailed func(remote string, err error)
+	// Request is called for each request served: its operation, how long
+	// the Handler took, and the answer's error (nil for success). Requests
+	// refused before the Handler (they do not decode, or are for a role
+	// the node does not serve) are reported with took 0 (and, for one that
+	// does not decode, the byte where its operation would be).
+	Request func(op transport.Op, took time.Duration, err error)
 }
 
 func (c *ServerConfig) fill(h transport.Handler) error {
@@ -292,6 +316,8 @@ type serverConn struct {
 	draining  bool      // Shutdown: read no more
 	stopWrite bool      // the writer exits once wbuf is written
 
+	writeErr error // the write that dropped the connection, if one did
+
 	wake      chan struct{} // tells the writer there is work
 	aborted   chan struct{} // closed by abort
 	abortOnce sync.Once
@@ -369,10 +395,17 @@ func (cn *serverConn) serve() {
 	}()
 	if err := cn.handshake(); err != nil {
 		cn.warn("tcp: handshake failed, dropping connection", err)
+		if f := s.cfg.Hooks.HandshakeFailed; f != nil {
+			f(cn.remote, err)
+		}
 		cn.abort()
 		return
 	}
 	s.cfg.Logger.Debug("tcp: connection open", "node", s.cfg.Node, "remote", cn.remote, "client", cn.peer)
+	if f := s.cfg.Hooks.ConnOpened; f != nil {
+		f(cn.remote)
+	}
+	var dropped error // why the connection was dropped, for Hooks.ConnClosed
 	cn.wwg.Add(1)
 	go cn.writeLoop()
 
@@ -396,6 +429,7 @@ func (cn *serverConn) serve() {
 		cn.abort()
 	default:
 		cn.warn("tcp: dropping connection", err)
+		dropped = err
 		cn.abort()
 	}
 	cn.mu.Lock()
@@ -409,6 +443,12 @@ func (cn *serverConn) serve() {
 	cn.signal()
 	cn.wwg.Wait()
 	cn.abort()
+	if f := s.cfg.Hooks.ConnClosed; f != nil {
+		if dropped == nil {
+			dropped = cn.writeErr
+		}
+		f(cn.remote, dropped)
+	}
 }
 
 // handshake secures the connection (with TLS, if configured), reads the
@@ -678,13 +718,29 @@ func (cn *serverConn) serveTask(t *task, out []byte) []byte {
 
 // handle decodes and serves one request body.
 func (cn *serverConn) handle(body []byte) (resp *transport.Response) {
+	hook := cn.s.cfg.Hooks.Request
 	req, err := transport.DecodeRequest(body)
 	if err != nil {
 		cn.s.cfg.Logger.Debug("tcp: malformed request", "node", cn.s.cfg.Node, "remote", cn.remote, "err", err)
+		if hook != nil {
+			op := transport.Op(0)
+			if len(body) > 2 {
+				op = transport.Op(body[2]) // NB: where a request message keeps its op
+			}
+			hook(op, 0, err)
+		}
 		return &transport.Response{Err: err}
 	}
 	if r := cn.s.cfg.Roles; r != 0 && opRole(req.Op)&r == 0 {
-		return &transport.Response{Err: fmt.Errorf("%w: %s needs a %s, %s serves %s", transport.ErrWrongRole, req.Op, opRole(req.Op), cn.s.cfg.Node, r)}
+		err := fmt.Errorf("%w: %s needs a %s, %s serves %s", transport.ErrWrongRole, req.Op, opRole(req.Op), cn.s.cfg.Node, r)
+		if hook != nil {
+			hook(req.Op, 0, err)
+		}
+		return &transport.Response{Err: err}
+	}
+	if hook != nil {
+		start := time.Now()
+		defer func() { hook(req.Op, time.Since(start), resp.Err) }()
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -765,6 +821,7 @@ func (cn *serverConn) writeLoop() {
 			if err := wd.write(o); err != nil {
 				if !cn.isAborted() {
 					cn.warn("tcp: write failed, dropping connection", err)
+					cn.writeErr = err // NB: read by serve after wwg.Wait
 				}
 				cn.abort()
 				return
