@@ -590,9 +590,7 @@ func (cn *serverConn) readLoop() (last uint64, err error) {
 		cn.mu.Lock()
 		cn.inFlight++
 		cn.inBytes += size
-		cn.mu.Unlock()
 		cn.tasks <- t // NB: never blocks: at most MaxInFlight tasks are queued or running
-		cn.mu.Lock()
 		switch {
 		case cn.workers == 0:
 			cn.startWorker(true)
