@@ -38,6 +38,7 @@ type scenario struct {
 	faultLatency string        // --fault-latency: a sim.ParseLatency spec for the fault phase, or ""
 	duration     time.Duration // --duration: the fault phase
 	setDuration  bool          // --duration was given
+	disk         string        // --disk: "", sim.DiskMemory or sim.DiskDurable
 
 	kinds map[sim.FaultKind]bool // the kinds --faults names, once checked
 }
@@ -64,12 +65,19 @@ func (sc *scenario) check() error {
 	if sc.duration < 0 {
 		return errors.New("--duration must not be negative")
 	}
+	switch sc.disk {
+	case "", sim.DiskMemory, sim.DiskDurable:
+	default:
+		return fmt.Errorf("--disk %q: want %s or %s", sc.disk, sim.DiskMemory, sim.DiskDurable)
+	}
 	switch sc.faults {
 	case "":
 	case "none":
 		sc.kinds = map[sim.FaultKind]bool{}
 	case "all":
-		sc.kinds = map[sim.FaultKind]bool{}
+		// NB: every kind, and the disk faults Swarm draws (durable runs
+		// only); misdirected writes must be named (see sim.SwarmDiskKinds).
+		sc.kinds = sim.SwarmDiskKinds()
 		for _, k := range sim.FaultKinds() {
 			sc.kinds[k] = true
 		}
@@ -77,7 +85,7 @@ func (sc *scenario) check() error {
 		sc.kinds = map[sim.FaultKind]bool{}
 		for _, name := range strings.Split(sc.faults, ",") {
 			k := sim.FaultKind(strings.TrimSpace(name))
-			if !slices.Contains(sim.FaultKinds(), k) {
+			if !slices.Contains(sim.FaultKinds(), k) && !slices.Contains(sim.DiskFaultKinds(), k) {
 				return fmt.Errorf("--faults: unknown kind %q; want all, none, or some of %s", k, kindList())
 			}
 			sc.kinds[k] = true
@@ -95,8 +103,12 @@ func (sc *scenario) options(seed uint64) sim.Options {
 		m, _ := sim.ParseLatency(sc.latency, nil)
 		o.Latency = time.Duration(m.(sim.Constant))
 	}
+	if sc.disk != "" {
+		o.Disk = sc.disk
+	}
 	if sc.kinds != nil {
 		applyFaults(&o, sc.kinds)
+		sim.ApplyDiskFaults(&o, sc.kinds)
 	}
 	if sc.faultLatency != "" {
 		o.Faults.Latency = sc.faultLatency
@@ -256,7 +268,7 @@ type simFlags struct {
 }
 
 // scenarioFlags are the flags a replay command repeats, in its order.
-var scenarioFlags = []string{"faults", "latency", "fault-latency", "duration"}
+var scenarioFlags = []string{"faults", "disk", "latency", "fault-latency", "duration"}
 
 func parseSimFlags(args []string, stderr io.Writer) (*simFlags, error) {
 	f := &simFlags{fs: flag.NewFlagSet("sim", flag.ContinueOnError)}
@@ -283,6 +295,7 @@ flags:
 	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "runs of a sweep at once")
 	fs.BoolVar(&f.progress, "progress", true, "show a progress line on stderr during a sweep")
 	fs.StringVar(&f.sc.faults, "faults", "", "kinds of fault to inject, separated by commas, or all, or none (default: as the seed chooses); kinds: "+kindList())
+	fs.StringVar(&f.sc.disk, "disk", "", "where the cluster keeps its state: memory (in-memory units and roles) or durable (the durable unit and role state on simulated disks, which take the disk faults) (default: as the seed chooses, durable one seed in four)")
 	fs.StringVar(&f.sc.latency, "latency", "", "one-way latency of the healthy network, a constant model such as constant:2ms (default: as the seed chooses)")
 	fs.StringVar(&f.sc.faultLatency, "fault-latency", "", "latency model of the fault phase, as sim.ParseLatency reads it: cloud, study, bimodal, exp:min=5ms,mean=50ms, ... (turns the latency fault on)")
 	fs.DurationVar(&f.sc.duration, "duration", 0, "length of the fault phase in virtual time; 0 for none (default: as the seed chooses)")
@@ -330,10 +343,11 @@ func (f *simFlags) replay(seed uint64) string {
 	return b.String()
 }
 
-// kindList names the kinds of fault, separated by commas.
+// kindList names the kinds of fault, separated by commas: the disk faults
+// (durable runs only) last.
 func kindList() string {
-	names := make([]string, 0, len(sim.FaultKinds()))
-	for _, k := range sim.FaultKinds() {
+	var names []string
+	for _, k := range append(sim.FaultKinds(), sim.DiskFaultKinds()...) {
 		names = append(names, string(k))
 	}
 	return strings.Join(names, ",")
