@@ -356,6 +356,9 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 		reader = loc.Chain[0] // mutant: trusts data not yet committed
 	}
 	data, err := c.unitRead(ctx, p, reader, loc.Local)
+	if errors.Is(err, storage.ErrCorrupt) {
+		return c.readAround(ctx, p, loc, err)
+	}
 	if !errors.Is(err, storage.ErrUnwritten) {
 		return data, err
 	}
@@ -393,6 +396,26 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 	return c.fillChain(ctx, p, loc)
 }
 
+// readAround reads loc from the replicas before the chain's last one, last
+// first, after the last one answered that its record there is corrupt
+// (storage.ErrCorrupt, a disk fault): it stored a record, so the entry is
+// committed and every replica before it holds the same (chain order). The
+// first one that answers with the entry, junk or a trim decides. corrupt
+// is the last replica's error, returned if every replica is corrupt.
+func (c *Client) readAround(ctx context.Context, p *projection.Projection, loc projection.Location, corrupt error) ([]byte, error) {
+	err := corrupt
+	for i := len(loc.Chain) - 2; i >= 0; i-- {
+		data, rerr := c.unitRead(ctx, p, loc.Chain[i], loc.Local)
+		if rerr == nil || errors.Is(rerr, storage.ErrJunk) || errors.Is(rerr, storage.ErrTrimmed) {
+			return data, rerr
+		}
+		if !errors.Is(rerr, storage.ErrCorrupt) {
+			err = rerr
+		}
+	}
+	return nil, err
+}
+
 // completeFromHead reads the chain's head. If it holds data or junk, it
 // copies that down the chain and reports done.
 func (c *Client) completeFromHead(ctx context.Context, p *projection.Projection, loc projection.Location) ([]byte, bool, error) {
@@ -420,6 +443,12 @@ func (c *Client) completeChain(ctx context.Context, p *projection.Projection, lo
 		})
 		if errors.Is(err, storage.ErrWritten) {
 			got, rerr := c.unitRead(ctx, p, node, loc.Local)
+			if errors.Is(rerr, storage.ErrCorrupt) {
+				// NB: the replica holds a record there that fails its
+				// checksum: the rest of the chain can still serve the
+				// entry (see readAround); a rebuild replaces the replica.
+				continue
+			}
 			if rerr != nil && !errors.Is(rerr, storage.ErrJunk) {
 				return nil, rerr
 			}

@@ -36,6 +36,10 @@ var (
 	// with a surviving peer is taken out and back in by a reconfiguration,
 	// and the operation carries on.)
 	ErrBlank = storage.ErrBlank
+	// ErrCorrupt: every replica of the address's chain holds a record there
+	// that fails its checksum (a disk fault). A read that meets one
+	// corrupt replica reads the others.
+	ErrCorrupt = storage.ErrCorrupt
 	// ErrNotReady: the sequencer is not bootstrapped in the current epoch.
 	ErrNotReady = sequencer.ErrNotReady
 	// ErrNoSegment: no segment of the projection covers the address.

@@ -437,10 +437,10 @@ func (d diskFaults) apply(f *FaultConfig, on map[FaultKind]bool) {
 
 // SwarmDiskKinds returns the disk faults Swarm draws for its durable
 // seeds: all but misdirect (D3). A misdirected write leaves a record
-// that its replica answers storage.ErrCorrupt for, for good, and the
-// client does not read such an address from another replica yet, nor
-// does anything repair the replica: runs with D3 fail L3 and S16 (never
-// S15: no corrupt byte is served). D3 runs when it is asked for.
+// that its replica answers storage.ErrCorrupt for, for good: a reader
+// reads such an address from the replicas before it in the chain, but
+// nothing repairs the damaged replica yet, so runs with D3 may fail S16
+// (never S15: no corrupt byte is served). D3 runs when it is asked for.
 func SwarmDiskKinds() map[FaultKind]bool {
 	on := map[FaultKind]bool{}
 	for _, k := range diskKinds {

@@ -62,6 +62,7 @@ var errorTable = []struct {
 	{9, storage.ErrNilData},
 	{10, storage.ErrBlank},
 	{11, storage.ErrNotBlank},
+	{12, storage.ErrCorrupt},
 
 	{16, sequencer.ErrNotReady},
 	{17, sequencer.ErrInvalid},
