@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
+	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/disk"
 	"github.com/corfulog/corfu/storage/vfs"
 	"github.com/corfulog/corfu/transport"
@@ -25,6 +27,9 @@ type nodeOptions struct {
 	init    bool   // the node is new: its data directory may be empty
 	sync    disk.SyncMode
 	log     *slog.Logger
+	// failed is called, once, when the node could not make a role's state
+	// durable: it must stop serving (see transport.Server.Persist).
+	failed func(error)
 }
 
 // node is one daemon's roles, ready to serve.
@@ -74,7 +79,14 @@ func openNode(o nodeOptions) (n *node, err error) {
 			return nil, fmt.Errorf("state: %w", err)
 		}
 		n.state = st
-		n.server.Persist = st
+		var p transport.Persister = st
+		if isSeq {
+			// NB: a sequencer with no mark to vouch for (a standby, or one
+			// whose state was lost) saves none, or it would restart as
+			// Recovered and vouch for a tail it never knew.
+			p = st.ForSequencer(func() *sequencer.Sequencer { return n.server.Sequencer })
+		}
+		n.server.Persist = &failStop{Persister: p, failed: o.failed}
 	}
 	if isSeq {
 		if err := n.openSequencer(o); err != nil {
@@ -120,10 +132,10 @@ func (n *node) openSequencer(o nodeOptions) error {
 				return err
 			}
 		}
-		if err := n.state.SaveMark(s.Mark()); err != nil {
+		n.server.Sequencer = s
+		if err := n.server.Persist.SaveMark(s.Mark()); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
-		n.server.Sequencer = s
 	default:
 		// NB: a sequencer that lost its state directory comes back with no
 		// mark, and says so when sealed (sequencer.SealResult.NoMark).
@@ -173,4 +185,30 @@ func (n *node) close() error {
 		errs = append(errs, n.state.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// failStop is a Persister that reports its first failure: a host whose
+// state did not reach its disk must stop serving, since its roles' memory
+// is ahead of what a restart would find.
+type failStop struct {
+	transport.Persister
+	once   sync.Once
+	failed func(error)
+}
+
+// SaveMark implements transport.Persister.
+func (f *failStop) SaveMark(mark storage.Address) error {
+	return f.check(f.Persister.SaveMark(mark))
+}
+
+// SaveLayout implements transport.Persister.
+func (f *failStop) SaveLayout(st projection.AcceptorState) error {
+	return f.check(f.Persister.SaveLayout(st))
+}
+
+func (f *failStop) check(err error) error {
+	if err != nil && f.failed != nil {
+		f.once.Do(func() { f.failed(err) })
+	}
+	return err
 }

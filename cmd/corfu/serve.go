@@ -115,7 +115,13 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 		addr = cl.Nodes[*f.node]
 	}
 	base, log := log, log.With("node", *f.node)
-	n, err := openNode(nodeOptions{cluster: cl, name: *f.node, data: *f.data, init: *f.init, sync: mode, log: log})
+	ctx, stopServing := context.WithCancelCause(ctx)
+	defer stopServing(nil)
+	n, err := openNode(nodeOptions{cluster: cl, name: *f.node, data: *f.data, init: *f.init, sync: mode, log: log,
+		failed: func(err error) {
+			log.Error("could not make state durable: stopping", "err", err)
+			stopServing(fmt.Errorf("state not durable: %w", err))
+		}})
 	if err != nil {
 		return err
 	}
@@ -172,6 +178,9 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 		log.Warn("drain cut short", "err", serr)
 	}
 	log.Info("stopped")
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // NB: exits 1, so that a supervisor restarts the node from its disk
+	}
 	return nil
 }
 
