@@ -27,6 +27,7 @@ import (
 // OpKind names a kind of filesystem operation.
 type OpKind uint8
 
+// The kinds of operation an Injector sees, each with the calls it covers.
 const (
 	OpCreate   OpKind = iota // FS.Create
 	OpOpen                   // FS.Open, FS.OpenReadWrite
