@@ -50,6 +50,9 @@ func TestConformanceMem(t *testing.T) {
 }
 
 func TestConformanceOS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fsyncs a real disk some thousand times; TestConformanceMem runs the suite under -short")
+	}
 	storagetest.Run(t, func(t *testing.T) storage.Unit {
 		return openUnit(t, vfs.Default, t.TempDir(), testOptions())
 	})
