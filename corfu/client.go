@@ -36,6 +36,7 @@ type Client struct {
 	recovering atomic.Bool   // a reconfiguration started by the client itself is running
 	seq        atomic.Uint64 // the sequence number of the last Append call
 	trimKnown  atomic.Uint64 // every address below it is trimmed (see TrimMark)
+	trimSeen   atomic.Uint64 // one past the newest trim record read (see learnTrim)
 
 	mut mutant.Set // broken variants for the checker's tests; always zero outside them
 

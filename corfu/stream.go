@@ -62,7 +62,7 @@ func (s *Stream) Append(ctx context.Context, data []byte) (storage.Address, erro
 //
 // Trimmed addresses are stepped over: the entries there are gone, and
 // TrimmedBelow says up to where. Addresses below the log's trim mark (see
-// Client.TrimMark) are not read at all.
+// Client.TrimMark, which Sync learns with the tail) are not read at all.
 //
 // Errors: those of Read except ErrJunk (junk is skipped), ErrTrimmed and
 // ErrUnwritten. On an error the position does not move, but for going back
@@ -71,7 +71,7 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 	var tok sequencer.Token
 	var at *projection.Projection
 	err := s.c.withEpoch(ctx, func(p *projection.Projection) (err error) {
-		if tok, err = s.c.next(ctx, p, 0, []StreamID{s.id}); err != nil {
+		if tok, err = s.c.next(ctx, p, 0, s.c.withTrimStream(s.id)); err != nil {
 			return err
 		}
 		at = p
@@ -90,8 +90,16 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 		return nil, nil
 	}
 	var tokens []storage.Address
-	if len(tok.Backpointers) == 1 {
-		tokens = tok.Backpointers[0].Addrs
+	for _, bp := range tok.Backpointers {
+		switch bp.Stream {
+		case s.id:
+			tokens = bp.Addrs
+		case TrimStream:
+			// NB: the log's trim mark, learned in the same request: a
+			// reader behind it may find no trace of what the trim took
+			// (a sequencer rebuilt since knows only the untrimmed log).
+			s.c.learnTrim(ctx, bp.Addrs)
+		}
 	}
 	found, err := s.collect(ctx, tail, tokens)
 	if err != nil {

@@ -55,10 +55,14 @@ func (c *Client) noteTrim(mark storage.Address) {
 // knownTrim returns the trim mark the client knows, without asking the log.
 func (c *Client) knownTrim() storage.Address { return storage.Address(c.trimKnown.Load()) }
 
-// RecordTrim records in the log that every address below mark is trimmed,
-// so that TrimMark reports it to every client. Call it once PrefixTrim(ctx,
-// mark) has returned nil: a record above the true mark would send readers
-// past entries the log still holds.
+// RecordTrim records in the log, on TrimStream, that the log is trimmed
+// below mark, so that TrimMark reports it to every client and stream
+// readers learn it with their tails. Call it before PrefixTrim(ctx, mark),
+// and call PrefixTrim until it succeeds: from the record on, readers take
+// every address below mark as gone, and skip it. (Recorded after the trim
+// instead, a reader behind the mark could miss what the trim took without
+// a trace: a sequencer rebuilt between the two knows only the untrimmed
+// log, and the entries after the mark may point at nothing below it.)
 //
 // Errors: those of Append.
 func (c *Client) RecordTrim(ctx context.Context, mark storage.Address) error {
@@ -71,11 +75,10 @@ func (c *Client) RecordTrim(ctx context.Context, mark storage.Address) error {
 }
 
 // TrimMark returns the log's trim mark: every address below it is trimmed,
-// and a reader of the whole log may start there. It is the highest of the
-// marks that this client's PrefixTrim calls trimmed and the newest trim
-// record (RecordTrim) that is still readable. A PrefixTrim that nobody
-// recorded moves it on its own client only: the mark never overstates the
-// trim, but may understate it.
+// or about to be, and a reader of the whole log may start there. It is the
+// highest of the marks that this client's PrefixTrim calls trimmed and the
+// newest trim record (RecordTrim) that is still readable. A PrefixTrim
+// that nobody recorded moves it on its own client only.
 //
 // Errors: ctx's error, ErrRetriesExhausted, ErrSealed (see Append); a read
 // of a trim record that fails otherwise than trimmed or junk.
@@ -91,21 +94,51 @@ func (c *Client) TrimMark(ctx context.Context) (storage.Address, error) {
 		return 0, fmt.Errorf("corfu: trim mark: %w", err)
 	}
 	if len(tok.Backpointers) == 1 {
-		for _, a := range tok.Backpointers[0].Addrs { // newest first
-			e, err := c.Read(ctx, a)
-			if errors.Is(err, ErrTrimmed) || errors.Is(err, ErrJunk) {
-				continue // NB: a later trim took it, or its append failed
-			}
-			if err != nil {
-				return c.knownTrim(), fmt.Errorf("corfu: trim mark: %w", err)
-			}
-			if m, ok := decodeTrimRecord(e); ok {
-				c.noteTrim(m)
-				break
-			}
+		if err := c.learnTrim(ctx, tok.Backpointers[0].Addrs); err != nil {
+			return c.knownTrim(), fmt.Errorf("corfu: trim mark: %w", err)
 		}
 	}
 	return c.knownTrim(), nil
+}
+
+// withTrimStream returns the streams of a tail query for stream id and
+// TrimStream, so that the query tells the newest trim records too.
+func (c *Client) withTrimStream(id StreamID) []StreamID {
+	if id == TrimStream {
+		return []StreamID{id}
+	}
+	return []StreamID{id, TrimStream}
+}
+
+// learnTrim reads the newest readable trim record of addrs (TrimStream's
+// newest addresses, newest first) unless the client read it or a newer one
+// before, and raises the trim mark the client knows to its mark.
+//
+// Errors: a read that fails otherwise than trimmed or junk.
+func (c *Client) learnTrim(ctx context.Context, addrs []storage.Address) error {
+	for _, a := range addrs {
+		if uint64(a) < c.trimSeen.Load() {
+			return nil // NB: read before: what it said is known
+		}
+		e, err := c.Read(ctx, a)
+		if errors.Is(err, ErrTrimmed) || errors.Is(err, ErrJunk) {
+			continue // NB: a later trim took it, or its append failed
+		}
+		if err != nil {
+			return err
+		}
+		if m, ok := decodeTrimRecord(e); ok {
+			c.noteTrim(m)
+			for {
+				old := c.trimSeen.Load()
+				if uint64(a)+1 <= old || c.trimSeen.CompareAndSwap(old, uint64(a)+1) {
+					break
+				}
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // decodeTrimRecord returns the mark of a trim record.

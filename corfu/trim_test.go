@@ -144,3 +144,33 @@ func TestStreamStepsOverTrims(t *testing.T) {
 	require.Len(t, got, 3)
 	assert.Equal(t, addrs[4], st.TrimmedBelow())
 }
+
+// TestStreamBehindRecordedTrim: a reader whose position lies below a trim
+// says so even when nothing left in the log points at what the trim took:
+// the sequencer lost its state, the recovery rebuilt the stream tails from
+// the untrimmed log, and the entries appended since have no backpointers
+// into the trimmed part. The reader learns the recorded mark with the tail.
+func TestStreamBehindRecordedTrim(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, nil)
+	const s corfu.StreamID = 4
+	e.appendN(2, s)
+	reader := e.open(nil)
+	st := reader.Stream(s, 0)
+	_, err := st.Sync(e.ctx)
+	require.NoError(t, err)
+	gone := e.appendN(3, s)
+	tail, err := e.c.Tail(e.ctx)
+	require.NoError(t, err)
+	require.NoError(t, e.c.PrefixTrim(e.ctx, tail))
+	require.NoError(t, e.c.RecordTrim(e.ctx, tail))
+	lostSequencer(e.cl, false)
+	_, err = e.c.Reconfigure(e.ctx, nil)
+	require.NoError(t, err)
+	kept := e.appendN(1, s)
+
+	got, err := st.Sync(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, kept[0], got[0].Address)
+	assert.Equal(t, tail, st.TrimmedBelow(), "the entries at %v are gone, and the reader says so", gone)
+}

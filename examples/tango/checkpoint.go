@@ -109,8 +109,8 @@ func (r *Runtime) Checkpoint(ctx context.Context, ids ...ObjectID) (storage.Addr
 }
 
 // Trim prefix-trims the log below the latest checkpoints of the hosted
-// objects (below the lowest of their starts, see above) and records the
-// mark (corfu.Client.RecordTrim), and returns it. A prefix trim takes every
+// objects (below the lowest of their starts, see above), recording the
+// mark first (corfu.Client.RecordTrim), and returns it. A prefix trim takes every
 // stream of the log: every object that lives in the log must be hosted
 // here, or checkpointed at or above the mark by its own hosts, and any
 // other stream's entries below the mark are gone.
@@ -141,14 +141,19 @@ func (r *Runtime) Trim(ctx context.Context) (storage.Address, error) {
 		}
 		mark = min(mark, at)
 	}
-	if len(ids) == 0 || mark <= floor {
+	if len(ids) == 0 || mark < floor {
 		return floor, nil
+	}
+	// NB: recorded first, so that no reader behind the mark misses the
+	// trim (see corfu.Client.RecordTrim); a trim that failed after its
+	// record is done again by the next Trim.
+	if mark > floor {
+		if err := r.c.RecordTrim(ctx, mark); err != nil {
+			return 0, err
+		}
 	}
 	if err := r.c.PrefixTrim(ctx, mark); err != nil {
 		return 0, err
-	}
-	if err := r.c.RecordTrim(ctx, mark); err != nil {
-		return mark, err
 	}
 	return mark, nil
 }
@@ -267,6 +272,8 @@ func (r *Runtime) load(ctx context.Context) error {
 					continue
 				}
 				got[id] = loaded{st, v, cp.from}
+				r.opts.Logger.Debug("tango: loading a checkpoint", "object", id, "record", cp.addr,
+					"snapshot", cp.rec.Snapshot, "epoch", cp.rec.Epoch, "from", cp.from)
 				break
 			}
 		}

@@ -22,6 +22,9 @@ type mutants struct {
 	// records instead of below the positions they were taken at, so that
 	// the updates between the two are lost.
 	TrimAtCheckpointRecord bool
+	// QueryWithoutSync makes queries read the local view without syncing
+	// it first, as a stale read does.
+	QueryWithoutSync bool
 }
 
 var mutantRegistry = struct {

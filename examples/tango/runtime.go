@@ -316,6 +316,7 @@ func (r *Runtime) syncLocked(ctx context.Context) error {
 			if reloads > 3 {
 				return fmt.Errorf("tango: sync: %w: updates were trimmed below every checkpoint", corfu.ErrTrimmed)
 			}
+			r.opts.Logger.Debug("tango: updates trimmed, reloading from the checkpoints", "attempt", reloads)
 			r.mu.Lock()
 			r.loaded = false
 			r.mu.Unlock()
@@ -373,6 +374,7 @@ func (r *Runtime) syncRound(ctx context.Context) error {
 			}
 			r.mu.Lock()
 			if st.Start() < before {
+				r.opts.Logger.Debug("tango: tail reset, going back", "stream", sid, "from", before, "to", st.Start())
 				r.rewind(st.Start())
 			}
 			if r.missedTrim(sid, st) {
