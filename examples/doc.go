@@ -6,4 +6,7 @@
 //	tango    the object runtime: typed objects (Map, Counter, Register, Queue),
 //	         multi-object transactions
 //	kvmap    a replicated string map on one stream, a thin user of tango
+//	         (go run ./examples/kvmap/cmd/kvmap)
+//	bank     accounts and a ledger moved by transactions, simulated under
+//	         faults and checked (go run ./examples/bank/cmd/bank)
 package examples

@@ -188,11 +188,18 @@ type Runtime struct {
 	lastOK     uint64            // the number of the last sync that succeeded
 }
 
-// ownCommit is the fate of a commit record of ours, once decided.
+// ownCommit is one of our own commit records, at an address the runtime
+// knows (its append returned it) or suspects (its append's outcome was
+// unknown and the address could not be read), and its fate once decided.
+// The runtime decides it when its replay gets there, whether or not Commit
+// still waits, and then appends the decision record if the record needs
+// one.
 type ownCommit struct {
+	id        txID
+	streams   []corfu.StreamID // the commit record's, and its decision record's
 	done      bool
-	unknown   bool // decided, but not here
 	committed bool
+	unknown   bool // the runtime cannot tell: rebuilt past it, or it is not ours
 	conflict  *ConflictError
 }
 
@@ -333,6 +340,17 @@ func (r *Runtime) syncLocked(ctx context.Context) error {
 		if !stalled {
 			return errors.Join(problems...)
 		}
+		// NB: a trim past the commit record that holds us up means the
+		// checkpoints have decided it: its decision record may never come
+		// (its writer rebuilt past it, say), so the objects are rebuilt
+		// from the checkpoints.
+		if m, err := r.c.TrimMark(ctx); err == nil && m > at {
+			r.opts.Logger.Debug("tango: trimmed past the commit record we wait on, reloading", "commit", at, "mark", m)
+			r.mu.Lock()
+			r.loaded = false
+			r.mu.Unlock()
+			continue
+		}
 		now := r.env.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(r.opts.DecisionWait)
@@ -464,6 +482,14 @@ func (r *Runtime) applyBelow(target storage.Address) {
 		delete(r.buf, a)
 	}
 	r.pos = max(r.pos, target)
+	for a, own := range r.own {
+		if a < r.pos {
+			// NB: passed without meeting it: not ours, or in a checkpoint.
+			r.opts.Logger.Debug("tango: our commit record passed unseen", "addr", a, "pos", r.pos)
+			own.done, own.unknown = true, true
+			delete(r.own, a)
+		}
+	}
 	for c := range r.decisions {
 		if c < r.pos {
 			delete(r.decisions, c) // NB: its commit record is behind us
@@ -536,6 +562,14 @@ func (r *Runtime) problem(err error) {
 // its writes to the hosted objects it writes.
 func (r *Runtime) applyCommit(a storage.Address, rec *commitRecord) bool {
 	own := r.own[a]
+	if own != nil && own.id != rec.TxID {
+		// NB: another transaction's record at the address ours might have
+		// had: ours is not in the log.
+		r.opts.Logger.Debug("tango: our commit record is not in the log", "addr", a)
+		own.done, own.unknown = true, true
+		delete(r.own, a)
+		own = nil
+	}
 	var targets []*host
 	for _, w := range rec.Writes {
 		for _, id := range r.ids {
@@ -552,6 +586,7 @@ func (r *Runtime) applyCommit(a storage.Address, rec *commitRecord) bool {
 		// NB: ours, but this runtime no longer holds what it read as of a
 		// (it was rebuilt from a later checkpoint): nothing here depends
 		// on the decision, and the writer cannot learn it.
+		r.opts.Logger.Debug("tango: our commit record cannot be decided here", "addr", a)
 		own.done, own.unknown = true, true
 		delete(r.own, a)
 		return true
@@ -562,6 +597,10 @@ func (r *Runtime) applyCommit(a storage.Address, rec *commitRecord) bool {
 	if own != nil {
 		own.done, own.committed, own.conflict = true, committed, conflict
 		delete(r.own, a)
+		r.opts.Logger.Debug("tango: our commit record decided", "addr", a, "committed", committed)
+		if rec.Decision {
+			r.redecide = append(r.redecide, pendingDecision{decisionRecord{Commit: a, Committed: committed}, own.streams})
+		}
 	}
 	if !committed {
 		return true

@@ -393,21 +393,31 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	if _, err := r.lockSync(ctx); err != nil {
 		return err
 	}
+	own := &ownCommit{id: rec.TxID, streams: streams}
 	a, err := r.c.Append(ctx, rec.encode(), streams...)
 	var unknown *corfu.UnknownOutcomeError
 	if errors.As(err, &unknown) {
 		a, err = r.resolve(ctx, unknown, rec.TxID)
+		var ue *OutcomeUnknownError
+		if errors.As(err, &ue) {
+			// NB: the record may be there: the replay tells, and appends
+			// its decision record if it is.
+			r.mu.Lock()
+			r.own[ue.Addr] = own
+			r.mu.Unlock()
+		}
 	}
 	if err != nil {
 		r.unlockSync()
 		return err
 	}
-	own := &ownCommit{}
 	r.mu.Lock()
 	r.own[a] = own
 	r.mu.Unlock()
 	r.unlockSync()
 	for {
+		// NB: the sync that decides the record queues its decision
+		// record, and the next sync appends it (Flush here).
 		if err := r.sync(ctx); err != nil {
 			return &OutcomeUnknownError{Addr: a, Cause: err}
 		}
@@ -424,12 +434,7 @@ func (tx *Tx) Commit(ctx context.Context) error {
 		return &OutcomeUnknownError{Addr: a, Cause: errors.New("the runtime was rebuilt from a checkpoint past the commit record")}
 	}
 	if rec.Decision {
-		d := decisionRecord{Commit: a, Committed: own.committed}
-		if _, err := r.c.Append(ctx, d.encode(), streams...); err != nil {
-			r.mu.Lock()
-			r.redecide = append(r.redecide, pendingDecision{d, streams})
-			r.mu.Unlock()
-		}
+		_ = r.flushDecisions(ctx) // NB: retried at every sync if it fails
 	}
 	if !own.committed {
 		return own.conflict
@@ -502,7 +507,9 @@ func (r *Runtime) retryDecisions(ctx context.Context) {
 	r.redecide = nil
 	r.mu.Unlock()
 	for i, d := range todo {
-		if _, err := r.c.Append(ctx, d.rec.encode(), d.streams...); err != nil {
+		a, err := r.c.Append(ctx, d.rec.encode(), d.streams...)
+		r.opts.Logger.Debug("tango: decision record", "commit", d.rec.Commit, "committed", d.rec.Committed, "addr", a, "err", err)
+		if err != nil {
 			r.mu.Lock()
 			r.redecide = append(r.redecide, todo[i:]...)
 			r.mu.Unlock()
@@ -511,20 +518,37 @@ func (r *Runtime) retryDecisions(ctx context.Context) {
 	}
 }
 
-// Flush appends the decision records whose earlier appends failed (they
-// are retried at every sync, too), so that runtimes waiting on them go on.
-//
-// Errors: those of corfu.Client.Append, if some are still not appended.
-func (r *Runtime) Flush(ctx context.Context) error {
+// flushDecisions appends the decision records owed, holding the readers.
+func (r *Runtime) flushDecisions(ctx context.Context) error {
 	if _, err := r.lockSync(ctx); err != nil {
 		return err
 	}
 	defer r.unlockSync()
 	r.retryDecisions(ctx)
+	return r.owed()
+}
+
+// owed reports the decision records not appended yet.
+func (r *Runtime) owed() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n := len(r.redecide); n > 0 {
 		return fmt.Errorf("tango: %d decision records not appended yet", n)
 	}
 	return nil
+}
+
+// Flush appends the decision records this runtime owes: those of its
+// commit records that its replay decided and whose appends failed, or that
+// it decided after their Commit gave up (an *OutcomeUnknownError). It syncs
+// first, to decide those. They are retried at every sync too; Flush is for
+// a runtime that is about to stop, so that runtimes waiting on them go on.
+//
+// Errors: those of Sync; an error if some decision records could not be
+// appended yet.
+func (r *Runtime) Flush(ctx context.Context) error {
+	if err := r.sync(ctx); err != nil {
+		return err
+	}
+	return r.flushDecisions(ctx)
 }
