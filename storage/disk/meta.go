@@ -123,32 +123,8 @@ func readMeta(fsys vfs.FS, dir string) (m meta, ok bool, err error) {
 // writeMeta replaces dir's metadata durably: it writes a temporary file,
 // syncs it, renames it over the old one and syncs the directory.
 func writeMeta(fsys vfs.FS, dir string, m meta) error {
-	tmp := fsys.PathJoin(dir, metaTmpName)
-	if err := writeSynced(fsys, tmp, m.encode()); err != nil {
-		return fmt.Errorf("disk: writing metadata: %w", err)
-	}
-	if err := fsys.Rename(tmp, fsys.PathJoin(dir, metaName)); err != nil {
-		return fmt.Errorf("disk: installing metadata: %w", err)
-	}
-	if err := vfs.SyncDir(fsys, dir); err != nil {
-		return fmt.Errorf("disk: syncing the directory after the metadata: %w", err)
+	if err := vfs.ReplaceFile(fsys, dir, metaName, metaTmpName, m.encode()); err != nil {
+		return fmt.Errorf("disk: metadata: %w", err)
 	}
 	return nil
-}
-
-// writeSynced creates name holding b and syncs it.
-func writeSynced(fsys vfs.FS, name string, b []byte) error {
-	f, err := fsys.Create(name)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -13,6 +13,7 @@
 package vfs
 
 import (
+	"fmt"
 	"io"
 	"os"
 )
@@ -113,6 +114,42 @@ func SyncDir(fs FS, dir string) error {
 		return err
 	}
 	return d.Close()
+}
+
+// WriteSynced creates name (replacing what was there) holding b, and syncs
+// it before it returns.
+func WriteSynced(fs FS, name string, b []byte) error {
+	f, err := fs.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ReplaceFile replaces the file name in dir with b durably: it writes the
+// temporary file tmp (in dir too) and syncs it, renames it over name and
+// syncs dir, so that a power loss at any moment leaves the old contents or
+// the new ones, never a mix. tmp is left behind if a step fails.
+func ReplaceFile(fs FS, dir, name, tmp string, b []byte) error {
+	tmpPath := fs.PathJoin(dir, tmp)
+	if err := WriteSynced(fs, tmpPath, b); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := fs.Rename(tmpPath, fs.PathJoin(dir, name)); err != nil {
+		return fmt.Errorf("renaming %s over %s: %w", tmp, name, err)
+	}
+	if err := SyncDir(fs, dir); err != nil {
+		return fmt.Errorf("syncing the directory after %s: %w", name, err)
+	}
+	return nil
 }
 
 // Usage returns the sum of the sizes of the regular files below dir,

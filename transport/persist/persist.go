@@ -334,25 +334,7 @@ func (d *Dir) write(name string, b []byte) (err error) {
 			err = fmt.Errorf("persist: save %s: %w", name, err)
 		}
 	}()
-	f, err := d.fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := d.fs.Rename(tmp, path); err != nil {
-		return err
-	}
-	return vfs.SyncDir(d.fs, d.dir)
+	return vfs.ReplaceFile(d.fs, d.dir, name, name+tmpSuffix, b)
 }
 
 // Node returns the node the directory belongs to.
