@@ -96,7 +96,8 @@ const (
 // Options tune a Runtime. The zero value takes every default.
 type Options struct {
 	// MaxRetries is how many times RunTx and ReadOnly run a transaction
-	// again after a conflict. Default DefaultMaxRetries.
+	// again after a conflict. Default DefaultMaxRetries; a negative value
+	// means never.
 	MaxRetries int
 	// Backoff is the first pause before a transaction runs again; it
 	// doubles with each attempt, with jitter. Default DefaultBackoff.
@@ -128,8 +129,11 @@ func (o *Options) fill() {
 			*v = d
 		}
 	}
-	if o.MaxRetries == 0 {
+	switch {
+	case o.MaxRetries == 0:
 		o.MaxRetries = DefaultMaxRetries
+	case o.MaxRetries < 0:
+		o.MaxRetries = 0
 	}
 	set(&o.Backoff, DefaultBackoff)
 	set(&o.Poll, DefaultPoll)
