@@ -27,6 +27,9 @@ type Stream struct {
 	// trimmedBelow is one past the highest trimmed address the last Sync
 	// stepped over (see TrimmedBelow).
 	trimmedBelow storage.Address
+	// reads, while SyncStreams syncs several readers, holds what they
+	// read, so that an entry of several of their streams is read once.
+	reads map[storage.Address]readResult
 }
 
 // Stream returns a reader of stream id that starts at address from.
@@ -145,7 +148,7 @@ func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []sto
 	var entries []Entry
 	asked := false // whether this walk asked for the log's trim mark
 	read := func(a storage.Address) error {
-		e, err := s.c.Read(ctx, a)
+		e, err := s.read(ctx, a)
 		if errors.Is(err, ErrJunk) {
 			return nil
 		}

@@ -63,6 +63,7 @@ func TestSimBank(t *testing.T) {
 					total.Failed += rep.Failed
 					total.Audits += rep.Audits
 					total.Trims += rep.Trims
+					total.Steps += rep.Steps
 				}
 				mu.Unlock()
 			}
@@ -85,8 +86,8 @@ func TestSimBank(t *testing.T) {
 		}
 		t.Errorf("seed %d: %v\nreplay: go run ./examples/bank/cmd/bank -seed %d", s, failed[s], s)
 	}
-	t.Logf("%d seeds: %d transfers committed, %d of unknown outcome, %d declined, %d failed; %d audits; %d checkpoint-and-trim cycles",
-		len(seeds), total.Acked, total.Unknown, total.Declined, total.Failed, total.Audits, total.Trims)
+	t.Logf("%d seeds: %d transfers committed, %d of unknown outcome, %d declined, %d failed; %d audits; %d checkpoint-and-trim cycles; %d simulator steps",
+		len(seeds), total.Acked, total.Unknown, total.Declined, total.Failed, total.Audits, total.Trims, total.Steps)
 	assert.Empty(t, bad, "failing seeds")
 	assert.Positive(t, total.Acked)
 }

@@ -48,6 +48,7 @@ type Report struct {
 	// Faults counts the faults injected, by kind.
 	Faults      map[sim.FaultKind]int
 	VirtualTime time.Duration
+	Steps       uint64 // events the simulator processed
 }
 
 // healedBound bounds how long after the heal an operation may take to
@@ -91,6 +92,7 @@ func Simulate(seed uint64, o SimOptions) (*Report, error) {
 	err = r.run()
 	r.rep.Faults = w.Faults.Counts()
 	r.rep.VirtualTime = w.Since()
+	r.rep.Steps = w.Sched.Steps()
 	return r.rep, err
 }
 

@@ -30,7 +30,8 @@ func TestSimBankMutants(t *testing.T) {
 			t.Parallel()
 			for seed := uint64(1); seed <= 100; seed++ {
 				var undo []func()
-				_, err := bankex.Simulate(seed, bankex.SimOptions{OnClient: func(role string, cl *corfu.Client) {
+				// NB: few accounts and many tellers, for conflicts.
+				_, err := bankex.Simulate(seed, bankex.SimOptions{Accounts: 2, Tellers: 4, OnClient: func(role string, cl *corfu.Client) {
 					if role == c.role {
 						undo = append(undo, tango.SetMutants(cl.Env(), c.m))
 					}
@@ -41,7 +42,7 @@ func TestSimBankMutants(t *testing.T) {
 				if err == nil {
 					continue
 				}
-				_, ctl := bankex.Simulate(seed, bankex.SimOptions{})
+				_, ctl := bankex.Simulate(seed, bankex.SimOptions{Accounts: 2, Tellers: 4})
 				require.NoError(t, ctl, "seed %d fails without the mutant", seed)
 				t.Logf("caught by seed %d: %v", seed, err)
 				return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 )
 
@@ -126,12 +127,13 @@ func (r *Runtime) Trim(ctx context.Context) (storage.Address, error) {
 	if err != nil {
 		return 0, err
 	}
+	all, err := r.checkpoints(ctx, ids, floor, proj, storage.MaxAddress)
+	if err != nil {
+		return 0, err
+	}
 	mark := storage.MaxAddress
 	for _, id := range ids {
-		cps, err := r.checkpoints(ctx, id, floor, proj, storage.MaxAddress)
-		if err != nil {
-			return 0, err
-		}
+		cps := all[id]
 		if len(cps) == 0 {
 			return 0, fmt.Errorf("%w of object %d", ErrNoCheckpoint, id)
 		}
@@ -158,37 +160,47 @@ func (r *Runtime) Trim(ctx context.Context) (storage.Address, error) {
 	return mark, nil
 }
 
-// checkpoints returns the complete checkpoints of object id whose records
-// lie at or above floor and whose starts, as of proj, lie at or below
-// limit, best first: the highest start first, and of equal starts the
-// newest record.
-func (r *Runtime) checkpoints(ctx context.Context, id ObjectID, floor storage.Address, proj *projection.Projection, limit storage.Address) ([]*checkpoint, error) {
-	st := r.c.StreamAt(CheckpointStream(id), floor, proj.Epoch)
-	entries, err := st.Sync(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("tango: checkpoints of object %d: %w", id, err)
+// checkpoints returns, for each object of ids, its complete checkpoints
+// whose records lie at or above floor and whose starts, as of proj, lie at
+// or below limit, best first: the highest start first, and of equal starts
+// the newest record. It reads the checkpoint streams together, 63 at a
+// time.
+func (r *Runtime) checkpoints(ctx context.Context, ids []ObjectID, floor storage.Address, proj *projection.Projection, limit storage.Address) (map[ObjectID][]*checkpoint, error) {
+	out := map[ObjectID][]*checkpoint{}
+	const chunk = sequencer.MaxStreams - 1
+	for lo := 0; lo < len(ids); lo += chunk {
+		batch := ids[lo:min(lo+chunk, len(ids))]
+		readers := make([]*corfu.Stream, len(batch))
+		for i, id := range batch {
+			readers[i] = r.c.StreamAt(CheckpointStream(id), floor, proj.Epoch)
+		}
+		found, err := r.c.SyncStreams(ctx, readers)
+		if err != nil {
+			return nil, fmt.Errorf("tango: checkpoints: %w", err)
+		}
+		for i, id := range batch {
+			for _, e := range found[i] {
+				k, ok := recordKind(e.Data)
+				if !ok || k != kindCheckpoint {
+					continue
+				}
+				rec, err := decodeCheckpoint(e.Data)
+				if err != nil || rec.Object != id {
+					continue
+				}
+				cp := &checkpoint{rec: rec, addr: e.Address, from: proj.Rewind(rec.Snapshot, rec.Epoch)}
+				if cp.from <= limit {
+					out[id] = append(out[id], cp)
+				}
+			}
+			slices.SortStableFunc(out[id], func(a, b *checkpoint) int {
+				if a.from != b.from {
+					return -cmpAddr(a.from, b.from)
+				}
+				return -cmpAddr(a.addr, b.addr)
+			})
+		}
 	}
-	var out []*checkpoint
-	for _, e := range entries {
-		k, ok := recordKind(e.Data)
-		if !ok || k != kindCheckpoint {
-			continue
-		}
-		rec, err := decodeCheckpoint(e.Data)
-		if err != nil || rec.Object != id {
-			continue
-		}
-		cp := &checkpoint{rec: rec, addr: e.Address, from: proj.Rewind(rec.Snapshot, rec.Epoch)}
-		if cp.from <= limit {
-			out = append(out, cp)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b *checkpoint) int {
-		if a.from != b.from {
-			return -cmpAddr(a.from, b.from)
-		}
-		return -cmpAddr(a.addr, b.addr)
-	})
 	return out, nil
 }
 
@@ -238,9 +250,10 @@ func (r *Runtime) load(ctx context.Context) error {
 	r.mu.Unlock()
 	proj := r.c.Projection()
 	type loaded struct {
-		st   objectState
-		v    versions
-		from storage.Address
+		st    objectState
+		v     versions
+		from  storage.Address
+		epoch storage.Epoch
 	}
 	got := map[ObjectID]loaded{}
 	if !first || !r.opts.FromLogStart {
@@ -248,11 +261,12 @@ func (r *Runtime) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("tango: load: %w", err)
 		}
+		all, err := r.checkpoints(ctx, ids, floor, proj, r.limit)
+		if err != nil {
+			return err
+		}
 		for _, id := range ids {
-			cps, err := r.checkpoints(ctx, id, floor, proj, r.limit)
-			if err != nil {
-				return err
-			}
+			cps := all[id]
 			r.mu.Lock()
 			h := r.hosts[id]
 			r.mu.Unlock()
@@ -271,7 +285,10 @@ func (r *Runtime) load(ctx context.Context) error {
 					r.opts.Logger.Warn("tango: checkpoint does not decode", "object", id, "addr", cp.addr, "err", err)
 					continue
 				}
-				got[id] = loaded{st, v, cp.from}
+				// NB: the start is as of proj, or of the checkpoint's
+				// epoch if that is newer: resets up to it came before the
+				// checkpoint and are in it.
+				got[id] = loaded{st, v, cp.from, max(proj.Epoch, cp.rec.Epoch)}
 				r.opts.Logger.Debug("tango: loading a checkpoint", "object", id, "record", cp.addr,
 					"snapshot", cp.rec.Snapshot, "epoch", cp.rec.Epoch, "from", cp.from)
 				break
@@ -283,12 +300,13 @@ func (r *Runtime) load(ctx context.Context) error {
 	for _, id := range ids {
 		h := r.hosts[id]
 		h.reset(h.fresh())
+		h.epoch = proj.Epoch
 		if l, ok := got[id]; ok {
-			h.state, h.from = l.st, l.from
+			h.state, h.next, h.epoch = l.st, l.from, l.epoch
 			h.lastAny, h.lastWhole, h.lastKey = l.v.lastAny, l.v.lastWhole, l.v.lastKey
 		}
 	}
-	r.setReaders(proj.Epoch)
+	r.setReaders()
 	r.loaded, r.everLoaded = true, true
 	return nil
 }

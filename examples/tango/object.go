@@ -289,9 +289,13 @@ type host struct {
 	streams []corfu.StreamID // sorted: the home stream and Spec.Streams
 	fresh   func() objectState
 	state   objectState
-	// from: the entries below it are in the checkpoint the state was
-	// loaded from (0 if none), and are not applied again.
-	from storage.Address
+	// next and epoch: every entry of its streams below next, as the log
+	// stood in epoch, is reflected in the state (applied, or in the
+	// checkpoint it was loaded from), and the host applies only entries at
+	// or above next. A tail reset after epoch whose tail lies below next
+	// lowers next to it (see projection.Reset): what lands there is new.
+	next  storage.Address
+	epoch storage.Epoch
 	// The versions, each an address plus one (0: never): of the last write
 	// of anything, of the last write of the whole object, and of the last
 	// write of each key.
@@ -301,7 +305,7 @@ type host struct {
 
 // reset gives h the state st, with no version, applied from the start.
 func (h *host) reset(st objectState) {
-	h.state, h.from = st, 0
+	h.state, h.next = st, 0
 	h.lastAny, h.lastWhole, h.lastKey = 0, 0, map[string]storage.Address{}
 }
 

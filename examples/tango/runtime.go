@@ -14,6 +14,7 @@ import (
 
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 )
 
@@ -103,8 +104,9 @@ type Options struct {
 	// doubles with each attempt, with jitter. Default DefaultBackoff.
 	Backoff time.Duration
 	// Poll is how often a caller waiting on the runtime (for another
-	// caller's sync, or for a decision record) looks again. Default
-	// DefaultPoll.
+	// caller's sync, or for a decision record) looks again; a wait for a
+	// decision record looks again after Poll, then twice as long each time,
+	// up to 64 times Poll. Default DefaultPoll.
 	Poll time.Duration
 	// DecisionWait bounds how long a sync waits for a decision record it
 	// needs before failing with an *UndecidedError. Default
@@ -319,6 +321,7 @@ var errReload = errors.New("tango: reload from checkpoints")
 func (r *Runtime) syncLocked(ctx context.Context) error {
 	r.retryDecisions(ctx)
 	var deadline time.Time
+	wait := r.opts.Poll
 	reloads := 0
 	for {
 		err := r.syncRound(ctx)
@@ -362,17 +365,21 @@ func (r *Runtime) syncLocked(ctx context.Context) error {
 		if !now.Before(deadline) {
 			return errors.Join(append(problems, &UndecidedError{Commit: at})...)
 		}
-		if err := r.env.Sleep(ctx, r.opts.Poll); err != nil {
+		// NB: a decision record comes after a round trip of its writer's
+		// at best; look again soon, then less and less often.
+		if err := r.env.Sleep(ctx, min(wait, deadline.Sub(now))); err != nil {
 			return err
 		}
+		wait = min(2*wait, 64*r.opts.Poll)
 	}
 }
 
 // syncRound syncs every stream reader once and applies what it can. The
-// readers must all sync under one projection: a tail reset makes a
-// reader go back (see corfu.Stream.Sync), and the entries of all streams
-// below the position are applied in log order only if every reader did
-// so. A round in which the client's epoch moved is run again.
+// readers must all sync under one projection: a tail reset makes a reader
+// go back (see corfu.Stream.Sync), and the entries of all streams below the
+// position are applied in log order only if every reader did so. They sync
+// together (corfu.Client.SyncStreams), 63 at a time; a round of several
+// such batches in which the client's epoch moved is run again.
 func (r *Runtime) syncRound(ctx context.Context) error {
 	r.mu.Lock()
 	loaded := r.loaded
@@ -384,31 +391,43 @@ func (r *Runtime) syncRound(ctx context.Context) error {
 	}
 	for {
 		epoch := r.c.Epoch()
-		for _, sid := range r.streamIDs {
-			st := r.readers[sid]
-			before := st.Position()
-			entries, err := st.Sync(ctx)
+		// NB: one tail query for up to 63 streams at a time (the 64th is
+		// corfu's TrimStream), so that they all read up to one tail.
+		const chunk = sequencer.MaxStreams - 1
+		for lo := 0; lo < len(r.streamIDs); lo += chunk {
+			ids := r.streamIDs[lo:min(lo+chunk, len(r.streamIDs))]
+			readers := make([]*corfu.Stream, len(ids))
+			before := make([]storage.Address, len(ids))
+			for i, sid := range ids {
+				readers[i] = r.readers[sid]
+				before[i] = readers[i].Position()
+			}
+			found, err := r.c.SyncStreams(ctx, readers)
 			if errors.Is(err, corfu.ErrTrimmed) {
 				return errReload
 			}
 			if err != nil {
 				return fmt.Errorf("tango: sync: %w", err)
 			}
+			proj := r.c.Projection()
 			r.mu.Lock()
-			if st.Start() < before {
-				r.opts.Logger.Debug("tango: tail reset, going back", "stream", sid, "from", before, "to", st.Start())
-				r.rewind(st.Start())
-			}
-			if r.missedTrim(sid, st) {
-				r.mu.Unlock()
-				return errReload
-			}
-			for _, e := range entries {
-				r.take(e)
+			r.rewindHosts(proj)
+			for i, st := range readers {
+				if st.Start() < before[i] {
+					r.opts.Logger.Debug("tango: tail reset, going back", "stream", ids[i], "from", before[i], "to", st.Start())
+					r.rewind(st.Start())
+				}
+				if r.missedTrim(ids[i], st) {
+					r.mu.Unlock()
+					return errReload
+				}
+				for _, e := range found[i] {
+					r.take(e)
+				}
 			}
 			r.mu.Unlock()
 		}
-		if len(r.streamIDs) > 1 && r.c.Epoch() != epoch {
+		if len(r.streamIDs) > chunk && r.c.Epoch() != epoch {
 			continue // NB: some readers synced under an older projection
 		}
 		proj := r.c.Projection()
@@ -455,13 +474,26 @@ func (r *Runtime) take(e corfu.Entry) {
 	}
 }
 
-// rewind follows a tail reset down to tail (see projection.Reset): the
-// addresses from tail on were handed out again, so entries will appear
-// there that no checkpoint and no view has seen.
+// rewind follows a reader that went back to a tail reset's tail (see
+// projection.Reset): the addresses from tail on were handed out again, so
+// entries will appear there below the position. Each host goes back by
+// its own epoch (see rewindHosts). The caller holds mu.
 func (r *Runtime) rewind(tail storage.Address) {
 	r.pos = min(r.pos, tail)
-	for _, h := range r.hosts {
-		h.from = min(h.from, tail)
+}
+
+// rewindHosts moves every host back to the tail of any tail reset of proj
+// after its epoch that lies below its next entry, and the position with
+// it. The caller holds mu.
+func (r *Runtime) rewindHosts(proj *projection.Projection) {
+	for _, id := range r.ids {
+		h := r.hosts[id]
+		if next := proj.Rewind(h.next, h.epoch); next < h.next {
+			r.opts.Logger.Debug("tango: tail reset, an object goes back", "object", id, "from", h.next, "to", next)
+			h.next = next
+			r.pos = min(r.pos, next)
+		}
+		h.epoch = max(h.epoch, proj.Epoch)
 	}
 }
 
@@ -527,13 +559,14 @@ func (r *Runtime) apply(e corfu.Entry) bool {
 	delete(r.execs, e.Address)
 	for _, id := range r.ids {
 		h := r.hosts[id]
-		if e.Address < h.from || !h.reads(e.Streams...) {
+		if e.Address < h.next || !h.reads(e.Streams...) {
 			continue
 		}
 		if f != nil && h.id == homeOf(e) {
 			f(h.state)
 		}
 		r.applyOp(h, e.Address, e.Data)
+		h.next = e.Address + 1
 	}
 	return true
 }
@@ -577,7 +610,7 @@ func (r *Runtime) applyCommit(a storage.Address, rec *commitRecord) bool {
 	var targets []*host
 	for _, w := range rec.Writes {
 		for _, id := range r.ids {
-			if h := r.hosts[id]; h.reads(w.Object) && a >= h.from && !slices.Contains(targets, h) {
+			if h := r.hosts[id]; h.reads(w.Object) && a >= h.next && !slices.Contains(targets, h) {
 				targets = append(targets, h)
 			}
 		}
@@ -610,15 +643,17 @@ func (r *Runtime) applyCommit(a storage.Address, rec *commitRecord) bool {
 		return true
 	}
 	for _, w := range rec.Writes {
-		for _, id := range r.ids {
-			h := r.hosts[id]
-			if !h.reads(w.Object) || a < h.from {
+		for _, h := range targets {
+			if !h.reads(w.Object) {
 				continue
 			}
 			for _, op := range w.Ops {
 				r.applyOp(h, a, op)
 			}
 		}
+	}
+	for _, h := range targets {
+		h.next = a + 1
 	}
 	return true
 }
@@ -632,8 +667,8 @@ func (r *Runtime) applyCommit(a storage.Address, rec *commitRecord) bool {
 func (r *Runtime) decide(a storage.Address, rec *commitRecord) (committed bool, conflict *ConflictError, ok bool) {
 	local := true
 	for _, it := range rec.Reads {
-		if h := r.hosts[it.Object]; h == nil || h.from > a {
-			local = false
+		if h := r.hosts[it.Object]; h == nil || h.next > a {
+			local = false // NB: not hosted, or its state is past a
 		}
 	}
 	if !local && !r.mut.ReplayWithoutDecision {
@@ -645,7 +680,7 @@ func (r *Runtime) decide(a storage.Address, rec *commitRecord) (committed bool, 
 	}
 	for _, it := range rec.Reads {
 		h := r.hosts[it.Object]
-		if h == nil || h.from > a {
+		if h == nil || h.next > a {
 			continue // mutant: what this runtime does not hold counts as unchanged
 		}
 		if w := h.lastFor(it); w > r.effectivePos(it, a) {
@@ -683,7 +718,7 @@ func (r *Runtime) missedTrim(sid corfu.StreamID, st *corfu.Stream) bool {
 		return false
 	}
 	for _, h := range r.hosts {
-		if h.reads(sid) && t > h.from {
+		if h.reads(sid) && t > h.next {
 			return true
 		}
 	}
@@ -691,32 +726,43 @@ func (r *Runtime) missedTrim(sid corfu.StreamID, st *corfu.Stream) bool {
 }
 
 // setReaders makes one stream reader per stream the hosted objects read,
-// each at the lowest position an object reading it needs, as of proj. The
-// caller holds mu.
-func (r *Runtime) setReaders(epoch storage.Epoch) {
+// at the lowest next entry of the objects reading it, taken in the oldest
+// of their epochs, so that it goes back at least as far as any of them
+// needs after a tail reset (each applies only what lies at or above its
+// next entry). The caller holds mu.
+func (r *Runtime) setReaders() {
 	r.readers = map[corfu.StreamID]*corfu.Stream{}
 	r.streamIDs = nil
-	from := map[corfu.StreamID]storage.Address{}
+	type at struct {
+		pos   storage.Address
+		epoch storage.Epoch
+	}
+	from := map[corfu.StreamID]at{}
 	for _, id := range r.ids {
-		for _, s := range r.hosts[id].streams {
-			if f, ok := from[s]; !ok || r.hosts[id].from < f {
-				from[s] = r.hosts[id].from
+		h := r.hosts[id]
+		for _, s := range h.streams {
+			f, ok := from[s]
+			if !ok {
+				f = at{h.next, h.epoch}
 			}
+			from[s] = at{min(f.pos, h.next), min(f.epoch, h.epoch)}
 		}
 	}
 	for s := range from {
 		r.streamIDs = append(r.streamIDs, s)
 	}
 	slices.Sort(r.streamIDs)
-	r.pos = storage.MaxAddress
-	for _, s := range r.streamIDs {
-		r.readers[s] = r.c.StreamAt(s, from[s], epoch)
-		r.pos = min(r.pos, from[s])
+	r.pos, r.posEpoch = storage.MaxAddress, 0
+	for i, s := range r.streamIDs {
+		r.readers[s] = r.c.StreamAt(s, from[s].pos, from[s].epoch)
+		r.pos = min(r.pos, from[s].pos)
+		if i == 0 || from[s].epoch < r.posEpoch {
+			r.posEpoch = from[s].epoch
+		}
 	}
 	if len(r.streamIDs) == 0 {
 		r.pos = 0
 	}
-	r.posEpoch = epoch
 	r.buf = map[storage.Address]corfu.Entry{}
 	r.decisions = map[storage.Address]bool{}
 	r.stalled = false
