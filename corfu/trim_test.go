@@ -174,3 +174,31 @@ func TestStreamBehindRecordedTrim(t *testing.T) {
 	assert.Equal(t, kept[0], got[0].Address)
 	assert.Equal(t, tail, st.TrimmedBelow(), "the entries at %v are gone, and the reader says so", gone)
 }
+
+// TestSyncStreams: readers of several streams sync up to one tail with one
+// tail query, an entry of several of their streams is read once, and a
+// stream named twice is refused.
+func TestSyncStreams(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, nil)
+	both := e.appendN(2, 1, 2)
+	one := e.appendN(1, 1)
+	two := e.appendN(1, 2)
+	e.appendN(1, 3)
+	r1, r2 := e.c.Stream(1, 0), e.c.Stream(2, 0)
+	tokens, reads := e.net.count(transport.OpToken), e.net.count(transport.OpRead)
+	got, err := e.c.SyncStreams(e.ctx, []*corfu.Stream{r1, r2})
+	require.NoError(t, err)
+	addrs := func(es []corfu.Entry) (out []storage.Address) {
+		for _, x := range es {
+			out = append(out, x.Address)
+		}
+		return out
+	}
+	assert.Equal(t, append(both[:2:2], one...), addrs(got[0]))
+	assert.Equal(t, append(both[:2:2], two...), addrs(got[1]))
+	assert.Equal(t, 1, e.net.count(transport.OpToken)-tokens, "one tail query")
+	assert.Equal(t, 4, e.net.count(transport.OpRead)-reads, "each entry read once")
+	assert.Equal(t, r1.Position(), r2.Position(), "one tail")
+	_, err = e.c.SyncStreams(e.ctx, []*corfu.Stream{r1, e.c.Stream(1, 0)})
+	assert.ErrorIs(t, err, corfu.ErrInvalidStreams)
+}
