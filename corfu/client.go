@@ -728,16 +728,29 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 		now := c.env.Now()
 		if notReadySince.IsZero() {
 			notReadySince = now
-		} else if !recovered && now.Sub(notReadySince) >= patience && c.recovering.CompareAndSwap(false, true) {
+			return fmt.Errorf("%w: %w", errRetry, err)
+		}
+		if now.Sub(notReadySince) < patience {
+			return fmt.Errorf("%w: %w", errRetry, err)
+		}
+		// NB: past its patience, the wait looks for a newer epoch at every
+		// attempt, not once: a sequencer that restarted after a newer epoch
+		// sealed it knows no epoch and answers "not ready" for the old one
+		// for good, and the epoch may move on after this client's own
+		// recovery lost or failed.
+		if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
+			return &storage.SealedError{Epoch: latest.Epoch} // retry in their epoch
+		}
+		if !recovered && c.recovering.CompareAndSwap(false, true) {
 			recovered = true
-			defer c.recovering.Store(false)
-			if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
-				// Someone reconfigured meanwhile: retry in their epoch.
-				return &storage.SealedError{Epoch: latest.Epoch}
-			}
 			c.log.Info("sequencer not ready, recovering it", "epoch", p.Epoch)
-			if _, rerr := c.Reconfigure(ctx, nil); rerr != nil {
+			_, rerr := c.Reconfigure(ctx, nil)
+			c.recovering.Store(false)
+			if rerr != nil {
 				c.log.Debug("sequencer recovery failed", "err", rerr)
+			}
+			if e := c.projection().Epoch; e > p.Epoch {
+				return &storage.SealedError{Epoch: e}
 			}
 		}
 		return fmt.Errorf("%w: %w", errRetry, err)

@@ -376,3 +376,33 @@ func TestSimAllFaults(t *testing.T) {
 		assert.Positive(t, res.Total.Faults[string(k)], "no %s fault in %d seeds", k, n)
 	}
 }
+
+// regressionSeeds are full-catalog seeds (corfu sim --faults all) that
+// once failed, each with the bug its fix closed. They replay exactly, so
+// they keep failing if the bug comes back (for as long as sim.Swarm draws
+// the same options for them).
+var regressionSeeds = map[uint64]string{
+	5094483:  "S7 false positive: a late copy after both replicas ahead were reformatted",
+	5138946:  "S13: PrefixTrim reported ErrBeyondTail after trimming some units",
+	5220801:  "Lin: a write refused by a seal was taken to have stored nothing",
+	5230321:  "Lin: the same, another interleaving",
+	5428815:  "S10: a recovery's stream scan wrote before its epoch was agreed",
+	11006844: "L1: recoveries that deferred every hole were overtaken one after another",
+	11009662: "L1: the same",
+	50038612: "L1: a client waiting on a sequencer that restarted after a newer epoch looked for that epoch only once",
+}
+
+// TestRegressionSeeds replays regressionSeeds.
+func TestRegressionSeeds(t *testing.T) {
+	sc := scenarioFor(t, "--faults", "all")
+	seeds := make([]uint64, 0, len(regressionSeeds))
+	for s := range regressionSeeds {
+		seeds = append(seeds, s)
+	}
+	slices.Sort(seeds)
+	for _, s := range seeds {
+		if res := sim.Run(sc.options(s)); res.Err != nil {
+			t.Errorf("seed %d (%s): %v\nreproduce: go run ./cmd/corfu sim --faults all --seed %d", s, regressionSeeds[s], res.Err, s)
+		}
+	}
+}
