@@ -171,7 +171,7 @@ func Total(balances []int64) int64 {
 
 // Auditor is a replica of the ledger alone. A transfer reads accounts it
 // does not host, so it decides each transfer by the decision record the
-// transfer's client appends.
+// transfer's client appends. It is safe for concurrent use.
 type Auditor struct {
 	rt     *tango.Runtime
 	ledger *tango.Map[string, Transfer]

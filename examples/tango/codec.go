@@ -19,7 +19,9 @@ import (
 // must accept what Encode made; every replica of an object must use the
 // same codec. Implementations must be safe for concurrent use.
 type Codec[T any] interface {
+	// Encode returns v's bytes, or an error wrapping ErrCodec.
 	Encode(v T) ([]byte, error)
+	// Decode returns the value b encodes, or an error wrapping ErrCodec.
 	Decode(b []byte) (T, error)
 }
 

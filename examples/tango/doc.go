@@ -27,4 +27,13 @@
 // record that the writer appends. Read-only transactions (Runtime.ReadOnly)
 // append nothing; Runtime.ReadAt reads a snapshot as of a log position.
 // Aborts are *ConflictError values naming the object, key and address.
+//
+// # Checkpoints
+//
+// Runtime.Checkpoint writes the state of the hosted objects into the log,
+// on each object's CheckpointStream, so that the log can be trimmed below
+// it (Runtime.Trim) and a new replica starts from the checkpoint and the
+// log after it; a replica that meets trimmed updates rebuilds from the
+// checkpoints by itself. docs/objects.md says how to write an object of
+// one's own, what the transactions guarantee and what checkpoints cost.
 package tango

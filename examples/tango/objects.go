@@ -189,7 +189,8 @@ func (m *Map[K, V]) StaleGet(k K) (v V, ok bool) {
 type CounterOp struct{ Delta int64 }
 
 // Counter is a replicated 64-bit counter. Every Add writes the whole
-// counter, so a transaction that read it (Get) aborts on any Add since.
+// counter, so a transaction that read it (Get) aborts on any Add since. It
+// is safe for concurrent use.
 type Counter struct {
 	obj *Object[int64, CounterOp]
 }
@@ -232,7 +233,7 @@ func (c *Counter) Stale() (n int64) {
 }
 
 // Register is a replicated register holding one T; it starts at T's zero
-// value. Set writes the whole register.
+// value. Set writes the whole register. It is safe for concurrent use.
 type Register[T any] struct {
 	obj *Object[T, T]
 }
@@ -279,7 +280,7 @@ type QueueOp[T any] struct {
 }
 
 // Queue is a replicated FIFO queue. Every operation writes the whole
-// queue.
+// queue. It is safe for concurrent use.
 type Queue[T any] struct {
 	obj *Object[[]T, QueueOp[T]]
 }
