@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/corfulog/corfu/examples/bank"
+	"github.com/corfulog/corfu/examples/internal/simworld"
+	"github.com/corfulog/corfu/sim"
 )
 
 var (
@@ -97,3 +99,35 @@ type sentinel string
 func (s sentinel) Error() string { return string(s) }
 
 const errNoTrim = sentinel("no checkpoint-and-trim cycle trimmed")
+
+// TestSimBankEveryKind runs the bank with every kind of fault at once
+// (simworld.EveryKind on top of each seed's draws): the total never
+// changes, no committed transfer is lost, every run has a
+// checkpoint-and-trim cycle, and every kind was injected.
+func TestSimBankEveryKind(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 50
+	}
+	kinds := map[sim.FaultKind]int{}
+	for seed := uint64(1); seed <= uint64(n); seed++ {
+		rep, err := bank.Simulate(seed, bank.SimOptions{Tune: simworld.EveryKind})
+		if err == nil && rep.Trims == 0 {
+			err = errNoTrim
+		}
+		if err != nil {
+			t.Errorf("seed %d: %v", seed, err)
+			continue
+		}
+		for k, v := range rep.Faults {
+			kinds[k] += v
+		}
+	}
+	for _, k := range sim.FaultKinds() {
+		if k == sim.FaultReconfig {
+			continue // NB: a workload task, not counted as an injected fault
+		}
+		assert.Positive(t, kinds[k], "no %s fault in %d seeds", k, n)
+	}
+	t.Logf("%d seeds with every kind of fault: %v", n, kinds)
+}

@@ -236,8 +236,11 @@ const mapKeys = 3
 // under the seed's faults; a fourth checkpoints and trims now and then; a
 // fifth joins after the heal (from the checkpoint) and reads; a last one
 // reads every key at the end. The history must be linearizable.
-func runMap(seed uint64, mutants tango.Mutants) (*mapRun, error) {
+func runMap(seed uint64, mutants tango.Mutants, tune ...func(*sim.Options)) (*mapRun, error) {
 	o := sim.Swarm(seed)
+	for _, f := range tune {
+		f(&o)
+	}
 	w, err := simworld.New(debugOptions(o), 6)
 	if err != nil {
 		return nil, err
@@ -446,6 +449,29 @@ func TestSimMapLinearizable(t *testing.T) {
 	})
 	report(t, "TestSimMapLinearizable", len(seeds), failed)
 	t.Logf("%d seeds: %d map operations checked, %d checkpoint-and-trim cycles, in %d seeds", len(seeds), ops, trims, trimmed)
+	require.Equal(t, len(seeds), trimmed, "every run trims")
+}
+
+// TestSimMapEveryKind is TestSimMapLinearizable with every kind of fault
+// at once (simworld.EveryKind on top of each seed's draws).
+func TestSimMapEveryKind(t *testing.T) {
+	seeds := simSeeds()
+	var mu sync.Mutex
+	ops, trimmed := 0, 0
+	failed := sweep(seeds, func(seed uint64) error {
+		r, err := runMap(seed, tango.Mutants{}, simworld.EveryKind)
+		if r != nil {
+			mu.Lock()
+			ops += len(r.ops)
+			if r.trims > 0 {
+				trimmed++
+			}
+			mu.Unlock()
+		}
+		return err
+	})
+	report(t, "TestSimMapEveryKind", len(seeds), failed)
+	t.Logf("%d seeds with every kind of fault: %d map operations checked, trims in %d seeds", len(seeds), ops, trimmed)
 	require.Equal(t, len(seeds), trimmed, "every run trims")
 }
 

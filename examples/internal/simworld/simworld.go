@@ -180,3 +180,37 @@ func (w *World) Run() error {
 	}
 	return errors.Join(append([]error{err}, w.errs...)...)
 }
+
+// EveryKind turns on, in o, every kind of fault that sim.Swarm left out of
+// its seed, so that the run injects the whole catalog at once: a fault
+// phase of 3 s if there was none, the bimodal latency model, 10% loss, 20%
+// duplication (up to 1 s late), 10% reordering, one window of every counted
+// kind and two reconfigurations. Kinds the seed chose keep its draws. The
+// disk faults strike only the seeds Swarm made durable.
+func EveryKind(o *sim.Options) {
+	f := &o.Faults
+	if f.Duration == 0 {
+		f.Duration = 3 * time.Second
+	}
+	if f.Latency == "" {
+		f.Latency = "bimodal"
+	}
+	if f.Drop == 0 {
+		f.Drop = 0.1
+	}
+	if f.Duplicate == 0 {
+		f.Duplicate, f.DuplicateLate = 0.2, time.Second
+	}
+	if f.Reorder == 0 {
+		f.Reorder = 0.1
+	}
+	for _, c := range []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
+		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks, &f.Reformats, &f.Amnesias} {
+		if *c == 0 {
+			*c = 1
+		}
+	}
+	if o.Workload.Reconfigs == 0 {
+		o.Workload.Reconfigs = 2
+	}
+}
