@@ -656,20 +656,24 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 		}
 	}
 
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		cn.mu.Lock()
-		if cn.pending != nil && cn.pending[slot] == cl {
-			// NB: the call stays pending, so that its answer (which may
-			// still come) finds it and frees its slot; the reader then
-			// pools it.
-			cl.abandoned = true
+	if done := ctx.Done(); done == nil {
+		<-cl.done // NB: a ctx that never ends: no select
+	} else {
+		select {
+		case <-cl.done:
+		case <-done:
+			cn.mu.Lock()
+			if cn.pending != nil && cn.pending[slot] == cl {
+				// NB: the call stays pending, so that its answer (which may
+				// still come) finds it and frees its slot; the reader then
+				// pools it.
+				cl.abandoned = true
+				cn.mu.Unlock()
+				return nil, ctx.Err()
+			}
 			cn.mu.Unlock()
-			return nil, ctx.Err()
+			<-cl.done // answered meanwhile
 		}
-		cn.mu.Unlock()
-		<-cl.done // answered meanwhile
 	}
 	defer putCall(cl)
 	if cl.err != nil {
