@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -517,13 +518,13 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, node transport.Node
 		roles:    w.roles,
 		maxFrame: int(min(w.maxFrameBytes, transport.MaxFrameBytes)),
 		slotBits: uint(bits.Len(uint(inFlight - 1))),
-		free:     make(chan uint32, inFlight),
+		free:     make([]uint32, inFlight),
 		pending:  make([]*call, inFlight),
 		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 	}
-	for i := range inFlight {
-		cn.free <- uint32(i)
+	for i := range cn.free {
+		cn.free[i] = uint32(inFlight - 1 - i) // NB: slot 0 first
 	}
 	return cn, nil
 }
@@ -541,16 +542,17 @@ type clientConn struct {
 	// or'ed with the index of its slot in pending: ids strictly increase,
 	// as the server demands, and an answer finds its call by index.
 	slotBits uint
-	free     chan uint32 // the free slots; a call waits for one
 
-	mu      sync.Mutex
-	out     outbox  // frames queued for the writer
-	nextID  uint64  // the id of the last request queued
-	seq     uint64  // the sequence number of the last request queued
-	pending []*call // calls sent and not answered, by slot; nil once failed
-	err     error   // set once the connection failed: no new calls
-	goAway  bool    // the server serves no request above lastID
-	lastID  uint64  // with goAway: the last id the server serves
+	mu       sync.Mutex
+	free     []uint32      // the free slots, the next one last
+	slotWait []chan uint32 // calls waiting for a slot, oldest first: each gets one by its channel
+	out      outbox        // frames queued for the writer
+	nextID   uint64        // the id of the last request queued
+	seq      uint64        // the sequence number of the last request queued
+	pending  []*call       // calls sent and not answered, by slot; nil once failed
+	err      error         // set once the connection failed: no new calls
+	goAway   bool          // the server serves no request above lastID
+	lastID   uint64        // with goAway: the last id the server serves
 
 	wake      chan struct{} // tells the writer there is work
 	closing   chan struct{} // closed by fail
@@ -617,26 +619,22 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	}
 	setLen(cl.frame)
 
-	var slot uint32
-	select {
-	case slot = <-cn.free:
-	default:
-		select {
-		case slot = <-cn.free:
-		case <-ctx.Done():
-			putCall(cl)
-			return nil, ctx.Err()
-		case <-cn.closing:
-			putCall(cl)
-			return nil, errNotServed
-		}
-	}
 	cn.mu.Lock()
 	if cn.err != nil || cn.goAway {
 		cn.mu.Unlock()
-		cn.free <- slot
 		putCall(cl)
 		return nil, errNotServed
+	}
+	var slot uint32
+	if n := len(cn.free); n > 0 {
+		slot = cn.free[n-1]
+		cn.free = cn.free[:n-1]
+	} else {
+		var err error
+		if slot, err = cn.waitSlot(ctx); err != nil {
+			putCall(cl)
+			return nil, err
+		}
 	}
 	cn.seq++
 	id := cn.seq<<cn.slotBits | uint64(slot)
@@ -684,6 +682,49 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 		return nil, fmt.Errorf("tcp: response of %s to %s: %w", cn.node, req.Op, err)
 	}
 	return resp, resp.Err
+}
+
+// waitSlot waits for a free slot, for ctx or for the connection to fail
+// or go away. It is called with mu held, and returns with it held, unless
+// it fails.
+func (cn *clientConn) waitSlot(ctx context.Context) (uint32, error) {
+	w := make(chan uint32, 1)
+	cn.slotWait = append(cn.slotWait, w)
+	cn.mu.Unlock()
+	var err error
+	select {
+	case slot := <-w:
+		cn.mu.Lock()
+		if cn.err == nil && !cn.goAway {
+			return slot, nil
+		}
+		cn.freeSlot(slot)
+		cn.mu.Unlock()
+		return 0, errNotServed
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-cn.closing:
+		err = errNotServed
+	}
+	cn.mu.Lock()
+	if i := slices.Index(cn.slotWait, w); i >= 0 {
+		cn.slotWait = slices.Delete(cn.slotWait, i, i+1)
+	} else {
+		cn.freeSlot(<-w) // NB: handed one meanwhile: pass it on
+	}
+	cn.mu.Unlock()
+	return 0, err
+}
+
+// freeSlot hands slot to the call that has waited longest for one, or
+// puts it back; the caller holds mu.
+func (cn *clientConn) freeSlot(slot uint32) {
+	if len(cn.slotWait) > 0 {
+		cn.slotWait[0] <- slot // NB: never blocks: each waiter gets one slot
+		cn.slotWait = slices.Delete(cn.slotWait, 0, 1)
+		return
+	}
+	cn.free = append(cn.free, slot)
 }
 
 // fail ends the connection with err: every pending call gets err, and the
@@ -817,9 +858,9 @@ func (cn *clientConn) handle(h header, body []byte, owned bool) error {
 			return protocolError("response to request %d, not in flight (answered twice?)", h.id)
 		}
 		cn.pending[slot] = nil
+		cn.freeSlot(uint32(slot))
 		abandoned := cl.abandoned
 		cn.mu.Unlock()
-		cn.free <- uint32(slot)
 		if abandoned {
 			putCall(cl)
 			return nil
@@ -847,13 +888,13 @@ func (cn *clientConn) handle(h header, body []byte, owned bool) error {
 		for slot, cl := range cn.pending {
 			if cl != nil && cl.id > h.id {
 				cn.pending[slot] = nil
+				cn.freeSlot(uint32(slot))
 				refused = append(refused, cl)
 			}
 		}
 		cn.mu.Unlock()
 		cn.cl.cfg.Logger.Debug("tcp: server going away", "node", cn.node, "last", h.id, "reason", reason)
 		for _, cl := range refused {
-			cn.free <- uint32(cl.id & (1<<cn.slotBits - 1))
 			if cl.abandoned {
 				putCall(cl)
 				continue

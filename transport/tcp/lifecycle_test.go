@@ -173,6 +173,38 @@ func TestInFlightLimit(t *testing.T) {
 	require.Equal(t, int32(2), g.held.Load())
 }
 
+// TestSlotWait checks the client's own in-flight limit: calls beyond it
+// wait for slots and are sent as answers free them, and one that gives up
+// first is never sent and takes no slot from the others.
+func TestSlotWait(t *testing.T) {
+	checkGoroutines(t)
+	g := newGated()
+	_, addr := serve(t, "node", g, plain(), nil)
+	c := client(t, map[transport.NodeID]string{"node": addr}, plain(), func(c *tcp.ClientConfig) { c.MaxInFlight = 1 })
+	ctx := context.Background()
+	held := callAsync(c, ctx, &transport.Request{Op: transport.OpRead, Addr: 1})
+	wait(t, g.entered)
+	var writes []<-chan result
+	for i := range 3 {
+		writes = append(writes, callAsync(c, ctx, &transport.Request{Op: transport.OpWrite, Addr: storage.Address(10 + i), Data: []byte("x")}))
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err := c.Call(short, "node", &transport.Request{Op: transport.OpWrite, Addr: 5, Data: []byte("x")})
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a call beyond the limit waits for a slot")
+	close(g.release)
+	require.ErrorIs(t, wait(t, held).err, storage.ErrUnwritten)
+	for _, w := range writes {
+		require.NoError(t, wait(t, w).err)
+	}
+	for i := range 3 {
+		_, err := c.Call(ctx, "node", &transport.Request{Op: transport.OpRead, Addr: storage.Address(10 + i)})
+		require.NoError(t, err)
+	}
+	_, err = c.Call(ctx, "node", &transport.Request{Op: transport.OpRead, Addr: 5})
+	require.ErrorIs(t, err, storage.ErrUnwritten, "the call that gave up was never sent")
+}
+
 // TestReconnect checks that a client redials a node that went away and
 // came back at the same address, after its backoff.
 func TestReconnect(t *testing.T) {
