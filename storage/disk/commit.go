@@ -3,6 +3,7 @@ package disk
 import (
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/vfs"
@@ -32,6 +33,16 @@ type commitState struct {
 	flights  []*flight
 	leading  bool          // a leader is gathering its batch
 	changed  chan struct{} // closed (and replaced) when a slot frees
+	ahead    *aheadWrite   // the write-ahead in progress, if any
+}
+
+// aheadWrite is a run of zeros being written (and synced) ahead of the
+// active segment's records, by a writer whose own commit has landed.
+// Commits that would write at or past start wait for it to end, and so
+// does the commit that starts the next segment.
+type aheadWrite struct {
+	seg        *segment
+	start, end int64
 }
 
 // flight is one commit in progress.
@@ -61,7 +72,26 @@ const (
 	// maxGatherYields bounds how often a leader yields to let writers join
 	// its commit before it starts.
 	maxGatherYields = 8
+
+	// Writing ahead (Options.Prewrite): once fewer than aheadLow zeroed
+	// bytes lie past the active segment's records, a writer whose commit
+	// landed writes and syncs the next aheadChunk bytes of zeros. In a
+	// segment that has none yet, the zeros start aheadGap past the records,
+	// so that commits need not wait for them. Small segments (tests) scale
+	// them down: see aheadPlan.
+	aheadLow   = 8 << 20
+	aheadChunk = 4 << 20
+	aheadGap   = 2 << 20
 )
+
+// aheadPlan returns the write-ahead's low-water mark, chunk, gap and
+// alignment for segments of segBytes.
+func aheadPlan(segBytes int64) (low, chunk, gap, align int64) {
+	if segBytes >= 64*aheadLow {
+		return aheadLow, aheadChunk, aheadGap, 4096
+	}
+	return segBytes / 8, segBytes / 16, segBytes / 32, 64
+}
 
 // maxFlights returns how many commits may be in flight at once.
 func (u *Unit) maxFlights() int {
@@ -127,6 +157,11 @@ func (u *Unit) newSegment() (*segment, error) {
 		return nil, fmt.Errorf("disk: creating segment %d: %w", num, err)
 	}
 	s := &segment{num: num, file: f, size: segHeaderSize, durableOff: segHeaderSize, unsyncedEntry: true}
+	if n := len(u.segs); n > 0 && u.prewrite {
+		// Even if it has no zeros past its records yet: a write-ahead may
+		// be in progress. Its commit cuts them once the write-ahead ends.
+		s.prev = u.segs[n-1]
+	}
 	c := &u.commit
 	c.newSeg = true
 	start := len(c.buf)
@@ -200,10 +235,27 @@ func (u *Unit) mutate(decide func() (uint64, error)) error {
 func (u *Unit) mayLead() bool {
 	c := &u.commit
 	n := len(c.flights)
-	if c.leading || n >= u.maxFlights() {
+	if c.leading || n >= u.maxFlights() || u.blockedByAhead() {
 		return false
 	}
 	return n == 0 || !c.newSeg && !c.flights[n-1].newSeg
+}
+
+// blockedByAhead reports whether the queued records may not be written yet
+// because a write-ahead of zeros in progress covers where they go, or
+// because they start the next segment (whose commit cuts the zeros off the
+// active one). The caller holds mu.
+func (u *Unit) blockedByAhead() bool {
+	c := &u.commit
+	a := c.ahead
+	if a == nil || len(c.queue) == 0 {
+		return false
+	}
+	if c.newSeg {
+		return true
+	}
+	last := c.queue[len(c.queue)-1]
+	return last.seg == a.seg && last.off+int64(last.end-last.start) > a.start
 }
 
 // changed returns the channel closed when a commit slot frees or a leader
@@ -246,6 +298,12 @@ func (u *Unit) lead() {
 	c := &u.commit
 	c.leading = true
 	u.gather()
+	// NB: gather let more records queue. Those may lie where a write-ahead
+	// in progress writes zeros, or start a segment while another commit
+	// is in flight: then wait (no write-ahead starts while c.leading).
+	for u.blockedByAhead() || c.newSeg && len(c.flights) > 0 {
+		u.wait(u.changed())
+	}
 	f := &flight{batch: c.queue, buf: c.buf, last: c.appended, newSeg: c.newSeg, done: make(chan struct{})}
 	c.queue, c.buf, c.newSeg = nil, u.spareBuf(), false
 	c.taken = f.last
@@ -259,6 +317,87 @@ func (u *Unit) lead() {
 	u.mu.Lock()
 	f.ended, f.err = true, err
 	u.land()
+	u.writeAhead()
+}
+
+// writeAhead writes and syncs the next run of zeros past the active
+// segment's records if it is due (Options.Prewrite), releasing mu while
+// the I/O runs. Its caller is a leader whose commit has landed, so the
+// only write it delays is its own. A failure fails the unit as a commit's
+// would: an fsync error on the file may stand for records' pages lost too.
+// The caller holds mu, and holds it again on return.
+func (u *Unit) writeAhead() {
+	c := &u.commit
+	n := len(u.segs)
+	if !u.prewrite || c.ahead != nil || c.leading || u.failed != nil || u.closed || n == 0 {
+		return
+	}
+	seg := u.segs[n-1]
+	limit := u.opts.SegmentBytes
+	low, chunk, gap, align := aheadPlan(limit)
+	if seg.zeroEnd >= limit || seg.zeroEnd-seg.size >= low {
+		return
+	}
+	start := seg.zeroEnd
+	if start < seg.size {
+		start = alignUp(seg.size+gap, align)
+	}
+	end := min(start+chunk, limit)
+	if end <= start {
+		return
+	}
+	a := &aheadWrite{seg: seg, start: start, end: end}
+	c.ahead = a
+	u.mu.Unlock()
+
+	err := writeZeros(seg.file, start, end)
+	if err == nil {
+		err = vfs.SyncData(seg.file)
+	}
+
+	u.mu.Lock()
+	c.ahead = nil
+	switch {
+	case err != nil && u.failed == nil:
+		u.failed = fmt.Errorf("disk: writing segment %d ahead: %w", seg.num, err)
+	case err == nil:
+		seg.zeroEnd = max(seg.zeroEnd, end)
+	}
+	u.signal()
+}
+
+// zeros is the source of writeZeros.
+var zeros = sync.OnceValue(func() []byte { return make([]byte, 1<<20) })
+
+// writeZeros writes zeros over [start, end) of f.
+func writeZeros(f vfs.File, start, end int64) error {
+	z := zeros()
+	for off := start; off < end; {
+		n := min(int64(len(z)), end-off)
+		if _, err := f.WriteAt(z[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+func alignUp(n, to int64) int64 { return (n + to - 1) / to * to }
+
+// cutAhead cuts the zeros written ahead off seg's end and syncs it, so that
+// it ends in its last record. The caller owns seg's file: seg is no longer
+// active, or the unit is closing.
+func cutAhead(seg *segment) error {
+	if seg.zeroEnd <= seg.size {
+		return nil
+	}
+	if err := seg.file.Truncate(seg.size); err != nil {
+		return fmt.Errorf("disk: cutting segment %d: %w", seg.num, err)
+	}
+	if err := seg.file.Sync(); err != nil {
+		return fmt.Errorf("disk: syncing segment %d: %w", seg.num, err)
+	}
+	return nil
 }
 
 // spareBuf returns an empty buffer for the next commit. The caller holds
@@ -348,6 +487,15 @@ func (u *Unit) writeBatch(batch []queued, buf []byte) error {
 func (u *Unit) writeRun(run []queued, buf []byte) error {
 	first, last := run[0], run[len(run)-1]
 	seg := first.seg
+	if first.off == 0 && seg.prev != nil {
+		// NB: before the new segment holds anything, so that after a
+		// power loss any zeros are at the end of the last segment, where
+		// recovery takes them for a torn tail.
+		if err := cutAhead(seg.prev); err != nil {
+			return err
+		}
+		seg.prev = nil
+	}
 	if _, err := seg.file.WriteAt(buf[first.start:last.end], first.off); err != nil {
 		return fmt.Errorf("disk: writing segment %d: %w", seg.num, err)
 	}

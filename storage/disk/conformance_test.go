@@ -39,13 +39,15 @@ func openUnit(t testing.TB, fsys vfs.FS, dir string, opts disk.Options) *disk.Un
 
 func TestConformanceMem(t *testing.T) {
 	for _, mode := range []disk.SyncMode{disk.SyncBatch, disk.SyncEach, disk.SyncNone} {
-		t.Run(mode.String(), func(t *testing.T) {
-			storagetest.Run(t, func(t *testing.T) storage.Unit {
-				opts := testOptions()
-				opts.Sync = mode
-				return openUnit(t, vfs.NewMem(), "/data", opts)
+		for _, pre := range []disk.PrewriteMode{disk.PrewriteOff, disk.PrewriteOn} {
+			t.Run(mode.String()+"/prewrite="+pre.String(), func(t *testing.T) {
+				storagetest.Run(t, func(t *testing.T) storage.Unit {
+					opts := testOptions()
+					opts.Sync, opts.Prewrite = mode, pre
+					return openUnit(t, vfs.NewMem(), "/data", opts)
+				})
 			})
-		})
+		}
 	}
 }
 

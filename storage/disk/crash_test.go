@@ -191,8 +191,9 @@ func crashChild(dir string) {
 }
 
 // TestPowerLossUnderLoad cuts the power (MemFS.CrashClone, with torn tails,
-// contiguous or in scattered 512-byte blocks) at random moments while 16 writers and a sealer run, and checks that every
-// write and seal acknowledged before the cut survives it.
+// contiguous or in scattered 512-byte blocks) at random moments while 16
+// writers and a sealer run, half the time with segments written ahead, and
+// checks that every write and seal acknowledged before the cut survives it.
 func TestPowerLossUnderLoad(t *testing.T) {
 	rounds := 60
 	if testing.Short() {
@@ -202,6 +203,9 @@ func TestPowerLossUnderLoad(t *testing.T) {
 		m := vfs.NewMem()
 		opts := crashOptions
 		opts.SegmentBytes = 16 << 10
+		if round%4 >= 2 { // half the rounds write segments ahead
+			opts.Prewrite = disk.PrewriteOn
+		}
 		u, err := disk.Open(m, dir, opts)
 		require.NoError(t, err)
 		var acked sync.Map

@@ -27,6 +27,12 @@
 //     process crash loses nothing, a power loss loses acknowledged records.
 //     For tests and benchmarks only.
 //
+// Where the file system prefers overwrites (vfs.PrefersOverwrite), the
+// active segment is written with zeros, and synced, a few MiB ahead of its
+// records (Options.Prewrite), by writers whose own commit has landed: a
+// group commit's fdatasync then flushes data only, not the file's new size
+// and block allocation as well.
+//
 // Seal, PrefixTrim and Join rewrite the metadata durably (in every mode)
 // before they reply; Seal first waits for the writes accepted before it to
 // be durable, so none is acknowledged after the seal's reply.

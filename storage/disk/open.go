@@ -40,6 +40,8 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Unit, error) {
 	}
 	u := &Unit{fs: fsys, dir: dir, opts: opts, lock: lock, index: newIndex(),
 		pending: map[storage.Address]pendingOp{}}
+	u.prewrite = opts.Sync != SyncNone &&
+		(opts.Prewrite == PrewriteOn || opts.Prewrite == PrewriteAuto && vfs.PrefersOverwrite(fsys))
 	if err := u.recover(); err != nil {
 		for _, s := range u.segs {
 			_ = s.file.Close()
@@ -363,6 +365,7 @@ func (u *Unit) openSegment(s *segment, end, size int64, last bool) error {
 		s.size = end
 	}
 	s.durableOff = s.size // syncRecovered syncs it before anything is served
+	s.zeroEnd = s.size
 	u.segs = append(u.segs, s)
 	return nil
 }

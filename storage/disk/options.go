@@ -40,6 +40,34 @@ func (m SyncMode) String() string {
 	return fmt.Sprintf("SyncMode(%d)", uint8(m))
 }
 
+// PrewriteMode says whether the active segment file is written ahead of
+// its records.
+type PrewriteMode uint8
+
+const (
+	// PrewriteAuto (the default) writes ahead when records are synced and
+	// the FS prefers overwrites (vfs.PrefersOverwrite: the operating
+	// system's file system).
+	PrewriteAuto PrewriteMode = iota
+	// PrewriteOn writes ahead whenever records are synced.
+	PrewriteOn
+	// PrewriteOff never writes ahead: records are appended.
+	PrewriteOff
+)
+
+// String returns the lower-case name of m.
+func (m PrewriteMode) String() string {
+	switch m {
+	case PrewriteAuto:
+		return "auto"
+	case PrewriteOn:
+		return "on"
+	case PrewriteOff:
+		return "off"
+	}
+	return fmt.Sprintf("PrewriteMode(%d)", uint8(m))
+}
+
 // DefaultSegmentBytes is the size at which a segment file is closed and a
 // new one started.
 const DefaultSegmentBytes = 64 << 20
@@ -75,6 +103,13 @@ type Options struct {
 	// next one started (a record is never split, so a segment may exceed
 	// it by one record). Zero means DefaultSegmentBytes.
 	SegmentBytes int64
+	// Prewrite says whether the active segment file is written with zeros,
+	// and synced, a few MiB ahead of its records, so that the fsync of a
+	// group commit flushes an overwrite (data only) rather than an append
+	// (data, the file's size and its block allocation). It applies only
+	// when records are synced (not under SyncNone). The zero value is
+	// PrewriteAuto.
+	Prewrite PrewriteMode
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -87,6 +122,8 @@ func (o Options) withDefaults() (Options, error) {
 			o.SegmentBytes, segHeaderSize+headerSize, maxSegmentBytes)
 	case o.Sync > SyncNone:
 		return o, fmt.Errorf("disk: unknown sync mode %v", o.Sync)
+	case o.Prewrite > PrewriteOff:
+		return o, fmt.Errorf("disk: unknown prewrite mode %v", o.Prewrite)
 	case len(o.Node) > maxNodeName:
 		return o, fmt.Errorf("disk: node name of %d bytes exceeds %d", len(o.Node), maxNodeName)
 	}

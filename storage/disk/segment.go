@@ -31,6 +31,17 @@ type segment struct {
 	// unsyncedEntry says the segment's directory entry is not durable yet:
 	// the commit that writes its first records syncs the directory.
 	unsyncedEntry bool
+	// zeroEnd is how far the file is known to extend durably: the active
+	// segment is written ahead of its records with zeros (see
+	// Options.Prewrite), and the bytes from size to zeroEnd are those
+	// zeros. The unit's mu guards it.
+	zeroEnd int64
+	// prev, if set, is the segment before this one, whose zeros past its
+	// last record the commit that writes this one's file header cuts off
+	// (and syncs) first: only the last segment may end in anything but a
+	// record. Set under mu when the segment starts; then only that commit's
+	// leader touches it.
+	prev *segment
 }
 
 func segName(num uint64) string { return fmt.Sprintf("%016d%s", num, segSuffix) }

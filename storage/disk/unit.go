@@ -53,9 +53,10 @@ type Unit struct {
 	pending map[storage.Address]pendingOp // newest uncommitted change per address
 	segs    []*segment                    // by number; the last is active
 
-	commit commitState
-	failed error // the write or sync error that failed the unit
-	closed bool
+	commit   commitState
+	prewrite bool  // the active segment is written ahead (Options.Prewrite)
+	failed   error // the write or sync error that failed the unit
+	closed   bool
 }
 
 // pendingOp is a queued change not yet durable: its commit sequence and the
@@ -482,8 +483,16 @@ func (u *Unit) Close() error {
 	for n := len(u.commit.flights); n > 0; n = len(u.commit.flights) {
 		u.wait(u.commit.flights[n-1].done)
 	}
+	for u.commit.ahead != nil {
+		u.wait(u.changed())
+	}
 	u.closed = true
 	u.signal()
+	if n := len(u.segs); n > 0 && u.failed == nil {
+		if cerr := cutAhead(u.segs[n-1]); err == nil {
+			err = cerr
+		}
+	}
 	for _, s := range u.segs {
 		if cerr := s.file.Close(); err == nil {
 			err = cerr

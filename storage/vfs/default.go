@@ -8,7 +8,9 @@ import (
 )
 
 // Default is the FS of the operating system: files wrap *os.File, Sync is
-// fsync, SyncData (see DataSyncer) is fdatasync on Linux, and a directory is synced by opening it and syncing its descriptor.
+// fsync, SyncData (see DataSyncer) is fdatasync on Linux, and a directory
+// is synced by opening it and syncing its descriptor. It prefers overwrites
+// (see OverwritePreferrer).
 var Default FS = defaultFS{}
 
 type defaultFS struct{}
@@ -39,6 +41,9 @@ func (defaultFS) Stat(name string) (os.FileInfo, error) {
 func (defaultFS) MkdirAll(dir string, perm os.FileMode) error {
 	return os.MkdirAll(dir, perm)
 }
+
+// PrefersOverwrite implements OverwritePreferrer.
+func (defaultFS) PrefersOverwrite() bool { return true }
 
 func (defaultFS) Lock(name string) (io.Closer, error) { return lockFile(name) }
 

@@ -102,6 +102,24 @@ func SyncData(f File) error {
 	return f.Sync()
 }
 
+// OverwritePreferrer is implemented by file systems on which syncing a
+// write over bytes already written and synced is much cheaper than syncing
+// an append: on ext4 and XFS fdatasync(2) of an append also commits the
+// file's new size and block allocation to the journal, while fdatasync of
+// an overwrite only flushes the data. Logs that sync every batch write
+// their files ahead (with zeros) there; see PrefersOverwrite.
+type OverwritePreferrer interface {
+	PrefersOverwrite() bool
+}
+
+// PrefersOverwrite reports whether fs says that syncing overwrites is
+// cheaper than syncing appends (see OverwritePreferrer). Default does; MemFS
+// and wrappers that do not pass the method on do not.
+func PrefersOverwrite(fs FS) bool {
+	p, ok := fs.(OverwritePreferrer)
+	return ok && p.PrefersOverwrite()
+}
+
 // SyncDir opens dir on fs, syncs it and closes it, making the creates,
 // renames and removes of its entries durable.
 func SyncDir(fs FS, dir string) error {
