@@ -744,43 +744,11 @@ func (c *Client) fillSealed(ctx context.Context, p *projection.Projection, addr 
 // ReplaceUnit returns a Change that takes unit old out of the log: the open
 // segment is closed at the tail, keeping its surviving replicas, and a new
 // open segment starts at the tail with fresh in old's place (fresh may be
-// empty: no data of the old epoch lives on it). old is also dropped from
-// every closed segment, except from a chain where it is the only replica.
-func ReplaceUnit(old, fresh projection.NodeID) Change {
-	return func(cur *projection.Projection, tail storage.Address) (*projection.Projection, error) {
-		next := cur.Clone()
-		open := &next.Segments[len(next.Segments)-1]
-		replaced := append([]projection.Chain(nil), open.Stripes...)
-		for i, chain := range replaced {
-			nc := slices.Clone(chain)
-			for j, n := range nc {
-				if n == old {
-					nc[j] = fresh
-				}
-			}
-			replaced[i] = nc
-		}
-		if tail > open.Start {
-			open.End = tail
-			next.Segments = append(next.Segments, projection.Segment{
-				Start: tail, Base: localEnd(next), Stripes: replaced,
-			})
-		} else {
-			open.Stripes = replaced
-		}
-		for si := range next.Segments[:len(next.Segments)-1] {
-			seg := &next.Segments[si]
-			for ci, chain := range seg.Stripes {
-				// NB: a chain whose only replica is old keeps it: its data
-				// lives nowhere else.
-				if kept := slices.DeleteFunc(slices.Clone(chain), func(n projection.NodeID) bool { return n == old }); len(kept) > 0 {
-					seg.Stripes[ci] = kept
-				}
-			}
-		}
-		return next, nil
-	}
-}
+// empty: old then leaves the open segment's chain, if it keeps another
+// replica). old is also dropped from every closed segment, except from a
+// chain where it is the only replica; Rebuild gives those chains their
+// replica count back.
+func ReplaceUnit(old, fresh projection.NodeID) Change { return replaceUnit(old, fresh, 1) }
 
 // MoveSequencer returns a Change that makes node the sequencer. Reconfigure
 // bootstraps it above the old epoch's tail.

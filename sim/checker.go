@@ -194,6 +194,9 @@ type stored struct {
 	// wiped lists what replicas held here before a reformat wiped them
 	// (see Wiped): no longer stored, for S1, but stored before, for S7.
 	wiped []wipedThing
+	// gone lists what a reformat wiped off the only replica that held it:
+	// stored once, for S3 (see Holds), though no replica holds it now.
+	gone []thing
 }
 
 // wipedThing is a thing that node held before it was wiped.
@@ -305,7 +308,7 @@ func (m *Monitor) Stored(global storage.Address, node projection.NodeID, epoch s
 }
 
 // Holds reports whether some replica ever stored, at global address
-// global, data that ends with payload: the stored form of an entry ends
+// global, data that ends with payload (wiped since or not): the stored form of an entry ends
 // with its payload, so an acknowledged append's bytes must be among what
 // its chain stored. Data too long for the Monitor to keep counts as a
 // match.
@@ -316,7 +319,7 @@ func (m *Monitor) Holds(global storage.Address, payload []byte) bool {
 	if s == nil {
 		return false
 	}
-	for _, t := range s.things {
+	for _, t := range slices.Concat(s.things, s.gone) {
 		if !t.junk && (t.size > maxKeptBytes || bytes.HasSuffix(t.data, payload)) {
 			return true
 		}
@@ -445,6 +448,7 @@ func (m *Monitor) Wiped(node projection.NodeID) {
 			t.others = slices.DeleteFunc(t.others, func(n projection.NodeID) bool { return n == node })
 			if t.node == node {
 				if len(t.others) == 0 {
+					s.gone = append(s.gone, t)
 					continue // held by node alone: gone
 				}
 				t.node, t.others = t.others[0], t.others[1:]
@@ -1152,7 +1156,7 @@ func (c *checker) duplicates() {
 // by some replica (see Monitor.Holds), since an append is acknowledged only
 // once every replica of its chain took its entry. An ack for a write that
 // no replica took is a lost append, even where a trim hides it from
-// readers.
+// readers, or a reformat wiped what was stored.
 func CheckStored(h *History, m *Monitor) []Violation {
 	c := newChecker(h)
 	c.stored(m)
@@ -1161,12 +1165,8 @@ func CheckStored(h *History, m *Monitor) []Violation {
 
 func (c *checker) stored(m *Monitor) {
 	for _, a := range c.byAddr {
-		if c.trimmedBy(a, math.MaxInt64) {
-			// NB: an entry whose address a trim took may be gone from
-			// every replica (a copy only the head held, which then came
-			// back blank); no read can ask for it any more.
-			continue
-		}
+		// NB: trimmed or not: a trim may take an entry from every
+		// replica, never from the record of what they stored.
 		for _, w := range a.acked {
 			if !m.Holds(a.addr, []byte(payload(w.Value))) {
 				c.report("S3", a.addr, "acked append that no replica stored", opString(w))

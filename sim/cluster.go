@@ -73,8 +73,13 @@ type Cluster struct {
 	// accepts counts the acceptances of each proposal.
 	known       map[storage.Epoch]*projection.Projection // looked up, never iterated
 	knownEpochs []storage.Epoch
-	accepts     []acceptance
-	clients     int
+	// unplaced lists the writes and fills that no known projection placed
+	// when they were served: a rebuild copies a chain to a unit before a
+	// projection names it in the chain (corfu.Rebuild). Each is reported
+	// to the Monitor once a projection learned later places it.
+	unplaced []unplacedStore
+	accepts  []acceptance
+	clients  int
 	// tokensFrom is the sequencer node that last handed out tokens.
 	tokensFrom transport.NodeID
 	servers    map[transport.NodeID]*transport.Server // looked up, never iterated
@@ -455,6 +460,7 @@ func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 	if srv.Unit != nil {
 		if kind == FaultReformat {
 			c.Monitor.Wiped(node)
+			c.forgetUnplaced(node)
 		}
 		d := c.Disk
 		if d == nil {
@@ -520,6 +526,34 @@ func (c *Cluster) learn(p *projection.Projection) {
 	c.known[p.Epoch] = p.Clone()
 	i, _ := slices.BinarySearch(c.knownEpochs, p.Epoch)
 	c.knownEpochs = slices.Insert(c.knownEpochs, i, p.Epoch)
+	kept := c.unplaced[:0]
+	for _, u := range c.unplaced {
+		g, ok := place(p, u.node, u.local)
+		switch {
+		case !ok:
+			kept = append(kept, u)
+		case u.junk:
+			c.Monitor.Filled(g, u.node, u.epoch)
+		default:
+			c.Monitor.Stored(g, u.node, u.epoch, u.data)
+		}
+	}
+	c.unplaced = kept
+}
+
+// forgetUnplaced drops the unplaced stores of node, which lost its data.
+func (c *Cluster) forgetUnplaced(node projection.NodeID) {
+	c.unplaced = slices.DeleteFunc(c.unplaced, func(u unplacedStore) bool { return u.node == node })
+}
+
+// unplacedStore is a write (or, if junk, a fill) that a unit served at a
+// local address no known projection placed (see Cluster.unplaced).
+type unplacedStore struct {
+	node  projection.NodeID
+	local storage.Address
+	epoch storage.Epoch
+	junk  bool
+	data  []byte
 }
 
 // accepted records that layout server node accepted p for epoch at rank.
@@ -569,15 +603,22 @@ func (c *Cluster) newest() *projection.Projection {
 
 // global maps a unit's local address, in a request of the given epoch, to
 // the global address: through the projection of that epoch if the unit's
-// local address lies in one of its segments (the sender mapped it so), else
-// through the newest known projection below it that places it, else any
-// newer one, oldest first. A node's local ranges never overlap across the
+// local address lies in one of its segments (the sender mapped it so); if
+// that projection is known and does not place it, not at all (a rebuild's
+// copy, see unplaced); if it is not known, through the newest known
+// projection below it that places it, else any newer one, oldest first. A node's local ranges never overlap across the
 // closed segments, and a closed segment keeps its mapping in every later
 // projection; but an open segment covers every local address above its
 // base, which a later projection may give to a new segment.
 func (c *Cluster) global(node projection.NodeID, local storage.Address, epoch storage.Epoch) (storage.Address, bool) {
 	if g, ok := place(c.known[epoch], node, local); ok {
 		return g, true
+	}
+	if c.known[epoch] != nil {
+		// NB: the sender held the projection of epoch, which does not
+		// place the address: a rebuild copying a chain to a unit that a
+		// later projection adds to it (see unplaced).
+		return 0, false
 	}
 	i, _ := slices.BinarySearch(c.knownEpochs, epoch)
 	for j := i - 1; j >= 0; j-- {
@@ -804,10 +845,14 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	case transport.OpWrite:
 		if g, ok := o.c.global(o.node, req.Addr, req.Epoch); ok {
 			m.Stored(g, o.node, req.Epoch, req.Data)
+		} else {
+			o.c.unplaced = append(o.c.unplaced, unplacedStore{node: o.node, local: req.Addr, epoch: req.Epoch, data: slices.Clone(req.Data)})
 		}
 	case transport.OpFill:
 		if g, ok := o.c.global(o.node, req.Addr, req.Epoch); ok {
 			m.Filled(g, o.node, req.Epoch)
+		} else {
+			o.c.unplaced = append(o.c.unplaced, unplacedStore{node: o.node, local: req.Addr, epoch: req.Epoch, junk: true})
 		}
 	case transport.OpPropose:
 		if p := req.Projection; p != nil {

@@ -233,6 +233,7 @@ func (d *Durable) Restart(node transport.NodeID, kind FaultKind, u storage.Unit)
 		// the reformats' (a chain keeps a replica of what it held).
 		d.stats.Wipes++
 		d.c.Monitor.Wiped(node)
+		d.c.forgetUnplaced(node)
 		n.attach(d, vfs.NewMem())
 		n.damaged = false
 		return d.openUnit(node, true)

@@ -116,6 +116,15 @@ type Workload struct {
 	// sequencer goes out, leaving the log sealed at an epoch nobody
 	// proposed.
 	AbortOneIn int
+	// Detector makes the reconfiguring client a failure detector
+	// (corfu.Detector) instead of a hand-driven one: it replaces failed
+	// units with the cluster's spares, moves a failed sequencer to the
+	// standby (with MoveSequencer), rebuilds the chains replacements left
+	// short, and grows chains again as units come back; Reconfigs and its
+	// shapes are then unused. Once the run has healed it also runs one
+	// reconfiguration of its own (L2), and it keeps probing until the
+	// other clients are done.
+	Detector bool
 }
 
 // KVStream is the stream of the workload's kvmap replicas, apart from the
@@ -213,7 +222,7 @@ func (o Options) Expanded() Options {
 // clients counts the workload's clients before the final pass.
 func (o Options) clients() int {
 	n := o.Workload.Appenders + o.Workload.Readers
-	if o.Workload.Reconfigs > 0 {
+	if o.Workload.Reconfigs > 0 || o.Workload.Detector {
 		n++
 	}
 	return n + o.Workload.Streamers + o.Workload.KVMaps
@@ -273,6 +282,9 @@ func Swarm(seed uint64) Options {
 	if n := 1 + x.IntN(2); x.IntN(4) == 0 {
 		amnesias = n
 	}
+	// Half the seeds heal with a failure detector: from a stream of its
+	// own too.
+	UseDetector(&o, rand.New(rand.NewPCG(seed, 0xde7ec7)).IntN(2) == 0)
 	// Durable mode and its disk faults, from a stream of their own.
 	disk := drawDiskFaults(seed)
 	if disk.durable {
@@ -331,6 +343,24 @@ func Swarm(seed uint64) Options {
 	o.Workload.Think = max(o.Workload.Think, 2*f.Duration/time.Duration(n))
 	o.Workload.ReconfigGap = 2 * f.Duration / time.Duration(o.Workload.Reconfigs+1)
 	return o.Expanded()
+}
+
+// UseDetector switches the failure detector of o's run on or off
+// (Workload.Detector). On, the cluster gets one or two spare units if it
+// has none, and a standby sequencer in one seed of two (MoveSequencer),
+// both drawn from the seed's own stream.
+func UseDetector(o *Options, on bool) {
+	o.Workload.Detector = on
+	if !on {
+		return
+	}
+	r := rand.New(rand.NewPCG(o.Seed, 0x59a7e5))
+	if spares := 1 + r.IntN(2); o.Cluster.Spares == 0 {
+		o.Cluster.Spares = spares
+	}
+	if r.IntN(2) == 0 {
+		o.Workload.MoveSequencer = true
+	}
 }
 
 // Result is the outcome of one run.
@@ -490,7 +520,7 @@ func (r *run) wrap(node transport.NodeID, c transport.Caller) transport.Caller {
 		}
 		f.appender = id <= w.Appenders
 		f.reader = id > w.Appenders && id <= w.Appenders+w.Readers
-		f.reconfigurer = w.Reconfigs > 0 && id == w.Appenders+w.Readers+1
+		f.reconfigurer = (w.Reconfigs > 0 || w.Detector) && id == w.Appenders+w.Readers+1
 	}
 	return f
 }
@@ -615,7 +645,9 @@ func (r *run) spawnWorkload() {
 	for range r.w.Readers {
 		r.spawn("reader", r.reader)
 	}
-	if r.w.Reconfigs > 0 {
+	if r.w.Detector {
+		r.spawn("detector", r.detector)
+	} else if r.w.Reconfigs > 0 {
 		r.spawn("reconfigurer", r.reconfigurer)
 	}
 	for range r.w.Streamers {

@@ -72,6 +72,22 @@ type Set struct {
 	// because its address was trimmed as if it had succeeded. The
 	// simulator applies it at the units' network boundary.
 	UnitWritesBelowTrim bool
+
+	// RebuildSkipsJunk makes a rebuild copy a chain's entries and trims
+	// to the joining unit, but not its junk.
+	RebuildSkipsJunk bool
+	// RebuildJoinsEarly makes a rebuild add the joining unit to its chain
+	// without copying the chain to it first.
+	RebuildJoinsEarly bool
+	// DetectorIgnoresInFlight makes the failure detector replace a unit
+	// without sealing it: the replaced unit keeps taking the writes of
+	// the old epoch that are still on their way, and readers that have
+	// not refreshed trust what it says.
+	DetectorIgnoresInFlight bool
+	// ReadTrustsRemovedUnit makes a reader that finds nothing (or junk)
+	// at a unit trust that answer without knowing its projection is
+	// current.
+	ReadTrustsRemovedUnit bool
 }
 
 // Any reports whether any mutant is on.

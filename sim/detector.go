@@ -1,0 +1,133 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/transport"
+)
+
+// DetectorConfig returns the failure detector's configuration for a run of
+// o on cl (Workload.Detector): the cluster's spares and standby, probes
+// paced by the client's RPC timeout, and, in a run whose faults may wipe a
+// unit's data (reformats, misdirected writes, swapped disks), closed chains
+// that keep one replica more per such fault: the fault plan wipes at most
+// replicas-1 units, and a unit the detector replaced while it was only cut
+// off must not count as one of the survivors.
+func DetectorConfig(o Options, cl *Cluster, counts map[FaultKind]int) corfu.DetectorConfig {
+	cfg := corfu.DetectorConfig{
+		Interval: o.Client.RPCTimeout / 2,
+		Timeout:  o.Client.RPCTimeout,
+		Spares:   cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:],
+		Replicas: cl.Options.Replicas,
+	}
+	if cl.Standby != "" {
+		cfg.Standbys = []transport.NodeID{cl.Standby}
+	}
+	cfg.MinReplicas = 1 + counts[FaultReformat] + counts[FaultMisdirect] + counts[FaultSwap]
+	return cfg
+}
+
+// detector runs a corfu.Detector (Workload.Detector) until the other
+// clients are done, recording what it did as reconfigurations; once the
+// run has healed it runs one reconfiguration of its own, which must
+// commit a new epoch (L2).
+func (r *run) detector(id int, rng *rand.Rand) error {
+	c, err := r.open(id)
+	if err != nil {
+		return err
+	}
+	cfg := DetectorConfig(r.o, r.cl, r.faults.Counts())
+	cfg.OnEvent = func(ev corfu.DetectorEvent) {
+		if ev.Kind == "suspect" {
+			return
+		}
+		rec := FaultRecord{Kind: FaultReconfig, Target: detectorWhat(ev), Start: ev.At.Sub(r.start), End: r.since(), Detail: "ok"}
+		switch {
+		case ev.Err == nil:
+			r.res.Reconfigs++
+			rec.Detail = fmt.Sprintf("ok: epoch %d", ev.Epoch)
+		case errors.Is(ev.Err, corfu.ErrReconfigLost):
+			rec.Detail = "lost the epoch to another reconfiguration"
+		default:
+			r.res.ReconfigsFailed++
+			rec.Detail = "failed: " + ev.Err.Error()
+		}
+		r.reconfigs = append(r.reconfigs, rec)
+	}
+	d := corfu.NewDetector(c, cfg)
+	healed := r.heal == 0
+	for r.running > 1 || !healed {
+		ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
+		d.Step(ctx)
+		cancel()
+		if !healed && r.since() >= r.heal {
+			healed = true
+			r.healedReconfig = r.reconfigureOnce(c)
+		}
+		if err := r.s.Sleep(r.bg, cfg.Interval); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconfigureOnce runs the reconfiguration after the heal (L2): a new
+// epoch with the layout unchanged, tried again on top of a concurrent
+// recovery that took the epoch.
+func (r *run) reconfigureOnce(c *corfu.Client) error {
+	var err error
+	for range 3 {
+		begin := r.since()
+		ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
+		pr, rerr := c.Reconfigure(ctx, nil)
+		cancel()
+		err = rerr
+		rec := FaultRecord{Kind: FaultReconfig, Target: "new epoch after the heal", Start: begin, End: r.since(), Detail: "ok"}
+		switch {
+		case err == nil:
+			r.res.Reconfigs++
+			rec.Detail = fmt.Sprintf("ok: epoch %d", pr.Epoch)
+		case errors.Is(err, corfu.ErrReconfigLost):
+			rec.Detail = "lost the epoch to another reconfiguration"
+		default:
+			r.res.ReconfigsFailed++
+			rec.Detail = "failed: " + err.Error()
+		}
+		r.reconfigs = append(r.reconfigs, rec)
+		if !errors.Is(err, corfu.ErrReconfigLost) {
+			return err
+		}
+	}
+	// NB: lost every time to the detector's own reconfigurations or the
+	// clients' recoveries: what L2 asks for, a new epoch committed after
+	// the heal, is there all the same.
+	for _, ch := range r.cl.Commits() {
+		if ch.At >= r.heal {
+			return nil
+		}
+	}
+	return err
+}
+
+// detectorWhat describes a detector event for the run's fault list.
+func detectorWhat(ev corfu.DetectorEvent) string {
+	switch ev.Kind {
+	case "replace":
+		if ev.Fresh == "" {
+			return fmt.Sprintf("detector: take %s out of its chain", ev.Node)
+		}
+		return fmt.Sprintf("detector: replace %s by %s", ev.Node, ev.Fresh)
+	case "move":
+		return fmt.Sprintf("detector: move the sequencer from %s to %s", ev.Node, ev.Fresh)
+	case "grow":
+		return fmt.Sprintf("detector: add %s to a short chain", ev.Fresh)
+	case "drop":
+		return fmt.Sprintf("detector: take %s out of the closed chains", ev.Node)
+	case "rebuild":
+		return "detector: rebuild " + ev.Detail
+	}
+	return "detector: " + ev.Kind
+}
