@@ -217,7 +217,7 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 				// duplicates messages) whose first copy was stored, and
 				// its reply lost, before the unit was sealed. Only the
 				// head under the new epoch tells.
-				if !refused(err) || errors.Is(err, storage.ErrSealed) {
+				if !refused(err) && !errors.Is(err, transport.ErrNotSent) && !errors.Is(err, ErrUnavailable) || errors.Is(err, storage.ErrSealed) {
 					stored = true
 				}
 				return err
@@ -335,6 +335,18 @@ func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) 
 	var data []byte
 	err := c.withEpoch(ctx, func(p *projection.Projection) (err error) {
 		data, err = c.readAt(ctx, p, addr, false)
+		if (errors.Is(err, storage.ErrJunk) || errors.Is(err, storage.ErrUnwritten)) && !c.mut.ReadTrustsRemovedUnit {
+			// NB: "nothing here" is trusted only from the current
+			// projection: a unit that a reconfiguration replaced while it
+			// was cut off from the seal still answers in the old epoch,
+			// for an address the new one may have written elsewhere. A
+			// chain head of p's open segment confirms p (or sends the
+			// read to a newer one); an entry needs no such check, since
+			// nothing is ever written over one.
+			if cerr := c.confirmEpoch(ctx, p); cerr != nil {
+				return cerr
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -716,8 +728,20 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 	// It stays well inside the retry budget (MaxRetries backoffs), so that
 	// some waiting client does recover.
 	patience := c.cfg.HoleFillWait/4 + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait/4)+1))
+	failed := 0 // attempts in a row that got no answer
 	err = c.retry(ctx, func() error {
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
+		if transient(err) {
+			// NB: a sequencer that keeps not answering may have been
+			// moved (see unitDo).
+			if failed++; failed >= 2 {
+				if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
+					return &storage.SealedError{Epoch: latest.Epoch}
+				}
+			}
+			return err
+		}
+		failed = 0
 		if !errors.Is(err, sequencer.ErrNotReady) {
 			return err
 		}
@@ -853,6 +877,7 @@ func (c *Client) unitRead(ctx context.Context, p *projection.Projection, node pr
 // it, which withEpoch recovers from.
 func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node projection.NodeID, f func(u transport.UnitClient) error) error {
 	u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+	failed := 0 // attempts in a row that got no answer
 	err := c.retry(ctx, func() error {
 		err := f(u)
 		if errors.Is(err, storage.ErrFutureEpoch) {
@@ -861,6 +886,20 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 				return serr
 			}
 			err = f(u)
+		}
+		if !transient(err) {
+			return err
+		}
+		if failed++; failed >= 2 {
+			// NB: a unit that keeps not answering may have been replaced:
+			// a newer projection sends the caller there (withEpoch),
+			// instead of retrying a dead unit until the retries run out.
+			if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
+				return &storage.SealedError{Epoch: latest.Epoch}
+			}
+			if errors.Is(err, transport.ErrNotSent) {
+				return fmt.Errorf("%w: unit %s: %w", ErrUnavailable, node, err)
+			}
 		}
 		return err
 	})

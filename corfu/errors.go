@@ -66,6 +66,12 @@ var (
 	// ErrDiverged reports replicas of one chain holding different things at
 	// one address: a broken invariant that the client refuses to paper over.
 	ErrDiverged = errors.New("corfu: replicas diverged")
+	// ErrUnavailable reports a server the transport could not send to
+	// (transport.ErrNotSent), twice in a row, with no newer projection
+	// that replaces it: an append fails fast with it, having stored
+	// nothing, while a failure detector (see Detector) replaces the node;
+	// once the new projection is installed, appends succeed again.
+	ErrUnavailable = errors.New("corfu: server unavailable")
 )
 
 // UnknownOutcomeError is returned by Append when the entry may have been

@@ -27,6 +27,9 @@ func DetectorConfig(o Options, cl *Cluster, counts map[FaultKind]int) corfu.Dete
 		cfg.Standbys = []transport.NodeID{cl.Standby}
 	}
 	cfg.MinReplicas = 1 + counts[FaultReformat] + counts[FaultMisdirect] + counts[FaultSwap]
+	if t := o.Detector; t.Interval > 0 || t.Timeout > 0 || t.Misses > 0 {
+		cfg.Interval, cfg.Timeout, cfg.Misses = t.Interval, t.Timeout, t.Misses
+	}
 	return cfg
 }
 

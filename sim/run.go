@@ -15,6 +15,7 @@ import (
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/examples/kvmap"
 	"github.com/corfulog/corfu/internal/mutant"
+	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/transport"
@@ -184,6 +185,14 @@ type Options struct {
 	// losses and take the disk faults of FaultConfig (see Durable). Swarm
 	// runs one seed in four durable.
 	Disk string
+	// Plan, if set, adds fault episodes of its own to the fault plan,
+	// after FaultConfig's (the heal-time runs aim one fault at one node
+	// this way; see HealTime). Faults.Duration must cover them.
+	Plan func(f *Faults, t Topology) `json:"-"`
+	// Detector tunes the failure detector of Workload.Detector: its
+	// non-zero Interval, Timeout and Misses replace the ones DetectorConfig
+	// derives from the client's timeouts.
+	Detector corfu.DetectorConfig `json:"-"`
 	// Mutants switches on deliberately broken protocol variants, which the
 	// checker must catch; only the checker's own tests set it.
 	Mutants mutant.Set
@@ -397,6 +406,8 @@ type Result struct {
 	// a failure is expected).
 	Reconfigs, ReconfigsFailed int
 	Net                        Stats // what the network did with its messages
+	// Projection is the newest projection committed when the run ended.
+	Projection *projection.Projection
 	// Disk is what the disks went through in a durable run (Options.Disk);
 	// nil for one on in-memory units.
 	Disk *DiskStats
@@ -627,6 +638,9 @@ func (r *run) planFaults() error {
 	r.faults = faults
 	if err := faults.Plan(cfg, topo); err != nil {
 		return err
+	}
+	if r.o.Plan != nil {
+		r.o.Plan(faults, topo)
 	}
 	r.net.SetPolicy(faults)
 	cl.Clock = faults.ClockOffset
@@ -1234,6 +1248,7 @@ func (r *run) collect() {
 		res.Err = errors.Join(r.taskErrs...)
 	}
 	res.Faults = append(r.faults.Records(), r.reconfigs...)
+	res.Projection = r.cl.Latest().Clone()
 	slices.SortStableFunc(res.Faults, func(a, b FaultRecord) int { return cmp.Compare(a.Start, b.Start) })
 	res.FaultCounts = r.faults.Counts()
 	if len(r.reconfigs) > 0 {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -23,6 +24,11 @@ var (
 	// when a transport that loses messages returns it; an in-process network
 	// returns it only when it delivered nothing.
 	ErrUnreachable = errors.New("transport: node unreachable")
+	// ErrNotSent reports a request that left nothing at the node: the
+	// transport knows it was never delivered (no such node, or a
+	// connection that could not be made). It matches ErrUnreachable too
+	// (errors.Is). Only the caller's side returns it; it has no wire code.
+	ErrNotSent = fmt.Errorf("%w: request not sent", ErrUnreachable)
 	// ErrRemote reports an error from a remote node that has no wire code
 	// of its own. The error returned wraps ErrRemote and keeps the remote
 	// error's message.

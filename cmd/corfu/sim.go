@@ -273,6 +273,7 @@ type simFlags struct {
 	traceFrom  time.Duration
 	traceUntil time.Duration
 	traceMax   int
+	heal       bool
 	sc         scenario
 }
 
@@ -302,6 +303,7 @@ flags:
 	fs.IntVar(&f.seeds, "seeds", 0, "sweep this many seeds, from --first on")
 	fs.Uint64Var(&f.first, "first", 1, "the first seed of a sweep")
 	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "runs of a sweep at once")
+	fs.BoolVar(&f.heal, "heal", false, "with --seeds: measure heal times instead (sim.HealTime: a unit crash, a sequencer crash, a partitioned unit and a paused unit, each on every seed) and print their p50 and p99")
 	fs.BoolVar(&f.progress, "progress", true, "show a progress line on stderr during a sweep")
 	fs.StringVar(&f.sc.faults, "faults", "", "kinds of fault to inject, separated by commas, or all, or none (default: as the seed chooses); kinds: "+kindList())
 	fs.StringVar(&f.sc.disk, "disk", "", "where the cluster keeps its state: memory (in-memory units and roles) or durable (the durable unit and role state on simulated disks, which take the disk faults) (default: as the seed chooses, durable one seed in four)")
@@ -386,6 +388,9 @@ func simCmd(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if f.seeds > 0 && f.heal {
+		return f.healTable(stdout, stderr)
 	}
 	if f.seeds > 0 {
 		return f.sweep(stdout, stderr)

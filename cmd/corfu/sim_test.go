@@ -301,7 +301,7 @@ func TestScenarioDuration(t *testing.T) {
 func TestSimFaultsOutput(t *testing.T) {
 	code, out, stderr := runCmd("sim", "--seed", "7", "--faults", "crash", "--duration", "2s")
 	assert.Contains(t, []int{0, 1}, code, stderr)
-	assert.Regexp(t, `(?m)^faults: +\d+ injected: crash \d+$`, out)
+	assert.Regexp(t, `(?m)^faults: +\d+ injected: crash \d+(, reconfig \d+)?$`, out) // reconfig: the detector's
 	if code == 1 {
 		assert.Contains(t, out, "replay:       go run ./cmd/corfu sim --seed 7 --faults crash --duration 2s\n")
 	}

@@ -79,11 +79,6 @@ type Set struct {
 	// RebuildJoinsEarly makes a rebuild add the joining unit to its chain
 	// without copying the chain to it first.
 	RebuildJoinsEarly bool
-	// DetectorIgnoresInFlight makes the failure detector replace a unit
-	// without sealing it: the replaced unit keeps taking the writes of
-	// the old epoch that are still on their way, and readers that have
-	// not refreshed trust what it says.
-	DetectorIgnoresInFlight bool
 	// ReadTrustsRemovedUnit makes a reader that finds nothing (or junk)
 	// at a unit trust that answer without knowing its projection is
 	// current.

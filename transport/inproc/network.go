@@ -64,7 +64,7 @@ func (n *Network) Call(ctx context.Context, to transport.NodeID, req *transport.
 	nd := n.nodes[to]
 	n.mu.RUnlock()
 	if nd == nil {
-		return nil, fmt.Errorf("%w: %s", transport.ErrUnreachable, to)
+		return nil, fmt.Errorf("%w: %s", transport.ErrNotSent, to)
 	}
 	in, err := transport.DecodeRequest(transport.AppendRequest(nil, req))
 	if err != nil {
