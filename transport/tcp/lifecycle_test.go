@@ -173,6 +173,32 @@ func TestInFlightLimit(t *testing.T) {
 	require.Equal(t, int32(2), g.held.Load())
 }
 
+// TestStalledHandler checks that a request that blocks in the Handler
+// holds up no other on its connection: later ones are read and answered
+// meanwhile, out of order, and the blocked one is answered once it
+// returns.
+func TestStalledHandler(t *testing.T) {
+	checkGoroutines(t)
+	g := newGated()
+	_, addr := serve(t, "node", g, plain(), nil)
+	c := client(t, map[transport.NodeID]string{"node": addr}, plain(), nil)
+	ctx := context.Background()
+	held := callAsync(c, ctx, &transport.Request{Op: transport.OpRead, Addr: 1})
+	wait(t, g.entered)
+	for i := range 100 {
+		err := transport.UnitClient{Caller: c, Node: "node"}.Write(ctx, 0, storage.Address(10+i), []byte("x"))
+		require.NoError(t, err)
+	}
+	select {
+	case r := <-held:
+		t.Fatalf("the held request was answered: %v", r.err)
+	default:
+	}
+	close(g.release)
+	require.ErrorIs(t, wait(t, held).err, storage.ErrUnwritten)
+	require.Equal(t, int32(1), g.held.Load())
+}
+
 // TestSlotWait checks the client's own in-flight limit: calls beyond it
 // wait for slots and are sent as answers free them, and one that gives up
 // first is never sent and takes no slot from the others.

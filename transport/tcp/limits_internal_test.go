@@ -70,8 +70,9 @@ func TestServerLimits(t *testing.T) {
 			for h.n.Load() < tt.served && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
-			// NB: a stall check starts more workers for a held backlog; give
-			// it time to serve too much if the limit did not hold.
+			// NB: a stall check hands the reading on past each held
+			// request; give it time to serve too much if the limit did not
+			// hold.
 			time.Sleep(20 * time.Millisecond)
 			require.Equal(t, tt.served, h.n.Load())
 			close(h.release)

@@ -282,7 +282,7 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		cn := &serverConn{s: s, nc: nc, remote: nc.RemoteAddr().String(), wake: make(chan struct{}, 1),
-			aborted: make(chan struct{}), tasks: make(chan *task, s.cfg.MaxInFlight)}
+			aborted: make(chan struct{})}
 		cn.cond.L = &cn.mu
 		s.mu.Lock()
 		if s.closing {
@@ -299,6 +299,12 @@ func (s *Server) acceptLoop() {
 }
 
 // serverConn is one client's connection.
+//
+// Its reader serves each request it reads itself, inline, and queues the
+// answer for the writer: fast requests pass through no other goroutine. A
+// request that keeps the reader in the Handler for stallTimeout hands the
+// reading on to a new goroutine, and its own goroutine ends once it has
+// queued its answer; requests so handed over are the ones in flight.
 type serverConn struct {
 	s      *Server
 	nc     net.Conn
@@ -310,11 +316,27 @@ type serverConn struct {
 	cond      sync.Cond // signalled when inFlight or inBytes fall, or on abort
 	out       outbox    // frames queued for the writer
 	outBytes  int       // bytes of in-flight accounting that out's frames release once written
-	inFlight  int       // requests read and not yet answered
-	inBytes   int       // bytes of requests in flight and of answers not yet written
+	inFlight  int       // requests handed over by a stalled reader and not yet answered
+	inBytes   int       // bytes of those requests and of answers not yet written
 	waiting   bool      // the reader waits on cond
 	draining  bool      // Shutdown: read no more
 	stopWrite bool      // the writer exits once wbuf is written
+
+	rd        *reading    // the reading, owned by the goroutine of generation gen
+	gen       uint64      // bumped when a stalled reader hands the reading over
+	readEnded bool        // the read loop ended: no more hand-overs
+	watch     *time.Timer // the stall check, while armed
+	watchedAt uint64      // serving at the stall check's last look
+	// servingBytes is the size of the request the reader serves; written
+	// by the reader before it bumps serving, read by the stall check.
+	servingBytes int
+
+	// serving is odd while the reader is in the Handler: it is bumped
+	// before and after each request. watchArmed says the stall check is
+	// armed. NB: the reader bumps serving, then reads watchArmed; the check
+	// clears watchArmed, then reads serving: one of them sees the other.
+	serving    atomic.Uint64
+	watchArmed atomic.Bool
 
 	writeErr error // the write that dropped the connection, if one did
 
@@ -322,30 +344,30 @@ type serverConn struct {
 	aborted   chan struct{} // closed by abort
 	abortOnce sync.Once
 
-	tasks       chan *task     // requests for the workers
-	workers     int            // goroutines serving tasks; guarded by mu
-	tasksClosed bool           // tasks is closed: start no worker; guarded by mu
-	watch       *time.Timer    // the stall check, while a backlog is watched; guarded by mu
-	watchedAt   uint64         // completed when the stall check was armed; guarded by mu
-	completed   atomic.Uint64  // tasks served
-	wwg         sync.WaitGroup // the workers and the writer
+	wwg sync.WaitGroup // the readers, stalled or not, and the writer
 }
 
-// stallTimeout is how long a backlog of requests may wait with no request
-// finishing before another worker starts. The resident worker serves fast
-// requests one after another, with no hand-off between goroutines per
-// request; a request that blocks (a disk write) gets helpers for the
-// requests behind it within about this long (timers are coarse: about a
-// millisecond).
+// stallTimeout is how long the reader may stay in the Handler for one
+// request before a new goroutine takes over the reading: a request that
+// blocks (a disk write) delays those behind it by about this long (timers
+// are coarse: about a millisecond), and fast requests are served one after
+// another with no hand-off between goroutines.
 const stallTimeout = 200 * time.Microsecond
 
-// task is one request frame to serve.
-type task struct {
-	id   uint64
-	body []byte
+// reading is the state of a connection's read loop, handed from a stalled
+// reader to the next.
+type reading struct {
+	fr           frameReader
+	last         uint64    // the id of the last request read
+	partialSince time.Time // when the frame in progress was first seen partial
+	deadline     time.Time // the read deadline set, zero for none
 }
 
-var taskPool = sync.Pool{New: func() any { return new(task) }}
+// readResult is how a read loop ended.
+type readResult struct {
+	last uint64 // the id of the last request read
+	err  error
+}
 
 // drain makes the reader stop at the next frame boundary (or now, if it
 // is waiting for one).
@@ -382,34 +404,48 @@ func (cn *serverConn) warn(msg string, err error) {
 	cn.s.cfg.Logger.Warn(msg, "node", cn.s.cfg.Node, "remote", cn.remote, "client", cn.peer, "err", err)
 }
 
-// serve runs the connection: the handshake, then the reader loop (here),
-// the writer and the workers, then the close.
+// serve runs the connection: the handshake, then the read loop (here, at
+// first) and the writer; the reader that ends the read loop closes the
+// connection (see finish).
 func (cn *serverConn) serve() {
 	s := cn.s
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, cn)
-		s.mu.Unlock()
-		s.nconns.Add(-1)
-		s.wg.Done()
-	}()
 	if err := cn.handshake(); err != nil {
 		cn.warn("tcp: handshake failed, dropping connection", err)
 		if f := s.cfg.Hooks.HandshakeFailed; f != nil {
 			f(cn.remote, err)
 		}
 		cn.abort()
+		cn.forget()
 		return
 	}
 	s.cfg.Logger.Debug("tcp: connection open", "node", s.cfg.Node, "remote", cn.remote, "client", cn.peer)
 	if f := s.cfg.Hooks.ConnOpened; f != nil {
 		f(cn.remote)
 	}
-	var dropped error // why the connection was dropped, for Hooks.ConnClosed
-	cn.wwg.Add(1)
+	cn.wwg.Add(2) // NB: the writer, and this goroutine as the first reader
 	go cn.writeLoop()
+	cn.rd = &reading{fr: frameReader{r: cn.nc, max: s.cfg.MaxFrameBytes}}
+	cn.reader(0)
+}
 
-	last, err := cn.readLoop()
+// reader runs the read loop as the reader of generation gen (see read),
+// and closes the connection if it ended the loop. The caller counted it in
+// wwg.
+func (cn *serverConn) reader(gen uint64) {
+	r, ended := cn.read(gen)
+	cn.wwg.Done()
+	if ended {
+		cn.finish(r.last, r.err)
+	}
+}
+
+// finish closes the connection once the read loop ended with err, last
+// being the id of the last request read: gracefully if the server is
+// shutting down (the goaway, then the answers in flight), at once
+// otherwise. It waits for the writer and for every Handler call.
+func (cn *serverConn) finish(last uint64, err error) {
+	s := cn.s
+	var dropped error // why the connection was dropped, for Hooks.ConnClosed
 	cn.mu.Lock()
 	graceful := cn.draining && !errors.Is(err, errProtocol)
 	cn.mu.Unlock()
@@ -433,11 +469,6 @@ func (cn *serverConn) serve() {
 		cn.abort()
 	}
 	cn.mu.Lock()
-	cn.tasksClosed = true
-	close(cn.tasks)
-	if cn.watch != nil {
-		cn.watch.Stop()
-	}
 	cn.stopWrite = true
 	cn.mu.Unlock()
 	cn.signal()
@@ -449,6 +480,17 @@ func (cn *serverConn) serve() {
 		}
 		f(cn.remote, dropped)
 	}
+	cn.forget()
+}
+
+// forget removes the closed connection from the server's.
+func (cn *serverConn) forget() {
+	s := cn.s
+	s.mu.Lock()
+	delete(s.conns, cn)
+	s.mu.Unlock()
+	s.nconns.Add(-1)
+	s.wg.Done()
 }
 
 // handshake secures the connection (with TLS, if configured), reads the
@@ -515,103 +557,160 @@ func (cn *serverConn) handshake() error {
 	return cn.nc.SetDeadline(time.Time{})
 }
 
-// readLoop reads request frames and hands them to the workers, until the
-// connection ends, breaks the protocol, or drains. It returns the id of
-// the last request it handed on.
-func (cn *serverConn) readLoop() (last uint64, err error) {
-	s := cn.s
-	var (
-		partialSince time.Time // when the frame in progress was first seen partial
-		deadline     time.Time // the read deadline set, zero for none
-	)
-	fr := frameReader{r: cn.nc, max: s.cfg.MaxFrameBytes}
-	fr.deadline = func(partial bool) error {
-		var want time.Time
-		switch {
-		case partial:
-			if partialSince.IsZero() {
-				partialSince = time.Now()
+// read runs the read loop as the reader of generation gen: it reads
+// request frames and serves each inline, until the connection ends, breaks
+// the protocol or drains (it returns how, and ended), or until a request
+// stalls it in the Handler and a new reader takes over (it returns once it
+// has queued that request's answer).
+func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
+	rd := cn.rd
+	defer func() {
+		if ended {
+			cn.mu.Lock()
+			cn.readEnded = true
+			if cn.watch != nil {
+				cn.watch.Stop()
 			}
-			want = partialSince.Add(s.cfg.FrameTimeout)
-		case s.cfg.IdleTimeout > 0:
-			partialSince = time.Time{}
-			want = time.Now().Add(s.cfg.IdleTimeout)
-			// NB: an idle deadline moves only once a tenth of it has
-			// passed, to spare a timer update per read.
-			if !deadline.IsZero() && want.After(deadline) && want.Sub(deadline) < s.cfg.IdleTimeout/10 {
-				want = deadline
-			}
-		default:
-			partialSince = time.Time{}
+			cn.mu.Unlock()
 		}
-		// NB: under mu, so that drain's deadline is never overwritten.
-		cn.mu.Lock()
-		defer cn.mu.Unlock()
-		if cn.draining {
-			return errDraining
-		}
-		if want.Equal(deadline) {
-			return nil
-		}
-		deadline = want
-		return cn.nc.SetReadDeadline(want)
-	}
+	}()
+	rd.fr.deadline = func(partial bool) error { return cn.readDeadline(rd, partial) }
+	cn.mu.Lock()
+	err := cn.admit()
+	cn.mu.Unlock()
+	var out []byte // the answer's frame, reused
 	for {
-		h, body, owned, err := fr.next()
 		if err != nil {
-			if errors.Is(err, errDraining) || (cn.drainingNow() && errors.Is(err, os.ErrDeadlineExceeded)) {
-				return last, errDraining
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if !partialSince.IsZero() {
-					err = fmt.Errorf("a frame took over %v to arrive (slow peer): %w", s.cfg.FrameTimeout, err)
-				} else {
-					err = fmt.Errorf("idle for over %v: %w", s.cfg.IdleTimeout, err)
-				}
-			}
-			return last, err
+			return readResult{rd.last, err}, true
 		}
-		partialSince = time.Time{}
+		h, body, _, rerr := rd.fr.next()
+		if rerr != nil {
+			return readResult{rd.last, cn.readError(rd, rerr)}, true
+		}
+		rd.partialSince = time.Time{}
 		switch {
 		case h.typ != frameRequest:
-			return last, protocolError("%s frame sent to a server", h.typ)
-		case h.id <= last:
-			return last, protocolError("request id %d not above the last one, %d (reused?)", h.id, last)
+			return readResult{rd.last, protocolError("%s frame sent to a server", h.typ)}, true
+		case h.id <= rd.last:
+			return readResult{rd.last, protocolError("request id %d not above the last one, %d (reused?)", h.id, rd.last)}, true
 		}
-		last = h.id
+		rd.last = h.id
 		size := headerBytes + h.n
-		t := taskPool.Get().(*task)
-		t.id = h.id
-		if owned {
-			t.body = body
-		} else {
-			t.body = append(t.body[:0], body...)
+		if cn.isAborted() {
+			return readResult{rd.last, net.ErrClosed}, true
 		}
+		// NB: the request shares no memory with body, which the next read
+		// may overwrite, or a new reader after a hand-over.
+		req, derr := transport.DecodeRequest(body)
+		op := transport.Op(0)
+		if derr != nil && len(body) > 2 {
+			op = transport.Op(body[2]) // NB: where a request message keeps its op
+		}
+		cn.servingBytes = size
+		cn.serving.Add(1)
+		if !cn.watchArmed.Load() {
+			cn.armWatch()
+		}
+		resp := cn.handle(req, op, derr)
+
+		out = appendHeader(out[:0], frameResponse, h.id, 0)
+		out = transport.AppendResponse(out, resp)
+		setLen(out)
+		keep := len(out) >= bigFrameBytes // NB: by reference: out is not reused
 		cn.mu.Lock()
-		cn.inFlight++
-		cn.inBytes += size
-		cn.tasks <- t // NB: never blocks: at most MaxInFlight tasks are queued or running
-		switch {
-		case cn.workers == 0:
-			cn.startWorker(true)
-		case cn.watch == nil && len(cn.tasks) > 0:
-			cn.watchedAt = cn.completed.Load()
-			cn.watch = time.AfterFunc(stallTimeout, cn.checkStall)
+		if cn.gen != gen { // a new reader took over while this request stalled
+			cn.queueLocked(out, size, keep)
+			cn.mu.Unlock()
+			return readResult{}, false
 		}
-		for (cn.inFlight >= s.cfg.MaxInFlight || cn.inBytes >= s.cfg.MaxInFlightBytes) && !cn.draining && !cn.isAborted() {
-			cn.waiting = true
-			cn.cond.Wait()
-			cn.waiting = false
-		}
-		aborted, draining := cn.isAborted(), cn.draining
+		cn.serving.Add(1) // NB: under mu, so that a hand-over bumps it instead
+		wasEmpty := cn.out.empty()
+		cn.out.add(out, keep)
+		// NB: the request and its answer count as in flight until the
+		// answer is written, as a handed-over one's do.
+		cn.inBytes += size + len(out)
+		cn.outBytes += size + len(out)
+		err = cn.admit()
 		cn.mu.Unlock()
-		switch {
-		case aborted:
-			return last, net.ErrClosed
-		case draining:
-			return last, errDraining
+		if wasEmpty {
+			cn.signal()
+		}
+		if keep {
+			out = nil
+		} else if cap(out) > maxPooledBytes {
+			out = nil
 		}
 	}
+}
+
+// admit waits until the connection's limits let the reader read another
+// request; the caller holds mu. It fails once the connection is aborted
+// or drains.
+func (cn *serverConn) admit() error {
+	s := cn.s
+	for (cn.inFlight >= s.cfg.MaxInFlight || cn.inBytes >= s.cfg.MaxInFlightBytes) && !cn.draining && !cn.isAborted() {
+		cn.waiting = true
+		cn.cond.Wait()
+		cn.waiting = false
+	}
+	switch {
+	case cn.isAborted():
+		return net.ErrClosed
+	case cn.draining:
+		return errDraining
+	}
+	return nil
+}
+
+// readDeadline sets the read deadline before each read: the frame
+// timeout from when a frame was first seen partial, or else the idle
+// timeout. It fails once the connection drains.
+func (cn *serverConn) readDeadline(rd *reading, partial bool) error {
+	s := cn.s
+	var want time.Time
+	switch {
+	case partial:
+		if rd.partialSince.IsZero() {
+			rd.partialSince = time.Now()
+		}
+		want = rd.partialSince.Add(s.cfg.FrameTimeout)
+	case s.cfg.IdleTimeout > 0:
+		rd.partialSince = time.Time{}
+		want = time.Now().Add(s.cfg.IdleTimeout)
+		// NB: an idle deadline moves only once a tenth of it has passed,
+		// to spare a timer update per read.
+		if !rd.deadline.IsZero() && want.After(rd.deadline) && want.Sub(rd.deadline) < s.cfg.IdleTimeout/10 {
+			want = rd.deadline
+		}
+	default:
+		rd.partialSince = time.Time{}
+	}
+	// NB: under mu, so that drain's deadline is never overwritten.
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.draining {
+		return errDraining
+	}
+	if want.Equal(rd.deadline) {
+		return nil
+	}
+	rd.deadline = want
+	return cn.nc.SetReadDeadline(want)
+}
+
+// readError says why a read failed.
+func (cn *serverConn) readError(rd *reading, err error) error {
+	s := cn.s
+	if errors.Is(err, errDraining) || (cn.drainingNow() && errors.Is(err, os.ErrDeadlineExceeded)) {
+		return errDraining
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if !rd.partialSince.IsZero() {
+			return fmt.Errorf("a frame took over %v to arrive (slow peer): %w", s.cfg.FrameTimeout, err)
+		}
+		return fmt.Errorf("idle for over %v: %w", s.cfg.IdleTimeout, err)
+	}
+	return err
 }
 
 // errDraining ends a reader loop for Shutdown.
@@ -623,111 +722,62 @@ func (cn *serverConn) drainingNow() bool {
 	return cn.draining
 }
 
-// startWorker starts a worker; the caller holds mu. A resident worker
-// waits for tasks until the connection ends; a helper ends once it finds
-// none.
-func (cn *serverConn) startWorker(resident bool) {
-	if cn.tasksClosed || cn.workers >= cn.s.cfg.MaxInFlight {
+// armWatch arms the stall check, unless it is armed.
+func (cn *serverConn) armWatch() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.watchArmed.Load() || cn.readEnded {
 		return
 	}
-	cn.workers++
-	cn.wwg.Add(1)
-	go cn.worker(resident)
+	cn.watchArmed.Store(true)
+	cn.watchedAt = cn.serving.Load()
+	if cn.watch == nil {
+		cn.watch = time.AfterFunc(stallTimeout, cn.checkStall)
+	} else {
+		cn.watch.Reset(stallTimeout)
+	}
 }
 
-// checkStall runs stallTimeout after a backlog formed: if no task finished
-// meanwhile, the workers are stuck (or slow), and one more starts. It keeps
-// watching while the backlog lasts.
+// checkStall runs every stallTimeout while armed. If the reader has been
+// in the Handler for the same request since the last look, it hands the
+// reading over to a new goroutine, counting that request as in flight. It
+// disarms once it finds the reader out of the Handler.
 func (cn *serverConn) checkStall() {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if cn.tasksClosed || len(cn.tasks) == 0 {
-		cn.watch = nil
+	if cn.readEnded || !cn.watchArmed.Load() {
 		return
 	}
-	if done := cn.completed.Load(); done == cn.watchedAt {
-		cn.startWorker(false)
-	} else {
-		cn.watchedAt = done
+	at := cn.serving.Load()
+	if at%2 == 0 {
+		cn.watchArmed.Store(false)
+		if at = cn.serving.Load(); at%2 == 0 {
+			return
+		}
+		cn.watchArmed.Store(true) // NB: it entered one meanwhile
+	} else if at == cn.watchedAt && cn.inFlight < cn.s.cfg.MaxInFlight {
+		cn.gen++
+		cn.inFlight++
+		cn.inBytes += cn.servingBytes
+		gen := cn.gen
+		cn.serving.Add(1) // NB: even again, for the new reader
+		cn.wwg.Add(1)
+		go cn.reader(gen)
 	}
+	cn.watchedAt = at
 	cn.watch.Reset(stallTimeout)
 }
 
-// worker serves tasks; see startWorker.
-func (cn *serverConn) worker(resident bool) {
-	defer cn.wwg.Done()
-	defer func() {
-		cn.mu.Lock()
-		cn.workers--
-		cn.mu.Unlock()
-	}()
-	var out []byte
-	for {
-		var (
-			t  *task
-			ok bool
-		)
-		if resident {
-			t, ok = <-cn.tasks
-		} else {
-			select {
-			case t, ok = <-cn.tasks:
-			default:
-			}
-		}
-		if !ok {
-			return
-		}
-		out = cn.serveTask(t, out[:0])
-		cn.completed.Add(1)
-		if cap(out) > maxPooledBytes {
-			out = nil
-		}
-	}
-}
-
-// serveTask serves one request and queues its answer, using out as
-// scratch space.
-func (cn *serverConn) serveTask(t *task, out []byte) []byte {
-	reqBytes := headerBytes + len(t.body)
-	var resp *transport.Response
-	if !cn.isAborted() {
-		resp = cn.handle(t.body)
-	}
-	id := t.id
-	if cap(t.body) > maxPooledBytes {
-		t.body = nil
-	}
-	taskPool.Put(t)
-	if resp == nil { // aborted: no one to answer
-		cn.release(reqBytes)
-		return out
-	}
-	out = appendHeader(out, frameResponse, id, 0)
-	out = transport.AppendResponse(out, resp)
-	setLen(out)
-	if len(out) >= bigFrameBytes {
-		cn.queue(out, reqBytes, true) // NB: by reference: out is not reused
-		return nil
-	}
-	cn.queue(out, reqBytes, false)
-	return out
-}
-
-// handle decodes and serves one request body.
-func (cn *serverConn) handle(body []byte) (resp *transport.Response) {
+// handle serves one decoded request (or answers derr, the error that
+// decoding it gave: op is its op, if known).
+func (cn *serverConn) handle(req *transport.Request, op transport.Op, derr error) (resp *transport.Response) {
 	hook := cn.s.cfg.Hooks.Request
-	req, err := transport.DecodeRequest(body)
-	if err != nil {
-		cn.s.cfg.Logger.Debug("tcp: malformed request", "node", cn.s.cfg.Node, "remote", cn.remote, "err", err)
+	if derr != nil {
+		cn.s.cfg.Logger.Debug("tcp: malformed request", "node", cn.s.cfg.Node, "remote", cn.remote, "err", derr)
 		if hook != nil {
-			op := transport.Op(0)
-			if len(body) > 2 {
-				op = transport.Op(body[2]) // NB: where a request message keeps its op
-			}
-			hook(op, 0, err)
+			hook(op, 0, derr)
 		}
-		return &transport.Response{Err: err}
+		return &transport.Response{Err: derr}
 	}
 	if r := cn.s.cfg.Roles; r != 0 && opRole(req.Op)&r == 0 {
 		err := fmt.Errorf("%w: %s needs a %s, %s serves %s", transport.ErrWrongRole, req.Op, opRole(req.Op), cn.s.cfg.Node, r)
@@ -755,10 +805,16 @@ func (cn *serverConn) handle(body []byte) (resp *transport.Response) {
 
 // queue hands a frame to the writer (by reference if keep: see
 // outbox.add); once written, it releases reqBytes of in-flight accounting
-// (and the frame's own bytes). A frame that answers a request (reqBytes >
-// 0) ends that request's flight.
+// (and the frame's own bytes). A frame that answers a request in flight
+// (reqBytes > 0) ends that request's flight.
 func (cn *serverConn) queue(frame []byte, reqBytes int, keep bool) {
 	cn.mu.Lock()
+	cn.queueLocked(frame, reqBytes, keep)
+	cn.mu.Unlock()
+}
+
+// queueLocked is queue with mu held.
+func (cn *serverConn) queueLocked(frame []byte, reqBytes int, keep bool) {
 	wasEmpty := cn.out.empty()
 	cn.out.add(frame, keep)
 	if reqBytes > 0 {
@@ -769,19 +825,9 @@ func (cn *serverConn) queue(frame []byte, reqBytes int, keep bool) {
 			cn.cond.Broadcast()
 		}
 	}
-	cn.mu.Unlock()
 	if wasEmpty {
 		cn.signal()
 	}
-}
-
-// release ends the flight of a request that got no answer.
-func (cn *serverConn) release(reqBytes int) {
-	cn.mu.Lock()
-	cn.inFlight--
-	cn.inBytes -= reqBytes
-	cn.cond.Broadcast()
-	cn.mu.Unlock()
 }
 
 func (cn *serverConn) signal() {
