@@ -104,7 +104,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: no transport", ErrInvalidConfig)
 	}
 	if c.Env == nil {
-		c.Env = sysenv.New(c.Seed)
+		c.Env = systemEnv{sysenv.New(c.Seed)}
 		for c.Writer == 0 {
 			var b [8]byte
 			_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)

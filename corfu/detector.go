@@ -92,6 +92,7 @@ type Detector struct {
 
 	misses  map[projection.NodeID]int  // consecutive probes missed; looked up, never iterated
 	blank   map[projection.NodeID]bool // answered its last probe with storage.ErrBlank; looked up only
+	refused map[Join]bool              // joins a rebuild refused (ErrRebuildConflict); looked up only
 	retired []projection.NodeID        // units replaced, in order
 	movedOf []projection.NodeID        // sequencers moved away from, in order
 }
@@ -108,7 +109,7 @@ func NewDetector(c *Client, cfg DetectorConfig) *Detector {
 			cfg.Replicas = max(cfg.Replicas, len(chain))
 		}
 	}
-	return &Detector{c: c, cfg: cfg, misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}}
+	return &Detector{c: c, cfg: cfg, misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}, refused: map[Join]bool{}}
 }
 
 // Run probes and heals until ctx ends, and returns ctx's error.
@@ -129,10 +130,13 @@ func (d *Detector) Step(ctx context.Context) bool {
 		return false // NB: maybe the minority side of a partition
 	}
 	nodes := d.watched(p)
+	ups := make([]bool, len(nodes))
+	blanks := make([]bool, len(nodes))
+	d.c.each("probe", len(nodes), func(i int) { ups[i], blanks[i] = d.probe(ctx, p, nodes[i]) })
 	suspects := 0
-	for _, n := range nodes {
-		if up, blank := d.probe(ctx, p, n); up {
-			d.misses[n], d.blank[n] = 0, blank
+	for i, n := range nodes {
+		if ups[i] {
+			d.misses[n], d.blank[n] = 0, blanks[i]
 			continue
 		}
 		d.misses[n]++
@@ -200,12 +204,13 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 	}
 	var joins []Join
 	for _, j := range ShortChains(p, d.cfg.Replicas) {
-		if d.alive(j.Node) {
+		if d.alive(j.Node) && !d.refused[j] {
 			joins = append(joins, j)
 		}
 	}
 	if len(joins) > 0 {
-		np, err := d.c.Rebuild(ctx, joins)
+		np, err := d.c.Rebuild(d.withSuspects(ctx), joins)
+		d.noteRefused(err)
 		ev := DetectorEvent{Kind: "rebuild", Err: err, Detail: fmt.Sprint(joins)}
 		if np != nil && np.Epoch > p.Epoch {
 			ev.Epoch = np.Epoch
@@ -225,7 +230,7 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 
 // reconfigure runs one reconfiguration for act and reports it.
 func (d *Detector) reconfigure(ctx context.Context, kind string, node, fresh projection.NodeID, change Change) bool {
-	p, err := d.c.Reconfigure(ctx, change)
+	p, err := d.c.Reconfigure(d.withSuspects(ctx), change)
 	ev := DetectorEvent{Kind: kind, Node: node, Fresh: fresh, Err: err}
 	if err == nil {
 		ev.Epoch = p.Epoch
@@ -238,6 +243,36 @@ func (d *Detector) reconfigure(ctx context.Context, kind string, node, fresh pro
 	}
 	d.emit(ev)
 	return err == nil
+}
+
+// noteRefused remembers the joins err (from Rebuild) says conflict, so
+// that they are not tried again: the unit holds other content there.
+func (d *Detector) noteRefused(err error) {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var re *RebuildError
+		if errors.As(e, &re) && errors.Is(re, ErrRebuildConflict) {
+			d.refused[re.Join] = true
+		}
+	}
+}
+
+// withSuspects returns ctx naming the suspected nodes for the seal of the
+// reconfiguration it starts (see withSuspects): the detector has waited
+// for them long enough.
+func (d *Detector) withSuspects(ctx context.Context) context.Context {
+	var nodes []projection.NodeID
+	for _, n := range d.watched(d.c.projection()) {
+		if d.suspected(n) {
+			nodes = append(nodes, n)
+		}
+	}
+	return withSuspects(ctx, nodes, d.cfg.Timeout)
 }
 
 // retire adds n to list once.
@@ -297,14 +332,17 @@ func (d *Detector) watched(p *projection.Projection) []projection.NodeID {
 // it) and how many layout servers answered.
 func (d *Detector) fetch(ctx context.Context) (*projection.Projection, int) {
 	p := d.c.projection()
-	reached := 0
-	for _, node := range p.Layout {
+	got := make([]*projection.Projection, len(p.Layout))
+	d.c.each("probe layout", len(p.Layout), func(i int) {
 		pctx, cancel := d.c.env.WithTimeout(ctx, d.cfg.Timeout)
-		got, err := transport.LayoutClient{Caller: d.c.cfg.Transport, Node: node}.Get(pctx)
-		cancel()
-		if err == nil {
+		defer cancel()
+		got[i], _ = transport.LayoutClient{Caller: d.c.cfg.Transport, Node: p.Layout[i]}.Get(pctx)
+	})
+	reached := 0
+	for _, g := range got {
+		if g != nil {
 			reached++
-			p = d.c.install(got)
+			p = d.c.install(g)
 		}
 	}
 	return p, reached

@@ -2,6 +2,7 @@ package corfu
 
 import (
 	"context"
+	"github.com/corfulog/corfu/internal/sysenv"
 	"math/rand/v2"
 	"time"
 )
@@ -30,4 +31,25 @@ type Env interface {
 	// Env's is safe for concurrent use (its source is locked); the
 	// simulator's runs one task at a time.
 	Rand() *rand.Rand
+	// NewSignal returns a new Signal. label names what it stands for in
+	// the simulator's reports of a task that waits for ever.
+	NewSignal(label string) Signal
 }
+
+// Signal is a one-shot wake-up between the tasks of an Env: one task waits
+// for it, any task fires it. The simulator parks the waiting task in
+// virtual time, which a Go channel would not let it do.
+type Signal interface {
+	// Fire wakes the task waiting on the Signal, now or when it comes to
+	// wait, and reports whether this call did; later calls do nothing.
+	Fire() bool
+	// Wait blocks until Fire is called or ctx is done, and returns
+	// ctx.Err() in the second case. A Signal serves one Wait.
+	Wait(ctx context.Context) error
+}
+
+// systemEnv is the system environment (internal/sysenv) as an Env.
+type systemEnv struct{ *sysenv.Env }
+
+// NewSignal implements Env.
+func (e systemEnv) NewSignal(label string) Signal { return e.Env.NewSignal(label) }

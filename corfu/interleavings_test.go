@@ -32,6 +32,11 @@ import (
 // seeds numbers the Envs openWith makes.
 var seeds uint64
 
+// sysEnv is the system environment as a corfu.Env.
+type sysEnv struct{ *sysenv.Env }
+
+func (e sysEnv) NewSignal(label string) corfu.Signal { return e.Env.NewSignal(label) }
+
 // openWith opens a client on cl through net, with the mutants in mut
 // switched on for it.
 func openWith(t *testing.T, cl *corfutest.Cluster, net transport.Caller, mut mutant.Set) *corfu.Client {
@@ -39,7 +44,7 @@ func openWith(t *testing.T, cl *corfutest.Cluster, net transport.Caller, mut mut
 	cfg := testConfig(cl.Config())
 	cfg.Transport = net
 	seeds++
-	cfg.Env = sysenv.New(seeds) // NB: each client its own, so that their Writers differ
+	cfg.Env = sysEnv{sysenv.New(seeds)} // NB: each client its own, so that their Writers differ
 	if mut.Any() {
 		t.Cleanup(mutant.Register(cfg.Env, mut))
 	}

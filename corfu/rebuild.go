@@ -18,6 +18,20 @@ import (
 // can.
 var ErrRebuildConflict = errors.New("corfu: rebuild: the unit holds other data than the chain")
 
+// RebuildError reports a join that Rebuild dropped, and why.
+type RebuildError struct {
+	Join Join
+	Err  error
+}
+
+// Error implements error.
+func (e *RebuildError) Error() string {
+	return fmt.Sprintf("corfu: rebuild of %s into stripe %d of the segment at %d: %v", e.Join.Node, e.Join.Stripe, e.Join.Start, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *RebuildError) Unwrap() error { return e.Err }
+
 // Join names a replica a rebuild adds: Node joins the chain of stripe Stripe
 // of the closed segment that starts at Start.
 type Join struct {
@@ -78,8 +92,8 @@ func inSegment(seg projection.Segment, node projection.NodeID) bool {
 // is; a node that already holds an address keeps it only if it holds what
 // the chain holds, else its join is dropped (ErrRebuildConflict).
 //
-// It returns the committed projection, and the joins it dropped with the
-// reason for each, joined into one error (nil if none was dropped). A join
+// It returns the committed projection, and the joins it dropped, each as a
+// *RebuildError, joined into one error (nil if none was dropped). A join
 // whose segment is gone (trimmed off the front of the log) or whose node is
 // in the chain already is done.
 func (c *Client) Rebuild(ctx context.Context, joins []Join) (*projection.Projection, error) {
@@ -94,13 +108,14 @@ func (c *Client) Rebuild(ctx context.Context, joins []Join) (*projection.Project
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("corfu: rebuild of %s into stripe %d of the segment at %d: %w", j.Node, j.Stripe, j.Start, err))
+			errs = append(errs, &RebuildError{Join: j, Err: err})
 			continue
 		}
 		kept = append(kept, j)
 	}
-	if len(kept) == 0 {
-		return c.projection(), errors.Join(errs...)
+	cur := c.projection()
+	if next, _ := AddReplicas(kept)(cur, 0); next.Equal(cur) {
+		return cur, errors.Join(errs...) // nothing to add: done already
 	}
 	p, err := c.Reconfigure(ctx, AddReplicas(kept))
 	if err != nil {
@@ -190,7 +205,10 @@ func (c *Client) copyAt(ctx context.Context, p *projection.Projection, g storage
 	}
 	err = c.unitDo(ctx, p, node, do)
 	if errors.Is(err, storage.ErrTrimmed) {
-		return nil // the node has it trimmed already: it serves nothing there
+		// NB: the chain holds an entry or junk there (a trim of a trimmed
+		// address succeeds): the node's trim is some other content of
+		// its own, say of another stripe of the segment it served before.
+		return fmt.Errorf("%w: %s has local address %d trimmed", ErrRebuildConflict, node, loc.Local)
 	}
 	if !errors.Is(err, storage.ErrWritten) {
 		return err

@@ -358,18 +358,17 @@ func (c *Client) joinBlanks(ctx context.Context, chosen *projection.Projection, 
 // and installs it.
 func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
 	p := c.projection()
+	got := make([]*projection.Projection, len(p.Layout))
+	c.each("get layout", len(p.Layout), func(i int) {
+		got[i], _ = transport.LayoutClient{Caller: hopCaller{c}, Node: p.Layout[i]}.Get(ctx)
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var best *projection.Projection
-	for _, node := range p.Layout {
-		lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
-		got, err := lc.Get(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			continue
-		}
-		if best == nil || got.Epoch > best.Epoch {
-			best = got
+	for _, g := range got {
+		if g != nil && (best == nil || g.Epoch > best.Epoch) {
+			best = g
 		}
 	}
 	if best == nil {
@@ -405,13 +404,30 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	localTails := map[projection.NodeID]storage.Address{}
 	var blank []projection.NodeID
 	var newer *storage.SealedError
-	for _, node := range cur.Units() {
-		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
-		var t storage.Address
-		err := c.retryN(ctx, 2, func() (err error) {
-			t, err = u.Seal(ctx, epoch)
+	units := cur.Units()
+	ts := make([]storage.Address, len(units))
+	errs := make([]error, len(units))
+	// NB: every unit at once: one that does not answer costs its timeout
+	// once, not once per unit after it.
+	c.each("seal", len(units), func(i int) {
+		u := transport.UnitClient{Caller: hopCaller{c}, Node: units[i]}
+		sctx, attempts := ctx, 2
+		if d, ok := suspectOf(ctx, units[i]); ok {
+			var cancel context.CancelFunc
+			sctx, cancel = c.env.WithTimeout(ctx, d)
+			defer cancel()
+			attempts = 1
+		}
+		errs[i] = c.retryN(sctx, attempts, func() (err error) {
+			ts[i], err = u.Seal(sctx, epoch)
 			return err
 		})
+		if ctx.Err() == nil && sctx.Err() != nil {
+			errs[i] = fmt.Errorf("%w: %s is suspected", errHopTimeout, units[i])
+		}
+	})
+	for i, node := range units {
+		t, err := ts[i], errs[i]
 		var se *storage.SealedError
 		if errors.As(err, &se) && (newer == nil || se.Epoch > newer.Epoch) {
 			newer = se
@@ -518,13 +534,16 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*projection.Projection, error) {
 	servers := cur.Layout
 	quorum := len(servers)/2 + 1
+	layout := func(i int) transport.LayoutClient {
+		return transport.LayoutClient{Caller: hopCaller{c}, Node: servers[i]}
+	}
 	// Bring lagging layout servers up to cur first (cur is committed): they
-	// then refuse proposals made from older projections.
-	for _, node := range servers {
-		lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
-		if err := lc.Commit(ctx, cur); err != nil && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	// then refuse proposals made from older projections. NB: every phase
+	// asks all the servers at once, and looks at their answers in the
+	// servers' order.
+	c.each("commit", len(servers), func(i int) { _ = layout(i).Commit(ctx, cur) })
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	// NB: a rank is a round in the high bits and a random tag in the low
 	// ones, so two proposers rarely tie; a rejection tells the promised
@@ -536,9 +555,14 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 		promises := 0
 		var acceptedRank uint64
 		value := next
-		for _, node := range servers {
-			lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
-			r, acc, err := lc.Prepare(ctx, next.Epoch, rank)
+		ranks := make([]uint64, len(servers))
+		accs := make([]*projection.Projection, len(servers))
+		errs := make([]error, len(servers))
+		c.each("prepare", len(servers), func(i int) {
+			ranks[i], accs[i], errs[i] = layout(i).Prepare(ctx, next.Epoch, rank)
+		})
+		for i := range servers {
+			r, acc, err := ranks[i], accs[i], errs[i]
 			if errors.Is(err, projection.ErrStaleEpoch) {
 				// Someone committed this epoch already: adopt it.
 				won, lerr := c.latest(ctx)
@@ -570,20 +594,20 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 			}
 		}
 		if promises >= quorum {
+			c.each("propose", len(servers), func(i int) { errs[i] = layout(i).Propose(ctx, next.Epoch, rank, value) })
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			accepts := 0
-			for _, node := range servers {
-				lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
-				if err := lc.Propose(ctx, next.Epoch, rank, value); err == nil {
+			for _, err := range errs {
+				if err == nil {
 					accepts++
-				} else if ctx.Err() != nil {
-					return nil, ctx.Err()
 				}
 			}
 			if accepts >= quorum {
-				for _, node := range servers {
-					lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
-					_ = c.retryN(ctx, 2, func() error { return lc.Commit(ctx, value) })
-				}
+				c.each("commit", len(servers), func(i int) {
+					_ = c.retryN(ctx, 2, func() error { return layout(i).Commit(ctx, value) })
+				})
 				return value, nil
 			}
 		}

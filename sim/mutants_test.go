@@ -92,6 +92,7 @@ func TestMutants(t *testing.T) {
 		// never learn.
 		{"recovery bootstraps before filling (with tokens carried)", mutant.Set{BootstrapBeforeFill: true, CarryToken: true}, func(o *sim.Options) {
 			o.Workload.SlowWriteOneIn = 2 // a recovery slow to fill the gap
+			o.Workload.SlowWrite = 2 * time.Second
 			o.Faults.Crashes = max(o.Faults.Crashes, 3)
 			o.Workload.Streamers = max(o.Workload.Streamers, 2)
 			o.Workload.StreamReads = max(o.Workload.StreamReads, 10)
@@ -128,6 +129,9 @@ func TestMutants(t *testing.T) {
 	for _, m := range mutants {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
+			if m.set == (mutant.Set{ReadTrustsRemovedUnit: true}) && testing.Short() {
+				t.Skip("masked by the seal rule (see below): its 500 seeds run without -short")
+			}
 			budget := cmp.Or(*flagMutantSeeds, m.seeds, 500)
 			for seed := uint64(1); seed <= uint64(budget); seed++ {
 				o := sim.Swarm(seed)

@@ -494,6 +494,20 @@ type Waiter struct {
 	err   error
 }
 
+// NewSignal returns a corfu.Signal: a Waiter whose Fire is Wake(nil) and
+// whose Wait is the scheduler's.
+func (s *Scheduler) NewSignal(label string) corfu.Signal { return &signal{w: s.NewWaiter(label)} }
+
+// signal is a Waiter as a corfu.Signal.
+type signal struct{ w *Waiter }
+
+func (g *signal) Fire() bool { return g.w.Wake(nil) }
+
+func (g *signal) Wait(ctx context.Context) error {
+	_, err := g.w.s.Wait(ctx, g.w)
+	return err
+}
+
 // NewWaiter returns a Waiter. label names what it waits for in deadlock
 // reports.
 func (s *Scheduler) NewWaiter(label string) *Waiter {

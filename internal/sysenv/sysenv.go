@@ -55,6 +55,35 @@ func (e *Env) Go(name string, f func()) { go f() }
 // Rand returns the environment's random source, safe for concurrent use.
 func (e *Env) Rand() *rand.Rand { return e.rnd }
 
+// NewSignal returns a Signal over a channel.
+func (e *Env) NewSignal(string) Signal { return &chanSignal{ch: make(chan struct{})} }
+
+// Signal is the system Env's one-shot wake-up (corfu.Signal).
+type Signal interface {
+	Fire() bool
+	Wait(ctx context.Context) error
+}
+
+type chanSignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (s *chanSignal) Fire() bool {
+	fired := false
+	s.once.Do(func() { fired = true; close(s.ch) })
+	return fired
+}
+
+func (s *chanSignal) Wait(ctx context.Context) error {
+	select {
+	case <-s.ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // lockedSource makes a rand.Source safe for concurrent use. A math/rand/v2
 // Rand keeps no state of its own, so a Rand over it is safe too.
 type lockedSource struct {
