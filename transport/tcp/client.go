@@ -261,6 +261,25 @@ func (c *Client) Connect(ctx context.Context, node transport.NodeID) error {
 	return nil
 }
 
+// Redial ends the wait after failed dials to node (see
+// ClientConfig.MinBackoff): the next call to it dials at once. A caller
+// that learns the node is back (it restarted, or moved and Resolve knows
+// where) need not wait out the backoff. Connections open or being dialed
+// are left alone.
+func (c *Client) Redial(node transport.NodeID) {
+	v, ok := c.known.Load(node)
+	if !ok {
+		return
+	}
+	p := v.(*peer)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.failures, s.retryAt = 0, time.Time{}
+	}
+}
+
 // Close closes every connection and waits for the client's goroutines to
 // end. Calls in flight fail with an error wrapping ErrClosed and
 // transport.ErrUnreachable (the server may or may not have served them),
@@ -342,10 +361,10 @@ func (c *Client) slotConn(ctx context.Context, p *peer, i int) (*clientConn, err
 	d := s.dial
 	if d == nil {
 		if now := time.Now(); now.Before(s.retryAt) {
-			err := s.lastErr
+			err, failures, wait := s.lastErr, s.failures, s.retryAt.Sub(now)
 			p.mu.Unlock()
 			return nil, fmt.Errorf("%w: %s: %d dials failed, next in %v: %w", transport.ErrUnreachable,
-				p.node, s.failures, s.retryAt.Sub(now).Round(time.Millisecond), err)
+				p.node, failures, wait.Round(time.Millisecond), err)
 		}
 		c.mu.Lock()
 		if c.closed {

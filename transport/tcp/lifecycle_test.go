@@ -266,6 +266,35 @@ func TestReconnect(t *testing.T) {
 	}
 }
 
+// TestRedial checks that Redial ends the wait after a failed dial: a node
+// back at its address is dialed by the next call, not after the backoff.
+func TestRedial(t *testing.T) {
+	checkGoroutines(t)
+	l := listen(t)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	c := client(t, map[transport.NodeID]string{"node": addr}, plain(), func(c *tcp.ClientConfig) {
+		c.MinBackoff, c.MaxBackoff = time.Hour, time.Hour
+	})
+	u := transport.UnitClient{Caller: c, Node: "node"}
+	ctx := context.Background()
+	_, err := u.Read(ctx, 0, 1)
+	require.ErrorIs(t, err, transport.ErrUnreachable, "nothing listens")
+
+	l2, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	srv, err := tcp.Serve(l2, &transport.Server{Unit: storage.NewMemory()}, tcp.ServerConfig{Node: "node"})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, srv.Close()) }()
+	_, err = u.Read(ctx, 0, 1)
+	require.ErrorIs(t, err, transport.ErrUnreachable, "within the backoff")
+	require.ErrorContains(t, err, "next in")
+	c.Redial("node")
+	c.Redial("unknown") // NB: a node never called: nothing to do
+	_, err = u.Read(ctx, 0, 1)
+	require.ErrorIs(t, err, storage.ErrUnwritten, "dialed again at once")
+}
+
 // TestTLS13Only checks that a server refuses TLS below 1.3.
 func TestTLS13Only(t *testing.T) {
 	checkGoroutines(t)
