@@ -189,13 +189,20 @@ func (c *Cluster) Config() corfu.Config {
 }
 
 // NewCaller returns a Caller of the cluster's nodes for one client to own:
-// over TCP, a tcp.Client with connections of its own, which
-// corfu.Client.Close closes (it is an io.Closer); in process, the network
-// itself, which has nothing to close. Cluster.Close does not close the
-// Callers it returned.
+// over TCP, one with connections of its own (a tcp.Client, its calls given
+// TCPOptions.MinCallTimeout as the network's are), which corfu.Client.Close
+// closes (it is an io.Closer); in process, the network itself, which has
+// nothing to close. Cluster.Close does not close the Callers it returned.
 func (c *Cluster) NewCaller() (transport.Caller, error) {
 	if n, ok := c.Net.(*tcpNet); ok {
-		return n.newClient()
+		cl, err := n.newClient()
+		if err != nil {
+			return nil, err
+		}
+		n.mu.Lock()
+		n.callers = append(n.callers, cl)
+		n.mu.Unlock()
+		return &tcpCaller{c: cl, min: n.opts.MinCallTimeout}, nil
 	}
 	return c.Net, nil
 }

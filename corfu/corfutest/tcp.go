@@ -25,13 +25,29 @@ type TCPOptions struct {
 	TLS bool
 	// Logger receives the transport's records. Default: discard.
 	Logger *slog.Logger
+	// MinCallTimeout is the least time a call over the network is given:
+	// one whose ctx would end sooner runs for this long instead (a
+	// cancellation of its ctx still ends it at once). Tests tune their
+	// clients' RPC timeouts to the in-process network, where a hop takes
+	// microseconds; over loopback TCP (or TLS, with a first call's
+	// handshake) under the race detector on a busy machine, a hop can
+	// take tens of milliseconds, and a test would see timeouts no fault
+	// of its own caused. A fault a test injects above the network (a
+	// request that hangs until its ctx ends) keeps the ctx's own deadline.
+	// Default DefaultMinCallTimeout; negative for none.
+	MinCallTimeout time.Duration
 }
+
+// DefaultMinCallTimeout is TCPOptions.MinCallTimeout's default.
+const DefaultMinCallTimeout = time.Second
 
 // NewTCP builds a cluster as New does and serves each node on its own
 // loopback listener (127.0.0.1, a port of the system's choice) with the
 // tcp transport. Cluster.Net calls the nodes through one tcp.Client; a node
-// registered again after Remove listens on its old port if it can. Close
-// the cluster to stop its servers.
+// registered again after Remove listens on its old port if it can. Calls
+// through Cluster.Net and NewCaller's Callers are given at least
+// TCPOptions.MinCallTimeout, however short their ctx's deadline. Close the
+// cluster to stop its servers.
 func NewTCP(o Options, t TCPOptions) (*Cluster, error) {
 	s, err := Build(o)
 	if err != nil {
@@ -44,6 +60,9 @@ func NewTCP(o Options, t TCPOptions) (*Cluster, error) {
 	}
 	if n.opts.Logger == nil {
 		n.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if n.opts.MinCallTimeout == 0 {
+		n.opts.MinCallTimeout = DefaultMinCallTimeout
 	}
 	var clientTLS *tls.Config
 	if t.TLS {
@@ -86,10 +105,11 @@ type tcpNet struct {
 	clientTLS *tls.Config // nil without TLS
 	client    *tcp.Client
 
-	mu     sync.Mutex
-	nodes  map[projection.NodeID]*tcpNode // the nodes being served
-	addrs  map[projection.NodeID]string   // every node's last address, kept after Remove
-	closed bool
+	mu      sync.Mutex
+	callers []*tcp.Client                  // the clients of NewCaller
+	nodes   map[projection.NodeID]*tcpNode // the nodes being served
+	addrs   map[projection.NodeID]string   // every node's last address, kept after Remove
+	closed  bool
 }
 
 // tcpNode is one node's server; its handler can be replaced in place.
@@ -110,8 +130,41 @@ func (s *swapHandler) Handle(req *transport.Request) *transport.Response {
 var _ Network = (*tcpNet)(nil)
 
 func (n *tcpNet) Call(ctx context.Context, to projection.NodeID, req *transport.Request) (*transport.Response, error) {
-	return n.client.Call(ctx, to, req)
+	return callAtLeast(ctx, n.client, to, req, n.opts.MinCallTimeout)
 }
+
+// callAtLeast calls to through c, giving the call at least min: if ctx
+// would end sooner by its deadline, the call runs under a ctx that ends
+// min from now or when ctx is cancelled. A call that runs out of time
+// fails with context.DeadlineExceeded either way.
+func callAtLeast(ctx context.Context, c *tcp.Client, to projection.NodeID, req *transport.Request, min time.Duration) (*transport.Response, error) {
+	dl, ok := ctx.Deadline()
+	if !ok || min <= 0 || ctx.Err() != nil || time.Until(dl) >= min {
+		return c.Call(ctx, to, req)
+	}
+	longer, cancel := context.WithTimeout(context.WithoutCancel(ctx), min)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stop()
+	return c.Call(longer, to, req)
+}
+
+// tcpCaller is a Caller with connections of its own (see
+// Cluster.NewCaller); Close closes them.
+type tcpCaller struct {
+	c   *tcp.Client
+	min time.Duration
+}
+
+func (c *tcpCaller) Call(ctx context.Context, to projection.NodeID, req *transport.Request) (*transport.Response, error) {
+	return callAtLeast(ctx, c.c, to, req, c.min)
+}
+
+func (c *tcpCaller) Close() error { return c.c.Close() }
 
 // newClient returns a client of the network's nodes. Its backoff is short:
 // tests take nodes off the network and put them back.
@@ -134,10 +187,18 @@ func (n *tcpNet) resolve(node projection.NodeID) (string, error) {
 	return n.addrs[node], nil
 }
 
-// Register serves h as node id, in place of the handler id had.
+// Register serves h as node id, in place of the handler id had. A node
+// back on the network is called at once, as in process: its clients do
+// not wait out the backoff of their failed dials to it.
 func (n *tcpNet) Register(id projection.NodeID, h transport.Handler) {
 	if err := n.serve(id, h); err != nil {
 		panic(fmt.Sprintf("corfutest: serving %s: %v", id, err)) // NB: loopback listeners do not fail
+	}
+	n.mu.Lock()
+	clients := append([]*tcp.Client{n.client}, n.callers...)
+	n.mu.Unlock()
+	for _, c := range clients {
+		c.Redial(id)
 	}
 }
 
