@@ -132,3 +132,45 @@ func TestGoAwayResends(t *testing.T) {
 	require.NoError(t, c.Close())
 	<-done
 }
+
+// holdOne holds the requests for address 1 until release is closed, and
+// answers the others at once.
+type holdOne struct{ release chan struct{} }
+
+func (h holdOne) Handle(req *transport.Request) *transport.Response {
+	if req.Addr == 1 {
+		<-h.release
+	}
+	return &transport.Response{Addr: req.Addr}
+}
+
+// TestAnswerBeforeStall checks that an answer the reader queued before a
+// request that blocks in the Handler goes out while that request is held,
+// though both came in one read.
+func TestAnswerBeforeStall(t *testing.T) {
+	h := holdOne{release: make(chan struct{})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := Serve(l, h, ServerConfig{Node: "node"})
+	require.NoError(t, err)
+	released := false
+	defer func() {
+		if !released {
+			close(h.release)
+		}
+		require.NoError(t, srv.Close())
+	}()
+	p := dialRaw(t, l.Addr().String())
+	p.hello()
+	both := appendFrame(nil, frameRequest, 1, transport.AppendRequest(nil, &transport.Request{Op: transport.OpRead, Addr: 0}))
+	both = appendFrame(both, frameRequest, 2, transport.AppendRequest(nil, &transport.Request{Op: transport.OpRead, Addr: 1}))
+	p.send(both)
+	id, resp := p.response()
+	require.Equal(t, uint64(1), id, "the first request's answer, while the second is held")
+	require.Equal(t, storage.Address(0), resp.Addr)
+	close(h.release)
+	released = true
+	id, resp = p.response()
+	require.Equal(t, uint64(2), id)
+	require.Equal(t, storage.Address(1), resp.Addr)
+}

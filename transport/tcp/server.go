@@ -300,11 +300,14 @@ func (s *Server) acceptLoop() {
 
 // serverConn is one client's connection.
 //
-// Its reader serves each request it reads itself, inline, and queues the
-// answer for the writer: fast requests pass through no other goroutine. A
-// request that keeps the reader in the Handler for stallTimeout hands the
-// reading on to a new goroutine, and its own goroutine ends once it has
-// queued its answer; requests so handed over are the ones in flight.
+// Its reader serves each request it reads itself, inline, and writes the
+// answers once it has served what one read brought (one write for them
+// all, before it reads again): fast requests pass through no other
+// goroutine. A request that keeps the reader in the Handler for
+// stallTimeout hands the reading on to a new goroutine, and its own
+// goroutine ends once it has queued its answer for the writer; requests so
+// handed over are the ones in flight. The stall check also has the writer
+// write the answers the reader holds while it is in the Handler.
 type serverConn struct {
 	s      *Server
 	nc     net.Conn
@@ -338,7 +341,12 @@ type serverConn struct {
 	serving    atomic.Uint64
 	watchArmed atomic.Bool
 
-	writeErr error // the write that dropped the connection, if one did
+	// writing says a goroutine is writing a batch: the writer, or the
+	// reader before it reads again. It owns wd and spare.
+	writing  bool
+	wd       writeDeadline
+	spare    []byte // a buffer already written, for the next batch
+	writeErr error  // the write that dropped the connection, if one did
 
 	wake      chan struct{} // tells the writer there is work
 	aborted   chan struct{} // closed by abort
@@ -422,6 +430,7 @@ func (cn *serverConn) serve() {
 	if f := s.cfg.Hooks.ConnOpened; f != nil {
 		f(cn.remote)
 	}
+	cn.wd = writeDeadline{nc: cn.nc, timeout: s.cfg.WriteTimeout}
 	cn.wwg.Add(2) // NB: the writer, and this goroutine as the first reader
 	go cn.writeLoop()
 	cn.rd = &reading{fr: frameReader{r: cn.nc, max: s.cfg.MaxFrameBytes}}
@@ -476,7 +485,9 @@ func (cn *serverConn) finish(last uint64, err error) {
 	cn.abort()
 	if f := s.cfg.Hooks.ConnClosed; f != nil {
 		if dropped == nil {
+			cn.mu.Lock()
 			dropped = cn.writeErr
+			cn.mu.Unlock()
 		}
 		f(cn.remote, dropped)
 	}
@@ -574,7 +585,19 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 			cn.mu.Unlock()
 		}
 	}()
-	rd.fr.deadline = func(partial bool) error { return cn.readDeadline(rd, partial) }
+	// NB: the reader writes the answers it queued itself, once it has
+	// served what it read: one write carries them all, with no hand-off
+	// to the writer.
+	held := false // answers queued and not written
+	rd.fr.deadline = func(partial bool) error {
+		if held {
+			held = false
+			if err := cn.writeOut(); err != nil {
+				return err
+			}
+		}
+		return cn.readDeadline(rd, partial)
+	}
 	cn.mu.Lock()
 	err := cn.admit()
 	cn.mu.Unlock()
@@ -624,17 +647,22 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 			return readResult{}, false
 		}
 		cn.serving.Add(1) // NB: under mu, so that a hand-over bumps it instead
-		wasEmpty := cn.out.empty()
 		cn.out.add(out, keep)
+		held = true
 		// NB: the request and its answer count as in flight until the
 		// answer is written, as a handed-over one's do.
 		cn.inBytes += size + len(out)
 		cn.outBytes += size + len(out)
-		err = cn.admit()
-		cn.mu.Unlock()
-		if wasEmpty {
-			cn.signal()
+		if len(cn.out.buf) >= bigFrameBytes || len(cn.out.segs) > 0 || cn.overLimits() {
+			cn.mu.Unlock()
+			held = false
+			err = cn.writeOut()
+			cn.mu.Lock()
 		}
+		if err == nil {
+			err = cn.admit()
+		}
+		cn.mu.Unlock()
 		if keep {
 			out = nil
 		} else if cap(out) > maxPooledBytes {
@@ -647,8 +675,7 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 // request; the caller holds mu. It fails once the connection is aborted
 // or drains.
 func (cn *serverConn) admit() error {
-	s := cn.s
-	for (cn.inFlight >= s.cfg.MaxInFlight || cn.inBytes >= s.cfg.MaxInFlightBytes) && !cn.draining && !cn.isAborted() {
+	for cn.overLimits() && !cn.draining && !cn.isAborted() {
 		cn.waiting = true
 		cn.cond.Wait()
 		cn.waiting = false
@@ -660,6 +687,12 @@ func (cn *serverConn) admit() error {
 		return errDraining
 	}
 	return nil
+}
+
+// overLimits says whether the connection's limits let the reader read no
+// further request; the caller holds mu.
+func (cn *serverConn) overLimits() bool {
+	return cn.inFlight >= cn.s.cfg.MaxInFlight || cn.inBytes >= cn.s.cfg.MaxInFlightBytes
 }
 
 // readDeadline sets the read deadline before each read: the frame
@@ -740,8 +773,9 @@ func (cn *serverConn) armWatch() {
 
 // checkStall runs every stallTimeout while armed. If the reader has been
 // in the Handler for the same request since the last look, it hands the
-// reading over to a new goroutine, counting that request as in flight. It
-// disarms once it finds the reader out of the Handler.
+// reading over to a new goroutine, counting that request as in flight; if
+// the reader holds answers, it has the writer write them. It disarms once
+// it finds the reader out of the Handler.
 func (cn *serverConn) checkStall() {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -763,6 +797,11 @@ func (cn *serverConn) checkStall() {
 		cn.serving.Add(1) // NB: even again, for the new reader
 		cn.wwg.Add(1)
 		go cn.reader(gen)
+	}
+	if !cn.out.empty() && !cn.writing {
+		// NB: the answers the reader queued before the request it is in
+		// go out now, rather than once it has served what it read.
+		cn.signal()
 	}
 	cn.watchedAt = at
 	cn.watch.Reset(stallTimeout)
@@ -838,11 +877,12 @@ func (cn *serverConn) signal() {
 }
 
 // writeLoop writes queued frames, one write per batch, until told to stop
-// (once it has written everything) or the connection is aborted.
+// (once it has written everything) or the connection is aborted. The
+// reader writes the answers it serves itself; the writer writes the rest
+// (handed-over requests' answers, the goaway, and what the reader leaves
+// when it stalls).
 func (cn *serverConn) writeLoop() {
 	defer cn.wwg.Done()
-	var spare []byte
-	wd := writeDeadline{nc: cn.nc, timeout: cn.s.cfg.WriteTimeout}
 	for {
 		select {
 		case <-cn.wake:
@@ -852,31 +892,56 @@ func (cn *serverConn) writeLoop() {
 		for {
 			coalesce(&cn.mu, &cn.out)
 			cn.mu.Lock()
-			o, released, stop := cn.out.take(spare), cn.outBytes, cn.stopWrite
-			cn.outBytes = 0
+			idle := cn.writing || cn.out.empty()
+			stop := cn.stopWrite && !cn.writing && cn.out.empty()
 			cn.mu.Unlock()
-			if o.empty() {
-				spare = o.buf
-				if stop {
-					return
-				}
-				break
-			}
-			if err := wd.write(o); err != nil {
-				if !cn.isAborted() {
-					cn.warn("tcp: write failed, dropping connection", err)
-					cn.writeErr = err // NB: read by serve after wwg.Wait
-				}
-				cn.abort()
+			if stop {
 				return
 			}
-			cn.mu.Lock()
-			cn.inBytes -= released
-			if cn.waiting {
-				cn.cond.Broadcast()
+			if idle { // NB: a writing reader signals if it leaves frames
+				break
 			}
-			cn.mu.Unlock()
-			spare = o.recycle()
+			if cn.writeOut() != nil {
+				return
+			}
 		}
 	}
+}
+
+// writeOut writes what is queued as one batch, unless another goroutine is
+// writing (it tells the writer if it leaves frames). A failed write aborts
+// the connection, is kept in writeErr, and returns net.ErrClosed.
+func (cn *serverConn) writeOut() error {
+	cn.mu.Lock()
+	if cn.writing || cn.out.empty() {
+		cn.mu.Unlock()
+		return nil
+	}
+	cn.writing = true
+	o, released := cn.out.take(cn.spare), cn.outBytes
+	cn.outBytes = 0
+	cn.mu.Unlock()
+	err := cn.wd.write(o)
+	cn.mu.Lock()
+	cn.writing = false
+	if err != nil {
+		if !cn.isAborted() && cn.writeErr == nil {
+			cn.warn("tcp: write failed, dropping connection", err)
+			cn.writeErr = err
+		}
+		cn.mu.Unlock()
+		cn.abort()
+		return net.ErrClosed // NB: the cause is in writeErr
+	}
+	cn.inBytes -= released
+	if cn.waiting {
+		cn.cond.Broadcast()
+	}
+	cn.spare = o.recycle()
+	more := !cn.out.empty() || cn.stopWrite
+	cn.mu.Unlock()
+	if more {
+		cn.signal()
+	}
+	return nil
 }
