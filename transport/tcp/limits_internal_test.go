@@ -174,3 +174,39 @@ func TestAnswerBeforeStall(t *testing.T) {
 	require.Equal(t, uint64(2), id)
 	require.Equal(t, storage.Address(1), resp.Addr)
 }
+
+// bigAnswers answers every request with 64 KiB of data.
+type bigAnswers struct{}
+
+func (bigAnswers) Handle(req *transport.Request) *transport.Response {
+	return &transport.Response{Addr: req.Addr, Data: make([]byte, 64<<10)}
+}
+
+// TestReadsWhileAnswersWait checks that a server keeps reading requests up
+// to its in-flight limits while its answers wait for a peer that does not
+// read them yet: a peer may send all its requests before reading any
+// answer, as long as they stay within the limits.
+func TestReadsWhileAnswersWait(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := Serve(l, bigAnswers{}, ServerConfig{Node: "node"})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, srv.Close()) }()
+	p := dialRaw(t, l.Addr().String())
+	p.hello()
+	// NB: 16 MiB each way, more than loopback sockets buffer, within the
+	// 64 MiB limit.
+	const n = 256
+	var reqs []byte
+	for i := range n {
+		reqs = appendFrame(reqs, frameRequest, uint64(i+1), transport.AppendRequest(nil,
+			&transport.Request{Op: transport.OpWrite, Addr: storage.Address(i), Data: make([]byte, 64<<10)}))
+	}
+	require.NoError(t, p.nc.SetWriteDeadline(time.Now().Add(20*time.Second)))
+	p.send(reqs)
+	for range n {
+		_, resp := p.response()
+		require.NoError(t, resp.Err)
+		require.Len(t, resp.Data, 64<<10)
+	}
+}

@@ -330,12 +330,14 @@ type serverConn struct {
 	readEnded bool        // the read loop ended: no more hand-overs
 	watch     *time.Timer // the stall check, while armed
 	watchedAt uint64      // serving at the stall check's last look
-	// servingBytes is the size of the request the reader serves; written
-	// by the reader before it bumps serving, read by the stall check.
+	// servingBytes is the size of the request the reader serves, and
+	// servingWrite says it writes answers instead; written by the reader
+	// before it bumps serving, read by the stall check.
 	servingBytes int
+	servingWrite bool
 
-	// serving is odd while the reader is in the Handler: it is bumped
-	// before and after each request. watchArmed says the stall check is
+	// serving is odd while the reader is in the Handler or writes: it is
+	// bumped before and after each request or write. watchArmed says the stall check is
 	// armed. NB: the reader bumps serving, then reads watchArmed; the check
 	// clears watchArmed, then reads serving: one of them sees the other.
 	serving    atomic.Uint64
@@ -592,7 +594,7 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 	rd.fr.deadline = func(partial bool) error {
 		if held {
 			held = false
-			if err := cn.writeOut(); err != nil {
+			if err := cn.writeInline(gen); err != nil {
 				return err
 			}
 		}
@@ -607,6 +609,9 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 			return readResult{rd.last, err}, true
 		}
 		h, body, _, rerr := rd.fr.next()
+		if errors.Is(rerr, errHandedOver) {
+			return readResult{}, false
+		}
 		if rerr != nil {
 			return readResult{rd.last, cn.readError(rd, rerr)}, true
 		}
@@ -629,7 +634,7 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 		if derr != nil && len(body) > 2 {
 			op = transport.Op(body[2]) // NB: where a request message keeps its op
 		}
-		cn.servingBytes = size
+		cn.servingBytes, cn.servingWrite = size, false
 		cn.serving.Add(1)
 		if !cn.watchArmed.Load() {
 			cn.armWatch()
@@ -656,7 +661,9 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 		if len(cn.out.buf) >= bigFrameBytes || len(cn.out.segs) > 0 || cn.overLimits() {
 			cn.mu.Unlock()
 			held = false
-			err = cn.writeOut()
+			if err = cn.writeInline(gen); errors.Is(err, errHandedOver) {
+				return readResult{}, false
+			}
 			cn.mu.Lock()
 		}
 		if err == nil {
@@ -669,6 +676,29 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 			out = nil
 		}
 	}
+}
+
+// errHandedOver ends a reader whose write stalled: a new reader took over.
+var errHandedOver = errors.New("tcp: reading handed over")
+
+// writeInline writes the answers queued, as the reader of generation gen
+// (see writeOut). A write that stalls it (the peer does not read) hands the
+// reading on, as a stalled request does, so that the server reads on up to
+// its limits meanwhile: it then returns errHandedOver once written.
+func (cn *serverConn) writeInline(gen uint64) error {
+	cn.servingBytes, cn.servingWrite = 0, true
+	cn.serving.Add(1)
+	if !cn.watchArmed.Load() {
+		cn.armWatch()
+	}
+	err := cn.writeOut()
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.gen != gen {
+		return errHandedOver
+	}
+	cn.serving.Add(1)
+	return err
 }
 
 // admit waits until the connection's limits let the reader read another
@@ -773,8 +803,9 @@ func (cn *serverConn) armWatch() {
 
 // checkStall runs every stallTimeout while armed. If the reader has been
 // in the Handler for the same request since the last look, it hands the
-// reading over to a new goroutine, counting that request as in flight; if
-// the reader holds answers, it has the writer write them. It disarms once
+// reading over to a new goroutine, counting that request as in flight (or,
+// stuck in a write, just hands it over); if the reader holds answers, it
+// has the writer write them. It disarms once
 // it finds the reader out of the Handler.
 func (cn *serverConn) checkStall() {
 	cn.mu.Lock()
@@ -789,10 +820,12 @@ func (cn *serverConn) checkStall() {
 			return
 		}
 		cn.watchArmed.Store(true) // NB: it entered one meanwhile
-	} else if at == cn.watchedAt && cn.inFlight < cn.s.cfg.MaxInFlight {
+	} else if at == cn.watchedAt && (cn.servingWrite || cn.inFlight < cn.s.cfg.MaxInFlight) {
 		cn.gen++
-		cn.inFlight++
-		cn.inBytes += cn.servingBytes
+		if !cn.servingWrite {
+			cn.inFlight++
+			cn.inBytes += cn.servingBytes
+		}
 		gen := cn.gen
 		cn.serving.Add(1) // NB: even again, for the new reader
 		cn.wwg.Add(1)
