@@ -728,20 +728,16 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 	// It stays well inside the retry budget (MaxRetries backoffs), so that
 	// some waiting client does recover.
 	patience := c.cfg.HoleFillWait/4 + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait/4)+1))
-	failed := 0 // attempts in a row that got no answer
 	err = c.retry(ctx, func() error {
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
 		if transient(err) {
 			// NB: a sequencer that keeps not answering may have been
 			// moved (see unitDo).
-			if failed++; failed >= 2 {
-				if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
-					return &storage.SealedError{Epoch: latest.Epoch}
-				}
+			if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
+				return &storage.SealedError{Epoch: latest.Epoch}
 			}
 			return err
 		}
-		failed = 0
 		if !errors.Is(err, sequencer.ErrNotReady) {
 			return err
 		}
@@ -890,16 +886,14 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 		if !transient(err) {
 			return err
 		}
-		if failed++; failed >= 2 {
-			// NB: a unit that keeps not answering may have been replaced:
-			// a newer projection sends the caller there (withEpoch),
-			// instead of retrying a dead unit until the retries run out.
-			if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
-				return &storage.SealedError{Epoch: latest.Epoch}
-			}
-			if errors.Is(err, transport.ErrNotSent) {
-				return fmt.Errorf("%w: unit %s: %w", ErrUnavailable, node, err)
-			}
+		// NB: a unit that does not answer may have been replaced: a
+		// newer projection sends the caller there (withEpoch), instead of
+		// retrying a dead unit until the retries run out.
+		if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
+			return &storage.SealedError{Epoch: latest.Epoch}
+		}
+		if failed++; failed >= 2 && errors.Is(err, transport.ErrNotSent) {
+			return fmt.Errorf("%w: unit %s: %w", ErrUnavailable, node, err)
 		}
 		return err
 	})

@@ -125,14 +125,24 @@ func (d *Detector) Run(ctx context.Context) error {
 // Step runs one round: it fetches the projection, probes every node and
 // takes at most one action. It reports whether it committed a new epoch.
 func (d *Detector) Step(ctx context.Context) bool {
-	p, reached := d.fetch(ctx)
+	// NB: the layout servers and the nodes of the projection in hand are
+	// asked at once; a round costs one probe timeout.
+	cached := d.c.projection()
+	nodes := d.watched(cached)
+	ups := make([]bool, len(nodes))
+	blanks := make([]bool, len(nodes))
+	var p *projection.Projection
+	var reached int
+	d.c.each("probe round", 2, func(i int) {
+		if i == 0 {
+			p, reached = d.fetch(ctx)
+			return
+		}
+		d.c.each("probe", len(nodes), func(i int) { ups[i], blanks[i] = d.probe(ctx, cached, nodes[i]) })
+	})
 	if p == nil || reached < len(p.Layout)/2+1 {
 		return false // NB: maybe the minority side of a partition
 	}
-	nodes := d.watched(p)
-	ups := make([]bool, len(nodes))
-	blanks := make([]bool, len(nodes))
-	d.c.each("probe", len(nodes), func(i int) { ups[i], blanks[i] = d.probe(ctx, p, nodes[i]) })
 	suspects := 0
 	for i, n := range nodes {
 		if ups[i] {

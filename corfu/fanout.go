@@ -46,8 +46,8 @@ type suspects struct {
 }
 
 // withSuspects returns ctx telling the reconfiguration it starts that
-// nodes did not answer the caller's probes: its seal asks each of them
-// once, for at most timeout, instead of retrying.
+// nodes did not answer the caller's probes: its seal sends each of them a
+// seal, with timeout, and goes on without waiting for the answer.
 func withSuspects(ctx context.Context, nodes []projection.NodeID, timeout time.Duration) context.Context {
 	return context.WithValue(ctx, suspectsKey{}, suspects{nodes: nodes, timeout: timeout})
 }

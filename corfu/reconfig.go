@@ -58,7 +58,14 @@ type Change func(cur *projection.Projection, tail storage.Address) (*projection.
 func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Projection, error) {
 	var overtaken storage.Epoch // the epoch a newer reconfiguration took from this one
 	for attempt := 0; ; attempt++ {
-		cur, err := c.latest(ctx)
+		cur, err := c.projection(), error(nil)
+		if _, fresh := ctx.Value(suspectsKey{}).(suspects); !fresh || attempt > 0 {
+			// NB: a failure detector fetched the projection in the round
+			// that called this; anyone else starts from the newest one.
+			// A stale one only costs a retry: its seal meets the newer
+			// epoch.
+			cur, err = c.latest(ctx)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("corfu: reconfigure: %w", err)
 		}
@@ -411,20 +418,23 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	// once, not once per unit after it.
 	c.each("seal", len(units), func(i int) {
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: units[i]}
-		sctx, attempts := ctx, 2
 		if d, ok := suspectOf(ctx, units[i]); ok {
-			var cancel context.CancelFunc
-			sctx, cancel = c.env.WithTimeout(ctx, d)
-			defer cancel()
-			attempts = 1
+			// NB: a unit the caller's probes found dead is sealed all the
+			// same (if it is only cut off from the caller, that fences
+			// it), but not waited for: the seal goes on as for any unit
+			// that does not answer.
+			c.env.Go("seal suspect", func() {
+				sctx, cancel := c.env.WithTimeout(context.Background(), d)
+				defer cancel()
+				_, _ = u.Seal(sctx, epoch)
+			})
+			errs[i] = fmt.Errorf("%w: %s is suspected", errHopTimeout, units[i])
+			return
 		}
-		errs[i] = c.retryN(sctx, attempts, func() (err error) {
-			ts[i], err = u.Seal(sctx, epoch)
+		errs[i] = c.retryN(ctx, 2, func() (err error) {
+			ts[i], err = u.Seal(ctx, epoch)
 			return err
 		})
-		if ctx.Err() == nil && sctx.Err() != nil {
-			errs[i] = fmt.Errorf("%w: %s is suspected", errHopTimeout, units[i])
-		}
 	})
 	for i, node := range units {
 		t, err := ts[i], errs[i]

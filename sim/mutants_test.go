@@ -93,6 +93,10 @@ func TestMutants(t *testing.T) {
 		{"recovery bootstraps before filling (with tokens carried)", mutant.Set{BootstrapBeforeFill: true, CarryToken: true}, func(o *sim.Options) {
 			o.Workload.SlowWriteOneIn = 2 // a recovery slow to fill the gap
 			o.Workload.SlowWrite = 2 * time.Second
+			// NB: the detector's fast seals leave the window open more
+			// often than the hand-driven client's (2 seeds in 600 against
+			// none): a weak catch, see docs/simulation.md.
+			sim.UseDetector(o, true)
 			o.Faults.Crashes = max(o.Faults.Crashes, 3)
 			o.Workload.Streamers = max(o.Workload.Streamers, 2)
 			o.Workload.StreamReads = max(o.Workload.StreamReads, 10)
