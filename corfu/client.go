@@ -30,8 +30,9 @@ type Client struct {
 	env Env
 	log *slog.Logger
 
-	mu   sync.Mutex
-	proj *projection.Projection // the newest committed projection seen
+	mu       sync.Mutex
+	proj     *projection.Projection // the newest committed projection seen
+	fetching *fetch                 // the projection refresh in flight, if any
 
 	recovering atomic.Bool   // a reconfiguration started by the client itself is running
 	seq        atomic.Uint64 // the sequence number of the last Append call
@@ -100,6 +101,16 @@ func (c *Client) Epoch() storage.Epoch { return c.projection().Epoch }
 // Projection returns a copy of the client's current projection.
 func (c *Client) Projection() *projection.Projection { return c.projection().Clone() }
 
+// backpointers returns K: the projection's (the sequencer's), as many as
+// an entry holds (MaxBackpointers), or Config.Backpointers if the
+// projection leaves it to the client.
+func (c *Client) backpointers() int {
+	if k := c.projection().Backpointers; k > 0 {
+		return min(k, MaxBackpointers)
+	}
+	return c.cfg.Backpointers
+}
+
 func (c *Client) projection() *projection.Projection {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -147,7 +158,7 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 		if err != nil {
 			return 0, fmt.Errorf("corfu: append: token: %w", err)
 		}
-		err = c.writeChain(ctx, epoch, tok.Start, id, encodeEntry(id, streams, tok.Backpointers, c.cfg.Backpointers, data))
+		err = c.writeChain(ctx, epoch, tok.Start, id, encodeEntry(id, streams, tok.Backpointers, c.backpointers(), data))
 		if err == nil {
 			return tok.Start, nil
 		}
@@ -1038,10 +1049,60 @@ func rejoinable(p *projection.Projection, node projection.NodeID) bool {
 
 // refresh fetches the projection from the layout servers until it has one
 // of epoch at least min, and installs it if it is newer than the cached one.
+//
+// Refreshes are single-flight: while one call fetches, the others wait for
+// it (on an Env Signal, so the simulator runs them too) and then look at
+// what it installed, instead of all asking the layout servers at once.
 func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Projection, error) {
-	if p := c.projection(); p != nil && p.Epoch >= min {
-		return p, nil // another call got there first
+	for {
+		if p := c.projection(); p != nil && p.Epoch >= min {
+			return p, nil // another call got there first
+		}
+		c.mu.Lock()
+		if f := c.fetching; f != nil {
+			sig := c.env.NewSignal("projection refresh")
+			f.waiters = append(f.waiters, sig)
+			c.mu.Unlock()
+			if err := sig.Wait(ctx); err != nil {
+				return nil, err
+			}
+			// NB: the call waited for failed for a projection this one
+			// wants too: its error is this one's (but for its own ctx's).
+			if p := c.projection(); f.err != nil && f.min >= min && ctx.Err() == nil && !isCtxErr(f.err) && (p == nil || p.Epoch < min) {
+				return nil, f.err
+			}
+			continue
+		}
+		f := &fetch{min: min}
+		c.fetching = f
+		c.mu.Unlock()
+		p, err := c.fetchProjection(ctx, min)
+		c.mu.Lock()
+		c.fetching, f.err = nil, err
+		waiters := f.waiters
+		c.mu.Unlock()
+		for _, w := range waiters {
+			w.Fire()
+		}
+		return p, err
 	}
+}
+
+// fetch is a projection refresh in flight (see refresh).
+type fetch struct {
+	min     storage.Epoch
+	err     error
+	waiters []Signal
+}
+
+// isCtxErr reports whether err is a context's.
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// fetchProjection is refresh's fetch: it asks the layout servers until one
+// has a projection of epoch at least min, and installs it.
+func (c *Client) fetchProjection(ctx context.Context, min storage.Epoch) (*projection.Projection, error) {
 	var (
 		lastErr error
 		since   time.Time // when the first round failed

@@ -91,7 +91,9 @@ type Config struct {
 	// (sequencer.Config.Backpointers): a sequencer that keeps fewer would
 	// make readers miss entries. An entry keeps the newest K of what the
 	// sequencer returns. At most MaxBackpointers; default
-	// sequencer.DefaultBackpointers.
+	// sequencer.DefaultBackpointers. A projection that names K
+	// (projection.Projection.Backpointers) overrides it, so that clients
+	// cannot disagree with the sequencer.
 	Backpointers int
 }
 

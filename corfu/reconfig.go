@@ -687,7 +687,7 @@ func (s *streamScan) tails() []sequencer.StreamTail {
 // after the commit (streamScan.deferred), when the winner completes or
 // fills them under the committed projection.
 func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address, blank []projection.NodeID) (*streamScan, error) {
-	s := &streamScan{k: c.cfg.Backpointers, found: map[StreamID][]storage.Address{}}
+	s := &streamScan{k: c.backpointers(), found: map[StreamID][]storage.Address{}}
 	for a := tail; a > p.Segments[0].Start; a-- {
 		addr := a - 1
 		loc, err := p.Locate(addr)

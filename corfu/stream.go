@@ -129,7 +129,7 @@ func (s *Stream) Sync(ctx context.Context) ([]Entry, error) {
 // joins the known range, and the first entry of the stream it meets carries
 // the walk on with its backpointers.
 func (s *Stream) collect(ctx context.Context, tail storage.Address, tokens []storage.Address) ([]Entry, error) {
-	k := s.c.cfg.Backpointers
+	k := s.c.backpointers()
 	low := storage.Address(0)
 	if len(tokens) >= k && len(tokens) > 0 {
 		low = slices.Min(tokens)

@@ -41,6 +41,12 @@ type Projection struct {
 	// the one whose value is chosen, alone, knows it won and finishes the
 	// epoch: the other may have seen another tail.
 	Proposal uint64 `json:"proposal,omitempty"`
+	// Backpointers is K, the number of addresses per stream that entries
+	// record and the sequencer keeps: part of the projection, so that
+	// every client of the log uses the same (see corfu.Config). Zero
+	// leaves it to each client's configuration. It never changes from one
+	// epoch to the next (ValidateNext).
+	Backpointers int `json:"backpointers,omitempty"`
 	// Resets lists, oldest first, the newest MaxResets epochs whose
 	// sequencer started at a tail that may lie below tails reported before
 	// (see Reset).
@@ -96,6 +102,8 @@ const (
 	MaxLayoutServers = 1 << 4
 	// MaxNodeIDBytes is the longest NodeID.
 	MaxNodeIDBytes = 255
+	// MaxBackpointers is the largest Backpointers.
+	MaxBackpointers = 1 << 8
 	// MaxJSONBytes is the largest JSON form Parse accepts.
 	MaxJSONBytes = 1 << 20
 )
@@ -123,6 +131,8 @@ func (p *Projection) Clone() *Projection {
 		Layout:    slices.Clone(p.Layout),
 		Proposal:  p.Proposal,
 		Resets:    slices.Clone(p.Resets),
+
+		Backpointers: p.Backpointers,
 	}
 	if p.Segments != nil {
 		q.Segments = make([]Segment, len(p.Segments))
@@ -153,6 +163,7 @@ func (p *Projection) Equal(q *Projection) bool {
 		return p == q
 	}
 	return p.Epoch == q.Epoch && p.Proposal == q.Proposal && slices.Equal(p.Resets, q.Resets) &&
+		p.Backpointers == q.Backpointers &&
 		p.Sequencer == q.Sequencer &&
 		slices.Equal(p.Layout, q.Layout) &&
 		slices.EqualFunc(p.Segments, q.Segments, Segment.equal)

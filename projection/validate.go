@@ -48,6 +48,9 @@ func (p *Projection) Validate() error {
 	if len(p.Layout) == 0 {
 		return fmt.Errorf("%w: no layout servers", ErrInvalid)
 	}
+	if p.Backpointers < 0 || p.Backpointers > MaxBackpointers {
+		return fmt.Errorf("%w: backpointers %d outside [0, %d]", ErrInvalid, p.Backpointers, MaxBackpointers)
+	}
 	if len(p.Resets) > MaxResets {
 		return fmt.Errorf("%w: %d resets, limit %d", ErrInvalid, len(p.Resets), MaxResets)
 	}
@@ -210,6 +213,9 @@ func ValidateNext(prev, next *Projection) error {
 	}
 	if next.Epoch <= prev.Epoch {
 		return fmt.Errorf("%w: epoch %d after epoch %d", ErrStaleEpoch, next.Epoch, prev.Epoch)
+	}
+	if next.Backpointers != prev.Backpointers {
+		return fmt.Errorf("%w: backpointers %d after %d: K never changes", ErrInvalid, next.Backpointers, prev.Backpointers)
 	}
 	if len(prev.Segments) == 0 {
 		return nil

@@ -294,3 +294,23 @@ func TestParseErrors(t *testing.T) {
 	_, err = projection.Parse([]byte(valid + "\n\t "))
 	assert.NoError(t, err)
 }
+
+// TestBackpointersNeverChange: K is part of the projection, within bounds,
+// and the same in every epoch.
+func TestBackpointersNeverChange(t *testing.T) {
+	prev := proj(1, seg(0, 0, 0, chain("a", "b")))
+	prev.Backpointers = 4
+	next := prev.Clone()
+	next.Epoch = 2
+	require.NoError(t, projection.ValidateNext(prev, next))
+	next.Backpointers = 5
+	require.ErrorIs(t, projection.ValidateNext(prev, next), projection.ErrInvalid)
+	next.Backpointers = projection.MaxBackpointers + 1
+	require.ErrorIs(t, next.Validate(), projection.ErrInvalid)
+	next.Backpointers = -1
+	require.ErrorIs(t, next.Validate(), projection.ErrInvalid)
+	require.True(t, prev.Equal(prev.Clone()))
+	other := prev.Clone()
+	other.Backpointers = 3
+	require.False(t, prev.Equal(other))
+}

@@ -142,7 +142,7 @@ func (c *clusterFile) names() []string {
 
 // projection returns the projection of epoch 0.
 func (c *clusterFile) projection() (*projection.Projection, error) {
-	p := &projection.Projection{Sequencer: projection.NodeID(c.Sequencer)}
+	p := &projection.Projection{Sequencer: projection.NodeID(c.Sequencer), Backpointers: c.backpointers()}
 	for _, n := range c.Layout {
 		p.Layout = append(p.Layout, projection.NodeID(n))
 	}

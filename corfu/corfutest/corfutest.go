@@ -67,7 +67,7 @@ func Build(o Options) (*Servers, error) {
 		return nil, err
 	}
 	s := &Servers{Options: o}
-	p := &projection.Projection{Sequencer: "seq"}
+	p := &projection.Projection{Sequencer: "seq", Backpointers: o.Backpointers}
 	for i := range o.Layouts {
 		p.Layout = append(p.Layout, projection.NodeID(fmt.Sprintf("layout%d", i)))
 	}
