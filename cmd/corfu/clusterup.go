@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -30,6 +31,7 @@ func clusterCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	spares := fs.Int("spares", 1, "spare units, for reconfigurations to bring in")
 	standbys := fs.Int("standbys", 0, "standby sequencers")
 	sync := fs.String("sync", "batch", "the units' --sync")
+	heal := fs.Bool("heal", true, "the layout servers run failure detectors (corfu serve --heal): a killed unit is replaced by a spare, a killed sequencer by a standby")
 	pos, status, ok := parseFlags(fs, args[1:], stderr)
 	if !ok {
 		return status
@@ -41,7 +43,7 @@ func clusterCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	c, err := clusterUp(ctx, upOptions{dir: *dir, layouts: *layouts, units: *units, replicas: *replicas,
-		spares: *spares, standbys: *standbys, sync: *sync, stdout: stdout})
+		spares: *spares, standbys: *standbys, sync: *sync, heal: *heal, stdout: stdout})
 	if err != nil {
 		fmt.Fprintf(stderr, "corfu cluster up: %v\n", err)
 		if errors.Is(err, errUsage) {
@@ -64,6 +66,7 @@ type upOptions struct {
 	dir                                        string
 	layouts, units, replicas, spares, standbys int
 	sync                                       string
+	heal                                       bool   // the layout servers run --heal
 	exe                                        string // the corfu binary; default os.Executable
 	stdout                                     io.Writer
 }
@@ -77,6 +80,7 @@ type localCluster struct {
 	procs map[string]*exec.Cmd
 	exe   string
 	sync  string
+	heal  bool
 }
 
 // clusterUp writes o.dir/cluster.json (on loopback ports the OS picks) if
@@ -98,7 +102,7 @@ func clusterUp(ctx context.Context, o upOptions) (*localCluster, error) {
 			return nil, err
 		}
 	}
-	c := &localCluster{dir: dir, file: filepath.Join(dir, "cluster.json"), http: map[string]string{}, procs: map[string]*exec.Cmd{}, exe: exe, sync: o.sync}
+	c := &localCluster{dir: dir, file: filepath.Join(dir, "cluster.json"), http: map[string]string{}, procs: map[string]*exec.Cmd{}, exe: exe, sync: o.sync, heal: o.heal}
 	if c.cf, err = readClusterFile(c.file); errors.Is(err, os.ErrNotExist) {
 		if c.cf, err = newLocalClusterFile(o); err != nil {
 			return nil, err
@@ -195,6 +199,9 @@ func freePort() (string, error) {
 func (c *localCluster) start(node string) error {
 	data := filepath.Join(c.dir, node)
 	args := []string{"serve", "--cluster", c.file, "--node", node, "--data", data, "--http", c.http[node], "--sync", c.sync}
+	if c.heal && slices.Contains(c.cf.Layout, node) {
+		args = append(args, "--heal")
+	}
 	if _, err := os.Stat(data); errors.Is(err, os.ErrNotExist) {
 		args = append(args, "--init")
 	}

@@ -32,6 +32,8 @@ type serveFlags struct {
 	config, cluster, node  *string
 	data, listen, http     *string
 	init, pprof, logJSON   *bool
+	heal                   *bool
+	healTimeout            *time.Duration
 	sync, logLevel         *string
 	tlsCert, tlsKey, tlsCA *string
 	drain                  *time.Duration
@@ -40,22 +42,24 @@ type serveFlags struct {
 func newServeFlags() *serveFlags {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	return &serveFlags{
-		fs:       fs,
-		config:   fs.String("config", "", "a JSON file of settings, by flag name ({\"data\": \"/var/lib/corfu\"}); flags and CORFU_* variables win over it"),
-		cluster:  fs.String("cluster", "", "the cluster file: every node's address and the layout of epoch 0 (required)"),
-		node:     fs.String("node", "", "this node's name in the cluster file (required)"),
-		data:     fs.String("data", "", "this node's data directory (required)"),
-		listen:   fs.String("listen", "", "address to listen on (default: the node's address in the cluster file)"),
-		http:     fs.String("http", "", "address of the HTTP endpoint serving /metrics, /livez and /readyz (empty: none)"),
-		init:     fs.Bool("init", false, "first start of a new node: create its data directory (a layout server starts from the cluster file's epoch 0)"),
-		pprof:    fs.Bool("pprof", false, "serve /debug/pprof on the HTTP endpoint too"),
-		logJSON:  fs.Bool("log-json", false, "log JSON lines instead of text"),
-		sync:     fs.String("sync", "batch", "when a unit's writes are durable: batch (group commit), each (one fsync per write), none (power loss loses acknowledged writes: tests only)"),
-		logLevel: fs.String("log-level", "info", "debug, info, warn or error"),
-		tlsCert:  fs.String("tls-cert", "", "PEM certificate of this node (enables TLS 1.3)"),
-		tlsKey:   fs.String("tls-key", "", "PEM key of --tls-cert"),
-		tlsCA:    fs.String("tls-ca", "", "PEM CA bundle that client certificates must chain to (enables mutual TLS)"),
-		drain:    fs.Duration("drain", 10*time.Second, "on SIGTERM or SIGINT, how long to wait for requests in flight"),
+		fs:          fs,
+		config:      fs.String("config", "", "a JSON file of settings, by flag name ({\"data\": \"/var/lib/corfu\"}); flags and CORFU_* variables win over it"),
+		cluster:     fs.String("cluster", "", "the cluster file: every node's address and the layout of epoch 0 (required)"),
+		node:        fs.String("node", "", "this node's name in the cluster file (required)"),
+		data:        fs.String("data", "", "this node's data directory (required)"),
+		listen:      fs.String("listen", "", "address to listen on (default: the node's address in the cluster file)"),
+		http:        fs.String("http", "", "address of the HTTP endpoint serving /metrics, /livez and /readyz (empty: none)"),
+		init:        fs.Bool("init", false, "first start of a new node: create its data directory (a layout server starts from the cluster file's epoch 0)"),
+		pprof:       fs.Bool("pprof", false, "serve /debug/pprof on the HTTP endpoint too"),
+		logJSON:     fs.Bool("log-json", false, "log JSON lines instead of text"),
+		sync:        fs.String("sync", "batch", "when a unit's writes are durable: batch (group commit), each (one fsync per write), none (power loss loses acknowledged writes: tests only)"),
+		logLevel:    fs.String("log-level", "info", "debug, info, warn or error"),
+		tlsCert:     fs.String("tls-cert", "", "PEM certificate of this node (enables TLS 1.3)"),
+		tlsKey:      fs.String("tls-key", "", "PEM key of --tls-cert"),
+		tlsCA:       fs.String("tls-ca", "", "PEM CA bundle that client certificates must chain to (enables mutual TLS)"),
+		drain:       fs.Duration("drain", 10*time.Second, "on SIGTERM or SIGINT, how long to wait for requests in flight"),
+		heal:        fs.Bool("heal", false, "run a failure detector (corfu.Detector) from this node too: it probes every node and replaces a failed unit with one of the cluster file's spares, moves a failed sequencer to a standby and rebuilds short chains; several nodes may run one (a majority of layout servers decides each epoch)"),
+		healTimeout: fs.Duration("heal-timeout", 100*time.Millisecond, "with --heal: a probe's timeout, and the pause between probe rounds; a node is replaced after 3 missed rounds in a row"),
 	}
 }
 
@@ -110,6 +114,12 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if *f.heal && tlsCfg != nil {
+		return fmt.Errorf("%w: --heal does not run over TLS yet", errUsage)
+	}
+	if *f.heal && *f.healTimeout <= 0 {
+		return fmt.Errorf("%w: --heal-timeout must be positive", errUsage)
+	}
 	addr := *f.listen
 	if addr == "" {
 		addr = cl.Nodes[*f.node]
@@ -162,6 +172,16 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 		}()
 	}
 	log.Info("serving", "addr", srv.Addr().String(), "roles", tcp.RoleNames(n.roles), "http", fmt.Sprint(httpAddr))
+	healed := make(chan struct{})
+	if *f.heal {
+		go func() {
+			defer close(healed)
+			runDetector(ctx, cl, *f.node, log, *f.healTimeout)
+		}()
+	} else {
+		close(healed)
+	}
+	defer func() { <-healed }()
 	if ready != nil {
 		ready(srv.Addr(), httpAddr)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,4 +229,71 @@ func TestCLIAgainstCluster(t *testing.T) {
 	require.Equal(t, "0\thello\n1\tworld\n2\ts1\n3\tafter\n", out)
 	_, status = cli("read", "not-an-address")
 	require.Equal(t, 2, status, "bad input is a usage error")
+}
+
+// TestClusterHealsItself: a cluster of processes whose layout servers run
+// failure detectors (corfu serve --heal). A unit is killed and stays dead;
+// nobody reconfigures by hand. The spare takes its place, appends succeed
+// again, the closed chain is rebuilt to two replicas, and every
+// acknowledged append reads back.
+func TestClusterHealsItself(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	c := upTestCluster(t, upOptions{layouts: 3, units: 2, replicas: 2, spares: 1, sync: "batch", heal: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := openClient(t, c)
+	acked := map[storage.Address]string{}
+	for i := range 20 {
+		data := fmt.Sprintf("before-%d", i)
+		a, err := cl.Append(ctx, []byte(data))
+		require.NoError(t, err)
+		acked[a] = data
+	}
+	require.NoError(t, c.procs["unit1"].Process.Kill(), "SIGKILL")
+	c.procs["unit1"].Wait() //nolint:errcheck // NB: killed, and left dead
+	delete(c.procs, "unit1")
+	// NB: appends fail (or wait) until a detector has replaced unit1; then
+	// they succeed again without anyone's help.
+	var after int
+	for after < 20 && ctx.Err() == nil {
+		data := fmt.Sprintf("after-%d", after)
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		a, err := cl.Append(actx, []byte(data))
+		acancel()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		acked[a] = data
+		after++
+	}
+	require.Equal(t, 20, after, "appends after the kill")
+	var p *projection.Projection
+	for ctx.Err() == nil {
+		p = cl.Projection()
+		full := !slices.Contains(p.Units(), "unit1")
+		for _, seg := range p.Segments {
+			for _, chain := range seg.Stripes {
+				full = full && len(chain) == 2
+			}
+		}
+		if full {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, _ = cl.Tail(ctx) // NB: refreshes the projection once a newer epoch seals what it asks
+	}
+	require.NoError(t, ctx.Err(), "the chains were never whole again: %+v", p)
+	require.Contains(t, p.Units(), projection.NodeID("spare0"))
+	t.Logf("healed by itself: epoch %d, segments %v", p.Epoch, p.Segments)
+	check := openClient(t, c)
+	for addr, want := range acked {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		e, err := check.Read(rctx, addr)
+		rcancel()
+		require.NoError(t, err, "address %d", addr)
+		require.Equal(t, want, string(e.Data), "address %d", addr)
+	}
 }

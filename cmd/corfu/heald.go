@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/transport/tcp"
+)
+
+// runDetector runs a failure detector for corfu serve --heal until ctx
+// ends: a client of the cluster over TCP, opened as soon as the layout
+// servers answer, probing with timeout and pausing as long between rounds.
+// What it does goes to log.
+func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration) {
+	log = log.With("detector", node)
+	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: cl.resolver(), Name: "detector@" + node, Logger: log})
+	if err != nil {
+		log.Error("detector: no transport", "err", err)
+		return
+	}
+	defer net.Close()
+	var layout []projection.NodeID
+	for _, n := range cl.Layout {
+		layout = append(layout, projection.NodeID(n))
+	}
+	var c *corfu.Client
+	for c == nil {
+		c, err = corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Logger: log, Backpointers: cl.backpointers()})
+		if err != nil {
+			log.Debug("detector: waiting for the layout servers", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(timeout):
+			}
+		}
+	}
+	var spares, standbys []projection.NodeID
+	for _, n := range cl.Spares {
+		spares = append(spares, projection.NodeID(n))
+	}
+	for _, n := range cl.Standbys {
+		standbys = append(standbys, projection.NodeID(n))
+	}
+	d := corfu.NewDetector(c, corfu.DetectorConfig{
+		Interval: timeout, Timeout: timeout, Spares: spares, Standbys: standbys, Replicas: cl.Replicas,
+		OnEvent: func(ev corfu.DetectorEvent) {
+			log.Info("detector: "+ev.Kind, "node", ev.Node, "fresh", ev.Fresh, "epoch", ev.Epoch, "err", ev.Err, "detail", ev.Detail)
+		},
+	})
+	log.Info("detector: watching", "spares", cl.Spares, "standbys", cl.Standbys)
+	_ = d.Run(ctx)
+}
