@@ -571,10 +571,11 @@ func (cn *serverConn) handshake() error {
 }
 
 // read runs the read loop as the reader of generation gen: it reads
-// request frames and serves each inline, until the connection ends, breaks
-// the protocol or drains (it returns how, and ended), or until a request
-// stalls it in the Handler and a new reader takes over (it returns once it
-// has queued that request's answer).
+// request frames, serves each inline and writes their answers, until the
+// connection ends, breaks the protocol or drains (it returns how, and
+// ended), or until a request stalls it in the Handler, or a write stalls
+// it, and a new reader takes over (it returns once it has queued that
+// request's answer, or written).
 func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 	rd := cn.rd
 	defer func() {
