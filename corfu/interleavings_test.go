@@ -14,6 +14,7 @@ package corfu_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -576,14 +577,14 @@ func TestOvertakenBootstrap(t *testing.T) {
 	require.NoError(t, err)
 
 	netR := &faultNet{next: cl.Net}
-	committed := false
+	var committed atomic.Bool // NB: commits go to the layout servers at once
 	var once sync.Once
 	var second storage.Address
 	netR.setRule(func(to transport.NodeID, req *transport.Request) action {
 		switch {
-		case req.Op == transport.OpCommit:
-			committed = true
-		case req.Op == transport.OpSeqSeal && !committed:
+		case req.Op == transport.OpCommit && req.Projection != nil && req.Projection.Epoch >= 1:
+			committed.Store(true) // NB: epoch 1's commit, not the seal's of epoch 0 beside it
+		case req.Op == transport.OpSeqSeal && !committed.Load():
 			return refuse // R's seal misses the sequencer
 		case req.Op == transport.OpSeqSeal:
 			// R seals it again to learn its incarnation; before that,

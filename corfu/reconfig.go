@@ -120,7 +120,7 @@ func (c *Client) learnUpTo(ctx context.Context, cur *projection.Projection, last
 	for cur.Epoch < last {
 		noop := cur.Clone()
 		noop.Epoch = cur.Epoch + 1
-		chosen, err := c.agree(ctx, cur, noop)
+		chosen, err := c.agree(ctx, cur, noop, false)
 		if err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		}
 		tails = scan.tails()
 	}
-	chosen, err := c.agree(ctx, cur, next)
+	chosen, err := c.agree(ctx, cur, next, true)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -416,7 +416,13 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	errs := make([]error, len(units))
 	// NB: every unit at once: one that does not answer costs its timeout
 	// once, not once per unit after it.
-	c.each("seal", len(units), func(i int) {
+	c.each("seal", len(units)+1, func(i int) {
+		if i == len(units) {
+			// NB: beside the seals, the layout servers get cur, which
+			// agree needs them to know first.
+			c.commitCur(ctx, cur)
+			return
+		}
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: units[i]}
 		if d, ok := suspectOf(ctx, units[i]); ok {
 			// NB: a unit the caller's probes found dead is sealed all the
@@ -541,17 +547,19 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 // agree gets next accepted by a majority of cur's layout servers for its
 // epoch and commits it to all of them. If another proposal was accepted
 // first, agree completes that one instead (Paxos) and returns it.
-func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*projection.Projection, error) {
+func (c *Client) agree(ctx context.Context, cur, next *projection.Projection, curSent bool) (*projection.Projection, error) {
 	servers := cur.Layout
 	quorum := len(servers)/2 + 1
 	layout := func(i int) transport.LayoutClient {
 		return transport.LayoutClient{Caller: hopCaller{c}, Node: servers[i]}
 	}
 	// Bring lagging layout servers up to cur first (cur is committed): they
-	// then refuse proposals made from older projections. NB: every phase
-	// asks all the servers at once, and looks at their answers in the
-	// servers' order.
-	c.each("commit", len(servers), func(i int) { _ = layout(i).Commit(ctx, cur) })
+	// then refuse proposals made from older projections. (curSent: the
+	// seal did, beside the units.) NB: every phase asks all the servers at
+	// once, and looks at their answers in the servers' order.
+	if !curSent {
+		c.commitCur(ctx, cur)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -626,6 +634,14 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 		}
 	}
 	return nil, ErrNoQuorum
+}
+
+// commitCur commits cur, a committed projection, to every one of its
+// layout servers, at once.
+func (c *Client) commitCur(ctx context.Context, cur *projection.Projection) {
+	c.each("commit", len(cur.Layout), func(i int) {
+		_ = transport.LayoutClient{Caller: hopCaller{c}, Node: cur.Layout[i]}.Commit(ctx, cur)
+	})
 }
 
 // rankTagBits is the width of a Paxos rank's random tag.
