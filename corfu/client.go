@@ -930,6 +930,9 @@ func (e *blankError) Unwrap() error { return e.err }
 var errRetry = errors.New("corfu: retry")
 
 func transient(err error) bool {
+	if errors.Is(err, ErrUnavailable) {
+		return false // NB: given up on already (see unitDo)
+	}
 	return errors.Is(err, errHopTimeout) || errors.Is(err, errRetry) ||
 		errors.Is(err, transport.ErrUnreachable) || errors.Is(err, transport.ErrMalformed)
 }

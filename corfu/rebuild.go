@@ -204,6 +204,9 @@ func (c *Client) copyAt(ctx context.Context, p *projection.Projection, g storage
 		return err
 	}
 	err = c.unitDo(ctx, p, node, do)
+	if (errors.Is(err, storage.ErrTrimmed) || errors.Is(err, storage.ErrWritten)) && c.mut.RebuildKeepsLateWrites {
+		return nil // mutant: whatever landed on the unit stays, unchecked
+	}
 	if errors.Is(err, storage.ErrTrimmed) {
 		// NB: the chain holds an entry or junk there (a trim of a trimmed
 		// address succeeds): the node's trim is some other content of

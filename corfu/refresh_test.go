@@ -70,3 +70,26 @@ func TestBackpointersFromProjection(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, es, 5)
 }
+
+// TestAppendFailsFastOnDeadHead: a chain head the transport cannot reach at
+// all (transport.ErrNotSent) makes an append fail with ErrUnavailable,
+// having stored nothing (no ErrUnknownOutcome, no retries until they run
+// out); once a reconfiguration replaces the head, appends succeed again.
+func TestAppendFailsFastOnDeadHead(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Spares: 1}, nil)
+	_, err := e.c.Append(e.ctx, []byte("before"))
+	require.NoError(t, err)
+	e.crashUnit("unit0") // the chain's head
+	writes := e.net.count(transport.OpWrite)
+	_, err = e.c.Append(e.ctx, []byte("during"))
+	require.ErrorIs(t, err, corfu.ErrUnavailable)
+	require.NotErrorIs(t, err, corfu.ErrUnknownOutcome)
+	require.LessOrEqual(t, e.net.count(transport.OpWrite)-writes, 2, "two attempts at the head, not the whole retry budget")
+	_, err = e.open(nil).Reconfigure(e.ctx, corfu.ReplaceUnit("unit0", "spare0"))
+	require.NoError(t, err)
+	a, err := e.c.Append(e.ctx, []byte("after"))
+	require.NoError(t, err)
+	got, err := e.c.Read(e.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(got.Data))
+}

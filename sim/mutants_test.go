@@ -130,6 +130,13 @@ func TestMutants(t *testing.T) {
 		}, 0, mutant.Set{}},
 		{"rebuild skips junk", mutant.Set{RebuildSkipsJunk: true}, func(o *sim.Options) { sim.UseDetector(o, true) }, 0, mutant.Set{}},
 		{"rebuild joins before it caught up", mutant.Set{RebuildJoinsEarly: true}, func(o *sim.Options) { sim.UseDetector(o, true) }, 0, mutant.Set{}},
+		{"rebuild keeps a replaced unit's late writes", mutant.Set{RebuildKeepsLateWrites: true}, func(o *sim.Options) {
+			sim.UseDetector(o, true)
+			o.Cluster.Replicas = max(o.Cluster.Replicas, 2)
+			o.Cluster.Units = o.Cluster.Replicas * max(o.Cluster.Units/o.Cluster.Replicas, 1)
+			o.Faults.Pauses = max(o.Faults.Pauses, 2) // NB: the replaced unit comes back with what reached it meanwhile
+			o.Workload.SlowWriteOneIn = 2
+		}, 0, mutant.Set{}},
 		{"read trusts junk from a removed unit", mutant.Set{ReadTrustsRemovedUnit: true}, func(o *sim.Options) { sim.UseDetector(o, true) }, 0, mutant.Set{}},
 	}
 	for _, m := range mutants {

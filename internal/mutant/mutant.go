@@ -79,6 +79,11 @@ type Set struct {
 	// RebuildJoinsEarly makes a rebuild add the joining unit to its chain
 	// without copying the chain to it first.
 	RebuildJoinsEarly bool
+	// RebuildKeepsLateWrites makes a rebuild keep whatever the joining
+	// unit holds already, unchecked: a unit the detector replaced while
+	// writes to it were still in flight, which landed on it later, joins
+	// a chain with them.
+	RebuildKeepsLateWrites bool
 	// ReadTrustsRemovedUnit makes a reader that finds nothing (or junk)
 	// at a unit trust that answer without knowing its projection is
 	// current.

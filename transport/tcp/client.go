@@ -214,7 +214,8 @@ type dialing struct {
 // transport.ErrUnreachable if the node cannot be resolved, dialed or
 // reached (a call in flight on a connection that fails may or may not have
 // been served; one the server refused with a goaway, or that never left
-// the client, is sent again on a fresh connection), an error wrapping
+// the client, is sent again on a fresh connection; one that never left the
+// client, for want of a connection, wraps transport.ErrNotSent too), an error wrapping
 // transport.ErrMalformed if req is nil or too large for a frame or the
 // answer does not decode, an error wrapping ErrClosed (and
 // transport.ErrUnreachable) once Close was called; otherwise the decoded
@@ -234,7 +235,9 @@ func (c *Client) Call(ctx context.Context, to transport.NodeID, req *transport.R
 		var cn *clientConn
 		cn, err = c.conn(ctx, to)
 		if err != nil {
-			return nil, err
+			// NB: no connection, so nothing was written: the caller may
+			// count on the node not having the request.
+			return nil, notSent(err)
 		}
 		var resp *transport.Response
 		resp, err = cn.call(ctx, req)
@@ -242,7 +245,16 @@ func (c *Client) Call(ctx context.Context, to transport.NodeID, req *transport.R
 			return resp, err
 		}
 	}
-	return nil, fmt.Errorf("%w: %s: %w", transport.ErrUnreachable, to, err)
+	return nil, fmt.Errorf("%w: %s: %w", transport.ErrNotSent, to, err)
+}
+
+// notSent marks err, from a request that never left the client, with
+// transport.ErrNotSent, unless it is a context's or says so already.
+func notSent(err error) error {
+	if errors.Is(err, transport.ErrUnreachable) && !errors.Is(err, transport.ErrNotSent) {
+		return fmt.Errorf("%w: %w", transport.ErrNotSent, err)
+	}
+	return err
 }
 
 // Connect opens the connections to node now (all ConnsPerNode of them),

@@ -193,3 +193,18 @@ func TestUnknownNode(t *testing.T) {
 	require.ErrorIs(t, err, transport.ErrUnreachable)
 	require.ErrorContains(t, err, "next in", "the second call fails at once, in the backoff")
 }
+
+// TestNotSent: a call to a node no connection can be made to fails with
+// transport.ErrNotSent (and ErrUnreachable): the node never got it.
+func TestNotSent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close()) // NB: nothing listens there now
+	c, err := tcp.NewClient(tcp.ClientConfig{Resolve: func(transport.NodeID) (string, error) { return addr, nil }})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Call(context.Background(), "gone", &transport.Request{Op: transport.OpRead})
+	require.ErrorIs(t, err, transport.ErrNotSent)
+	require.ErrorIs(t, err, transport.ErrUnreachable)
+}
