@@ -139,3 +139,22 @@ type Inspector interface {
 }
 
 var _ Inspector = (*Memory)(nil)
+
+// Repairer is a Unit that can replace a record its disk damaged: the
+// optional repair path of a durable unit (disk.Unit is one; Memory, whose
+// records cannot be damaged, is not). A reader that met ErrCorrupt at a
+// replica and found the entry, or junk, at another replica of the chain
+// hands it back with Repair.
+//
+// Repair checks epoch like every other method. Then it replaces what addr
+// holds with data (or with junk, if junk is set; data is then ignored)
+// only if the record stored at addr is corrupt, that is, fails its
+// checksum: for a good record it returns ErrWritten, so write-once holds
+// (a repair never overwrites an entry that reads back). It returns
+// ErrUnwritten if nothing is stored at addr, ErrTrimmed if addr was
+// trimmed, ErrNilData for a data repair with nil data and ErrTooLarge if
+// data exceeds MaxEntryBytes. The repaired record is durable, as a write
+// is, before Repair returns nil; reads see it from then on.
+type Repairer interface {
+	Repair(ctx context.Context, epoch Epoch, addr Address, data []byte, junk bool) error
+}

@@ -542,6 +542,16 @@ func (u *Unit) apply(h header, seg uint64, off int64) {
 	}
 	// One B-tree operation in the common case, where the address is new.
 	e := newEntry(h.addr, stateOf(h.kind), uint32(seg), uint32(off), h.length)
+	if h.kind.repair() {
+		// A repair replaces what the address held (a record that failed
+		// its checksum when the repair was made), unless a trim came
+		// between.
+		if old, had := u.index.Get(e); had && old.state() == stateTrimmed {
+			return
+		}
+		u.setEntry(e)
+		return
+	}
 	old, had := u.index.ReplaceOrInsert(e)
 	if had {
 		if merged := merge(old, e); merged != e {
@@ -555,7 +565,7 @@ func (u *Unit) apply(h header, seg uint64, off int64) {
 // stateOf returns the state a record of kind k gives a new address.
 func stateOf(k kind) state {
 	switch k {
-	case kindJunk:
+	case kindJunk, kindRepairJunk:
 		return stateJunk
 	case kindTrim:
 		return stateTrimmed

@@ -294,7 +294,7 @@ func (u *Unit) scan(s *segment, data []byte, last bool) (int64, error) {
 	for p < len(data) {
 		h, herr := decodeHeader(s.num, int64(p), data[p:])
 		complete := herr == nil && p+h.size() <= len(data)
-		if complete && (h.kind != kindData || recordIntact(s.num, p, data)) {
+		if complete && (!h.kind.hasPayload() || recordIntact(s.num, p, data)) {
 			// A junk or trim record has no payload: its header's own
 			// checksum vouches for everything it says.
 			u.apply(h, s.num, int64(p))

@@ -19,9 +19,19 @@ const (
 	kindData kind = 1 // an entry written by Write
 	kindJunk kind = 2 // a hole filled by Fill
 	kindTrim kind = 3 // a single-address Trim
+	// kindRepairData and kindRepairJunk replace what a corrupt record
+	// held (Unit.Repair) with an entry or with junk.
+	kindRepairData kind = 4
+	kindRepairJunk kind = 5
 )
 
-func (k kind) valid() bool { return k >= kindData && k <= kindTrim }
+func (k kind) valid() bool { return k >= kindData && k <= kindRepairJunk }
+
+// hasPayload reports whether a record of kind k carries an entry.
+func (k kind) hasPayload() bool { return k == kindData || k == kindRepairData }
+
+// repair reports whether a record of kind k is a repair.
+func (k kind) repair() bool { return k == kindRepairData || k == kindRepairJunk }
 
 func (k kind) String() string {
 	switch k {
@@ -31,6 +41,10 @@ func (k kind) String() string {
 		return "junk"
 	case kindTrim:
 		return "trim"
+	case kindRepairData:
+		return "repair-data"
+	case kindRepairJunk:
+		return "repair-junk"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -148,7 +162,7 @@ func decodeHeader(seg uint64, off int64, b []byte) (header, error) {
 		return header{}, errMisplaced
 	case !h.kind.valid(), b[13]|b[14]|b[15] != 0, h.addr >= storage.MaxAddress,
 		h.synced < segHeaderSize, h.synced > h.offset,
-		h.length > storage.MaxEntryBytes, h.kind != kindData && h.length != 0:
+		h.length > storage.MaxEntryBytes, !h.kind.hasPayload() && h.length != 0:
 		return header{}, errMalformed
 	}
 	return h, nil

@@ -69,6 +69,7 @@ type pendingOp struct {
 var (
 	_ storage.Unit      = (*Unit)(nil)
 	_ storage.Inspector = (*Unit)(nil)
+	_ storage.Repairer  = (*Unit)(nil)
 )
 
 // ID returns the identity stamped into the unit's directory.
@@ -248,7 +249,7 @@ func (u *Unit) readEntry(seg *segment, e entry) ([]byte, error) {
 	switch {
 	case err != nil:
 		return nil, corruptf(e, seg, "%v", err)
-	case h.kind != kindData || h.addr != e.addr || h.length != e.n():
+	case !h.kind.hasPayload() || h.addr != e.addr || h.length != e.n():
 		return nil, corruptf(e, seg, "record holds %v of address %d, %d bytes", h.kind, h.addr, h.length)
 	}
 	return payload, nil // buf is the caller's
@@ -279,6 +280,60 @@ func (u *Unit) Fill(ctx context.Context, epoch storage.Epoch, addr storage.Addre
 		default:
 			return 0, errFor(st)
 		}
+	})
+}
+
+// Repair replaces the record at addr with data (or, if junk is set, with
+// junk; data is then ignored) only if the record stored there is corrupt:
+// it failed its checksum at recovery, or fails it when Repair reads it
+// back. It implements storage.Repairer. The repair is a record of its own,
+// appended and synced (per Options.Sync) as a write is, before Repair
+// returns; from then on reads, and a recovery after a crash, see the
+// repaired entry. It returns storage.ErrWritten if the record at addr is
+// good (a repair never overwrites one) or a change to addr is queued,
+// storage.ErrUnwritten if addr holds nothing, storage.ErrTrimmed if it was
+// trimmed, the errors of Write for the epoch, the address and the data,
+// the file system's error if the record could not be read back, an error
+// wrapping ErrFailed and ErrClosed. ctx is ignored.
+func (u *Unit) Repair(ctx context.Context, epoch storage.Epoch, addr storage.Address, data []byte, junk bool) error {
+	return u.mutate(func() (uint64, error) {
+		if err := u.checkMutation(epoch, addr); err != nil {
+			return 0, err
+		}
+		switch {
+		case junk:
+			data = nil
+		case data == nil:
+			return 0, storage.ErrNilData
+		case len(data) > storage.MaxEntryBytes:
+			return 0, storage.ErrTooLarge
+		}
+		if p, ok := u.pending[addr]; ok && addr >= u.meta.trimMark {
+			return 0, errFor(p.st) // a change is on its way to the disk
+		}
+		e, st := u.committed(addr)
+		switch st {
+		case 0:
+			return 0, storage.ErrUnwritten
+		case stateTrimmed:
+			return 0, storage.ErrTrimmed
+		case stateJunk:
+			return 0, storage.ErrWritten // junk has no payload to damage
+		case stateData:
+			// NB: read back under mu, so that what is judged is what is
+			// replaced.
+			_, err := u.readEntry(findSegment(u.segs, uint64(e.seg)), e)
+			if err == nil {
+				return 0, storage.ErrWritten
+			}
+			if !errors.Is(err, storage.ErrCorrupt) {
+				return 0, err
+			}
+		}
+		if junk {
+			return u.enqueue(header{kind: kindRepairJunk, addr: addr, epoch: epoch}, nil)
+		}
+		return u.enqueue(header{kind: kindRepairData, addr: addr, epoch: epoch}, data)
 	})
 }
 
