@@ -25,6 +25,7 @@ const (
 	OpPrefixTrim Op = 5 // Epoch, Addr
 	OpSeal       Op = 6 // Epoch -> Addr (the unit's local tail)
 	OpJoin       Op = 7 // Epoch: a blank unit serves again, empty, at Epoch
+	OpRepair     Op = 8 // Epoch, Addr, Data, N (1: junk): replaces a record that fails its checksum
 
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
@@ -55,6 +56,8 @@ func (op Op) String() string {
 		return "seal"
 	case OpJoin:
 		return "join"
+	case OpRepair:
+		return "repair"
 	case OpToken:
 		return "token"
 	case OpBootstrap:
@@ -76,7 +79,7 @@ func (op Op) String() string {
 // Valid reports whether op is one of the defined operations.
 func (op Op) Valid() bool {
 	switch op {
-	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin,
+	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair,
 		OpToken, OpBootstrap, OpSeqSeal,
 		OpGetLayout, OpPrepare, OpPropose, OpCommit:
 		return true

@@ -54,7 +54,8 @@ type Persister interface {
 // never returns nil and never panics on a request that DecodeRequest
 // returned: a nil request or an unknown Op gets ErrMalformed, an Op for a
 // role the node does not play gets ErrWrongRole (so does a join for a unit
-// that is not a Joiner), and a propose or commit
+// that is not a Joiner, and a repair for one that is not a
+// storage.Repairer), and a propose or commit
 // without a projection gets projection.ErrInvalid. Every other error comes
 // from the role.
 func (s *Server) Handle(req *Request) *Response {
@@ -73,6 +74,12 @@ func (s *Server) Handle(req *Request) *Response {
 			return wrongRole(req.Op, "storage unit that can rejoin")
 		}
 		return &Response{Err: j.Join(context.Background(), req.Epoch)}
+	case OpRepair:
+		r, ok := s.Unit.(storage.Repairer)
+		if !ok {
+			return wrongRole(req.Op, "storage unit that can repair its records")
+		}
+		return &Response{Err: r.Repair(context.Background(), req.Epoch, req.Addr, req.Data, req.N == repairJunk)}
 	case OpToken, OpBootstrap, OpSeqSeal:
 		if s.Sequencer == nil {
 			return wrongRole(req.Op, "sequencer")

@@ -98,6 +98,26 @@ func (u UnitClient) Join(ctx context.Context, epoch storage.Epoch) error {
 	return err
 }
 
+// Repair replaces the record at addr on the unit with data (or junk) if
+// the record there fails its checksum; see storage.Repairer. A unit that
+// cannot repair answers ErrWrongRole. A repair too large to fit in a frame
+// fails with an error wrapping storage.ErrTooLarge without being sent.
+func (u UnitClient) Repair(ctx context.Context, epoch storage.Epoch, addr storage.Address, data []byte, junk bool) error {
+	req := &Request{Op: OpRepair, Epoch: epoch, Addr: addr, Data: data}
+	if junk {
+		req.N, req.Data = repairJunk, nil
+	} else if len(data) > maxWriteBytes {
+		return fmt.Errorf("transport: repair of %d bytes: %w", len(data), storage.ErrTooLarge)
+	}
+	_, err := call(ctx, u.Caller, u.Node, req)
+	return err
+}
+
+// repairJunk is an OpRepair request's N when it repairs with junk.
+const repairJunk = 1
+
+var _ storage.Repairer = UnitClient{}
+
 // SequencerClient calls the sequencer on the remote node Node through
 // Caller. Its methods return the sequencer's errors (as package sequencer
 // documents them) or the transport's: ctx's error, ErrUnreachable,

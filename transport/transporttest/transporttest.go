@@ -418,7 +418,7 @@ func (s suite) testMalformed(t *testing.T) {
 		Layout:    projection.NewAcceptor(InitialProjection()),
 	})
 	ctx := context.Background()
-	for _, op := range []transport.Op{0, 8, 15, 19, 31, 36, 255} {
+	for _, op := range []transport.Op{0, 9, 15, 19, 31, 36, 255} {
 		_, err := caller.Call(ctx, node, &transport.Request{Op: op})
 		require.ErrorIs(t, err, transport.ErrMalformed, "op %d", op)
 	}
