@@ -426,14 +426,33 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 // committed and every replica before it holds the same (chain order). The
 // first one that answers with the entry, junk or a trim decides. corrupt
 // is the last replica's error, returned if every replica is corrupt.
+//
+// With the entry or junk found, it repairs the corrupt replicas it met
+// (storage.Repairer), best effort: a repair that fails is logged, and the
+// read returns what it found all the same.
 func (c *Client) readAround(ctx context.Context, p *projection.Projection, loc projection.Location, corrupt error) ([]byte, error) {
 	err := corrupt
+	bad := []projection.NodeID{loc.Chain[len(loc.Chain)-1]}
 	for i := len(loc.Chain) - 2; i >= 0; i-- {
 		data, rerr := c.unitRead(ctx, p, loc.Chain[i], loc.Local)
-		if rerr == nil || errors.Is(rerr, storage.ErrJunk) || errors.Is(rerr, storage.ErrTrimmed) {
+		if rerr == nil || errors.Is(rerr, storage.ErrJunk) {
+			junk := rerr != nil
+			for _, node := range bad {
+				perr := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+					return u.Repair(ctx, p.Epoch, loc.Local, data, junk)
+				})
+				if perr != nil {
+					c.log.Info("repairing a corrupt replica failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", perr)
+				}
+			}
 			return data, rerr
 		}
-		if !errors.Is(rerr, storage.ErrCorrupt) {
+		if errors.Is(rerr, storage.ErrTrimmed) {
+			return data, rerr
+		}
+		if errors.Is(rerr, storage.ErrCorrupt) {
+			bad = append(bad, loc.Chain[i])
+		} else {
 			err = rerr
 		}
 	}
@@ -469,8 +488,15 @@ func (c *Client) completeChain(ctx context.Context, p *projection.Projection, lo
 			got, rerr := c.unitRead(ctx, p, node, loc.Local)
 			if errors.Is(rerr, storage.ErrCorrupt) {
 				// NB: the replica holds a record there that fails its
-				// checksum: the rest of the chain can still serve the
-				// entry (see readAround); a rebuild replaces the replica.
+				// checksum: the head's data replaces it (best effort; the
+				// rest of the chain can still serve the entry, see
+				// readAround).
+				perr := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+					return u.Repair(ctx, p.Epoch, loc.Local, data, false)
+				})
+				if perr != nil {
+					c.log.Info("repairing a corrupt replica failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", perr)
+				}
 				continue
 			}
 			if rerr != nil && !errors.Is(rerr, storage.ErrJunk) {
