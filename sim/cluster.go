@@ -715,7 +715,8 @@ func (c *Cluster) Close() {
 
 // isMutation reports whether op changes what a unit stores.
 func isMutation(op transport.Op) bool {
-	return op == transport.OpWrite || op == transport.OpFill || op == transport.OpTrim || op == transport.OpPrefixTrim
+	return op == transport.OpWrite || op == transport.OpFill || op == transport.OpTrim || op == transport.OpPrefixTrim ||
+		op == transport.OpRepair
 }
 
 // mutate applies the server-side mutants to a request on its way in.
@@ -829,6 +830,9 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 		switch {
 		case req.Op == transport.OpWrite && resp.Err == nil:
 			m.UnitWrote(o.node, req.Addr, req.Data)
+		case req.Op == transport.OpRepair && resp.Err == nil && req.N == 0:
+			// A repair with data is a write the unit acknowledged.
+			m.UnitWrote(o.node, req.Addr, req.Data)
 		case req.Op == transport.OpRead && resp.Err == nil:
 			m.Served(o.node, req.Addr, resp.Data)
 		case req.Op == transport.OpRead && errors.Is(resp.Err, storage.ErrCorrupt) && o.c.durable != nil:
@@ -841,7 +845,15 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	if stale {
 		m.Fenced(o.node, req.Op.String(), req.Addr, epoch, sealed)
 	}
-	switch req.Op {
+	op := req.Op
+	if op == transport.OpRepair {
+		// A repair stores what it carries as a write or a fill does.
+		op = transport.OpWrite
+		if req.N != 0 {
+			op = transport.OpFill
+		}
+	}
+	switch op {
 	case transport.OpWrite:
 		if g, ok := o.c.global(o.node, req.Addr, req.Epoch); ok {
 			m.Stored(g, o.node, req.Epoch, req.Data)

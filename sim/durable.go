@@ -437,11 +437,14 @@ func (d diskFaults) apply(f *FaultConfig, on map[FaultKind]bool) {
 }
 
 // SwarmDiskKinds returns the disk faults Swarm draws for its durable
-// seeds: all but misdirect (D3). A misdirected write leaves a record
-// that its replica answers storage.ErrCorrupt for, for good: a reader
-// reads such an address from the replicas before it in the chain, but
-// nothing repairs the damaged replica yet, so runs with D3 may fail S16
-// (never S15: no corrupt byte is served). D3 runs when it is asked for.
+// seeds: all but misdirect (D3). A misdirected write leaves records that
+// their replica answers storage.ErrCorrupt for. A reader that meets one at
+// the chain's last replica reads the address from the replicas before it
+// and repairs the replicas it found corrupt (storage.Repairer), but a
+// damaged replica that no read meets (a head or middle replica, behind a
+// good last one) keeps its corrupt record, and a reconfiguration's scan
+// does not read around one; so runs with D3 may still fail S16 (never
+// S15: no corrupt byte is served). D3 runs when it is asked for.
 func SwarmDiskKinds() map[FaultKind]bool {
 	on := map[FaultKind]bool{}
 	for _, k := range diskKinds {
