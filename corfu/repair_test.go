@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 
@@ -20,21 +19,12 @@ import (
 	"github.com/corfulog/corfu/transport"
 )
 
-// skipOverTLS skips a test that repairs a unit when the cluster runs over
-// mutual TLS: a TLS server checks each op against the roles it serves, and
-// transport/tcp does not know OpRepair as a unit op yet.
-func skipOverTLS(t *testing.T) {
-	if os.Getenv(corfutest.NetEnv) == "tls" {
-		t.Skip("transport/tcp does not yet place OpRepair among the unit's ops")
-	}
-}
 
 // TestReadRepairsMisdirectedReplica runs the chain's last replica on a
 // durable unit whose disk misdirects a write: the two records it damages
 // answer storage.ErrCorrupt, a read serves them from the head, and repairs
 // the replica with them.
 func TestReadRepairsMisdirectedReplica(t *testing.T) {
-	skipOverTLS(t)
 	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
 	last := e.chain(0)[1]
 	fsys := errorfs.Wrap(vfs.NewMem(), nil, errorfs.Options{})
@@ -154,7 +144,6 @@ func (e *env) corrupt(r replica) *corruptUnit {
 }
 
 func TestReadRepairsEveryCorruptReplicaWithJunk(t *testing.T) {
-	skipOverTLS(t)
 	e := newEnv(t, corfutest.Options{Units: 3, Replicas: 3, Layouts: 1}, nil)
 	a := e.token(1)
 	require.NoError(t, e.c.Fill(e.ctx, a))
@@ -173,7 +162,6 @@ func TestReadRepairsEveryCorruptReplicaWithJunk(t *testing.T) {
 }
 
 func TestReadReturnsWhenRepairFails(t *testing.T) {
-	skipOverTLS(t)
 	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
 	a, err := e.c.Append(e.ctx, []byte("entry"))
 	require.NoError(t, err)
@@ -193,7 +181,6 @@ func TestReadReturnsWhenRepairFails(t *testing.T) {
 // holds the entry, past a replica whose record there is corrupt: the head's
 // data repairs it.
 func TestCompleteChainRepairsCorruptReplica(t *testing.T) {
-	skipOverTLS(t)
 	e := newEnv(t, corfutest.Options{Units: 3, Replicas: 3, Layouts: 1}, nil)
 	a := e.token(1)
 	raw := rawEntry(t, []byte("only at the head"))
