@@ -180,8 +180,35 @@ func (c *Client) copyChain(ctx context.Context, j Join) error {
 			return fmt.Errorf("address %d: %w", g, err)
 		}
 	}
+	// NB: the unit may have lost what was copied to it meanwhile (it came
+	// back with an empty disk, and rejoined): everything must still be
+	// there before it joins. (One that loses it after this answers the
+	// join's seal as blank, and the reconfiguration takes it out again.)
+	for g := seg.Start + storage.Address(j.Stripe); g < seg.End && !c.mut.RebuildSkipsJunk; g += k {
+		err := c.withEpoch(ctx, func(p *projection.Projection) error {
+			loc, err := p.Locate(g)
+			if err != nil || slices.Contains(loc.Chain, j.Node) {
+				return nil
+			}
+			_, err = c.unitRead(ctx, p, j.Node, loc.Local)
+			switch {
+			case errors.Is(err, storage.ErrUnwritten):
+				return fmt.Errorf("%w: %s lost local address %d after the copy", errRebuildLost, j.Node, loc.Local)
+			case err == nil, errors.Is(err, storage.ErrJunk), errors.Is(err, storage.ErrTrimmed):
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("address %d: %w", g, err)
+		}
+	}
 	return nil
 }
+
+// errRebuildLost reports a joining unit that lost some of what a rebuild
+// copied to it before the rebuild could let it join.
+var errRebuildLost = errors.New("corfu: rebuild: the unit lost what was copied")
 
 // copyAt copies global address g, at loc under p, to node.
 func (c *Client) copyAt(ctx context.Context, p *projection.Projection, g storage.Address, loc projection.Location, node projection.NodeID) error {

@@ -886,10 +886,12 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	case transport.OpToken:
 		if req.N > 0 {
 			m.Tokens(req.Epoch, resp.Addr, int(req.N))
+			// NB: tokens, not a tail query (a failure detector's probe of a
+			// standby asks for the tail too).
+			o.c.tokensFrom = o.node
 		} else {
 			m.TailAnswered(resp.Addr)
 		}
-		o.c.tokensFrom = o.node
 	case transport.OpBootstrap:
 		// NB: a bootstrap never lowers a sequencer's tail: what it starts
 		// from is the sequencer's tail now, not the one requested.

@@ -74,7 +74,8 @@ type Set struct {
 	UnitWritesBelowTrim bool
 
 	// RebuildSkipsJunk makes a rebuild copy a chain's entries and trims
-	// to the joining unit, but not its junk.
+	// to the joining unit, but not its junk (nor check the unit for it
+	// before it joins).
 	RebuildSkipsJunk bool
 	// RebuildJoinsEarly makes a rebuild add the joining unit to its chain
 	// without copying the chain to it first.
