@@ -19,7 +19,6 @@ import (
 	"github.com/corfulog/corfu/transport"
 )
 
-
 // TestReadRepairsMisdirectedReplica runs the chain's last replica on a
 // durable unit whose disk misdirects a write: the two records it damages
 // answer storage.ErrCorrupt, a read serves them from the head, and repairs
