@@ -85,8 +85,10 @@ func inSegment(seg projection.Segment, node projection.NodeID) bool {
 // A hole in the segment (an address handed out and never written, below
 // the tail the segment was closed at) is filled first, through the chain,
 // so that nothing is left for a late writer: no writer of a closed segment
-// can still be on its way, its epoch being sealed. Only then does a
-// reconfiguration add the node to the chain, as its head: reads keep going
+// can still be on its way, its epoch being sealed. Once the unit is found
+// to hold every address still (it may have come back with an empty disk
+// meanwhile, and a unit that lost something does not join), a
+// reconfiguration adds the node to the chain, as its head: reads keep going
 // to the chain's tail, which held everything before. Rebuild never writes
 // to a replica of the chain, so the last copy of anything stays where it
 // is; a node that already holds an address keeps it only if it holds what
