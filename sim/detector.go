@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/corfulog/corfu/corfu"
+	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/transport"
 )
 
@@ -49,18 +50,7 @@ func (r *run) detector(id int, rng *rand.Rand) error {
 		}
 		// NB: the client's clock may be skewed (fault clock): the run's
 		// own time places the record.
-		rec := FaultRecord{Kind: FaultReconfig, Target: detectorWhat(ev), Start: r.since(), End: r.since(), Detail: "ok"}
-		switch {
-		case ev.Err == nil:
-			r.res.Reconfigs++
-			rec.Detail = fmt.Sprintf("ok: epoch %d", ev.Epoch)
-		case errors.Is(ev.Err, corfu.ErrReconfigLost):
-			rec.Detail = "lost the epoch to another reconfiguration"
-		default:
-			r.res.ReconfigsFailed++
-			rec.Detail = "failed: " + ev.Err.Error()
-		}
-		r.reconfigs = append(r.reconfigs, rec)
+		r.recordReconfig(detectorWhat(ev), r.since(), &projection.Projection{Epoch: ev.Epoch}, ev.Err)
 	}
 	d := corfu.NewDetector(c, cfg)
 	healed := r.heal == 0
@@ -87,21 +77,10 @@ func (r *run) reconfigureOnce(c *corfu.Client) error {
 	for range 3 {
 		begin := r.since()
 		ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
-		pr, rerr := c.Reconfigure(ctx, nil)
+		var p *projection.Projection
+		p, err = c.Reconfigure(ctx, nil)
 		cancel()
-		err = rerr
-		rec := FaultRecord{Kind: FaultReconfig, Target: "new epoch after the heal", Start: begin, End: r.since(), Detail: "ok"}
-		switch {
-		case err == nil:
-			r.res.Reconfigs++
-			rec.Detail = fmt.Sprintf("ok: epoch %d", pr.Epoch)
-		case errors.Is(err, corfu.ErrReconfigLost):
-			rec.Detail = "lost the epoch to another reconfiguration"
-		default:
-			r.res.ReconfigsFailed++
-			rec.Detail = "failed: " + err.Error()
-		}
-		r.reconfigs = append(r.reconfigs, rec)
+		r.recordReconfig("new epoch after the heal", begin, p, err)
 		if !errors.Is(err, corfu.ErrReconfigLost) {
 			return err
 		}

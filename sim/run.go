@@ -920,19 +920,7 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 		p, err := c.Reconfigure(ctx, change)
 		r.abort = nil
 		cancel()
-		rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: r.since(), Detail: "ok"}
-		switch {
-		case err == nil:
-			r.res.Reconfigs++
-			rec.Detail = fmt.Sprintf("ok: epoch %d", p.Epoch)
-		case errors.Is(err, corfu.ErrReconfigLost):
-			// Another client's recovery took the epoch.
-			rec.Detail = "lost the epoch to another reconfiguration"
-		default:
-			r.res.ReconfigsFailed++
-			rec.Detail = "failed: " + err.Error()
-		}
-		r.reconfigs = append(r.reconfigs, rec)
+		r.recordReconfig(what, begin, p, err)
 		return err
 	}
 	spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
@@ -993,6 +981,25 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 		}
 	}
 	return nil
+}
+
+// recordReconfig records a reconfiguration of the workload's reconfiguring
+// client (or its detector), what it was for, begun at begin, that
+// committed p or failed with err.
+func (r *run) recordReconfig(what string, begin time.Duration, p *projection.Projection, err error) {
+	rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: r.since(), Detail: "ok"}
+	switch {
+	case err == nil:
+		r.res.Reconfigs++
+		rec.Detail = fmt.Sprintf("ok: epoch %d", p.Epoch)
+	case errors.Is(err, corfu.ErrReconfigLost):
+		// Another client's recovery took the epoch.
+		rec.Detail = "lost the epoch to another reconfiguration"
+	default:
+		r.res.ReconfigsFailed++
+		rec.Detail = "failed: " + err.Error()
+	}
+	r.reconfigs = append(r.reconfigs, rec)
 }
 
 // streamer reads the streams: each call is a Sync of a random stream with
