@@ -174,14 +174,7 @@ func TestClusterOfProcesses(t *testing.T) {
 	defer mu.Unlock()
 	t.Logf("%d appends acknowledged, %d of them after the restart", len(acked), len(acked)-beforeRestart)
 	require.Greater(t, len(acked), beforeRestart, "the writers carried on after the restart")
-	check := openClient(t, c)
-	for addr, want := range acked {
-		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-		e, err := check.Read(rctx, addr)
-		rcancel()
-		require.NoError(t, err, "address %d", addr)
-		require.Equal(t, want, string(e.Data), "address %d", addr)
-	}
+	readsBack(ctx, t, c, acked)
 }
 
 // TestCLIAgainstCluster drives the client verbs as a user would, against a
@@ -288,6 +281,13 @@ func TestClusterHealsItself(t *testing.T) {
 	require.NoError(t, ctx.Err(), "the chains were never whole again: %+v", p)
 	require.Contains(t, p.Units(), projection.NodeID("spare0"))
 	t.Logf("healed by itself: epoch %d, segments %v", p.Epoch, p.Segments)
+	readsBack(ctx, t, c, acked)
+}
+
+// readsBack checks, with a new client of c, that every acknowledged append
+// of acked reads back at its address.
+func readsBack(ctx context.Context, t *testing.T, c *localCluster, acked map[storage.Address]string) {
+	t.Helper()
 	check := openClient(t, c)
 	for addr, want := range acked {
 		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
