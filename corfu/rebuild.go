@@ -176,7 +176,7 @@ func (c *Client) copyChain(ctx context.Context, j Join) error {
 			if slices.Contains(loc.Chain, j.Node) {
 				return nil // joined meanwhile (another rebuild)
 			}
-			return c.copyAt(ctx, p, g, loc, j.Node)
+			return noRejoin(c.copyAt(ctx, p, g, loc, j.Node))
 		})
 		if err != nil {
 			return fmt.Errorf("address %d: %w", g, err)
@@ -193,6 +193,7 @@ func (c *Client) copyChain(ctx context.Context, j Join) error {
 				return nil
 			}
 			_, err = c.unitRead(ctx, p, j.Node, loc.Local)
+			err = noRejoin(err)
 			switch {
 			case errors.Is(err, storage.ErrUnwritten):
 				return fmt.Errorf("%w: %s lost local address %d after the copy", errRebuildLost, j.Node, loc.Local)
@@ -207,6 +208,21 @@ func (c *Client) copyChain(ctx context.Context, j Join) error {
 	}
 	return nil
 }
+
+// noRejoin returns err, but an error of a unit that came back blank as a
+// plain failure of the rebuild: withEpoch would take the unit out and back
+// in (a reconfiguration) and try again, once per address, while a rebuild
+// that fails is tried again by its caller in its own time.
+func noRejoin(err error) error {
+	var blank *blankError
+	if errors.As(err, &blank) {
+		return fmt.Errorf("%w: %v", errRebuildBlank, err)
+	}
+	return err
+}
+
+// errRebuildBlank reports a rebuild that met a unit back with an empty disk.
+var errRebuildBlank = errors.New("corfu: rebuild: a unit came back blank")
 
 // errRebuildLost reports a joining unit that lost some of what a rebuild
 // copied to it before the rebuild could let it join.
