@@ -109,10 +109,10 @@ func TestClusterOfProcesses(t *testing.T) {
 				addr, err := cl.Append(actx, []byte(data))
 				acancel()
 				if err != nil {
-					// NB: during the outage appends fail or time out; the
-					// writer carries on with its next entry.
+					// NB: during the outage appends fail (fast, with
+					// corfu.ErrUnavailable, while the unit's port is
+					// closed) or time out; the writer tries again.
 					time.Sleep(20 * time.Millisecond)
-					i++
 					continue
 				}
 				mu.Lock()
