@@ -35,9 +35,9 @@ func TestHealTimes(t *testing.T) {
 // switched off (mutant ReadTrustsRemovedUnit) every check holds too: the
 // seal rule already covers it (docs/guarantees.md).
 func TestRemovedUnitCutOffAndPaused(t *testing.T) {
-	seeds := uint64(40)
+	seeds := uint64(12)
 	if testing.Short() {
-		seeds = 8
+		seeds = 4
 	}
 	for _, m := range []mutant.Set{{}, {ReadTrustsRemovedUnit: true}} {
 		replaced := 0
