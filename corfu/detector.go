@@ -341,21 +341,15 @@ func (d *Detector) watched(p *projection.Projection) []projection.NodeID {
 // fetch returns the newest projection a layout server holds (installing
 // it) and how many layout servers answered.
 func (d *Detector) fetch(ctx context.Context) (*projection.Projection, int) {
-	p := d.c.projection()
-	got := make([]*projection.Projection, len(p.Layout))
-	d.c.each("probe layout", len(p.Layout), func(i int) {
+	best, reached := d.c.newestLayout(ctx, func(ctx context.Context, node projection.NodeID) (*projection.Projection, error) {
 		pctx, cancel := d.c.env.WithTimeout(ctx, d.cfg.Timeout)
 		defer cancel()
-		got[i], _ = transport.LayoutClient{Caller: d.c.cfg.Transport, Node: p.Layout[i]}.Get(pctx)
+		return transport.LayoutClient{Caller: d.c.cfg.Transport, Node: node}.Get(pctx)
 	})
-	reached := 0
-	for _, g := range got {
-		if g != nil {
-			reached++
-			p = d.c.install(g)
-		}
+	if best == nil {
+		return d.c.projection(), reached
 	}
-	return p, reached
+	return d.c.install(best), reached
 }
 
 // probe reports whether node answered a harmless request within Timeout:

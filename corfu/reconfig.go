@@ -364,24 +364,37 @@ func (c *Client) joinBlanks(ctx context.Context, chosen *projection.Projection, 
 // latest fetches the newest committed projection from the layout servers
 // and installs it.
 func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
-	p := c.projection()
-	got := make([]*projection.Projection, len(p.Layout))
-	c.each("get layout", len(p.Layout), func(i int) {
-		got[i], _ = transport.LayoutClient{Caller: hopCaller{c}, Node: p.Layout[i]}.Get(ctx)
+	best, _ := c.newestLayout(ctx, func(ctx context.Context, node projection.NodeID) (*projection.Projection, error) {
+		return transport.LayoutClient{Caller: hopCaller{c}, Node: node}.Get(ctx)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
-	}
-	var best *projection.Projection
-	for _, g := range got {
-		if g != nil && (best == nil || g.Epoch > best.Epoch) {
-			best = g
-		}
 	}
 	if best == nil {
 		return nil, ErrNoQuorum
 	}
 	return c.install(best), nil
+}
+
+// newestLayout asks every layout server of the client's projection at
+// once, with get, and returns the newest projection any answered with and
+// how many answered.
+func (c *Client) newestLayout(ctx context.Context, get func(context.Context, projection.NodeID) (*projection.Projection, error)) (*projection.Projection, int) {
+	p := c.projection()
+	got := make([]*projection.Projection, len(p.Layout))
+	c.each("get layout", len(p.Layout), func(i int) { got[i], _ = get(ctx, p.Layout[i]) })
+	var best *projection.Projection
+	reached := 0
+	for _, g := range got {
+		if g == nil {
+			continue
+		}
+		reached++
+		if best == nil || g.Epoch > best.Epoch {
+			best = g
+		}
+	}
+	return best, reached
 }
 
 // errNoMark reports a sealed sequencer that holds no state it can vouch for.

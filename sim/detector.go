@@ -50,7 +50,7 @@ func (r *run) detector(id int, rng *rand.Rand) error {
 		}
 		// NB: the client's clock may be skewed (fault clock): the run's
 		// own time places the record.
-		r.recordReconfig(detectorWhat(ev), r.since(), &projection.Projection{Epoch: ev.Epoch}, ev.Err)
+		r.recordReconfig(detectorWhat(ev), r.since(), ev.Epoch, ev.Err)
 	}
 	d := corfu.NewDetector(c, cfg)
 	healed := r.heal == 0
@@ -80,7 +80,7 @@ func (r *run) reconfigureOnce(c *corfu.Client) error {
 		var p *projection.Projection
 		p, err = c.Reconfigure(ctx, nil)
 		cancel()
-		r.recordReconfig("new epoch after the heal", begin, p, err)
+		r.recordReconfig("new epoch after the heal", begin, epochOf(p), err)
 		if !errors.Is(err, corfu.ErrReconfigLost) {
 			return err
 		}

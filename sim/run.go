@@ -920,7 +920,7 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 		p, err := c.Reconfigure(ctx, change)
 		r.abort = nil
 		cancel()
-		r.recordReconfig(what, begin, p, err)
+		r.recordReconfig(what, begin, epochOf(p), err)
 		return err
 	}
 	spares := cl.UnitIDs[len(cl.UnitIDs)-cl.Options.Spares:]
@@ -983,15 +983,23 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 	return nil
 }
 
+// epochOf returns p's epoch, or 0 for no projection.
+func epochOf(p *projection.Projection) storage.Epoch {
+	if p == nil {
+		return 0
+	}
+	return p.Epoch
+}
+
 // recordReconfig records a reconfiguration of the workload's reconfiguring
 // client (or its detector), what it was for, begun at begin, that
-// committed p or failed with err.
-func (r *run) recordReconfig(what string, begin time.Duration, p *projection.Projection, err error) {
+// committed epoch or failed with err.
+func (r *run) recordReconfig(what string, begin time.Duration, epoch storage.Epoch, err error) {
 	rec := FaultRecord{Kind: FaultReconfig, Target: what, Start: begin, End: r.since(), Detail: "ok"}
 	switch {
 	case err == nil:
 		r.res.Reconfigs++
-		rec.Detail = fmt.Sprintf("ok: epoch %d", p.Epoch)
+		rec.Detail = fmt.Sprintf("ok: epoch %d", epoch)
 	case errors.Is(err, corfu.ErrReconfigLost):
 		// Another client's recovery took the epoch.
 		rec.Detail = "lost the epoch to another reconfiguration"
