@@ -760,11 +760,7 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: p.Sequencer}
 	var notReadySince time.Time
 	recovered := false
-	// NB: patience is jittered so that, of several clients waiting on one
-	// lost sequencer, one usually recovers it and the rest find it done.
-	// It stays well inside the retry budget (MaxRetries backoffs), so that
-	// some waiting client does recover.
-	patience := c.cfg.HoleFillWait/4 + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait/4)+1))
+	patience := c.patience()
 	err = c.retry(ctx, func() error {
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
 		if transient(err) {
@@ -1002,12 +998,23 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return half + time.Duration(c.env.Rand().Int64N(int64(half)+1))
 }
 
+// patience returns how long a client waits on a reconfiguration it
+// expects someone to be finishing (a sequencer not ready, a blank unit not
+// joined yet) before it starts one itself. It is jittered so that, of
+// several clients waiting on one, one usually does it and the rest find it
+// done. It stays well inside the retry budget (MaxRetries backoffs), so
+// that some waiting client does act.
+func (c *Client) patience() time.Duration {
+	return c.cfg.HoleFillWait/4 + time.Duration(c.env.Rand().Int64N(int64(c.cfg.HoleFillWait/4)+1))
+}
+
 // withEpoch runs f with the current projection. When a server answers that
 // it is sealed at a newer epoch, it fetches a newer projection (once for
 // that epoch) and runs f again, at most MaxRetries times. When a unit
 // answers that it came back blank, it takes the unit out and back in with a
 // reconfiguration (see rejoin) and runs f again under the new epoch.
 func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection) error) error {
+	var blankSince blankSighting
 	for attempt := 0; ; attempt++ {
 		p := c.projection()
 		err := f(p)
@@ -1016,7 +1023,7 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 			if attempt >= c.cfg.MaxRetries {
 				return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
 			}
-			if !c.rejoin(ctx, p, blank.node, attempt) {
+			if !c.rejoin(ctx, p, blank.node, attempt, &blankSince) {
 				return err
 			}
 			continue
@@ -1034,6 +1041,14 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 	}
 }
 
+// blankSighting is when one operation first met a blank unit in an epoch
+// (see rejoin).
+type blankSighting struct {
+	epoch    storage.Epoch
+	at       time.Time
+	patience time.Duration
+}
+
 // rejoin recovers from unit node having come back blank under p: unless
 // someone reconfigured past p meanwhile, it runs a reconfiguration, which
 // takes every blank unit out of the chains whose data it held and lets it
@@ -1041,13 +1056,27 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 // caller should try again: false when node is the only replica of some
 // chain, whose data is then lost for good and no reconfiguration brings
 // back.
-func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node projection.NodeID, attempt int) bool {
+//
+// It reconfigures only once the unit has stayed blank in p's epoch for a
+// while (since, the operation's first sighting there): the reconfiguration
+// that committed p lets the unit join as its last step, and an operation
+// that met the unit just before would otherwise seal the next epoch, which
+// refuses that join. With every client meeting the unit doing so, each
+// reconfiguration's join (and the sequencer's bootstrap) was overtaken by
+// the next one, epoch after epoch.
+func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node projection.NodeID, attempt int, since *blankSighting) bool {
 	if !rejoinable(p, node) {
 		c.log.Warn("unit lost its data and is the only replica of a chain", "node", node, "epoch", p.Epoch)
 		return false
 	}
 	if latest, err := c.latest(ctx); err == nil && latest.Epoch > p.Epoch {
 		return true // someone reconfigured meanwhile: retry in their epoch
+	}
+	if now := c.env.Now(); since.at.IsZero() || since.epoch != p.Epoch {
+		*since = blankSighting{epoch: p.Epoch, at: now, patience: c.patience()}
+		return c.env.Sleep(ctx, c.backoff(attempt)) == nil
+	} else if now.Sub(since.at) < since.patience {
+		return c.env.Sleep(ctx, c.backoff(attempt)) == nil
 	}
 	if c.recovering.CompareAndSwap(false, true) {
 		c.log.Info("unit came back blank, reconfiguring", "node", node, "epoch", p.Epoch)
