@@ -761,13 +761,20 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 	var notReadySince time.Time
 	recovered := false
 	patience := c.patience()
+	unanswered := false // an attempt got no answer
 	err = c.retry(ctx, func() error {
+		if unanswered {
+			// NB: a sequencer that does not answer may have been moved
+			// (see unitDo).
+			if err := c.movedOn(ctx, p); err != nil {
+				return err
+			}
+		}
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
 		if transient(err) {
-			// NB: a sequencer that keeps not answering may have been
-			// moved (see unitDo).
-			if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
-				return &storage.SealedError{Epoch: latest.Epoch}
+			unanswered = true
+			if m := c.movedOn(ctx, p); m != nil {
+				return m
 			}
 			return err
 		}
@@ -908,6 +915,17 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 	u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
 	failed := 0 // attempts in a row that got no answer
 	err := c.retry(ctx, func() error {
+		if failed > 0 {
+			// NB: a unit that does not answer may have been replaced: a
+			// newer projection sends the caller there (withEpoch),
+			// instead of retrying a dead unit until the retries run out.
+			// It looks right after an attempt got no answer, and again
+			// after the backoff, just before the next one: a heal commits
+			// while clients sleep as often as while they wait.
+			if err := c.movedOn(ctx, p); err != nil {
+				return err
+			}
+		}
 		err := f(u)
 		if errors.Is(err, storage.ErrFutureEpoch) {
 			c.log.Debug("sealing a unit behind the projection", "node", node, "epoch", p.Epoch)
@@ -919,11 +937,8 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 		if !transient(err) {
 			return err
 		}
-		// NB: a unit that does not answer may have been replaced: a
-		// newer projection sends the caller there (withEpoch), instead of
-		// retrying a dead unit until the retries run out.
-		if latest, lerr := c.latest(ctx); lerr == nil && latest.Epoch > p.Epoch {
-			return &storage.SealedError{Epoch: latest.Epoch}
+		if m := c.movedOn(ctx, p); m != nil {
+			return m
 		}
 		if failed++; failed >= 2 && errors.Is(err, transport.ErrNotSent) {
 			return fmt.Errorf("%w: unit %s: %w", ErrUnavailable, node, err)
@@ -935,6 +950,15 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 		return &blankError{node: node, err: err}
 	}
 	return err
+}
+
+// movedOn returns a *storage.SealedError naming the newest epoch if the
+// layout servers hold a projection newer than p, else nil.
+func (c *Client) movedOn(ctx context.Context, p *projection.Projection) error {
+	if latest, err := c.latest(ctx); err == nil && latest.Epoch > p.Epoch {
+		return &storage.SealedError{Epoch: latest.Epoch}
+	}
+	return nil
 }
 
 // blankError reports that unit node answered storage.ErrBlank: it came

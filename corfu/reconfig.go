@@ -120,7 +120,7 @@ func (c *Client) learnUpTo(ctx context.Context, cur *projection.Projection, last
 	for cur.Epoch < last {
 		noop := cur.Clone()
 		noop.Epoch = cur.Epoch + 1
-		chosen, err := c.agree(ctx, cur, noop)
+		chosen, err := c.agree(ctx, cur, noop, false)
 		if err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		}
 		tails = scan.tails()
 	}
-	chosen, err := c.agree(ctx, cur, next)
+	chosen, err := c.agree(ctx, cur, next, true)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -205,17 +205,28 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		tails = scan.tails()
 	}
 	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
-	inc, err := c.incarnation(ctx, cur, chosen, seal, epoch)
-	if err != nil {
-		return chosen, failUnless(errors.As(err, new(*storage.SealedError)), fmt.Errorf("sealing the next sequencer: %w", err))
+	// NB: the next sequencer's seal and the epoch's confirmation go out
+	// at once; both must be done before the bootstrap.
+	var inc uint64
+	var incErr, confirmErr error
+	c.each("confirm", 2, func(i int) {
+		if i == 0 {
+			inc, incErr = c.incarnation(ctx, cur, chosen, seal, epoch)
+			return
+		}
+		// NB: a reconfiguration that took long may be long overtaken; a
+		// sequencer that restarted since knows no epoch and would take
+		// this one's old state. The units know: bootstrap only if they
+		// are still in this epoch (if a newer one seals them after this
+		// check, it seals the sequencer after them, and then sees this
+		// bootstrap or refuses it).
+		confirmErr = c.confirmEpoch(ctx, chosen)
+	})
+	if incErr != nil {
+		return chosen, failUnless(errors.As(incErr, new(*storage.SealedError)), fmt.Errorf("sealing the next sequencer: %w", incErr))
 	}
-	// NB: a reconfiguration that took long may be long overtaken; a
-	// sequencer that restarted since knows no epoch and would take this
-	// one's old state. The units know: bootstrap only if they are still in
-	// this epoch (if a newer one seals them after this check, it seals the
-	// sequencer after them, and then sees this bootstrap or refuses it).
-	if err := c.confirmEpoch(ctx, chosen); err != nil {
-		return chosen, failUnless(errors.As(err, new(*storage.SealedError)), fmt.Errorf("confirming the epoch: %w", err))
+	if confirmErr != nil {
+		return chosen, failUnless(errors.As(confirmErr, new(*storage.SealedError)), fmt.Errorf("confirming the epoch: %w", confirmErr))
 	}
 	// NB: a retried bootstrap names the incarnation sealed before the
 	// first attempt: if that attempt took effect, tokens were handed out,
@@ -427,9 +438,37 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	units := cur.Units()
 	ts := make([]storage.Address, len(units))
 	errs := make([]error, len(units))
-	// NB: every unit at once: one that does not answer costs its timeout
-	// once, not once per unit after it.
-	c.each("seal", len(units), func(i int) {
+	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: cur.Sequencer}
+	var res transport.SealResult
+	var seqErr error
+	// NB: every unit at once, and the sequencer beside them: one that does
+	// not answer costs its timeout once, not once per node after it. The
+	// order does not matter: the tail is taken once all of them are
+	// sealed, and each seal only fences.
+	c.each("seal", len(units)+2, func(i int) {
+		switch i {
+		case len(units):
+			// NB: beside the seals, the layout servers get cur, which
+			// agree needs them to know first.
+			c.commitCur(ctx, cur)
+			return
+		case len(units) + 1:
+			if d, ok := suspectOf(ctx, cur.Sequencer); ok {
+				// NB: as for a suspected unit below.
+				c.env.Go("seal suspect", func() {
+					sctx, cancel := c.env.WithTimeout(context.Background(), d)
+					defer cancel()
+					_, _ = seq.Seal(sctx, epoch)
+				})
+				seqErr = fmt.Errorf("%w: %s is suspected", errHopTimeout, cur.Sequencer)
+				return
+			}
+			seqErr = c.retryN(ctx, 2, func() (err error) {
+				res, err = seq.Seal(ctx, epoch)
+				return err
+			})
+			return
+		}
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: units[i]}
 		if d, ok := suspectOf(ctx, units[i]); ok {
 			// NB: a unit the caller's probes found dead is sealed all the
@@ -519,12 +558,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 		}
 	}
 	tail = max(tail, cur.Segments[open].Start)
-	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: cur.Sequencer}
-	var res transport.SealResult
-	err := c.retryN(ctx, 2, func() (err error) {
-		res, err = seq.Seal(ctx, epoch)
-		return err
-	})
+	err := seqErr
 	if err == nil && res.NoMark {
 		// NB: a sequencer that came back with no reservation mark answers,
 		// but vouches for nothing: its tail and its streams are empty
@@ -554,20 +588,19 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 // agree gets next accepted by a majority of cur's layout servers for its
 // epoch and commits it to all of them. If another proposal was accepted
 // first, agree completes that one instead (Paxos) and returns it.
-func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*projection.Projection, error) {
+func (c *Client) agree(ctx context.Context, cur, next *projection.Projection, curSent bool) (*projection.Projection, error) {
 	servers := cur.Layout
 	quorum := len(servers)/2 + 1
 	layout := func(i int) transport.LayoutClient {
 		return transport.LayoutClient{Caller: hopCaller{c}, Node: servers[i]}
 	}
 	// Bring lagging layout servers up to cur first (cur is committed): they
-	// then refuse proposals made from older projections. NB: after the
-	// seal, not beside it: sent beside the seals, a 100,000-seed sweep
-	// failed 18 seeds on L2 (up to 34 epochs after the heal, from a blank
-	// unit's recoveries that never let it join; why is not understood yet).
-	// Every phase asks all the servers at once, and looks at their answers
-	// in the servers' order.
-	c.commitCur(ctx, cur)
+	// then refuse proposals made from older projections. (curSent: the
+	// seal did, beside the units.) NB: every phase asks all the servers at
+	// once, and looks at their answers in the servers' order.
+	if !curSent {
+		c.commitCur(ctx, cur)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -712,32 +745,52 @@ func (s *streamScan) tails() []sequencer.StreamTail {
 // fills them under the committed projection.
 func (c *Client) scanStreamTails(ctx context.Context, p *projection.Projection, tail storage.Address, blank []projection.NodeID) (*streamScan, error) {
 	s := &streamScan{k: c.backpointers(), found: map[StreamID][]storage.Address{}}
-	for a := tail; a > p.Segments[0].Start; a-- {
-		addr := a - 1
-		loc, err := p.Locate(addr)
-		if err != nil {
-			return nil, err
+	start := p.Segments[0].Start
+	// NB: scanWindow addresses at once, looked at newest first: what the
+	// scan finds does not depend on which read came back first.
+	type scanned struct {
+		data    []byte
+		settled bool
+		err     error
+	}
+	got := make([]scanned, scanWindow)
+	for hi := tail; hi > start; {
+		n := int(min(storage.Address(scanWindow), hi-start))
+		c.each("scan", n, func(i int) {
+			loc, err := p.Locate(hi - 1 - storage.Address(i))
+			if err != nil {
+				got[i] = scanned{err: err}
+				return
+			}
+			data, settled, err := c.scanAt(ctx, p, loc, blank)
+			got[i] = scanned{data, settled, err}
+		})
+		for i := range n {
+			addr, r := hi-1-storage.Address(i), got[i]
+			if errors.Is(r.err, storage.ErrTrimmed) && c.mut.ScanStopsAtTrim {
+				return s, nil // mutant: what lies below a trimmed address drops out
+			}
+			if errors.Is(r.err, storage.ErrTrimmed) || errors.Is(r.err, storage.ErrJunk) {
+				// NB: a trim may be sparse: stream entries may lie below it.
+				continue
+			}
+			if r.err != nil {
+				return nil, r.err
+			}
+			if !r.settled {
+				s.deferred = append(s.deferred, addr)
+			}
+			if r.data != nil {
+				s.add(addr, r.data)
+			}
 		}
-		data, settled, err := c.scanAt(ctx, p, loc, blank)
-		if errors.Is(err, storage.ErrTrimmed) && c.mut.ScanStopsAtTrim {
-			break // mutant: what lies below a trimmed address drops out
-		}
-		if errors.Is(err, storage.ErrTrimmed) || errors.Is(err, storage.ErrJunk) {
-			// NB: a trim may be sparse: stream entries may lie below it.
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !settled {
-			s.deferred = append(s.deferred, addr)
-		}
-		if data != nil {
-			s.add(addr, data)
-		}
+		hi -= storage.Address(n)
 	}
 	return s, nil
 }
+
+// scanWindow is how many addresses scanStreamTails reads at once.
+const scanWindow = 256
 
 // scanAt reads loc for scanStreamTails from the replicas of its chain that
 // are not blank, and writes no data: the last one's entry is settled; an
