@@ -30,6 +30,8 @@ type Client struct {
 	env Env
 	log *slog.Logger
 
+	hooks hookSet // Config.Hooks, by interface
+
 	mu       sync.Mutex
 	proj     *projection.Projection // the newest committed projection seen
 	fetching *fetch                 // the projection refresh in flight, if any
@@ -84,6 +86,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, env: cfg.Env, log: cfg.Logger, mut: mutant.Lookup(cfg.Env)}
+	var err error
+	if c.hooks, err = newHookSet(cfg.Hooks); err != nil {
+		return nil, err
+	}
 	if _, err := c.refresh(ctx, 0); err != nil {
 		return nil, fmt.Errorf("corfu: open: %w", err)
 	}
@@ -137,7 +143,14 @@ func (c *Client) projection() *projection.Projection {
 // addresses. An append whose address a PrefixTrim takes after the entry
 // reached the chain's head returns that address: the entry was written (a
 // reader may have read it) and is trimmed.
-func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (storage.Address, error) {
+func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (addr storage.Address, err error) {
+	tokens := 0 // handed out to this call, for the hooks
+	if len(c.hooks.append) > 0 {
+		start := c.env.Now()
+		defer func() {
+			c.hooks.onAppend(AppendEvent{Addr: addr, Bytes: len(data), Streams: len(streams), Tokens: tokens, Took: c.env.Now().Sub(start), Err: err})
+		}()
+	}
 	switch {
 	case data == nil:
 		return 0, fmt.Errorf("corfu: append: %w", ErrNilData)
@@ -158,6 +171,7 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 		if err != nil {
 			return 0, fmt.Errorf("corfu: append: token: %w", err)
 		}
+		tokens++
 		err = c.writeChain(ctx, epoch, tok.Start, id, encodeEntry(id, streams, tok.Backpointers, c.backpointers(), data))
 		if err == nil {
 			return tok.Start, nil
@@ -340,6 +354,17 @@ func refused(err error) bool {
 // ErrCorruptEntry, ErrDiverged, ctx's error, ErrRetriesExhausted, ErrSealed
 // (see Append).
 func (c *Client) Read(ctx context.Context, addr storage.Address) (Entry, error) {
+	if len(c.hooks.read) == 0 {
+		return c.read(ctx, addr)
+	}
+	start := c.env.Now()
+	e, err := c.read(ctx, addr)
+	c.hooks.onRead(ReadEvent{Addr: addr, Bytes: len(e.Data), Took: c.env.Now().Sub(start), Err: err})
+	return e, err
+}
+
+// read is Read, unobserved.
+func (c *Client) read(ctx context.Context, addr storage.Address) (Entry, error) {
 	if addr >= storage.MaxAddress {
 		return Entry{}, fmt.Errorf("corfu: read %d: %w", addr, ErrInvalidAddress)
 	}
@@ -1002,7 +1027,9 @@ func (c *Client) retryN(ctx context.Context, n int, f func() error) error {
 		if attempt+1 >= n {
 			return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
 		}
-		if err := c.env.Sleep(ctx, c.backoff(attempt)); err != nil {
+		d := c.backoff(attempt)
+		c.hooks.onRetry(RetryEvent{Attempt: attempt + 1, Delay: d, Err: err})
+		if err := c.env.Sleep(ctx, d); err != nil {
 			return err
 		}
 	}
@@ -1158,7 +1185,7 @@ func (c *Client) refresh(ctx context.Context, min storage.Epoch) (*projection.Pr
 		f := &fetch{min: min}
 		c.fetching = f
 		c.mu.Unlock()
-		p, err := c.fetchProjection(ctx, min)
+		p, err := c.fetchObserved(ctx, min)
 		c.mu.Lock()
 		c.fetching, f.err = nil, err
 		waiters := f.waiters

@@ -66,6 +66,11 @@ type Config struct {
 	Seed uint64
 	// Logger receives debug and warning records. Default: discard.
 	Logger *slog.Logger
+	// Hooks observe the client's appends, reads, retries, projection
+	// refreshes, reconfigurations and detector actions, for metrics: each
+	// implements any of the Hook* interfaces (see Hook). A hook that
+	// implements none is an invalid Config. Default: none, at no cost.
+	Hooks []Hook
 	// MaxRetries bounds the attempts of one operation: fresh tokens for an
 	// append, projection refreshes, and retries of one unanswered request.
 	// Default DefaultMaxRetries.

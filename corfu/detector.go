@@ -386,6 +386,7 @@ func (d *Detector) emit(ev DetectorEvent) {
 	if d.cfg.OnEvent != nil {
 		d.cfg.OnEvent(ev)
 	}
+	d.c.hooks.onDetectorEvent(ev)
 }
 
 // droppable reports whether unit n, which is in no chain of p's open

@@ -55,7 +55,17 @@ type Change func(cur *projection.Projection, tail storage.Address) (*projection.
 // Errors: ErrSealIncomplete, ErrNoQuorum, ErrReconfigLost, a change's error,
 // projection.ErrInvalid or ErrStaleEpoch for a bad next projection, ctx's
 // error.
-func (c *Client) Reconfigure(ctx context.Context, change Change) (*projection.Projection, error) {
+func (c *Client) Reconfigure(ctx context.Context, change Change) (p *projection.Projection, err error) {
+	if len(c.hooks.reconfig) > 0 {
+		start, from := c.env.Now(), c.projection().Epoch
+		defer func() {
+			ev := ReconfigureEvent{From: from, Took: c.env.Now().Sub(start), Err: err}
+			if p != nil {
+				ev.Epoch = p.Epoch
+			}
+			c.hooks.onReconfigure(ev)
+		}()
+	}
 	var overtaken storage.Epoch // the epoch a newer reconfiguration took from this one
 	for attempt := 0; ; attempt++ {
 		cur, err := c.projection(), error(nil)
