@@ -13,8 +13,8 @@ import (
 // runDetector runs a failure detector for corfu serve --heal until ctx
 // ends: a client of the cluster over TCP, opened as soon as the layout
 // servers answer, probing with timeout and pausing as long between rounds.
-// What it does goes to log.
-func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration) {
+// What it does goes to log, and to the metrics m.
+func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration, m *clientMetrics) {
 	log = log.With("detector", node)
 	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: cl.resolver(), Name: "detector@" + node, Logger: log})
 	if err != nil {
@@ -28,7 +28,7 @@ func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Lo
 	}
 	var c *corfu.Client
 	for c == nil {
-		c, err = corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Logger: log, Backpointers: cl.backpointers()})
+		c, err = corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Logger: log, Backpointers: cl.backpointers(), Hooks: []corfu.Hook{m}})
 		if err != nil {
 			log.Debug("detector: waiting for the layout servers", "err", err)
 			select {

@@ -144,6 +144,10 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := newMetered(n.server, reg)
 	registerNodeMetrics(reg, n)
+	var detectorMetrics *clientMetrics
+	if *f.heal {
+		detectorMetrics = newClientMetrics(reg)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -176,7 +180,7 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	if *f.heal {
 		go func() {
 			defer close(healed)
-			runDetector(ctx, cl, *f.node, log, *f.healTimeout)
+			runDetector(ctx, cl, *f.node, log, *f.healTimeout, detectorMetrics)
 		}()
 	} else {
 		close(healed)
