@@ -13,7 +13,7 @@ import (
 // runDetector runs a failure detector for corfu serve --heal until ctx
 // ends: a client of the cluster over TCP, opened as soon as the layout
 // servers answer, probing with timeout and pausing as long between rounds.
-// What it does goes to log, and to the metrics m.
+// What it does goes to log, and to the metrics m if not nil.
 func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration, m *clientMetrics) {
 	log = log.With("detector", node)
 	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: cl.resolver(), Name: "detector@" + node, Logger: log})
@@ -26,9 +26,13 @@ func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Lo
 	for _, n := range cl.Layout {
 		layout = append(layout, projection.NodeID(n))
 	}
+	var hooks []corfu.Hook
+	if m != nil {
+		hooks = append(hooks, m)
+	}
 	var c *corfu.Client
 	for c == nil {
-		c, err = corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Logger: log, Backpointers: cl.backpointers(), Hooks: []corfu.Hook{m}})
+		c, err = corfu.Open(ctx, corfu.Config{Layout: layout, Transport: net, Logger: log, Backpointers: cl.backpointers(), Hooks: hooks})
 		if err != nil {
 			log.Debug("detector: waiting for the layout servers", "err", err)
 			select {
