@@ -53,6 +53,20 @@ type DetectorConfig struct {
 	// others. Default 1: a failed unit leaves every chain that keeps
 	// another replica, trading redundancy for availability.
 	MinReplicas int
+	// Confirm is how many detectors must suspect a node before this one
+	// takes it out (replaces or drops a unit, moves the sequencer away):
+	// with more than one detector watching a log from different places,
+	// one that lost its own links to a node does not act on that alone.
+	// Each round, a detector with Confirm above one posts its suspects to
+	// the layout servers (transport.Board) and reads the others'. Only
+	// detectors still posting count: with fewer of them than Confirm, all
+	// that report must agree, so a log whose other detectors died still
+	// heals. Detectors that confirm each other need distinct Names.
+	// Default 1: no confirmation.
+	Confirm int
+	// Name names the detector on the layout servers' boards (Confirm).
+	// Default: the client's Writer, in hex.
+	Name string
 	// OnEvent, if set, is called with each thing the detector does, on the
 	// detector's task.
 	OnEvent func(DetectorEvent)
@@ -84,6 +98,11 @@ type DetectorEvent struct {
 // minority side of a partition, which sees most nodes gone, does nothing
 // (and could not commit a projection if it tried).
 //
+// Several detectors may watch one log from different places; with
+// DetectorConfig.Confirm, each takes a node out only once others suspect
+// it too, so a detector that lost its own links to a node (an asymmetric
+// partition) does not remove a node the rest of the cluster still reaches.
+//
 // It runs on its Client's Env, so the simulator runs it like any client. It
 // is not safe for concurrent use: one task runs it (see Run).
 type Detector struct {
@@ -95,6 +114,10 @@ type Detector struct {
 	refused map[Join]bool              // joins a rebuild refused (ErrRebuildConflict); looked up only
 	retired []projection.NodeID        // units replaced, in order
 	movedOf []projection.NodeID        // sequencers moved away from, in order
+
+	name  string     // on the layout servers' boards (Confirm)
+	round uint64     // rounds reported (Confirm)
+	peers []peerView // the other detectors' reports, in the order first seen (Confirm)
 }
 
 // NewDetector returns a Detector that heals the log c works on.
@@ -109,7 +132,11 @@ func NewDetector(c *Client, cfg DetectorConfig) *Detector {
 			cfg.Replicas = max(cfg.Replicas, len(chain))
 		}
 	}
-	return &Detector{c: c, cfg: cfg, misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}, refused: map[Join]bool{}}
+	name := cfg.Name
+	if name == "" {
+		name = fmt.Sprintf("%016x", uint64(c.cfg.Writer))
+	}
+	return &Detector{c: c, cfg: cfg, name: name, misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}, refused: map[Join]bool{}}
 }
 
 // Run probes and heals until ctx ends, and returns ctx's error.
@@ -157,6 +184,11 @@ func (d *Detector) Step(ctx context.Context) bool {
 			suspects++
 		}
 	}
+	if d.cfg.Confirm > 1 {
+		// NB: after the probes, so that the report says what this round
+		// found; it costs one round trip to the layout servers.
+		d.report(ctx, p, nodes)
+	}
 	if ctx.Err() != nil || 2*suspects >= len(nodes) {
 		return false
 	}
@@ -185,7 +217,7 @@ func (d *Detector) othersHold(p *projection.Projection, n projection.NodeID) boo
 
 // act takes the most urgent action p calls for, if any.
 func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
-	if d.suspected(p.Sequencer) {
+	if d.confirmed(p.Sequencer) {
 		if to := d.pick(d.standbys(p)); to != "" {
 			return d.reconfigure(ctx, "move", p.Sequencer, to, MoveSequencer(to))
 		}
@@ -193,7 +225,7 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 	open := p.Segments[len(p.Segments)-1]
 	for _, chain := range open.Stripes {
 		for _, n := range chain {
-			if !d.suspected(n) {
+			if !d.confirmed(n) {
 				continue
 			}
 			fresh := d.pick(d.spares(p))
@@ -231,7 +263,7 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 	// NB: a replaced unit kept in closed chains (MinReplicas) leaves them
 	// once a rebuild gave them enough others.
 	for _, n := range p.Units() {
-		if d.suspected(n) && droppable(p, n, d.cfg.MinReplicas) && d.othersHold(p, n) {
+		if d.confirmed(n) && droppable(p, n, d.cfg.MinReplicas) && d.othersHold(p, n) {
 			return d.reconfigure(ctx, "drop", n, "", replaceUnit(n, "", d.cfg.MinReplicas))
 		}
 	}

@@ -518,3 +518,75 @@ func TestDetectorReusedUnitKeepsEntries(t *testing.T) {
 		require.NotErrorIs(t, err, corfu.ErrTrimmed, "address %d: an acknowledged entry, never trimmed; events: %v", a, rec.kinds())
 	}
 }
+
+// TestDetectorConfirm: two detectors that confirm each other (Confirm 2).
+// One loses its own links to unit0, which the other still reaches: it
+// suspects unit0 but does not replace it, as a lone detector (Confirm 1)
+// does. Once unit0 crashes for all, both suspect it and it is replaced.
+// Once the other detector stops reporting, the first acts on its own.
+func TestDetectorConfirm(t *testing.T) {
+	cutUnit0 := func(to transport.NodeID, _ *transport.Request) action {
+		if to == "unit0" {
+			return refuse
+		}
+		return pass
+	}
+	t.Run("lone detector replaces", func(t *testing.T) {
+		e := newEnv(t, corfutest.Options{Units: 4, Replicas: 2, Spares: 1}, nil)
+		anet := &faultNet{next: e.cl.Net}
+		a, rec := e.detector(anet, nil)
+		anet.setRule(cutUnit0)
+		replaced := func() bool { return len(rec.of("replace")) > 0 }
+		assert.LessOrEqual(t, e.stepUntil(a, 10, replaced), corfu.DefaultProbeMisses, "events: %v", rec.kinds())
+	})
+	t.Run("peer disagrees, then agrees", func(t *testing.T) {
+		e := newEnv(t, corfutest.Options{Units: 4, Replicas: 2, Spares: 1}, nil)
+		want := e.appendAll(4, "before")
+		confirm := func(cfg *corfu.DetectorConfig) { cfg.Confirm = 2 }
+		anet := &faultNet{next: e.cl.Net}
+		a, arec := e.detector(anet, confirm)
+		b, brec := e.detector(nil, confirm)
+		anet.setRule(cutUnit0)
+		for range 10 {
+			assert.False(t, a.Step(e.ctx))
+			assert.False(t, b.Step(e.ctx))
+		}
+		assert.NotEmpty(t, arec.of("suspect"), "events: %v", arec.kinds())
+		assert.Empty(t, arec.of("replace"), "events: %v", arec.kinds())
+		assert.Empty(t, brec.of("suspect"), "events: %v", brec.kinds())
+		assert.Equal(t, storage.Epoch(0), e.latestCommitted().Epoch, "no reconfiguration")
+
+		e.crashUnit("unit0")
+		replaced := func() bool { return len(arec.of("replace"))+len(brec.of("replace")) > 0 }
+		rounds := 0
+		for ; rounds < 10 && !replaced(); rounds++ {
+			a.Step(e.ctx)
+			if !replaced() {
+				b.Step(e.ctx)
+			}
+		}
+		require.True(t, replaced(), "events: %v / %v", arec.kinds(), brec.kinds())
+		assert.LessOrEqual(t, rounds, corfu.DefaultProbeMisses+1)
+		assert.NotContains(t, e.latestCommitted().Units(), projection.NodeID("unit0"))
+		for a, s := range e.appendAll(2, "after") {
+			want[a] = s
+		}
+		e.readsBack(want)
+	})
+	t.Run("peer gone", func(t *testing.T) {
+		e := newEnv(t, corfutest.Options{Units: 4, Replicas: 2, Spares: 1}, nil)
+		confirm := func(cfg *corfu.DetectorConfig) { cfg.Confirm = 2 }
+		a, rec := e.detector(nil, confirm)
+		b, _ := e.detector(nil, confirm)
+		a.Step(e.ctx)
+		b.Step(e.ctx) // b reported once, then stops
+		e.crashUnit("unit0")
+		replaced := func() bool { return len(rec.of("replace")) > 0 }
+		// NB: b's report counts until a's round is Misses past it; a
+		// suspects unit0 after Misses rounds, and b does not agree.
+		rounds := e.stepUntil(a, 20, replaced)
+		require.True(t, replaced(), "events: %v", rec.kinds())
+		assert.Greater(t, rounds, corfu.DefaultProbeMisses, "it waited for b at first")
+		assert.LessOrEqual(t, rounds, 2*corfu.DefaultProbeMisses+1)
+	})
+}

@@ -838,6 +838,11 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 		case req.Op == transport.OpRead && errors.Is(resp.Err, storage.ErrCorrupt) && o.c.durable != nil:
 			o.c.durable.stats.CaughtReads++
 		}
+		if req.Op == transport.OpRepair && resp.Err == nil && o.c.durable != nil {
+			// NB: a repair lands only on a record the unit found corrupt
+			// when it read it back (or at recovery).
+			o.c.durable.stats.CaughtReads++
+		}
 	}
 	if resp.Err != nil {
 		return

@@ -28,6 +28,9 @@ func DetectorConfig(o Options, cl *Cluster, counts map[FaultKind]int) corfu.Dete
 		cfg.Standbys = []transport.NodeID{cl.Standby}
 	}
 	cfg.MinReplicas = 1 + counts[FaultReformat] + counts[FaultMisdirect] + counts[FaultSwap]
+	if n := 1 + o.peerDetectors(); n > 1 {
+		cfg.Confirm = n/2 + 1
+	}
 	if t := o.Detector; t.Interval > 0 || t.Timeout > 0 || t.Misses > 0 {
 		cfg.Interval, cfg.Timeout, cfg.Misses = t.Interval, t.Timeout, t.Misses
 	}
@@ -38,7 +41,17 @@ func DetectorConfig(o Options, cl *Cluster, counts map[FaultKind]int) corfu.Dete
 // clients are done, recording what it did as reconfigurations; once the
 // run has healed it runs one reconfiguration of its own, which must
 // commit a new epoch (L2).
-func (r *run) detector(id int, rng *rand.Rand) error {
+func (r *run) detector(id int, rng *rand.Rand) error { return r.runDetector(id, true) }
+
+// peerDetector runs another detector (Workload.Vantages), which confirms
+// the first one's suspicions and has them confirmed, until the other
+// clients are done.
+func (r *run) peerDetector(id int, rng *rand.Rand) error { return r.runDetector(id, false) }
+
+// runDetector runs a detector on client id; first says it is the
+// reconfiguring client's, which also runs the reconfiguration after the
+// heal.
+func (r *run) runDetector(id int, first bool) error {
 	c, err := r.open(id)
 	if err != nil {
 		return err
@@ -53,8 +66,9 @@ func (r *run) detector(id int, rng *rand.Rand) error {
 		r.recordReconfig(detectorWhat(ev), r.since(), ev.Epoch, ev.Err)
 	}
 	d := corfu.NewDetector(c, cfg)
-	healed := r.heal == 0
-	for r.running > 1 || !healed {
+	healed := r.heal == 0 || !first
+	// NB: the detectors run until every other client is done.
+	for r.running > 1+r.o.peerDetectors() || !healed {
 		ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
 		d.Step(ctx)
 		cancel()

@@ -72,7 +72,7 @@ type DiskStats struct {
 	TornWrites   int // writes the power cut in the middle (D4)
 	Misdirected  int // writes that landed elsewhere (D3)
 	CorruptReads int // reads whose bytes the disk corrupted (D2)
-	CaughtReads  int // reads a unit answered storage.ErrCorrupt
+	CaughtReads  int // reads a unit caught: answered storage.ErrCorrupt, or a repair it let land
 	FullRefusals int // operations a full disk refused (D5)
 	SlowOps      int // operations a slow disk delayed (D1)
 	// Refused counts the restarts on a swapped disk that the unit refused,

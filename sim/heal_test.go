@@ -63,3 +63,37 @@ func TestRemovedUnitCutOffAndPaused(t *testing.T) {
 		require.Equal(t, int(seeds), replaced, "the detector replaced the cut-off unit in every run")
 	}
 }
+
+// TestSecondVantage: the link between the failure detector's node and one
+// unit of the open segment is cut; every other node still reaches the unit.
+// A lone detector takes the unit out (its only view says it is dead). With
+// a second detector elsewhere (Workload.Vantages), which still reaches it,
+// the suspicion is never confirmed and the unit stays. Both runs pass every
+// check.
+func TestSecondVantage(t *testing.T) {
+	seeds := uint64(6)
+	if testing.Short() {
+		seeds = 2
+	}
+	for _, vantages := range []int{1, 2} {
+		for seed := uint64(1); seed <= seeds; seed++ {
+			o, target, err := sim.HealOptions(seed, sim.HealUnit)
+			require.NoError(t, err)
+			o.Workload.Vantages = vantages
+			detector := transport.NodeID(fmt.Sprintf("client%d", o.Workload.Appenders+o.Workload.Readers+1))
+			o.Plan = func(f *sim.Faults, _ sim.Topology) {
+				f.Partition(500*time.Millisecond, 2500*time.Millisecond, sim.PartitionIsolateSingle,
+					[]transport.NodeID{detector}, []transport.NodeID{target})
+			}
+			res := sim.Run(o)
+			require.NoError(t, res.Err, "seed %d, %d vantages", seed, vantages)
+			took := false
+			for _, f := range res.Faults {
+				if f.Kind == sim.FaultReconfig && strings.HasPrefix(f.Target, fmt.Sprintf("detector: replace %s ", target)) {
+					took = true
+				}
+			}
+			require.Equal(t, vantages == 1, took, "seed %d, %d vantages: %v", seed, vantages, res.Faults)
+		}
+	}
+}

@@ -126,6 +126,12 @@ type Workload struct {
 	// reconfiguration of its own (L2), and it keeps probing until the
 	// other clients are done.
 	Detector bool
+	// Vantages is, with Detector, how many failure detectors watch the
+	// log, each on a client node of its own (default one). With more than
+	// one, each confirms a suspicion with the others before it takes a
+	// node out (corfu.DetectorConfig.Confirm: a majority of them); only
+	// the first runs the reconfiguration after the heal.
+	Vantages int
 }
 
 // KVStream is the stream of the workload's kvmap replicas, apart from the
@@ -234,7 +240,16 @@ func (o Options) clients() int {
 	if o.Workload.Reconfigs > 0 || o.Workload.Detector {
 		n++
 	}
-	return n + o.Workload.Streamers + o.Workload.KVMaps
+	return n + o.Workload.Streamers + o.Workload.KVMaps + o.peerDetectors()
+}
+
+// peerDetectors returns how many detectors watch the log besides the
+// reconfiguring client's (Workload.Vantages).
+func (o Options) peerDetectors() int {
+	if !o.Workload.Detector {
+		return 0
+	}
+	return max(o.Workload.Vantages-1, 0)
 }
 
 // Swarm derives a run's options from its seed (swarm testing): the
@@ -369,6 +384,9 @@ func UseDetector(o *Options, on bool) {
 	}
 	if r.IntN(2) == 0 {
 		o.Workload.MoveSequencer = true
+	}
+	if r.IntN(2) == 0 && o.Workload.Vantages == 0 {
+		o.Workload.Vantages = 2
 	}
 }
 
@@ -669,6 +687,9 @@ func (r *run) spawnWorkload() {
 	}
 	for range r.w.KVMaps {
 		r.spawn("kv", r.kvClient)
+	}
+	for range r.o.peerDetectors() {
+		r.spawn("detector", r.peerDetector)
 	}
 }
 

@@ -37,6 +37,7 @@ const (
 	OpPrepare   Op = 33 // Epoch, Rank -> Rank (accepted rank), Projection (accepted value, if any)
 	OpPropose   Op = 34 // Epoch, Rank, Projection
 	OpCommit    Op = 35 // Projection
+	OpReport    Op = 36 // Data (a report: its reporter's name, then a body) -> Data (every report held; see Board)
 )
 
 // String returns the operation's name, or "op(N)" for an unknown code.
@@ -72,6 +73,8 @@ func (op Op) String() string {
 		return "propose"
 	case OpCommit:
 		return "commit"
+	case OpReport:
+		return "report"
 	}
 	return fmt.Sprintf("op(%d)", uint8(op))
 }
@@ -81,7 +84,7 @@ func (op Op) Valid() bool {
 	switch op {
 	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair,
 		OpToken, OpBootstrap, OpSeqSeal,
-		OpGetLayout, OpPrepare, OpPropose, OpCommit:
+		OpGetLayout, OpPrepare, OpPropose, OpCommit, OpReport:
 		return true
 	}
 	return false

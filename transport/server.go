@@ -36,6 +36,8 @@ type Server struct {
 	seqMu, layoutMu sync.Mutex
 	savedMark       storage.Address
 	markSaved       bool
+
+	board Board // a layout server's reports (OpReport)
 }
 
 // Persister saves the state a role's answers depend on; see Server.Persist.
@@ -90,6 +92,14 @@ func (s *Server) Handle(req *Request) *Response {
 			return wrongRole(req.Op, "layout server")
 		}
 		return s.layout(req)
+	case OpReport:
+		if s.Layout == nil {
+			return wrongRole(req.Op, "layout server")
+		}
+		// NB: reports are advisory and kept in memory only: nothing a
+		// reply promises depends on them surviving a restart.
+		data, err := s.board.Post(req.Data)
+		return &Response{Data: data, Err: err}
 	}
 	return &Response{Err: fmt.Errorf("%w: unknown op %d", ErrMalformed, uint8(req.Op))}
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -200,7 +201,9 @@ func (c *localCluster) start(node string) error {
 	data := filepath.Join(c.dir, node)
 	args := []string{"serve", "--cluster", c.file, "--node", node, "--data", data, "--http", c.http[node], "--sync", c.sync}
 	if c.heal && slices.Contains(c.cf.Layout, node) {
-		args = append(args, "--heal")
+		// NB: every layout server runs a detector; a majority of them
+		// must suspect a node before one takes it out.
+		args = append(args, "--heal", "--heal-confirm", strconv.Itoa(len(c.cf.Layout)/2+1))
 	}
 	if _, err := os.Stat(data); errors.Is(err, os.ErrNotExist) {
 		args = append(args, "--init")

@@ -34,6 +34,7 @@ type serveFlags struct {
 	init, pprof, logJSON   *bool
 	heal                   *bool
 	healTimeout            *time.Duration
+	healConfirm            *int
 	sync, logLevel         *string
 	tlsCert, tlsKey, tlsCA *string
 	drain                  *time.Duration
@@ -60,6 +61,7 @@ func newServeFlags() *serveFlags {
 		drain:       fs.Duration("drain", 10*time.Second, "on SIGTERM or SIGINT, how long to wait for requests in flight"),
 		heal:        fs.Bool("heal", false, "run a failure detector (corfu.Detector) from this node too: it probes every node and replaces a failed unit with one of the cluster file's spares, moves a failed sequencer to a standby and rebuilds short chains; several nodes may run one (a majority of layout servers decides each epoch)"),
 		healTimeout: fs.Duration("heal-timeout", 100*time.Millisecond, "with --heal: a probe's timeout, and the pause between probe rounds; a node is replaced after 3 missed rounds in a row"),
+		healConfirm: fs.Int("heal-confirm", 1, "with --heal: how many of the cluster's detectors (this one included) must suspect a node before it is taken out; they confirm each other through the layout servers (corfu.DetectorConfig.Confirm)"),
 	}
 }
 
@@ -119,6 +121,9 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	}
 	if *f.heal && *f.healTimeout <= 0 {
 		return fmt.Errorf("%w: --heal-timeout must be positive", errUsage)
+	}
+	if *f.heal && *f.healConfirm < 1 {
+		return fmt.Errorf("%w: --heal-confirm must be at least 1", errUsage)
 	}
 	addr := *f.listen
 	if addr == "" {
@@ -180,7 +185,7 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	if *f.heal {
 		go func() {
 			defer close(healed)
-			runDetector(ctx, cl, *f.node, log, *f.healTimeout, detectorMetrics)
+			runDetector(ctx, cl, *f.node, log, *f.healTimeout, *f.healConfirm, detectorMetrics)
 		}()
 	} else {
 		close(healed)

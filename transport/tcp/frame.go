@@ -173,7 +173,7 @@ func opRole(op transport.Op) Role {
 		return RoleUnit
 	case transport.OpToken, transport.OpBootstrap, transport.OpSeqSeal:
 		return RoleSequencer
-	case transport.OpGetLayout, transport.OpPrepare, transport.OpPropose, transport.OpCommit:
+	case transport.OpGetLayout, transport.OpPrepare, transport.OpPropose, transport.OpCommit, transport.OpReport:
 		return RoleLayout
 	}
 	return 0
