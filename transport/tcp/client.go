@@ -589,6 +589,14 @@ type clientConn struct {
 	closing   chan struct{} // closed by fail
 	closeOnce sync.Once
 	state     atomic.Int32 // connOpen, connDraining or connFailed
+
+	// resuming counts the calls the reader answered whose callers have
+	// not yet run again, plus one while the reader hands out the answers
+	// of one read. While it is above 0, a queued frame does not wake the
+	// writer: the callers about to run are likely to queue requests of
+	// their own, and one write then carries them all. The one that brings
+	// it to 0 wakes the writer if frames wait (see resumed).
+	resuming atomic.Int32
 }
 
 const (
@@ -609,6 +617,7 @@ type call struct {
 	err       error         // the connection's error, if it failed first
 	done      chan struct{} // gets one value when body or err is set
 	abandoned bool          // the caller gave up (ctx); guarded by clientConn.mu
+	counted   bool          // the reader counted the answer in clientConn.resuming
 }
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
@@ -624,7 +633,7 @@ func putCall(cl *call) {
 	if cap(cl.body) > maxPooledBytes {
 		cl.body = nil
 	}
-	cl.id, cl.err, cl.abandoned = 0, nil, false
+	cl.id, cl.err, cl.abandoned, cl.counted = 0, nil, false, false
 	callPool.Put(cl)
 }
 
@@ -673,16 +682,17 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	cl.id = id
 	setID(cl.frame, id)
 	cn.pending[slot] = cl
-	wasEmpty := cn.out.empty()
+	// NB: the writer is woken by the first frame queued, unless callers
+	// the reader answered are still to run: the last of them wakes it.
+	// resuming is read under mu, which resumed takes once it falls to 0,
+	// so that one of the two sees the other's change.
+	wake := cn.out.empty() && cn.resuming.Load() == 0
 	// NB: a large frame goes by reference: it stays as it is until
 	// written, since putCall drops large buffers rather than reuse them.
 	cn.out.add(cl.frame, true)
 	cn.mu.Unlock()
-	if wasEmpty {
-		select {
-		case cn.wake <- struct{}{}:
-		default:
-		}
+	if wake {
+		cn.wakeWriter()
 	}
 
 	if done := ctx.Done(); done == nil {
@@ -704,6 +714,11 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 			<-cl.done // answered meanwhile
 		}
 	}
+	if cl.counted {
+		// NB: as late as can be, so that a caller that calls again at once
+		// queues its request before the writer it may wake runs.
+		defer cn.resumed()
+	}
 	defer putCall(cl)
 	if cl.err != nil {
 		return nil, cl.err
@@ -713,6 +728,28 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 		return nil, fmt.Errorf("tcp: response of %s to %s: %w", cn.node, req.Op, err)
 	}
 	return resp, resp.Err
+}
+
+// resumed ends one count in resuming; the last one wakes the writer if
+// frames wait.
+func (cn *clientConn) resumed() {
+	if cn.resuming.Add(-1) != 0 {
+		return
+	}
+	cn.mu.Lock()
+	wake := !cn.out.empty()
+	cn.mu.Unlock()
+	if wake {
+		cn.wakeWriter()
+	}
+}
+
+// wakeWriter tells the writer there are frames to write.
+func (cn *clientConn) wakeWriter() {
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
 }
 
 // waitSlot waits for a free slot, for ctx or for the connection to fail
@@ -790,7 +827,9 @@ func (cn *clientConn) fail(err error) {
 	})
 }
 
-// writeLoop sends what calls queue, as one write per batch.
+// writeLoop sends what calls queue, as one write per batch: it is woken
+// once the callers that the reader answered have run again (see
+// resuming), so that a batch carries the requests they made meanwhile.
 func (cn *clientConn) writeLoop() {
 	defer cn.cl.wg.Done()
 	var spare []byte
@@ -801,7 +840,6 @@ func (cn *clientConn) writeLoop() {
 		case <-cn.closing:
 			return
 		}
-		coalesce(&cn.mu, &cn.out)
 		cn.mu.Lock()
 		o := cn.out.take(spare)
 		cn.mu.Unlock()
@@ -853,9 +891,29 @@ func writeAll(nc net.Conn, b []byte, timeout time.Duration) error {
 func (cn *clientConn) readLoop() {
 	defer cn.cl.wg.Done()
 	fr := frameReader{r: cn.nc, max: transport.MaxFrameBytes}
+	// NB: the reader counts itself in resuming while it hands out the
+	// answers of one read: callers that run meanwhile do not wake the
+	// writer, whose batch then waits for every caller the read answers.
+	counting := false
+	fr.beforeRead = func(bool) error {
+		if counting {
+			counting = false
+			cn.resumed()
+		}
+		return nil
+	}
+	defer func() {
+		if counting {
+			cn.resumed()
+		}
+	}()
 	for {
 		h, body, owned, err := fr.next()
 		if err == nil {
+			if !counting {
+				counting = true
+				cn.resuming.Add(1)
+			}
 			err = cn.handle(h, body, owned)
 		}
 		if err != nil {
@@ -901,6 +959,8 @@ func (cn *clientConn) handle(h header, body []byte, owned bool) error {
 		} else {
 			cl.body = append(cl.body[:0], body...)
 		}
+		cl.counted = true
+		cn.resuming.Add(1)
 		cl.done <- struct{}{}
 		return nil
 	case frameGoAway:
@@ -947,9 +1007,9 @@ type frameReader struct {
 	max int // the largest body accepted
 	buf []byte
 	off int // start of unread bytes in buf
-	// deadline, if not nil, is called before each read with whether a
-	// frame is partly read.
-	deadline func(partial bool) error
+	// beforeRead, if not nil, is called before each read with whether a
+	// frame is partly read; an error it returns ends next with it.
+	beforeRead func(partial bool) error
 }
 
 // minReadBytes is the read buffer's usual size.
@@ -1004,8 +1064,8 @@ func (fr *frameReader) fill() error {
 		n := copy(fr.buf[:cap(fr.buf)], fr.buf[fr.off:])
 		fr.buf, fr.off = fr.buf[:n], 0
 	}
-	if fr.deadline != nil {
-		if err := fr.deadline(len(fr.buf) > fr.off); err != nil {
+	if fr.beforeRead != nil {
+		if err := fr.beforeRead(len(fr.buf) > fr.off); err != nil {
 			return err
 		}
 	}

@@ -592,7 +592,7 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 	// served what it read: one write carries them all, with no hand-off
 	// to the writer.
 	held := false // answers queued and not written
-	rd.fr.deadline = func(partial bool) error {
+	rd.fr.beforeRead = func(partial bool) error {
 		if held {
 			held = false
 			if err := cn.writeInline(gen); err != nil {
