@@ -61,25 +61,40 @@ func AppendRequest(b []byte, r *Request) []byte {
 func DecodeRequest(b []byte) (*Request, error) {
 	d := decoder{b: b}
 	d.header(kindRequest)
-	r := new(Request)
-	r.Op = Op(d.byte("op"))
-	if d.err == nil && !r.Op.Valid() {
-		d.fail("unknown op %d", uint8(r.Op))
+	op := Op(d.byte("op"))
+	if d.err == nil && !op.Valid() {
+		d.fail("unknown op %d", uint8(op))
 	}
-	r.Epoch = storage.Epoch(d.uvarint("epoch"))
-	r.Addr = storage.Address(d.uvarint("addr"))
-	r.Data = d.data()
+	epoch := d.uvarint("epoch")
+	addr := d.uvarint("addr")
+	data := d.data()
 	n := d.uvarint("n")
 	if n > 1<<32-1 {
 		d.fail("n %d overflows 32 bits", n)
 	}
-	r.N = uint32(n)
-	r.Rank = d.uvarint("rank")
-	r.Streams = d.streams()
-	r.Tails = d.tails()
-	r.Projection = d.projection()
+	rank := d.uvarint("rank")
+	streams := d.streams()
+	tails := d.tails()
+	pj := d.projection()
 	if err := d.finish(); err != nil {
 		return nil, err
+	}
+	// NB: the fields are decoded first, and only those that hold
+	// pointers and are not nil stored one by one: storing a pointer into
+	// the new request costs a write barrier while the collector runs, and
+	// the collector runs much of the time when small messages come fast.
+	r := &Request{Op: op, Epoch: storage.Epoch(epoch), Addr: storage.Address(addr), N: uint32(n), Rank: rank}
+	if data != nil {
+		r.Data = data
+	}
+	if streams != nil {
+		r.Streams = streams
+	}
+	if tails != nil {
+		r.Tails = tails
+	}
+	if pj != nil {
+		r.Projection = pj
 	}
 	return r, nil
 }
@@ -107,15 +122,28 @@ func AppendResponse(b []byte, r *Response) []byte {
 func DecodeResponse(b []byte) (*Response, error) {
 	d := decoder{b: b}
 	d.header(kindResponse)
-	r := new(Response)
-	r.Err = d.error()
-	r.Addr = storage.Address(d.uvarint("addr"))
-	r.Data = d.data()
-	r.Rank = d.uvarint("rank")
-	r.Tails = d.tails()
-	r.Projection = d.projection()
+	rerr := d.error()
+	addr := d.uvarint("addr")
+	data := d.data()
+	rank := d.uvarint("rank")
+	tails := d.tails()
+	pj := d.projection()
 	if err := d.finish(); err != nil {
 		return nil, err
+	}
+	// NB: pointers stored only when not nil, as in DecodeRequest.
+	r := &Response{Addr: storage.Address(addr), Rank: rank}
+	if rerr != nil {
+		r.Err = rerr
+	}
+	if data != nil {
+		r.Data = data
+	}
+	if tails != nil {
+		r.Tails = tails
+	}
+	if pj != nil {
+		r.Projection = pj
 	}
 	return r, nil
 }
@@ -178,15 +206,23 @@ func marshalProjection(p *projection.Projection) []byte {
 // decoder reads one message. After the first error every read returns a
 // zero value and the error sticks, so decoding code reads straight through
 // and checks once at the end.
+//
+// NB: it moves an offset through b rather than reslicing b: storing a
+// slice into a decoder that the compiler cannot place on the stack costs a
+// write barrier while the collector runs, at every field.
 type decoder struct {
 	b   []byte
+	off int // the bytes before it are read
 	err error
 }
 
+// rest returns the bytes not yet read.
+func (d *decoder) rest() []byte { return d.b[d.off:] }
+
 // header checks the frame size and reads the header (version and kind).
 func (d *decoder) header(kind byte) {
-	if len(d.b) > MaxFrameBytes {
-		d.fail("frame of %d bytes exceeds the limit of %d", len(d.b), MaxFrameBytes)
+	if len(d.rest()) > MaxFrameBytes {
+		d.fail("frame of %d bytes exceeds the limit of %d", len(d.rest()), MaxFrameBytes)
 		return
 	}
 	if v := d.byte("version"); d.err == nil && v != Version {
@@ -206,8 +242,8 @@ func (d *decoder) fail(format string, args ...any) {
 
 // finish rejects bytes left over and returns the decoding error, if any.
 func (d *decoder) finish() error {
-	if d.err == nil && len(d.b) > 0 {
-		d.fail("%d trailing bytes", len(d.b))
+	if d.err == nil && d.off < len(d.b) {
+		d.fail("%d trailing bytes", len(d.rest()))
 	}
 	return d.err
 }
@@ -216,12 +252,12 @@ func (d *decoder) byte(what string) byte {
 	if d.err != nil {
 		return 0
 	}
-	if len(d.b) == 0 {
+	if d.off >= len(d.b) {
 		d.fail("truncated at %s", what)
 		return 0
 	}
-	c := d.b[0]
-	d.b = d.b[1:]
+	c := d.b[d.off]
+	d.off++
 	return c
 }
 
@@ -229,7 +265,12 @@ func (d *decoder) uvarint(what string) uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.b)
+	if d.off < len(d.b) && d.b[d.off] < 0x80 { // NB: one byte, the usual case
+		v := d.b[d.off]
+		d.off++
+		return uint64(v)
+	}
+	v, n := binary.Uvarint(d.rest())
 	switch {
 	case n == 0:
 		d.fail("truncated at %s", what)
@@ -238,7 +279,7 @@ func (d *decoder) uvarint(what string) uint64 {
 		d.fail("%s overflows 64 bits", what)
 		return 0
 	}
-	d.b = d.b[n:]
+	d.off += n
 	return v
 }
 
@@ -263,8 +304,8 @@ func (d *decoder) count(what string, limit, minBytes int, tooMany error) (n int,
 			d.fail("%s %d exceeds the limit of %d", what, v, limit)
 		}
 		return 0, true
-	case v > uint64(len(d.b)/minBytes):
-		d.fail("%s %d exceeds the %d bytes left", what, v, len(d.b))
+	case v > uint64(len(d.rest())/minBytes):
+		d.fail("%s %d exceeds the %d bytes left", what, v, len(d.rest()))
 		return 0, true
 	}
 	return int(v), false
@@ -282,8 +323,8 @@ func (d *decoder) data() []byte {
 		return nil
 	}
 	p := make([]byte, n)
-	copy(p, d.b)
-	d.b = d.b[n:]
+	copy(p, d.rest())
+	d.off += n
 	return p
 }
 
@@ -293,12 +334,12 @@ func (d *decoder) string(what string, limit int) string {
 	if d.err != nil {
 		return ""
 	}
-	if v > uint64(limit) || v > uint64(len(d.b)) {
-		d.fail("%s length %d exceeds the limit of %d or the %d bytes left", what, v, limit, len(d.b))
+	if v > uint64(limit) || v > uint64(len(d.rest())) {
+		d.fail("%s length %d exceeds the limit of %d or the %d bytes left", what, v, limit, len(d.rest()))
 		return ""
 	}
-	s := string(d.b[:v])
-	d.b = d.b[v:]
+	s := string(d.rest()[:v])
+	d.off += int(v)
 	return s
 }
 
@@ -347,8 +388,8 @@ func (d *decoder) projection() *projection.Projection {
 	}
 	// projection.Parse validates, and shares no memory with its input:
 	// encoding/json copies strings.
-	p, err := projection.Parse(d.b[:n])
-	d.b = d.b[n:]
+	p, err := projection.Parse(d.rest()[:n])
+	d.off += n
 	if err != nil {
 		d.fail("projection: %w", err)
 		return nil
