@@ -3,10 +3,13 @@ package tcp_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,4 +210,56 @@ func TestNotSent(t *testing.T) {
 	_, err = c.Call(context.Background(), "gone", &transport.Request{Op: transport.OpRead})
 	require.ErrorIs(t, err, transport.ErrNotSent)
 	require.ErrorIs(t, err, transport.ErrUnreachable)
+}
+
+// echoData answers every request with its address and data.
+type echoData struct{}
+
+func (echoData) Handle(req *transport.Request) *transport.Response {
+	return &transport.Response{Addr: req.Addr, Data: req.Data}
+}
+
+// TestCallersComeAndGo runs callers over one connection that make a few
+// calls each and leave, some giving up on a call at once (an ended ctx),
+// while others start: the client holds a batch back while answered callers
+// are still to run, and none of this may strand a request or mix up
+// answers.
+func TestCallersComeAndGo(t *testing.T) {
+	_, addr := serve(t, "node", echoData{}, plain(), nil)
+	c := client(t, map[transport.NodeID]string{"node": addr}, plain(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const waves, callers = 50, 48
+	var next atomic.Uint64
+	for range waves {
+		var wg sync.WaitGroup
+		for g := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 1 + g%5 {
+					a := next.Add(1)
+					req := &transport.Request{Op: transport.OpRead, Addr: storage.Address(a), Data: []byte(fmt.Sprint(a))}
+					if (g+i)%7 == 3 {
+						// NB: a ctx that ends about when the answer comes,
+						// before or after it.
+						short, cancel := context.WithTimeout(ctx, time.Duration(g)*time.Microsecond)
+						_, _ = c.Call(short, "node", req)
+						cancel()
+						continue
+					}
+					resp, err := c.Call(ctx, "node", req)
+					if err != nil {
+						t.Errorf("call %d: %v", a, err)
+						return
+					}
+					if resp.Addr != storage.Address(a) || string(resp.Data) != fmt.Sprint(a) {
+						t.Errorf("call %d answered with %d %q", a, resp.Addr, resp.Data)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
 }
