@@ -484,10 +484,43 @@ func (c *Client) readAround(ctx context.Context, p *projection.Projection, loc p
 	return nil, err
 }
 
+// readAfterHead reads loc from the replicas after the chain's head, whose
+// record there is corrupt (corrupt is its error), and repairs the head
+// from the first that holds the entry or junk, which it returns (junk as
+// storage.ErrJunk). With no replica holding either, it returns corrupt: the
+// write never got past the head, and what it was is lost.
+func (c *Client) readAfterHead(ctx context.Context, p *projection.Projection, loc projection.Location, corrupt error) ([]byte, error) {
+	for _, node := range loc.Chain[1:] {
+		data, err := c.unitRead(ctx, p, node, loc.Local)
+		if err != nil && !errors.Is(err, storage.ErrJunk) {
+			continue
+		}
+		junk := err != nil
+		perr := c.unitDo(ctx, p, loc.Chain[0], func(u transport.UnitClient) error {
+			return u.Repair(ctx, p.Epoch, loc.Local, data, junk)
+		})
+		if perr != nil {
+			c.log.Info("repairing a corrupt head failed", "node", loc.Chain[0], "local", loc.Local, "epoch", p.Epoch, "err", perr)
+		}
+		return data, err
+	}
+	return nil, corrupt
+}
+
 // completeFromHead reads the chain's head. If it holds data or junk, it
 // copies that down the chain and reports done.
 func (c *Client) completeFromHead(ctx context.Context, p *projection.Projection, loc projection.Location) ([]byte, bool, error) {
 	data, err := c.unitRead(ctx, p, loc.Chain[0], loc.Local)
+	if errors.Is(err, storage.ErrCorrupt) {
+		data, err = c.readAfterHead(ctx, p, loc, err)
+		if errors.Is(err, storage.ErrCorrupt) && p.Segments[loc.Segment].End != 0 {
+			// NB: a closed segment: the reconfiguration that closed it
+			// sealed every writer of it out, so a write only the head
+			// took was never acknowledged, and is filled like a hole.
+			data, err = c.fillChainAs(ctx, p, loc, true)
+			return data, true, err
+		}
+	}
 	switch {
 	case err == nil:
 		data, err = c.completeChain(ctx, p, loc, data)
@@ -543,12 +576,49 @@ func (c *Client) completeChain(ctx context.Context, p *projection.Projection, lo
 // data, the fill turns into completing that data, which it returns; else it
 // returns ErrJunk.
 func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc projection.Location) ([]byte, error) {
+	return c.fillChainAs(ctx, p, loc, false)
+}
+
+// fillChainAs is fillChain; orphans says that no writer can still write
+// loc (the log is sealed past every writer that got it, see fillSealed), so
+// a corrupt head that no replica after it can repair held a write that
+// never got past it and was never acknowledged: it is junk-filled like a
+// hole. Without it, that head's error is the fill's.
+func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc projection.Location, orphans bool) ([]byte, error) {
 	for i, node := range loc.Chain {
 		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
 			return u.Fill(ctx, p.Epoch, loc.Local)
 		})
 		if errors.Is(err, storage.ErrWritten) {
 			data, rerr := c.unitRead(ctx, p, node, loc.Local)
+			if i == 0 && errors.Is(rerr, storage.ErrCorrupt) {
+				// NB: the head holds a record that fails its checksum: a
+				// replica after it that holds the entry (or junk) says
+				// what it was, and repairs it.
+				data, rerr = c.readAfterHead(ctx, p, loc, rerr)
+				if errors.Is(rerr, storage.ErrCorrupt) && orphans {
+					rerr = c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+						return u.Repair(ctx, p.Epoch, loc.Local, nil, true)
+					})
+					if rerr == nil {
+						rerr = storage.ErrJunk
+					}
+				}
+				if errors.Is(rerr, storage.ErrJunk) {
+					continue // NB: junk: the fill goes on down the chain
+				}
+			}
+			if i > 0 && errors.Is(rerr, storage.ErrCorrupt) {
+				// NB: the head holds junk, so this replica's damaged
+				// record can only have been junk too.
+				perr := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+					return u.Repair(ctx, p.Epoch, loc.Local, nil, true)
+				})
+				if perr != nil {
+					return nil, perr
+				}
+				continue
+			}
 			if rerr != nil {
 				return nil, rerr
 			}

@@ -53,6 +53,12 @@ type DetectorConfig struct {
 	// others. Default 1: a failed unit leaves every chain that keeps
 	// another replica, trading redundancy for availability.
 	MinReplicas int
+	// Scrub is how many addresses the detector scrubs (Client.Scrub) in
+	// each round it has nothing else to do, walking the log from its start
+	// (or trim mark) to the tail and round again: every replica's record
+	// is read, and one that fails its checksum is repaired from another.
+	// Default 0: no scrubbing.
+	Scrub int
 	// Confirm is how many detectors must suspect a node before this one
 	// takes it out (replaces or drops a unit, moves the sequencer away):
 	// with more than one detector watching a log from different places,
@@ -76,7 +82,7 @@ type DetectorConfig struct {
 // unit, moved the sequencer, grew or rebuilt chains, or failed to.
 type DetectorEvent struct {
 	At     time.Time         // when it happened, by the client's Env
-	Kind   string            // "suspect", "replace", "move", "grow", "rebuild", "drop"
+	Kind   string            // "suspect", "replace", "move", "grow", "rebuild", "drop", "scrub"
 	Node   projection.NodeID // the node suspected, replaced or moved away from
 	Fresh  projection.NodeID // the node that took over, if any
 	Epoch  storage.Epoch     // the epoch committed, if any
@@ -114,6 +120,9 @@ type Detector struct {
 	refused map[Join]bool              // joins a rebuild refused (ErrRebuildConflict); looked up only
 	retired []projection.NodeID        // units replaced, in order
 	movedOf []projection.NodeID        // sequencers moved away from, in order
+
+	tail      storage.Address // the sequencer's tail at its last probe
+	scrubNext storage.Address // where the next scrub starts (Scrub)
 
 	name  string     // on the layout servers' boards (Confirm)
 	round uint64     // rounds reported (Confirm)
@@ -158,6 +167,7 @@ func (d *Detector) Step(ctx context.Context) bool {
 	nodes := d.watched(cached)
 	ups := make([]bool, len(nodes))
 	blanks := make([]bool, len(nodes))
+	tails := make([]storage.Address, len(nodes))
 	var p *projection.Projection
 	var reached int
 	d.c.each("probe round", 2, func(i int) {
@@ -165,7 +175,7 @@ func (d *Detector) Step(ctx context.Context) bool {
 			p, reached = d.fetch(ctx)
 			return
 		}
-		d.c.each("probe", len(nodes), func(i int) { ups[i], blanks[i] = d.probe(ctx, cached, nodes[i]) })
+		d.c.each("probe", len(nodes), func(i int) { ups[i], blanks[i], tails[i] = d.probe(ctx, cached, nodes[i]) })
 	})
 	if p == nil || reached < len(p.Layout)/2+1 {
 		return false // NB: maybe the minority side of a partition
@@ -174,6 +184,9 @@ func (d *Detector) Step(ctx context.Context) bool {
 	for i, n := range nodes {
 		if ups[i] {
 			d.misses[n], d.blank[n] = 0, blanks[i]
+			if n == cached.Sequencer {
+				d.tail = max(d.tail, tails[i])
+			}
 			continue
 		}
 		d.misses[n]++
@@ -267,7 +280,27 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 			return d.reconfigure(ctx, "drop", n, "", replaceUnit(n, "", d.cfg.MinReplicas))
 		}
 	}
+	d.scrub(ctx)
 	return false
+}
+
+// scrub scrubs the next Scrub addresses below the tail (see
+// DetectorConfig.Scrub), and reports what it found if it found damage.
+func (d *Detector) scrub(ctx context.Context) {
+	if d.cfg.Scrub <= 0 || d.tail == 0 {
+		return
+	}
+	if d.scrubNext >= d.tail {
+		d.scrubNext = 0 // NB: round again; Scrub skips what is trimmed
+	}
+	from := d.scrubNext
+	to := min(from+storage.Address(d.cfg.Scrub), d.tail)
+	res, err := d.c.Scrub(ctx, from, to)
+	d.scrubNext = from + storage.Address(res.Checked)
+	if res.Corrupt > 0 || err != nil {
+		d.emit(DetectorEvent{Kind: "scrub", Err: err, Detail: fmt.Sprintf("[%d, %d): %d corrupt, %d repaired, unrepaired %v",
+			from, to, res.Corrupt, res.Repaired, res.Unrepaired)})
+	}
 }
 
 // reconfigure runs one reconfiguration for act and reports it.
@@ -390,19 +423,21 @@ func (d *Detector) fetch(ctx context.Context) (*projection.Projection, int) {
 // counts, refusals included: the node is up. blank reports a unit that
 // answered that it lost its data (storage.ErrBlank): up, but holding
 // nothing.
-func (d *Detector) probe(ctx context.Context, p *projection.Projection, node projection.NodeID) (up, blank bool) {
+func (d *Detector) probe(ctx context.Context, p *projection.Projection, node projection.NodeID) (up, blank bool, tail storage.Address) {
 	pctx, cancel := d.c.env.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	var err error
 	if node == p.Sequencer || slices.Contains(d.standbys(p), node) {
-		_, err = transport.SequencerClient{Caller: d.c.cfg.Transport, Node: node}.Next(pctx, p.Epoch, 0, nil)
+		var tok sequencer.Token
+		tok, err = transport.SequencerClient{Caller: d.c.cfg.Transport, Node: node}.Next(pctx, p.Epoch, 0, nil)
+		tail = tok.Start
 		if errors.Is(err, sequencer.ErrNotReady) {
 			err = nil
 		}
 	} else {
 		_, err = transport.UnitClient{Caller: d.c.cfg.Transport, Node: node}.Seal(pctx, p.Epoch)
 	}
-	return !unanswered(err), errors.Is(err, storage.ErrBlank)
+	return !unanswered(err), errors.Is(err, storage.ErrBlank), tail
 }
 
 // unanswered reports whether err says a request got no answer.

@@ -819,6 +819,17 @@ func (c *Client) scanAt(ctx context.Context, p *projection.Projection, loc proje
 		return nil, false, storage.ErrBlank
 	}
 	data, err = c.unitRead(ctx, p, loc.Chain[len(loc.Chain)-1], loc.Local)
+	if errors.Is(err, storage.ErrCorrupt) {
+		// NB: the last replica stored a record there that fails its
+		// checksum, so every replica before it took the write: one of
+		// them says what it was. The fill after the commit repairs it.
+		for i := len(loc.Chain) - 2; i >= 0; i-- {
+			if d, rerr := c.unitRead(ctx, p, loc.Chain[i], loc.Local); rerr == nil || errors.Is(rerr, storage.ErrJunk) {
+				return d, false, rerr
+			}
+		}
+		return nil, false, nil
+	}
 	if !errors.Is(err, storage.ErrUnwritten) {
 		return data, err == nil, err
 	}
@@ -838,7 +849,9 @@ func (c *Client) scanAt(ctx context.Context, p *projection.Projection, loc proje
 	case errors.Is(err, storage.ErrJunk):
 		_, err = c.fillChain(ctx, p, loc)
 		return nil, false, err
-	case errors.Is(err, storage.ErrUnwritten):
+	case errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrCorrupt):
+		// NB: a corrupt head: the fill after the commit repairs it, or
+		// junk-fills a write that never got past it (fillSealed).
 		return nil, false, nil
 	}
 	return nil, false, err
@@ -855,7 +868,7 @@ func (c *Client) fillSealed(ctx context.Context, p *projection.Projection, addr 
 	if err != nil {
 		return nil, err
 	}
-	data, err = c.fillChain(ctx, p, loc)
+	data, err = c.fillChainAs(ctx, p, loc, true)
 	if errors.Is(err, storage.ErrJunk) || errors.Is(err, storage.ErrTrimmed) {
 		return nil, nil
 	}

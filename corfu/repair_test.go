@@ -199,3 +199,45 @@ func TestCompleteChainRepairsCorruptReplica(t *testing.T) {
 }
 
 var _ storage.Repairer = (*corruptUnit)(nil)
+
+// TestScrubRepairsHead runs the chain's head on a durable unit whose disk
+// misdirects a write: the records it damaged stay damaged through reads
+// (which ask the chain's last replica, intact), and a scrub finds and
+// repairs them from the last replica. A second scrub finds nothing.
+func TestScrubRepairsHead(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
+	head := e.chain(0)[0]
+	fsys := errorfs.Wrap(vfs.NewMem(), nil, errorfs.Options{})
+	du, err := disk.Open(fsys, "/data", disk.Options{ID: disk.ID{7}, SegmentBytes: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = du.Close() })
+	e.cl.Net.Register(head.id, &transport.Server{Unit: du})
+
+	a0, err := e.c.Append(e.ctx, []byte("first entry"))
+	require.NoError(t, err)
+	fsys.SetInjector(errorfs.OnIndex(errorfs.Ops(errorfs.OpWrite), 0, errorfs.Fault{Kind: errorfs.Misdirect, Shift: -20}))
+	a1, err := e.c.Append(e.ctx, []byte("second entry"))
+	require.NoError(t, err, "the disk lies")
+	fsys.SetInjector(nil)
+	epoch := e.c.Epoch()
+	want := map[storage.Address]string{a0: "first entry", a1: "second entry"}
+	for a, s := range want {
+		got, err := e.c.Read(e.ctx, a)
+		require.NoError(t, err)
+		assert.Equal(t, s, string(got.Data))
+		_, err = du.Read(e.ctx, epoch, e.chain(a)[0].local)
+		require.ErrorIs(t, err, storage.ErrCorrupt, "addr %d: reads do not reach the head", a)
+	}
+
+	res, err := e.c.Scrub(e.ctx, 0, a1+1)
+	require.NoError(t, err)
+	assert.Equal(t, corfu.ScrubResult{Checked: 2, Corrupt: 2, Repaired: 2}, res)
+	for a, s := range want {
+		got, err := du.Read(e.ctx, epoch, e.chain(a)[0].local)
+		require.NoError(t, err, "addr %d: repaired", a)
+		assert.Equal(t, s, string(got[len(got)-len(s):]), "addr %d: with the entry's bytes", a)
+	}
+	res, err = e.c.Scrub(e.ctx, 0, a1+1)
+	require.NoError(t, err)
+	assert.Equal(t, corfu.ScrubResult{Checked: 2}, res, "nothing left to repair")
+}

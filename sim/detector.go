@@ -28,6 +28,9 @@ func DetectorConfig(o Options, cl *Cluster, counts map[FaultKind]int) corfu.Dete
 		cfg.Standbys = []transport.NodeID{cl.Standby}
 	}
 	cfg.MinReplicas = 1 + counts[FaultReformat] + counts[FaultMisdirect] + counts[FaultSwap]
+	if o.Disk == DiskDurable {
+		cfg.Scrub = 64 // NB: disks that damage records (D2, D3)
+	}
 	if n := 1 + o.peerDetectors(); n > 1 {
 		cfg.Confirm = n/2 + 1
 	}

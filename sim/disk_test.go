@@ -296,7 +296,7 @@ func TestMisdirectServesNoCorruptByte(t *testing.T) {
 			assert.NotEqual(t, "S15", v.Invariant, "seed %d: %v", o.Seed, v)
 		}
 	}
-	t.Logf("%d seeds, %d misdirected writes, %d runs failed (S16: a corrupt replica is not repaired yet)", n, misdirected, failed)
+	t.Logf("%d seeds, %d misdirected writes, %d runs failed (a write misdirected on a chain's only replica: see SwarmDiskKinds)", n, misdirected, failed)
 	assert.Positive(t, misdirected)
 }
 

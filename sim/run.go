@@ -479,9 +479,10 @@ type run struct {
 	heal   time.Duration // when the fault phase ends, since start
 	bg     context.Context
 
-	taskErrs []error // the client tasks' errors, in order of failing
-	running  int     // client tasks not finished
-	client   int     // the last client ID handed out
+	taskErrs []error           // the client tasks' errors, in order of failing
+	running  int               // client tasks not finished
+	client   int               // the last client ID handed out
+	scrubbed corfu.ScrubResult // the final pass's scrub (durable runs)
 	// finalID is the final pass's client; the workload's clients are
 	// 1..finalID-1.
 	finalID int
@@ -1261,6 +1262,18 @@ func (r *run) finalPass() {
 		})
 		if err != nil {
 			return err
+		}
+		if r.o.Disk == DiskDurable {
+			// NB: a disk may have damaged records no read reaches (a
+			// head's or a middle replica's): a scrub repairs them before
+			// the replicas are compared (S16).
+			ctx, cancel := r.s.WithTimeout(r.bg, r.w.OpTimeout)
+			res, err := c.Scrub(ctx, 0, tail)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("final scrub: %w", err)
+			}
+			r.scrubbed = res
 		}
 		for a := range tail {
 			r.read(id, c, a)

@@ -13,10 +13,11 @@ import (
 // runDetector runs a failure detector for corfu serve --heal until ctx
 // ends: a client of the cluster over TCP, opened as soon as the layout
 // servers answer, probing with timeout and pausing as long between rounds,
-// and taking a node out once confirm detectors (see
-// corfu.DetectorConfig.Confirm) suspect it.
+// taking a node out once confirm detectors (see
+// corfu.DetectorConfig.Confirm) suspect it, and scrubbing scrub addresses
+// in each round with nothing else to do.
 // What it does goes to log, and to the metrics m if not nil.
-func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration, confirm int, m *clientMetrics) {
+func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration, confirm, scrub int, m *clientMetrics) {
 	log = log.With("detector", node)
 	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: cl.resolver(), Name: "detector@" + node, Logger: log})
 	if err != nil {
@@ -53,7 +54,7 @@ func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Lo
 	}
 	d := corfu.NewDetector(c, corfu.DetectorConfig{
 		Interval: timeout, Timeout: timeout, Spares: spares, Standbys: standbys, Replicas: cl.Replicas,
-		Confirm: confirm, Name: node,
+		Confirm: confirm, Name: node, Scrub: scrub,
 		OnEvent: func(ev corfu.DetectorEvent) {
 			log.Info("detector: "+ev.Kind, "node", ev.Node, "fresh", ev.Fresh, "epoch", ev.Epoch, "err", ev.Err, "detail", ev.Detail)
 		},

@@ -35,6 +35,7 @@ type serveFlags struct {
 	heal                   *bool
 	healTimeout            *time.Duration
 	healConfirm            *int
+	healScrub              *int
 	sync, logLevel         *string
 	tlsCert, tlsKey, tlsCA *string
 	drain                  *time.Duration
@@ -61,6 +62,7 @@ func newServeFlags() *serveFlags {
 		drain:       fs.Duration("drain", 10*time.Second, "on SIGTERM or SIGINT, how long to wait for requests in flight"),
 		heal:        fs.Bool("heal", false, "run a failure detector (corfu.Detector) from this node too: it probes every node and replaces a failed unit with one of the cluster file's spares, moves a failed sequencer to a standby and rebuilds short chains; several nodes may run one (a majority of layout servers decides each epoch)"),
 		healTimeout: fs.Duration("heal-timeout", 100*time.Millisecond, "with --heal: a probe's timeout, and the pause between probe rounds; a node is replaced after 3 missed rounds in a row"),
+		healScrub:   fs.Int("heal-scrub", 64, "with --heal: how many addresses the detector scrubs in each round it has nothing else to do (every replica read, a damaged record repaired from another); 0 switches scrubbing off"),
 		healConfirm: fs.Int("heal-confirm", 1, "with --heal: how many of the cluster's detectors (this one included) must suspect a node before it is taken out; they confirm each other through the layout servers (corfu.DetectorConfig.Confirm)"),
 	}
 }
@@ -121,6 +123,9 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	}
 	if *f.heal && *f.healTimeout <= 0 {
 		return fmt.Errorf("%w: --heal-timeout must be positive", errUsage)
+	}
+	if *f.heal && *f.healScrub < 0 {
+		return fmt.Errorf("%w: --heal-scrub must not be negative", errUsage)
 	}
 	if *f.heal && *f.healConfirm < 1 {
 		return fmt.Errorf("%w: --heal-confirm must be at least 1", errUsage)
@@ -185,7 +190,7 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	if *f.heal {
 		go func() {
 			defer close(healed)
-			runDetector(ctx, cl, *f.node, log, *f.healTimeout, *f.healConfirm, detectorMetrics)
+			runDetector(ctx, cl, *f.node, log, *f.healTimeout, *f.healConfirm, *f.healScrub, detectorMetrics)
 		}()
 	} else {
 		close(healed)

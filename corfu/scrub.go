@@ -1,0 +1,116 @@
+package corfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+// ScrubResult is what a Scrub found.
+type ScrubResult struct {
+	Checked  int // addresses whose every replica was read
+	Corrupt  int // replicas that answered storage.ErrCorrupt
+	Repaired int // of those, repaired from another replica
+	// Unrepaired lists the addresses with a corrupt replica no other
+	// replica could repair: none holds the entry, junk or a trim (the
+	// write there never got past the damaged replica, or every copy is
+	// damaged).
+	Unrepaired []storage.Address
+}
+
+// scrubWindow is how many addresses Scrub reads at once.
+const scrubWindow = 64
+
+// Scrub reads every replica of every address in [from, to) under the
+// current projection and repairs each record that fails its checksum
+// (storage.ErrCorrupt: a disk that corrupted or misdirected a write) from
+// another replica of its chain that holds the entry or junk, through
+// storage.Repairer (a repair replaces only a record its unit finds
+// corrupt, so a scrub never overwrites good data). A read repairs what it
+// meets at the chain's last replica; a scrub also reaches the replicas
+// before it, which reads never ask. Addresses below the trim mark are
+// skipped.
+//
+// It stops at the first error that is not about one replica (ctx's, a
+// projection refresh's) and returns what it found so far. The Detector
+// scrubs in the rounds it has nothing else to do (DetectorConfig.Scrub).
+func (c *Client) Scrub(ctx context.Context, from, to storage.Address) (ScrubResult, error) {
+	var res ScrubResult
+	from = max(from, storage.Address(c.trimKnown.Load()))
+	for lo := from; lo < to; {
+		n := int(min(storage.Address(scrubWindow), to-lo))
+		outs := make([]scrubOutcome, n)
+		errs := make([]error, n)
+		c.each("scrub", n, func(i int) {
+			errs[i] = c.withEpoch(ctx, func(p *projection.Projection) error {
+				outs[i] = scrubOutcome{}
+				return c.scrubAt(ctx, p, lo+storage.Address(i), &outs[i])
+			})
+		})
+		for i := range n {
+			if errs[i] != nil {
+				return res, fmt.Errorf("corfu: scrubbing %d: %w", lo+storage.Address(i), errs[i])
+			}
+			o := outs[i]
+			res.Checked++
+			res.Corrupt += o.corrupt
+			res.Repaired += o.repaired
+			if o.corrupt > o.repaired {
+				res.Unrepaired = append(res.Unrepaired, lo+storage.Address(i))
+			}
+		}
+		lo += storage.Address(n)
+	}
+	return res, nil
+}
+
+// scrubOutcome is what scrubAt found at one address.
+type scrubOutcome struct{ corrupt, repaired int }
+
+// scrubAt reads addr from every replica of its chain under p, and repairs
+// the corrupt ones from one that holds the entry or junk. A unit sealed
+// past p ends it with a *storage.SealedError (withEpoch goes on in the
+// newer epoch); a unit that does not answer is skipped.
+func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr storage.Address, out *scrubOutcome) error {
+	loc, err := p.Locate(addr)
+	if err != nil {
+		return err
+	}
+	var bad []projection.NodeID
+	var good []byte
+	found, junk := false, false
+	for _, node := range loc.Chain {
+		data, err := c.unitRead(ctx, p, node, loc.Local)
+		switch {
+		case err == nil, errors.Is(err, storage.ErrJunk):
+			if !found {
+				good, junk, found = data, err != nil, true
+			}
+		case errors.Is(err, storage.ErrCorrupt):
+			bad = append(bad, node)
+		case errors.Is(err, storage.ErrTrimmed):
+			return nil // NB: nothing there to keep
+		case errors.As(err, new(*storage.SealedError)), errors.As(err, new(*blankError)), ctx.Err() != nil:
+			return err
+		}
+	}
+	out.corrupt = len(bad)
+	if !found {
+		return nil
+	}
+	for _, node := range bad {
+		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+			return u.Repair(ctx, p.Epoch, loc.Local, good, junk)
+		})
+		if err != nil {
+			c.log.Info("scrub: repairing a corrupt replica failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", err)
+			continue
+		}
+		out.repaired++
+	}
+	return nil
+}
