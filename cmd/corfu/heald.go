@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -11,15 +12,15 @@ import (
 )
 
 // runDetector runs a failure detector for corfu serve --heal until ctx
-// ends: a client of the cluster over TCP, opened as soon as the layout
+// ends: a client of the cluster over TCP (with TLS if tlsCfg is not nil), opened as soon as the layout
 // servers answer, probing with timeout and pausing as long between rounds,
 // taking a node out once confirm detectors (see
 // corfu.DetectorConfig.Confirm) suspect it, and scrubbing scrub addresses
 // in each round with nothing else to do.
 // What it does goes to log, and to the metrics m if not nil.
-func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, timeout time.Duration, confirm, scrub int, m *clientMetrics) {
+func runDetector(ctx context.Context, cl *clusterFile, node string, log *slog.Logger, tlsCfg *tls.Config, timeout time.Duration, confirm, scrub int, m *clientMetrics) {
 	log = log.With("detector", node)
-	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: cl.resolver(), Name: "detector@" + node, Logger: log})
+	net, err := tcp.NewClient(tcp.ClientConfig{Resolve: cl.resolver(), Name: "detector@" + node, Logger: log, TLS: tlsCfg})
 	if err != nil {
 		log.Error("detector: no transport", "err", err)
 		return

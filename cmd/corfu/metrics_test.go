@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"github.com/corfulog/corfu/corfu"
 	"github.com/corfulog/corfu/corfu/corfutest"
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/transport/tcp"
+	"github.com/corfulog/corfu/transport/tcp/tcptest"
 )
 
 // scrape returns what GET url/metrics serves.
@@ -161,6 +164,76 @@ func TestServeHealMetrics(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("/metrics never showed %s:\n%s", missing, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeHealOverTLS: corfu serve --heal on a cluster with mutual TLS.
+// The layout server's certificate grants the client role too, and its
+// detector, a client of every node over TLS, replaces the unit that never
+// started. A certificate without the client role is refused at start.
+func TestServeHealOverTLS(t *testing.T) {
+	cf, err := newLocalClusterFile(upOptions{layouts: 1, units: 2, replicas: 2, spares: 1})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cluster.json")
+	require.NoError(t, cf.write(file))
+	ca, err := tcptest.NewCA()
+	require.NoError(t, err)
+	caFile := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.CertPEM(), 0o600))
+	certFiles := func(node string, roles tcp.Role) []string {
+		cert, err := ca.Issue(node, roles)
+		require.NoError(t, err)
+		c, k, err := tcptest.PEM(cert)
+		require.NoError(t, err)
+		cfile, kfile := filepath.Join(dir, node+".crt"), filepath.Join(dir, node+".key")
+		require.NoError(t, os.WriteFile(cfile, c, 0o600))
+		require.NoError(t, os.WriteFile(kfile, k, 0o600))
+		return []string{"--tls-cert", cfile, "--tls-key", kfile, "--tls-ca", caFile}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	f := newServeFlags()
+	require.NoError(t, f.fs.Parse(append([]string{"--cluster", file, "--node", "layout0", "--data", filepath.Join(dir, "refused"),
+		"--init", "--heal"}, certFiles("layout0", tcp.RoleLayout)...)))
+	err = runServe(context.Background(), f, log, func(_, _ net.Addr) {})
+	require.ErrorContains(t, err, "not the client role")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	httpAddr := make(chan net.Addr, 1)
+	roles := map[string]tcp.Role{"layout0": tcp.RoleLayout | tcp.RoleClient, "seq": tcp.RoleSequencer, "unit0": tcp.RoleUnit, "spare0": tcp.RoleUnit}
+	for _, node := range []string{"layout0", "seq", "unit0", "spare0"} { // NB: unit1 is dead from the start
+		f := newServeFlags()
+		args := []string{"--cluster", file, "--node", node, "--data", filepath.Join(dir, node), "--init", "--sync", "none", "--drain", "1s"}
+		args = append(args, certFiles(node, roles[node])...)
+		if node == "layout0" {
+			args = append(args, "--http", "127.0.0.1:0", "--heal", "--heal-timeout", "50ms")
+		}
+		require.NoError(t, f.fs.Parse(args))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := runServe(ctx, f, log, func(_, h net.Addr) {
+				if h != nil {
+					httpAddr <- h
+				}
+			})
+			if err != nil {
+				t.Errorf("%s: %v", node, err)
+			}
+		}()
+	}
+	url := "http://" + (<-httpAddr).String()
+	want := `corfu_detector_actions_total{kind="replace",outcome="ok"} 1`
+	deadline := time.Now().Add(30 * time.Second)
+	for got := scrape(t, url); !strings.Contains(got, want); got = scrape(t, url) {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %s:\n%s", want, got)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -118,8 +118,20 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	var healTLS *tls.Config
 	if *f.heal && tlsCfg != nil {
-		return fmt.Errorf("%w: --heal does not run over TLS yet", errUsage)
+		// NB: the detector is a client of every node: it presents this
+		// node's certificate, which must grant the client role too, and
+		// trusts the servers that --tls-ca signed.
+		if *f.tlsCA == "" {
+			return fmt.Errorf("%w: --heal over TLS needs --tls-ca (the authority of the other nodes' certificates)", errUsage)
+		}
+		if healTLS, err = clientTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA); err != nil {
+			return fmt.Errorf("--heal: %w", err)
+		}
+		if roles := tcp.CertRoles(healTLS.Certificates[0].Leaf); roles&tcp.RoleClient == 0 {
+			return fmt.Errorf("%w: --heal over TLS: the node's certificate grants %v, not the client role its detector needs", errUsage, roles)
+		}
 	}
 	if *f.heal && *f.healTimeout <= 0 {
 		return fmt.Errorf("%w: --heal-timeout must be positive", errUsage)
@@ -190,7 +202,7 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	if *f.heal {
 		go func() {
 			defer close(healed)
-			runDetector(ctx, cl, *f.node, log, *f.healTimeout, *f.healConfirm, *f.healScrub, detectorMetrics)
+			runDetector(ctx, cl, *f.node, log, healTLS, *f.healTimeout, *f.healConfirm, *f.healScrub, detectorMetrics)
 		}()
 	} else {
 		close(healed)
