@@ -25,19 +25,7 @@ import (
 // the replica with them.
 func TestReadRepairsMisdirectedReplica(t *testing.T) {
 	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
-	last := e.chain(0)[1]
-	fsys := errorfs.Wrap(vfs.NewMem(), nil, errorfs.Options{})
-	du, err := disk.Open(fsys, "/data", disk.Options{ID: disk.ID{7}, SegmentBytes: 1 << 20})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = du.Close() })
-	e.cl.Net.Register(last.id, &transport.Server{Unit: du})
-
-	a0, err := e.c.Append(e.ctx, []byte("first entry"))
-	require.NoError(t, err)
-	fsys.SetInjector(errorfs.OnIndex(errorfs.Ops(errorfs.OpWrite), 0, errorfs.Fault{Kind: errorfs.Misdirect, Shift: -20}))
-	a1, err := e.c.Append(e.ctx, []byte("second entry"))
-	require.NoError(t, err, "the disk lies")
-	fsys.SetInjector(nil)
+	du, a0, a1 := misdirectOnto(t, e, 1)
 	epoch := e.c.Epoch()
 	for _, a := range []storage.Address{a0, a1} {
 		_, err := du.Read(e.ctx, epoch, e.chain(a)[1].local)
@@ -54,6 +42,27 @@ func TestReadRepairsMisdirectedReplica(t *testing.T) {
 		require.NoError(t, err, "addr %d: the read repaired the replica", a)
 		assert.Equal(t, raw, repaired, "addr %d: with the head's record", a)
 	}
+}
+
+// misdirectOnto puts replica i of the env's chain on a durable unit, and
+// appends "first entry" and then "second entry", whose write that unit's
+// disk misdirects 20 bytes back: both records it damages answer
+// storage.ErrCorrupt there. It returns the unit and the two addresses.
+func misdirectOnto(t *testing.T, e *env, i int) (du *disk.Unit, a0, a1 storage.Address) {
+	t.Helper()
+	fsys := errorfs.Wrap(vfs.NewMem(), nil, errorfs.Options{})
+	du, err := disk.Open(fsys, "/data", disk.Options{ID: disk.ID{7}, SegmentBytes: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = du.Close() })
+	e.cl.Net.Register(e.chain(0)[i].id, &transport.Server{Unit: du})
+
+	a0, err = e.c.Append(e.ctx, []byte("first entry"))
+	require.NoError(t, err)
+	fsys.SetInjector(errorfs.OnIndex(errorfs.Ops(errorfs.OpWrite), 0, errorfs.Fault{Kind: errorfs.Misdirect, Shift: -20}))
+	a1, err = e.c.Append(e.ctx, []byte("second entry"))
+	require.NoError(t, err, "the disk lies")
+	fsys.SetInjector(nil)
+	return du, a0, a1
 }
 
 // corruptUnit is a unit whose records at the addresses in bad fail their
@@ -206,19 +215,7 @@ var _ storage.Repairer = (*corruptUnit)(nil)
 // repairs them from the last replica. A second scrub finds nothing.
 func TestScrubRepairsHead(t *testing.T) {
 	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
-	head := e.chain(0)[0]
-	fsys := errorfs.Wrap(vfs.NewMem(), nil, errorfs.Options{})
-	du, err := disk.Open(fsys, "/data", disk.Options{ID: disk.ID{7}, SegmentBytes: 1 << 20})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = du.Close() })
-	e.cl.Net.Register(head.id, &transport.Server{Unit: du})
-
-	a0, err := e.c.Append(e.ctx, []byte("first entry"))
-	require.NoError(t, err)
-	fsys.SetInjector(errorfs.OnIndex(errorfs.Ops(errorfs.OpWrite), 0, errorfs.Fault{Kind: errorfs.Misdirect, Shift: -20}))
-	a1, err := e.c.Append(e.ctx, []byte("second entry"))
-	require.NoError(t, err, "the disk lies")
-	fsys.SetInjector(nil)
+	du, a0, a1 := misdirectOnto(t, e, 0)
 	epoch := e.c.Epoch()
 	want := map[storage.Address]string{a0: "first entry", a1: "second entry"}
 	for a, s := range want {

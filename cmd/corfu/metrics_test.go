@@ -116,33 +116,7 @@ func TestServeHealMetrics(t *testing.T) {
 	file := filepath.Join(dir, "cluster.json")
 	require.NoError(t, cf.write(file))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	httpAddr := make(chan net.Addr, 1)
-	for _, node := range []string{"layout0", "seq", "unit0", "spare0"} { // NB: unit1 is dead from the start
-		f := newServeFlags()
-		args := []string{"--cluster", file, "--node", node, "--data", filepath.Join(dir, node), "--init", "--sync", "none", "--drain", "1s"}
-		if node == "layout0" {
-			args = append(args, "--http", "127.0.0.1:0", "--heal", "--heal-timeout", "50ms")
-		}
-		require.NoError(t, f.fs.Parse(args))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := runServe(ctx, f, log, func(_, h net.Addr) {
-				if h != nil {
-					httpAddr <- h
-				}
-			})
-			if err != nil {
-				t.Errorf("%s: %v", node, err)
-			}
-		}()
-	}
-	url := "http://" + (<-httpAddr).String()
+	url := serveHealing(t, file, dir, nil)
 	want := []string{
 		`corfu_detector_actions_total{kind="suspect",outcome="ok"} 1`,
 		`corfu_detector_actions_total{kind="replace",outcome="ok"} 1`,
@@ -167,6 +141,44 @@ func TestServeHealMetrics(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// serveHealing runs corfu serve for layout0, seq, unit0 and spare0 of the
+// cluster file (unit1 never starts), each with its data under dir and
+// more(node)'s flags if more is not nil, layout0 with --heal, until the
+// test ends. It returns the URL of layout0's HTTP server.
+func serveHealing(t *testing.T, file, dir string, more func(node string) []string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	httpAddr := make(chan net.Addr, 1)
+	for _, node := range []string{"layout0", "seq", "unit0", "spare0"} {
+		f := newServeFlags()
+		args := []string{"--cluster", file, "--node", node, "--data", filepath.Join(dir, node), "--init", "--sync", "none", "--drain", "1s"}
+		if more != nil {
+			args = append(args, more(node)...)
+		}
+		if node == "layout0" {
+			args = append(args, "--http", "127.0.0.1:0", "--heal", "--heal-timeout", "50ms")
+		}
+		require.NoError(t, f.fs.Parse(args))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := runServe(ctx, f, log, func(_, h net.Addr) {
+				if h != nil {
+					httpAddr <- h
+				}
+			})
+			if err != nil {
+				t.Errorf("%s: %v", node, err)
+			}
+		}()
+	}
+	return "http://" + (<-httpAddr).String()
 }
 
 // TestServeHealOverTLS: corfu serve --heal on a cluster with mutual TLS.
@@ -201,34 +213,8 @@ func TestServeHealOverTLS(t *testing.T) {
 	err = runServe(context.Background(), f, log, func(_, _ net.Addr) {})
 	require.ErrorContains(t, err, "not the client role")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	httpAddr := make(chan net.Addr, 1)
 	roles := map[string]tcp.Role{"layout0": tcp.RoleLayout | tcp.RoleClient, "seq": tcp.RoleSequencer, "unit0": tcp.RoleUnit, "spare0": tcp.RoleUnit}
-	for _, node := range []string{"layout0", "seq", "unit0", "spare0"} { // NB: unit1 is dead from the start
-		f := newServeFlags()
-		args := []string{"--cluster", file, "--node", node, "--data", filepath.Join(dir, node), "--init", "--sync", "none", "--drain", "1s"}
-		args = append(args, certFiles(node, roles[node])...)
-		if node == "layout0" {
-			args = append(args, "--http", "127.0.0.1:0", "--heal", "--heal-timeout", "50ms")
-		}
-		require.NoError(t, f.fs.Parse(args))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := runServe(ctx, f, log, func(_, h net.Addr) {
-				if h != nil {
-					httpAddr <- h
-				}
-			})
-			if err != nil {
-				t.Errorf("%s: %v", node, err)
-			}
-		}()
-	}
-	url := "http://" + (<-httpAddr).String()
+	url := serveHealing(t, file, dir, func(node string) []string { return certFiles(node, roles[node]) })
 	want := `corfu_detector_actions_total{kind="replace",outcome="ok"} 1`
 	deadline := time.Now().Add(30 * time.Second)
 	for got := scrape(t, url); !strings.Contains(got, want); got = scrape(t, url) {
