@@ -233,3 +233,89 @@ func BenchmarkReopen(b *testing.B) {
 	b.ReportMetric(float64(n), "entries")
 	b.ReportMetric(float64(usage)/1e6, "dir-MB")
 }
+
+// BenchmarkWriteShape is the ceiling of BenchmarkWrite at 4 KiB on this
+// disk, with no unit: a raw writer that writes what one group commit of all
+// 64 writers holds (64 records of 64 + 4096 bytes) and fdatasyncs it, one
+// batch at a time, 64 MiB in all, beside the raw sequential bandwidth of
+// measureBaseline in the same run. The log shapes: "append" grows the file
+// (Prewrite off); "prewrite" keeps zeros written and synced 16 MiB chunks
+// ahead of the batches, in the same file, written meanwhile as the unit
+// does; "overwrite"
+// writes over a file zeroed before the timer (zeros that cost nothing: no
+// log that takes new blocks gets this).
+func BenchmarkWriteShape(b *testing.B) {
+	const (
+		batch = 64 * (64 + 4096)
+		total = 64 << 20
+		chunk = 16 << 20
+	)
+	buf := make([]byte, batch)
+	zero := make([]byte, 1<<20)
+	zeroRange := func(f vfs.File, from, to int64) error {
+		for off := from; off < to; off += int64(len(zero)) {
+			if _, err := f.WriteAt(zero, off); err != nil {
+				return err
+			}
+		}
+		return vfs.SyncData(f)
+	}
+	for _, shape := range []string{"append", "prewrite", "overwrite"} {
+		b.Run(shape, func(b *testing.B) {
+			dir := b.TempDir()
+			var rates, ofRaw []float64
+			for range b.N {
+				base := measureBaseline(b, dir)
+				f, err := vfs.Default.Create(filepath.Join(dir, "log"))
+				require.NoError(b, err)
+				if shape == "overwrite" {
+					require.NoError(b, zeroRange(f, 0, total))
+				}
+				start := time.Now()
+				// The zeros synced end at zeroed; those being written (if
+				// done is not nil) at ahead, and done is closed once they
+				// are, with zeroErr set.
+				var zeroed, ahead int64
+				var done chan struct{}
+				var zeroErr error
+				landZeros := func() {
+					<-done
+					require.NoError(b, zeroErr)
+					done, zeroed = nil, ahead
+				}
+				for off := int64(0); off+batch <= total; off += batch {
+					if shape == "prewrite" {
+						if done != nil {
+							select {
+							case <-done:
+								landZeros()
+							default:
+							}
+						}
+						if done == nil && ahead < total && ahead-off < 2*chunk {
+							from, to := ahead, min(ahead+chunk, total)
+							done, ahead = make(chan struct{}), to
+							go func(done chan struct{}) {
+								defer close(done)
+								zeroErr = zeroRange(f, from, to)
+							}(done)
+						}
+						if off+batch > zeroed {
+							landZeros()
+						}
+					}
+					_, err := f.WriteAt(buf, off)
+					require.NoError(b, err)
+					require.NoError(b, vfs.SyncData(f))
+				}
+				rate := float64(total/batch*batch) / time.Since(start).Seconds()
+				rates = append(rates, rate/1e6)
+				ofRaw = append(ofRaw, 100*rate/base.bandwidth)
+				require.NoError(b, f.Close())
+				require.NoError(b, os.Remove(filepath.Join(dir, "log")))
+			}
+			b.ReportMetric(median(rates), "MB/s-median")
+			b.ReportMetric(median(ofRaw), "pct-of-raw")
+		})
+	}
+}
