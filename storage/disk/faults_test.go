@@ -25,7 +25,9 @@ type faultRun struct {
 	fsys  *errorfs.FS
 	u     *disk.Unit
 	acked map[storage.Address][]byte
-	maybe map[storage.Address][]byte // writes whose outcome is unknown
+	// writes whose outcome is unknown: more than one per address if the
+	// first was lost to a power loss and a later one failed too
+	maybe map[storage.Address][][]byte
 	other map[storage.Address]bool   // filled or trimmed, acknowledged
 	// trims whose outcome is unknown: the record of a trim that failed may
 	// still survive the power loss (a torn tail keeps it whole)
@@ -88,9 +90,7 @@ func (r *faultRun) step(i int) bool {
 		case err == nil:
 			r.acked[a] = p
 		case errors.Is(err, disk.ErrFailed) || errors.Is(err, errorfs.ErrInjected):
-			if _, ok := r.maybe[a]; !ok {
-				r.maybe[a] = p
-			}
+			r.maybe[a] = append(r.maybe[a], p)
 		}
 	case op < 7:
 		if err = r.u.Fill(ctx, r.epoch, a); err == nil {
@@ -130,8 +130,10 @@ func (r *faultRun) check(a storage.Address, got []byte) {
 	if want, ok := r.acked[a]; ok && bytes.Equal(got, want) {
 		return
 	}
-	if want, ok := r.maybe[a]; ok && bytes.Equal(got, want) {
-		return
+	for _, want := range r.maybe[a] {
+		if bytes.Equal(got, want) {
+			return
+		}
 	}
 	r.t.Fatalf("seed %d: address %d served %q, which was never written there", r.seed, a, got)
 }
@@ -173,7 +175,7 @@ func TestFaultsNeverServeWrongBytes(t *testing.T) {
 		var restarts, refusals, errs int
 		for seed := range uint64(seeds) {
 			r := &faultRun{t: t, seed: seed, lying: lying, mem: vfs.NewMem(), acked: map[storage.Address][]byte{},
-				maybe: map[storage.Address][]byte{}, other: map[storage.Address]bool{}, maybeTrimmed: map[storage.Address]bool{}}
+				maybe: map[storage.Address][][]byte{}, other: map[storage.Address]bool{}, maybeTrimmed: map[storage.Address]bool{}}
 			if r.restart() {
 				for i := range 1500 {
 					if !r.step(i) {
