@@ -28,7 +28,7 @@ type faultRun struct {
 	// writes whose outcome is unknown: more than one per address if the
 	// first was lost to a power loss and a later one failed too
 	maybe map[storage.Address][][]byte
-	other map[storage.Address]bool   // filled or trimmed, acknowledged
+	other map[storage.Address]bool // filled or trimmed, acknowledged
 	// trims whose outcome is unknown: the record of a trim that failed may
 	// still survive the power loss (a torn tail keeps it whole)
 	maybeTrimmed map[storage.Address]bool
