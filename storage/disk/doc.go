@@ -60,7 +60,10 @@
 // go test -run XXX -bench . measures, on the real disk under the test's
 // temporary directory: BenchmarkWrite (64 writers, 128 B and 4 KiB, beside
 // the raw bandwidth of fsynced 1 MiB blocks and one fsync's latency,
-// measured in the same run), BenchmarkRead, BenchmarkIndexMemory (heap bytes
+// measured in the same run), BenchmarkWriteShape (its 4 KiB case's ceiling
+// on that disk without a unit: one full group commit of the 64 writers per
+// fdatasync, appended, over zeros written ahead meanwhile, or over zeros
+// written before the timer), BenchmarkRead, BenchmarkIndexMemory (heap bytes
 // per indexed entry) and BenchmarkReopen (Open of 10M entries).
 //
 // # Faults
