@@ -573,6 +573,29 @@ func TestDetectorConfirm(t *testing.T) {
 		}
 		e.readsBack(want)
 	})
+	t.Run("peer restarted", func(t *testing.T) {
+		e := newEnv(t, corfutest.Options{Units: 4, Replicas: 2, Spares: 1}, nil)
+		named := func(name string) func(*corfu.DetectorConfig) {
+			return func(cfg *corfu.DetectorConfig) { cfg.Confirm, cfg.Name = 2, name }
+		}
+		anet := &faultNet{next: e.cl.Net}
+		a, rec := e.detector(anet, named("a"))
+		b, _ := e.detector(nil, named("b"))
+		for range 5 {
+			a.Step(e.ctx)
+			b.Step(e.ctx)
+		}
+		// NB: b restarts: a new detector of that name, whose rounds
+		// start again from one, and which still reaches unit0.
+		b, _ = e.detector(nil, named("b"))
+		anet.setRule(cutUnit0)
+		for range 10 {
+			assert.False(t, a.Step(e.ctx))
+			assert.False(t, b.Step(e.ctx))
+		}
+		assert.NotEmpty(t, rec.of("suspect"), "events: %v", rec.kinds())
+		assert.Empty(t, rec.of("replace"), "the restarted peer still counts: events: %v", rec.kinds())
+	})
 	t.Run("peer gone", func(t *testing.T) {
 		e := newEnv(t, corfutest.Options{Units: 4, Replicas: 2, Spares: 1}, nil)
 		confirm := func(cfg *corfu.DetectorConfig) { cfg.Confirm = 2 }

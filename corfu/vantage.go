@@ -16,7 +16,9 @@ import (
 // Every round, a detector with Confirm above one posts what it suspects to
 // the layout servers' boards (transport.OpReport) and reads what the other
 // detectors posted. A peer's report counts while the peer keeps posting:
-// its round went up within the last Misses rounds of this detector. A
+// its newest round on any board changed within the last Misses rounds of
+// this detector (it goes up, or down once a restarted peer has posted to
+// every board). A
 // node is confirmed once Confirm detectors, this one included, suspect it;
 // with fewer peers reporting, all of those reporting must.
 
@@ -45,6 +47,9 @@ func (d *Detector) report(ctx context.Context, p *projection.Projection, watched
 		defer cancel()
 		got[i], _ = transport.LayoutClient{Caller: d.c.cfg.Transport, Node: p.Layout[i]}.Report(pctx, post)
 	})
+	// NB: each peer's newest report on any board this round: boards that
+	// missed some posts hold older ones.
+	var newest []peerView
 	for _, reports := range got {
 		for _, r := range reports {
 			if r.Reporter == d.name {
@@ -54,14 +59,27 @@ func (d *Detector) report(ctx context.Context, p *projection.Projection, watched
 			if err != nil {
 				continue // NB: a peer of another version, or a bad report: not a vantage
 			}
-			i := slices.IndexFunc(d.peers, func(v peerView) bool { return v.name == r.Reporter })
+			i := slices.IndexFunc(newest, func(v peerView) bool { return v.name == r.Reporter })
 			if i < 0 {
-				d.peers = append(d.peers, peerView{name: r.Reporter})
-				i = len(d.peers) - 1
+				newest = append(newest, peerView{name: r.Reporter})
+				i = len(newest) - 1
 			}
-			if v := &d.peers[i]; round > v.round {
-				v.round, v.seen, v.suspects = round, d.round, suspects
+			if v := &newest[i]; round > v.round {
+				v.round, v.suspects = round, suspects
 			}
+		}
+	}
+	for _, n := range newest {
+		i := slices.IndexFunc(d.peers, func(v peerView) bool { return v.name == n.name })
+		if i < 0 {
+			d.peers = append(d.peers, peerView{name: n.name})
+			i = len(d.peers) - 1
+		}
+		// NB: a round below the one known is a peer that restarted (its
+		// rounds start again from one) and has posted to every board
+		// since: it reports again.
+		if v := &d.peers[i]; n.round != v.round {
+			v.round, v.seen, v.suspects = n.round, d.round, n.suspects
 		}
 	}
 }
