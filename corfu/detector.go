@@ -125,6 +125,7 @@ type Detector struct {
 	scrubNext storage.Address // where the next scrub starts (Scrub)
 
 	name  string     // on the layout servers' boards (Confirm)
+	inc   uint64     // this detector's incarnation, on its reports: its client's Writer (Confirm)
 	round uint64     // rounds reported (Confirm)
 	peers []peerView // the other detectors' reports, in the order first seen (Confirm)
 }
@@ -145,7 +146,7 @@ func NewDetector(c *Client, cfg DetectorConfig) *Detector {
 	if name == "" {
 		name = fmt.Sprintf("%016x", uint64(c.cfg.Writer))
 	}
-	return &Detector{c: c, cfg: cfg, name: name, misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}, refused: map[Join]bool{}}
+	return &Detector{c: c, cfg: cfg, name: name, inc: uint64(c.cfg.Writer), misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}, refused: map[Join]bool{}}
 }
 
 // Run probes and heals until ctx ends, and returns ctx's error.
