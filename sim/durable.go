@@ -142,7 +142,13 @@ func (c *Cluster) UseDurable() (*Durable, error) {
 		if id == "" {
 			continue
 		}
-		if err := d.startSequencer(id, true); err != nil {
+		// NB: only the log's sequencer serves epoch 0 from the start; a
+		// standby bootstrapped there too would save a mark, and once
+		// restarted vouch for a tail it never knew (seed 52040696 of the
+		// detector sweep: a move to the standby committed, the standby
+		// crashed before its bootstrap, came back Recovered at mark 0,
+		// and the next reconfiguration handed address 1 out again).
+		if err := d.startSequencer(id, id == c.Projection.Sequencer); err != nil {
 			return nil, err
 		}
 	}
