@@ -601,12 +601,12 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 	}
 	// Bring lagging layout servers up to cur first (cur is committed): they
 	// then refuse proposals made from older projections. NB: after the
-	// seal, not beside it: sent beside the seals (2221d61, and again in
-	// ad91bcf), the 100,000-seed detector sweep from 52000000 failed seed
-	// 52040696 on S10 (an address handed out again after the sequencer
-	// lost its state), which passes with the commit here; why is not
-	// understood yet. Every phase asks all the servers at once, and looks
-	// at their answers in the servers' order.
+	// seal; sent beside the seals (2221d61, ad91bcf) it saves a round
+	// trip. The S10 it was backed out for (seed 52040696) was the
+	// simulator's standby sequencer bootstrapped at its start, fixed in
+	// 638e8fc; it may go back beside the seals after a sweep of its own.
+	// Every phase asks all the servers at once, and looks at their
+	// answers in the servers' order.
 	c.commitCur(ctx, cur)
 	if err := ctx.Err(); err != nil {
 		return nil, err
