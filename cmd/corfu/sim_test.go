@@ -356,8 +356,11 @@ func TestSimAllFaults(t *testing.T) {
 	n := *flagAllFaults
 	if n == 0 {
 		n = 2000
-		if testing.Short() {
+		switch {
+		case testing.Short():
 			n = 100
+		case raceEnabled:
+			n = 400
 		}
 	}
 	sc := scenarioFor(t, "--faults", "all")
@@ -390,6 +393,8 @@ var regressionSeeds = map[uint64]string{
 	11006844: "L1: recoveries that deferred every hole were overtaken one after another",
 	11009662: "L1: the same",
 	50038612: "L1: a client waiting on a sequencer that restarted after a newer epoch looked for that epoch only once",
+	14045225: "L2: every client that met a blank unit reconfigured at once, sealing each epoch under its join",
+	52040696: "S10: a durable run's standby sequencer, bootstrapped at the start, came back Recovered at mark 0",
 }
 
 // TestRegressionSeeds replays regressionSeeds.
