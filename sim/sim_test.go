@@ -17,7 +17,7 @@ import (
 
 var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed (and log its faults)")
-	flagSeeds = flag.Int("sim.seeds", 0, "number of seeds to sweep (default 2000; 100 with -short)")
+	flagSeeds = flag.Int("sim.seeds", 0, "number of seeds to sweep (default 2000; 100 with -short, 500 under the race detector)")
 )
 
 // Sweep sizes. The default sweep is the same with and without the race
@@ -25,6 +25,7 @@ var (
 const (
 	defaultSeeds = 2000
 	shortSeeds   = 100
+	raceSeeds    = 500 // under the race detector
 )
 
 // seeds returns the seeds TestSim runs: -sim.seed=N alone, else 1..K.
@@ -35,8 +36,11 @@ func seeds(t *testing.T) []uint64 {
 	n := *flagSeeds
 	if n == 0 {
 		n = defaultSeeds
-		if testing.Short() {
+		switch {
+		case testing.Short():
 			n = shortSeeds
+		case raceEnabled:
+			n = raceSeeds
 		}
 	}
 	out := make([]uint64, n)
