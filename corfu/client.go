@@ -463,12 +463,7 @@ func (c *Client) readAround(ctx context.Context, p *projection.Projection, loc p
 		if rerr == nil || errors.Is(rerr, storage.ErrJunk) {
 			junk := rerr != nil
 			for _, node := range bad {
-				perr := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-					return u.Repair(ctx, p.Epoch, loc.Local, data, junk)
-				})
-				if perr != nil {
-					c.log.Info("repairing a corrupt replica failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", perr)
-				}
+				_ = c.repair(ctx, p, node, loc.Local, data, junk)
 			}
 			return data, rerr
 		}
@@ -495,16 +490,25 @@ func (c *Client) readAfterHead(ctx context.Context, p *projection.Projection, lo
 		if err != nil && !errors.Is(err, storage.ErrJunk) {
 			continue
 		}
-		junk := err != nil
-		perr := c.unitDo(ctx, p, loc.Chain[0], func(u transport.UnitClient) error {
-			return u.Repair(ctx, p.Epoch, loc.Local, data, junk)
-		})
-		if perr != nil {
-			c.log.Info("repairing a corrupt head failed", "node", loc.Chain[0], "local", loc.Local, "epoch", p.Epoch, "err", perr)
-		}
+		_ = c.repair(ctx, p, loc.Chain[0], loc.Local, data, err != nil)
 		return data, err
 	}
 	return nil, corrupt
+}
+
+// repair replaces node's record at local under p, which failed its
+// checksum, with data, or with junk if junk is set (storage.Repairer: it
+// lands only on a record the unit finds corrupt). A failure is logged and
+// returned: a repair is best effort, the chain's other replicas still
+// serve the entry.
+func (c *Client) repair(ctx context.Context, p *projection.Projection, node projection.NodeID, local storage.Address, data []byte, junk bool) error {
+	err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+		return u.Repair(ctx, p.Epoch, local, data, junk)
+	})
+	if err != nil {
+		c.log.Info("repairing a corrupt replica failed", "node", node, "local", local, "epoch", p.Epoch, "err", err)
+	}
+	return err
 }
 
 // completeFromHead reads the chain's head. If it holds data or junk, it
@@ -549,12 +553,7 @@ func (c *Client) completeChain(ctx context.Context, p *projection.Projection, lo
 				// checksum: the head's data replaces it (best effort; the
 				// rest of the chain can still serve the entry, see
 				// readAround).
-				perr := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-					return u.Repair(ctx, p.Epoch, loc.Local, data, false)
-				})
-				if perr != nil {
-					c.log.Info("repairing a corrupt replica failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", perr)
-				}
+				_ = c.repair(ctx, p, node, loc.Local, data, false)
 				continue
 			}
 			if rerr != nil && !errors.Is(rerr, storage.ErrJunk) {
@@ -597,10 +596,7 @@ func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc 
 				// what it was, and repairs it.
 				data, rerr = c.readAfterHead(ctx, p, loc, rerr)
 				if errors.Is(rerr, storage.ErrCorrupt) && orphans {
-					rerr = c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-						return u.Repair(ctx, p.Epoch, loc.Local, nil, true)
-					})
-					if rerr == nil {
+					if rerr = c.repair(ctx, p, node, loc.Local, nil, true); rerr == nil {
 						rerr = storage.ErrJunk
 					}
 				}
@@ -611,10 +607,7 @@ func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc 
 			if i > 0 && errors.Is(rerr, storage.ErrCorrupt) {
 				// NB: the head holds junk, so this replica's damaged
 				// record can only have been junk too.
-				perr := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-					return u.Repair(ctx, p.Epoch, loc.Local, nil, true)
-				})
-				if perr != nil {
+				if perr := c.repair(ctx, p, node, loc.Local, nil, true); perr != nil {
 					return nil, perr
 				}
 				continue
@@ -1190,13 +1183,14 @@ func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node proj
 		c.log.Warn("unit lost its data and is the only replica of a chain", "node", node, "epoch", p.Epoch)
 		return false
 	}
-	if latest, err := c.latest(ctx); err == nil && latest.Epoch > p.Epoch {
+	if c.movedOn(ctx, p) != nil {
 		return true // someone reconfigured meanwhile: retry in their epoch
 	}
-	if now := c.env.Now(); since.at.IsZero() || since.epoch != p.Epoch {
+	now := c.env.Now()
+	if since.at.IsZero() || since.epoch != p.Epoch {
 		*since = blankSighting{epoch: p.Epoch, at: now, patience: c.patience()}
-		return c.env.Sleep(ctx, c.backoff(attempt)) == nil
-	} else if now.Sub(since.at) < since.patience {
+	}
+	if now.Sub(since.at) < since.patience {
 		return c.env.Sleep(ctx, c.backoff(attempt)) == nil
 	}
 	if c.recovering.CompareAndSwap(false, true) {

@@ -456,41 +456,15 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	// order does not matter: the tail is taken once all of them are
 	// sealed, and each seal only fences.
 	c.each("seal", len(units)+1, func(i int) {
-		switch i {
-		case len(units):
-			if d, ok := suspectOf(ctx, cur.Sequencer); ok {
-				// NB: as for a suspected unit below.
-				c.env.Go("seal suspect", func() {
-					sctx, cancel := c.env.WithTimeout(context.Background(), d)
-					defer cancel()
-					_, _ = seq.Seal(sctx, epoch)
-				})
-				seqErr = fmt.Errorf("%w: %s is suspected", errHopTimeout, cur.Sequencer)
-				return
-			}
-			seqErr = c.retryN(ctx, 2, func() (err error) {
-				res, err = seq.Seal(ctx, epoch)
-				return err
+		if i == len(units) {
+			res, seqErr = sealOne(ctx, c, cur.Sequencer, func(ctx context.Context) (transport.SealResult, error) {
+				return seq.Seal(ctx, epoch)
 			})
 			return
 		}
 		u := transport.UnitClient{Caller: hopCaller{c}, Node: units[i]}
-		if d, ok := suspectOf(ctx, units[i]); ok {
-			// NB: a unit the caller's probes found dead is sealed all the
-			// same (if it is only cut off from the caller, that fences
-			// it), but not waited for: the seal goes on as for any unit
-			// that does not answer.
-			c.env.Go("seal suspect", func() {
-				sctx, cancel := c.env.WithTimeout(context.Background(), d)
-				defer cancel()
-				_, _ = u.Seal(sctx, epoch)
-			})
-			errs[i] = fmt.Errorf("%w: %s is suspected", errHopTimeout, units[i])
-			return
-		}
-		errs[i] = c.retryN(ctx, 2, func() (err error) {
-			ts[i], err = u.Seal(ctx, epoch)
-			return err
+		ts[i], errs[i] = sealOne(ctx, c, units[i], func(ctx context.Context) (storage.Address, error) {
+			return u.Seal(ctx, epoch)
 		})
 	})
 	for i, node := range units {
@@ -588,6 +562,27 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	}
 	return sealed{tail: max(tail, res.Tail), written: tail, tails: res.Tails, seqOK: !res.Lost, lost: res.Lost, blank: blank,
 		seqAnswered: true, seqInc: res.Incarnation, headless: headless}, nil
+}
+
+// sealOne seals node with seal, tried twice, and returns its answer. A node
+// the caller's probes found dead (suspectOf) is sealed all the same (if it
+// is only cut off from the caller, that fences it), but not waited for:
+// the seal goes on as for any node that does not answer.
+func sealOne[T any](ctx context.Context, c *Client, node projection.NodeID, seal func(context.Context) (T, error)) (T, error) {
+	var v T
+	if d, ok := suspectOf(ctx, node); ok {
+		c.env.Go("seal suspect", func() {
+			sctx, cancel := c.env.WithTimeout(context.Background(), d)
+			defer cancel()
+			_, _ = seal(sctx)
+		})
+		return v, fmt.Errorf("%w: %s is suspected", errHopTimeout, node)
+	}
+	err := c.retryN(ctx, 2, func() (err error) {
+		v, err = seal(ctx)
+		return err
+	})
+	return v, err
 }
 
 // agree gets next accepted by a majority of cur's layout servers for its

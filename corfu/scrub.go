@@ -7,7 +7,6 @@ import (
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/storage"
-	"github.com/corfulog/corfu/transport"
 )
 
 // ScrubResult is what a Scrub found.
@@ -103,14 +102,9 @@ func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr sto
 		return nil
 	}
 	for _, node := range bad {
-		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
-			return u.Repair(ctx, p.Epoch, loc.Local, good, junk)
-		})
-		if err != nil {
-			c.log.Info("scrub: repairing a corrupt replica failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", err)
-			continue
+		if c.repair(ctx, p, node, loc.Local, good, junk) == nil {
+			out.repaired++
 		}
-		out.repaired++
 	}
 	return nil
 }
