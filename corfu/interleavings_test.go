@@ -13,6 +13,8 @@ package corfu_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -725,4 +727,104 @@ func TestPrefixTrimAcrossTailReset(t *testing.T) {
 	require.Equal(t, storage.Address(2), cl.Unit("unit1").TrimMark(), "the trim reached every unit")
 	_, err = w.Read(ctx, 0)
 	require.ErrorIs(t, err, corfu.ErrTrimmed)
+}
+
+// TestRestartedSequencerMovedAway: the sequencer moves to seq2 and the log
+// grows past the old one's reservation mark; a move back commits, but its
+// bootstrap never reaches the old sequencer, which then restarts from its
+// mark. Meanwhile writer A's entry reached only the chain's head. A
+// reconfiguration that cannot reach the head must not take the restarted
+// sequencer's tail (its mark, from two epochs back and below the log's tail)
+// for the log's: the entry above it would be left out of the streams'
+// tails, and a stream reader would skip it once A's append is
+// acknowledged. The restarted sequencer knows the epoch it last ran in
+// (sequencer.Config.Booted) and vouches for nothing later; "as it was"
+// restarts it as if it had run the epoch before the seal.
+func TestRestartedSequencerMovedAway(t *testing.T) {
+	run := func(t *testing.T, vouches bool) string {
+		ctx := context.Background()
+		cl, err := corfutest.New(corfutest.Options{Units: 2, Replicas: 2})
+		require.NoError(t, err)
+		cl.Net.Register("seq2", &transport.Server{Sequencer: sequencer.New(sequencer.Config{})})
+		w := openWith(t, cl, cl.Net, mutant.Set{})
+		want := []storage.Address{}
+		first, err := w.Append(ctx, []byte("first"), 5)
+		require.NoError(t, err)
+		want = append(want, first)
+		r := openWith(t, cl, cl.Net, mutant.Set{})
+		_, err = r.Reconfigure(ctx, corfu.MoveSequencer("seq2"))
+		require.NoError(t, err)
+		mark := cl.Sequencer.Mark()
+		for a := storage.Address(0); a <= mark; a++ {
+			got, err := w.Append(ctx, []byte("under seq2"), 5)
+			require.NoError(t, err)
+			want = append(want, got)
+		}
+
+		netA := &faultNet{next: cl.Net}
+		a := openWith(t, cl, netA, mutant.Set{})
+		var once sync.Once
+		netA.setRule(func(to transport.NodeID, req *transport.Request) action {
+			if req.Op != transport.OpWrite || to != "unit1" {
+				return pass
+			}
+			once.Do(func() {
+				// A's entry is at the head only. The move back commits;
+				// its bootstrap is lost.
+				netB := &faultNet{next: cl.Net}
+				netB.setRule(func(to transport.NodeID, req *transport.Request) action {
+					if req.Op == transport.OpBootstrap && to == "seq" {
+						return refuse
+					}
+					return pass
+				})
+				_, err := openWith(t, cl, netB, mutant.Set{}).Reconfigure(ctx, corfu.MoveSequencer("seq"))
+				require.Error(t, err)
+				// The old sequencer restarts from its mark.
+				booted := cl.Sequencer.Booted()
+				if vouches {
+					booted = cl.Sequencer.Epoch() // as if it had run the epoch the move committed
+				}
+				starts++
+				cl.Sequencer = sequencer.New(sequencer.Config{Incarnation: 100 + starts,
+					Floor: cl.Sequencer.Mark(), Recovered: true, Booted: booted})
+				cl.Net.Register("seq", &transport.Server{Sequencer: cl.Sequencer})
+				// A reconfiguration whose seal cannot reach the head (it
+				// comes back before the epoch is confirmed).
+				netC := &faultNet{next: cl.Net}
+				var agreed atomic.Bool
+				netC.setRule(func(to transport.NodeID, req *transport.Request) action {
+					if req.Op == transport.OpPropose {
+						agreed.Store(true)
+					}
+					if to == "unit0" && !agreed.Load() {
+						return refuse
+					}
+					return pass
+				})
+				_, err = openWith(t, cl, netC, mutant.Set{}).Reconfigure(ctx, nil)
+				if !vouches {
+					// Neither a sequencer that vouches nor the head bounds
+					// what was written: better no reconfiguration.
+					require.ErrorIs(t, err, corfu.ErrSealIncomplete)
+				}
+			})
+			return pass
+		})
+		lost, err := a.Append(ctx, []byte("at the head"), 5)
+		require.NoError(t, err)
+		want = append(want, lost)
+		_, err = w.Append(ctx, []byte("in no stream"))
+		require.NoError(t, err)
+		later, err := w.Append(ctx, []byte("later"), 5)
+		require.NoError(t, err)
+		want = append(want, later)
+		got := syncAll(t, openWith(t, cl, cl.Net, mutant.Set{}), 5)
+		if !slices.Equal(got, want) {
+			return fmt.Sprintf("stream 5 reads %v, want %v", got, want)
+		}
+		return ""
+	}
+	t.Run("now", func(t *testing.T) { require.Empty(t, run(t, false)) })
+	t.Run("as it was", func(t *testing.T) { require.NotEmpty(t, run(t, true), "the old behaviour must show") })
 }

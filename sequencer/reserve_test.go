@@ -93,7 +93,8 @@ func TestSealOfCurrentEpochKeepsReady(t *testing.T) {
 // TestStaleSequencer: a sequencer that did not run the epoch before the one
 // it is sealed at (the log moved to another sequencer and back, or that
 // epoch was never bootstrapped) vouches for nothing: its tail and streams
-// predate what was handed out since.
+// predate what was handed out since. So is one restarted from its mark
+// (Config.Booted).
 func TestStaleSequencer(t *testing.T) {
 	s := sequencer.New(sequencer.Config{Recovered: true})
 	require.NoError(t, s.Bootstrap(1, 0, nil))
@@ -112,4 +113,25 @@ func TestStaleSequencer(t *testing.T) {
 	res, err = s.Seal(5)
 	require.NoError(t, err)
 	require.False(t, res.NoMark, "bootstrapped in epoch 4")
+
+	// Restarted from what its host saved, it vouches for its mark only at
+	// a seal of the epoch after the one it last ran in.
+	st := s.State()
+	require.Equal(t, sequencer.State{Mark: s.Mark(), Booted: 4}, st)
+	restart := func() *sequencer.Sequencer {
+		return sequencer.New(sequencer.Config{Floor: st.Mark, Recovered: true, Booted: st.Booted})
+	}
+	res, err = restart().Seal(5)
+	require.NoError(t, err)
+	require.True(t, res.Lost)
+	require.False(t, res.NoMark, "it ran epoch 4")
+	require.Equal(t, st.Mark, res.Tail)
+	res, err = restart().Seal(6) // epoch 5 ran elsewhere, or not at all
+	require.NoError(t, err)
+	require.True(t, res.Lost)
+	require.True(t, res.NoMark, "another sequencer may have run epoch 5")
+	r := restart()
+	require.Equal(t, storage.Epoch(4), r.Booted())
+	require.NoError(t, r.Bootstrap(6, 0, nil))
+	require.Equal(t, sequencer.State{Mark: st.Mark, Booted: 6}, r.State())
 }

@@ -73,6 +73,14 @@ type Config struct {
 	// (Floor zero, Recovered false) holds no mark: its seal reports NoMark
 	// until a Bootstrap, so that a reconfiguration does not trust its tail.
 	Recovered bool
+	// Booted is, for a Recovered sequencer, the epoch of its last
+	// Bootstrap before Floor was saved (State.Booted). Epochs are run one
+	// sequencer at a time: the restarted sequencer vouches for its Floor
+	// only at a seal of the epoch after Booted, since in any later one
+	// another sequencer may have handed out addresses above it, and its
+	// seal at those reports NoMark. A host that saved no Booted passes
+	// zero, which vouches at most for epoch 1.
+	Booted storage.Epoch
 	// Incarnation names this start of the sequencer, different for every
 	// start of every sequencer of a cluster (a host might take a random
 	// number, or a counter it keeps durable), and below 1<<62. A seal
@@ -131,7 +139,7 @@ type Sequencer struct {
 	lost    bool            // not bootstrapped since New: its stream tails are empty, whatever was handed out
 	noMark  bool            // lost, and started without a Floor: its tail vouches for nothing
 	inc     uint64          // Config.Incarnation
-	booted  storage.Epoch   // the epoch of the last Bootstrap, if lost is false
+	booted  storage.Epoch   // the epoch of the last Bootstrap (Config.Booted while lost)
 }
 
 // New returns a sequencer at epoch 0 that is not ready. It panics if cfg is
@@ -142,7 +150,34 @@ func New(cfg Config) *Sequencer {
 	}
 	return &Sequencer{k: cfg.Backpointers, streams: make(map[StreamID][]storage.Address),
 		reserve: storage.Address(cfg.Reserve), tail: cfg.Floor, mark: cfg.Floor,
-		lost: true, noMark: cfg.Floor == 0 && !cfg.Recovered, inc: cfg.Incarnation}
+		lost: true, noMark: cfg.Floor == 0 && !cfg.Recovered, inc: cfg.Incarnation, booted: cfg.Booted}
+}
+
+// State is the part of a sequencer's state its host makes durable, so that
+// a restart (Config.Floor, Config.Booted) never hands out an address it may
+// have handed out before.
+type State struct {
+	// Mark is the reservation mark (Sequencer.Mark).
+	Mark storage.Address
+	// Booted is the epoch of the sequencer's last Bootstrap (Config.Booted
+	// of a sequencer restarted and not bootstrapped since).
+	Booted storage.Epoch
+}
+
+// State returns the state a host makes durable before it answers the
+// request that changed it.
+func (s *Sequencer) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return State{Mark: s.mark, Booted: s.booted}
+}
+
+// Booted returns the epoch of the sequencer's last Bootstrap, or
+// Config.Booted if it has not been bootstrapped since New.
+func (s *Sequencer) Booted() storage.Epoch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.booted
 }
 
 // Mark returns the reservation mark: no address at or above it has been
@@ -321,7 +356,9 @@ func (s *Sequencer) Seal(epoch storage.Epoch) (SealResult, error) {
 	// NB: epochs are contiguous. A sequencer that did not run the epoch
 	// before the one it is sealed at (another one did, or it was never
 	// bootstrapped there) vouches for nothing of it: its state is stale.
-	stale := !s.lost && s.booted+1 < epoch
+	// So is a restarted one's mark, by the epoch it last ran in
+	// (Config.Booted): its tail bounds no epoch after that one.
+	stale := !s.noMark && s.booted+1 < epoch
 	return SealResult{Tail: s.tail, Tails: s.streamTails(), Lost: s.lost || stale, NoMark: s.noMark || stale,
 		Incarnation: s.inc}, nil
 }

@@ -366,10 +366,12 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 		return c.crashDurable(node, srv)
 	}
 	if srv.Sequencer != nil {
-		// NB: the reservation mark is the sequencer's one durable value
-		// (its host persists it before answering); the rest is lost.
-		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: srv.Sequencer.Mark(), Recovered: !srv.Sequencer.NoMark(),
-			Incarnation: c.nextIncarnation()})
+		// NB: the reservation mark and the epoch of the last bootstrap
+		// are the sequencer's durable state (its host persists them
+		// before answering); the rest is lost.
+		st := srv.Sequencer.State()
+		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: st.Mark, Booted: st.Booted,
+			Recovered: !srv.Sequencer.NoMark(), Incarnation: c.nextIncarnation()})
 		c.replaceSequencer(node, fresh)
 		c.Monitor.SequencerLost()
 	}
@@ -414,7 +416,7 @@ func (c *Cluster) crashDurable(node transport.NodeID, srv *transport.Server) err
 func newSequencerServer(c *Cluster, dir *persist.Dir, fresh bool) *transport.Server {
 	cfg := sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: dir.Incarnation()}
 	if !fresh {
-		cfg.Floor, cfg.Recovered = dir.Mark()
+		cfg = dir.SequencerConfig(cfg)
 	}
 	srv := &transport.Server{Sequencer: sequencer.New(cfg)}
 	// NB: the mark of a sequencer with no mark to vouch for is not saved

@@ -18,7 +18,7 @@ import (
 // until released, and can fail.
 type diskPersister struct {
 	mu      sync.Mutex
-	marks   []storage.Address
+	seqs    []sequencer.State
 	layouts []projection.AcceptorState
 	hold    chan struct{} // if not nil, each save waits for it to close
 	saving  chan struct{} // if not nil, closed when the first save starts
@@ -42,8 +42,8 @@ func (d *diskPersister) save(f func()) error {
 	return nil
 }
 
-func (d *diskPersister) SaveMark(m storage.Address) error {
-	return d.save(func() { d.marks = append(d.marks, m) })
+func (d *diskPersister) SaveSequencer(st sequencer.State) error {
+	return d.save(func() { d.seqs = append(d.seqs, st) })
 }
 
 func (d *diskPersister) SaveLayout(st projection.AcceptorState) error {
@@ -81,14 +81,39 @@ func TestPersistThenReply(t *testing.T) {
 			require.NoError(t, resp.Err)
 			last = resp.Addr
 		}
-		saved := disk.marks[len(disk.marks)-1]
-		require.Greater(t, saved, last, "the saved mark covers every token handed out")
-		require.Less(t, len(disk.marks), 10, "the mark is saved when it moves, not for every token")
+		saved := disk.seqs[len(disk.seqs)-1]
+		require.Greater(t, saved.Mark, last, "the saved mark covers every token handed out")
+		require.Less(t, len(disk.seqs), 10, "the mark is saved when it moves, not for every token")
 
-		restarted := sequencer.New(sequencer.Config{Floor: saved, Recovered: true})
+		restarted := sequencer.New(sequencer.Config{Floor: saved.Mark, Booted: saved.Booted, Recovered: true})
 		res, err := restarted.Seal(1)
 		require.NoError(t, err)
 		require.Greater(t, res.Tail, last, "a restarted sequencer never hands out an address again")
+	})
+
+	t.Run("sequencer bootstrap epoch", func(t *testing.T) {
+		disk := &diskPersister{}
+		srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{}), Persist: disk}
+		require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpBootstrap, Addr: 10}).Err)
+		n := len(disk.seqs)
+		require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpSeqSeal, Epoch: 4}).Err)
+		require.Len(t, disk.seqs, n, "a seal changes nothing a restart needs")
+
+		disk.hold, disk.saving = make(chan struct{}), make(chan struct{})
+		saving := disk.saving
+		answered := make(chan *transport.Response)
+		go func() {
+			answered <- srv.Handle(&transport.Request{Op: transport.OpBootstrap, Epoch: 4, Addr: 10})
+		}()
+		<-saving
+		select {
+		case <-answered:
+			t.Fatal("the bootstrap was answered before its epoch was saved")
+		case <-time.After(20 * time.Millisecond):
+		}
+		close(disk.hold)
+		require.NoError(t, (<-answered).Err)
+		require.Equal(t, sequencer.State{Mark: 10, Booted: 4}, disk.seqs[len(disk.seqs)-1])
 	})
 
 	t.Run("layout promise", func(t *testing.T) {

@@ -22,9 +22,10 @@ type Server struct {
 	Layout    *projection.Acceptor
 	// Persist, if not nil, makes the sequencer's and the layout server's
 	// state durable: after a request changed state that its answer depends
-	// on (the sequencer's reservation mark, the acceptor's promise, accepted
-	// value or committed projection), the Server hands that state to
-	// Persist and sends the answer only once Persist returned. If Persist
+	// on (the sequencer's reservation mark and the epoch of its last
+	// bootstrap, the acceptor's promise, accepted value or committed
+	// projection), the Server hands that state to Persist and sends the
+	// answer only once Persist returned. If Persist
 	// fails, the answer is ErrNotDurable, and the host must stop serving
 	// until it restarted from what it had persisted. A nil Persist keeps
 	// everything in memory, as the in-process and simulated hosts do.
@@ -34,8 +35,8 @@ type Server struct {
 	// NB: with a Persister, each role's calls run one at a time, from
 	// the state change to the save, so that saves happen in state order.
 	seqMu, layoutMu sync.Mutex
-	savedMark       storage.Address
-	markSaved       bool
+	savedSeq        sequencer.State
+	seqSaved        bool
 
 	board Board // a layout server's reports (OpReport)
 }
@@ -44,9 +45,11 @@ type Server struct {
 // A durable host writes it to stable storage (write, fsync, rename) before
 // returning.
 type Persister interface {
-	// SaveMark saves the sequencer's reservation mark (sequencer.Mark); a
-	// restarted sequencer gets it as Config.Floor, with Config.Recovered.
-	SaveMark(mark storage.Address) error
+	// SaveSequencer saves the sequencer's state (sequencer.State: its
+	// reservation mark and the epoch of its last bootstrap); a restarted
+	// sequencer gets them as Config.Floor and Config.Booted, with
+	// Config.Recovered.
+	SaveSequencer(st sequencer.State) error
 	// SaveLayout saves the layout server's acceptor state; a restarted one
 	// is projection.RestoreAcceptor(st).
 	SaveLayout(st projection.AcceptorState) error
@@ -145,12 +148,13 @@ func (s *Server) sequencer(req *Request) *Response {
 	defer s.seqMu.Unlock()
 	resp := s.sequencerStep(req)
 	// NB: persist, then reply: a token above a mark that is not durable
-	// could be handed out again after a restart.
-	if mark := s.Sequencer.Mark(); !s.markSaved || mark != s.savedMark {
-		if err := s.Persist.SaveMark(mark); err != nil {
-			return &Response{Err: fmt.Errorf("%w: sequencer mark %d: %v", ErrNotDurable, mark, err)}
+	// could be handed out again after a restart, and a bootstrap whose
+	// epoch is not durable would leave a restart vouching for too little.
+	if st := s.Sequencer.State(); !s.seqSaved || st != s.savedSeq {
+		if err := s.Persist.SaveSequencer(st); err != nil {
+			return &Response{Err: fmt.Errorf("%w: sequencer state %+v: %v", ErrNotDurable, st, err)}
 		}
-		s.savedMark, s.markSaved = mark, true
+		s.savedSeq, s.seqSaved = st, true
 	}
 	return resp
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
-	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/disk"
 	"github.com/corfulog/corfu/storage/vfs"
 	"github.com/corfulog/corfu/transport"
@@ -119,11 +118,11 @@ func (n *node) openUnit(o nodeOptions) error {
 }
 
 func (n *node) openSequencer(o nodeOptions) error {
-	mark, saved := n.state.Mark()
+	st, saved := n.state.Sequencer()
 	cfg := sequencer.Config{Backpointers: o.cluster.backpointers(), Incarnation: n.state.Incarnation()}
 	switch {
 	case o.init && saved:
-		return fmt.Errorf("%w: the sequencer's state holds a mark (%d): start it without --init", errInit, mark)
+		return fmt.Errorf("%w: the sequencer's state holds a mark (%d): start it without --init", errInit, st.Mark)
 	case o.init:
 		s := sequencer.New(cfg)
 		if o.name == o.cluster.Sequencer {
@@ -133,15 +132,16 @@ func (n *node) openSequencer(o nodeOptions) error {
 			}
 		}
 		n.server.Sequencer = s
-		if err := n.server.Persist.SaveMark(s.Mark()); err != nil {
+		if err := n.server.Persist.SaveSequencer(s.State()); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
 	default:
 		// NB: a sequencer that lost its state directory comes back with no
 		// mark, and says so when sealed (sequencer.SealResult.NoMark).
-		cfg.Floor, cfg.Recovered = mark, saved
+		cfg = n.state.SequencerConfig(cfg)
 		n.server.Sequencer = sequencer.New(cfg)
-		o.log.Info("sequencer restarted", "node", o.name, "mark", mark, "has_mark", saved, "incarnation", cfg.Incarnation)
+		o.log.Info("sequencer restarted", "node", o.name, "mark", st.Mark, "booted_epoch", st.Booted, "has_mark", saved,
+			"incarnation", cfg.Incarnation)
 	}
 	n.roles |= tcp.RoleSequencer
 	return nil
@@ -196,9 +196,9 @@ type failStop struct {
 	failed func(error)
 }
 
-// SaveMark implements transport.Persister.
-func (f *failStop) SaveMark(mark storage.Address) error {
-	return f.check(f.Persister.SaveMark(mark))
+// SaveSequencer implements transport.Persister.
+func (f *failStop) SaveSequencer(st sequencer.State) error {
+	return f.check(f.Persister.SaveSequencer(st))
 }
 
 // SaveLayout implements transport.Persister.

@@ -33,8 +33,7 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	defer d.Close()
-	mark, recovered := d.Mark()
-	seq := sequencer.New(sequencer.Config{Floor: mark, Recovered: recovered, Incarnation: d.Incarnation()})
+	seq := sequencer.New(d.SequencerConfig(sequencer.Config{}))
 	res, _ := seq.Seal(1)
 	fmt.Println("restarted above them:", res.Tail > tok.Addr+9)
 	// Output:

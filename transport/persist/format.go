@@ -8,12 +8,18 @@ import (
 	"hash/crc32"
 
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 )
 
-// Version is the format version of the files this package writes, and the
-// only one it reads.
-const Version = 1
+// Version is the format version of the files this package writes. It
+// reads every version from MinVersion up to Version.
+const Version = 2
+
+// MinVersion is the oldest format version this package reads. Version 1
+// sequencer files hold no epoch of the sequencer's last bootstrap; one read
+// from such a file is zero (see sequencer.Config.Booted).
+const MinVersion = 1
 
 // MaxFileBytes bounds one state file: a layout file holds two projections of
 // at most projection.MaxJSONBytes each. Larger files are refused before they
@@ -54,39 +60,41 @@ func encodeFile(kind byte, body []byte) []byte {
 }
 
 // decodeFile checks the framing of a file of the given kind and returns its
-// body (a sub-slice of b). A file that is not a persist file at all gets
-// ErrForeign; one of another version ErrVersion; a short, long or damaged
-// one ErrCorrupt.
-func decodeFile(b []byte, kind byte) ([]byte, error) {
+// body (a sub-slice of b) and its format version. A file that is not a
+// persist file at all gets ErrForeign; one of a version outside
+// [MinVersion, Version] ErrVersion; a short, long or damaged one
+// ErrCorrupt.
+func decodeFile(b []byte, kind byte) ([]byte, byte, error) {
 	if len(b) < len(magic) {
 		if bytes.HasPrefix(magic[:], b) {
-			return nil, fmt.Errorf("%w: %d bytes, torn in the header", ErrCorrupt, len(b))
+			return nil, 0, fmt.Errorf("%w: %d bytes, torn in the header", ErrCorrupt, len(b))
 		}
-		return nil, fmt.Errorf("%w: no persist header", ErrForeign)
+		return nil, 0, fmt.Errorf("%w: no persist header", ErrForeign)
 	}
 	if [6]byte(b[:len(magic)]) != magic {
-		return nil, fmt.Errorf("%w: no persist header", ErrForeign)
+		return nil, 0, fmt.Errorf("%w: no persist header", ErrForeign)
 	}
 	if len(b) < headerBytes+trailerBytes {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than a header", ErrCorrupt, len(b))
+		return nil, 0, fmt.Errorf("%w: %d bytes, shorter than a header", ErrCorrupt, len(b))
 	}
 	if len(b) > MaxFileBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCorrupt, len(b), MaxFileBytes)
+		return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrCorrupt, len(b), MaxFileBytes)
 	}
 	end := len(b) - trailerBytes
 	if got, want := crc32.Checksum(b[:end], castagnoli), binary.LittleEndian.Uint32(b[end:]); got != want {
-		return nil, fmt.Errorf("%w: checksum %08x, stored %08x", ErrCorrupt, got, want)
+		return nil, 0, fmt.Errorf("%w: checksum %08x, stored %08x", ErrCorrupt, got, want)
 	}
-	if v := b[len(magic)]; v != Version {
-		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrVersion, v, Version)
+	v := b[len(magic)]
+	if v < MinVersion || v > Version {
+		return nil, 0, fmt.Errorf("%w: version %d, this build reads %d to %d", ErrVersion, v, MinVersion, Version)
 	}
 	if k := b[len(magic)+1]; k != kind {
-		return nil, fmt.Errorf("%w: a file of kind %q where %q belongs", ErrForeign, k, kind)
+		return nil, 0, fmt.Errorf("%w: a file of kind %q where %q belongs", ErrForeign, k, kind)
 	}
 	if n := binary.LittleEndian.Uint32(b[len(magic)+2:]); int64(n) != int64(end-headerBytes) {
-		return nil, fmt.Errorf("%w: body of %d bytes, header says %d", ErrCorrupt, end-headerBytes, n)
+		return nil, 0, fmt.Errorf("%w: body of %d bytes, header says %d", ErrCorrupt, end-headerBytes, n)
 	}
-	return b[headerBytes:end], nil
+	return b[headerBytes:end], v, nil
 }
 
 // identity is what the identity file holds: the node the directory belongs
@@ -101,7 +109,7 @@ func (id identity) encode() []byte {
 }
 
 func decodeIdentity(b []byte) (identity, error) {
-	body, err := decodeFile(b, kindIdentity)
+	body, _, err := decodeFile(b, kindIdentity)
 	if err != nil {
 		return identity{}, err
 	}
@@ -121,11 +129,12 @@ func decodeIdentity(b []byte) (identity, error) {
 }
 
 // seqState is what the sequencer file holds: the incarnation of the
-// latest start, and the reservation mark if one was saved.
+// latest start, and the sequencer's state (its reservation mark and the
+// epoch of its last bootstrap) if one was saved.
 type seqState struct {
 	incarnation uint64
 	hasMark     bool
-	mark        storage.Address
+	st          sequencer.State
 }
 
 // MaxIncarnation bounds the incarnations a directory hands out, as
@@ -136,7 +145,8 @@ func (s seqState) encode() []byte {
 	body := binary.AppendUvarint(nil, s.incarnation)
 	if s.hasMark {
 		body = append(body, 1)
-		body = binary.AppendUvarint(body, uint64(s.mark))
+		body = binary.AppendUvarint(body, uint64(s.st.Mark))
+		body = binary.AppendUvarint(body, uint64(s.st.Booted))
 	} else {
 		body = append(body, 0)
 	}
@@ -144,7 +154,7 @@ func (s seqState) encode() []byte {
 }
 
 func decodeSeqState(b []byte) (seqState, error) {
-	body, err := decodeFile(b, kindSequencer)
+	body, version, err := decodeFile(b, kindSequencer)
 	if err != nil {
 		return seqState{}, err
 	}
@@ -156,9 +166,12 @@ func decodeSeqState(b []byte) (seqState, error) {
 	}
 	s.hasMark = d.flag("mark flag")
 	if s.hasMark {
-		s.mark = storage.Address(d.uvarint("mark"))
-		if d.err == nil && s.mark >= storage.MaxAddress {
-			d.fail("mark %d at or above storage.MaxAddress", s.mark)
+		s.st.Mark = storage.Address(d.uvarint("mark"))
+		if d.err == nil && s.st.Mark >= storage.MaxAddress {
+			d.fail("mark %d at or above storage.MaxAddress", s.st.Mark)
+		}
+		if version >= 2 {
+			s.st.Booted = storage.Epoch(d.uvarint("booted epoch"))
 		}
 	}
 	if err := d.finish(); err != nil {
@@ -200,7 +213,7 @@ func (l layoutState) encode() ([]byte, error) {
 }
 
 func decodeLayoutState(b []byte) (layoutState, error) {
-	body, err := decodeFile(b, kindLayout)
+	body, _, err := decodeFile(b, kindLayout)
 	if err != nil {
 		return layoutState{}, err
 	}

@@ -1,9 +1,9 @@
 // Package persist keeps the durable state of a node's sequencer and layout
-// server in a directory: the sequencer's reservation mark, the layout
-// server's acceptor state (its latest committed projection, its promise and
-// its accepted value), and a counter of the sequencer's starts. A *Dir is the
-// transport.Persister a durable host gives its transport.Server, and what it
-// restarts the roles from.
+// server in a directory: the sequencer's reservation mark and the epoch of
+// its last bootstrap, the layout server's acceptor state (its latest
+// committed projection, its promise and its accepted value), and a counter
+// of the sequencer's starts. A *Dir is the transport.Persister a durable
+// host gives its transport.Server, and what it restarts the roles from.
 //
 // Every save writes a temporary file, syncs it, renames it over the old
 // file and syncs the directory before it returns, so a power loss at any
@@ -18,15 +18,16 @@
 // initialised (ErrMissing). Only a directory that was never initialised
 // starts empty.
 //
-// # Format (version 1)
+// # Format (version 2)
 //
 // A directory holds IDENTITY (the node it belongs to), SEQUENCER (the
-// incarnation counter and the reservation mark), LAYOUT (the acceptor
-// state) and LOCK (empty; held while a Dir is open). A file ending in .tmp
-// is a save a crash cut short, and Open removes it. Each state file is
+// incarnation counter, the reservation mark and the epoch of the last
+// bootstrap), LAYOUT (the acceptor state) and LOCK (empty; held while a
+// Dir is open). A file ending in .tmp is a save a crash cut short, and Open
+// removes it. Each state file is
 //
 //	magic    6 bytes  "corfup"
-//	version  1 byte   1
+//	version  1 byte   2 (1 is read too)
 //	kind     1 byte   'I', 'S' or 'L'
 //	length   4 bytes  little-endian length of the body
 //	body     length bytes
@@ -35,7 +36,8 @@
 // and its body, in unsigned varints (uv) and bytes:
 //
 //	IDENTITY   uv len, the node's name (len bytes)
-//	SEQUENCER  uv incarnation, byte 0 (no mark) | byte 1, uv mark
+//	SEQUENCER  uv incarnation, byte 0 (no state) | byte 1, uv mark,
+//	           uv epoch of the last bootstrap (version 1: no epoch)
 //	LAYOUT     byte 0 (no state) | byte 1, uv promised rank, uv accepted
 //	           rank, then the latest committed and the accepted projection,
 //	           each as uv len and its JSON (len 0: none)
@@ -350,13 +352,24 @@ func (d *Dir) Incarnation() uint64 {
 	return d.seq.incarnation
 }
 
-// Mark returns the sequencer's last saved reservation mark, and false if
-// none was ever saved. A host restarts its sequencer with it as
-// sequencer.Config.Floor, with Config.Recovered set if it was saved.
-func (d *Dir) Mark() (storage.Address, bool) {
+// Sequencer returns the sequencer's last saved state, and false if none was
+// ever saved. A host restarts its sequencer with its Mark as
+// sequencer.Config.Floor and its Booted as Config.Booted, with
+// Config.Recovered set if it was saved (SequencerConfig does).
+func (d *Dir) Sequencer() (sequencer.State, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.seq.mark, d.seq.hasMark
+	return d.seq.st, d.seq.hasMark
+}
+
+// SequencerConfig returns cfg with what a sequencer restarted from the
+// directory needs: its saved state (Floor, Booted and Recovered, if one was
+// saved) and the incarnation of this start.
+func (d *Dir) SequencerConfig(cfg sequencer.Config) sequencer.Config {
+	st, saved := d.Sequencer()
+	cfg.Floor, cfg.Booted, cfg.Recovered = st.Mark, st.Booted, saved
+	cfg.Incarnation = d.Incarnation()
+	return cfg
 }
 
 // Layout returns the layout server's last saved acceptor state (a copy),
@@ -370,22 +383,26 @@ func (d *Dir) Layout() (projection.AcceptorState, bool) {
 		AcceptedRank: st.AcceptedRank, Accepted: st.Accepted.Clone()}, d.layout.has
 }
 
-// SaveMark saves the sequencer's reservation mark durably and returns once
-// it is. The saved mark only rises: a mark below the saved one keeps the
-// saved one (no address at or above either was handed out). It returns
+// SaveSequencer saves the sequencer's state (its reservation mark and the
+// epoch of its last bootstrap) durably and returns once it is. Both only
+// rise: a mark below the saved one keeps the saved one (no address at or
+// above either was handed out), and so does an older epoch. It returns
 // ErrClosed after Close or after a failed save, and the filesystem's error
 // if the save fails.
-func (d *Dir) SaveMark(mark storage.Address) error {
-	if mark >= storage.MaxAddress {
-		return fmt.Errorf("persist: save mark %d: at or above storage.MaxAddress", mark)
+func (d *Dir) SaveSequencer(st sequencer.State) error {
+	if st.Mark >= storage.MaxAddress {
+		return fmt.Errorf("persist: save mark %d: at or above storage.MaxAddress", st.Mark)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.seq.hasMark && mark <= d.seq.mark {
-		return d.err
+	if d.seq.hasMark {
+		st.Mark, st.Booted = max(st.Mark, d.seq.st.Mark), max(st.Booted, d.seq.st.Booted)
+		if st == d.seq.st {
+			return d.err
+		}
 	}
 	next := d.seq
-	next.hasMark, next.mark = true, mark
+	next.hasMark, next.st = true, st
 	return d.save(sequencerFile, next.encode(), func() { d.seq = next })
 }
 
@@ -457,10 +474,10 @@ type vouched struct {
 	seq func() *sequencer.Sequencer
 }
 
-// SaveMark saves mark unless the sequencer has no mark to vouch for.
-func (v vouched) SaveMark(mark storage.Address) error {
+// SaveSequencer saves st unless the sequencer has no mark to vouch for.
+func (v vouched) SaveSequencer(st sequencer.State) error {
 	if s := v.seq(); s != nil && s.NoMark() {
 		return nil
 	}
-	return v.Dir.SaveMark(mark)
+	return v.Dir.SaveSequencer(st)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/corfulog/corfu/projection"
+	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/vfs"
 	"github.com/corfulog/corfu/transport/persist"
@@ -36,6 +37,17 @@ func open(t *testing.T, fs vfs.FS, node string) *persist.Dir {
 	d, err := persist.Open(fs, dir, persist.Options{Node: node})
 	require.NoError(t, err)
 	return d
+}
+
+// markOf returns the mark d saved, and whether one was saved.
+func markOf(d *persist.Dir) (storage.Address, bool) {
+	st, ok := d.Sequencer()
+	return st.Mark, ok
+}
+
+// saveMark saves a sequencer state of mark alone.
+func saveMark(d *persist.Dir, mark storage.Address) error {
+	return d.SaveSequencer(sequencer.State{Mark: mark})
 }
 
 // readFile returns a file of the state directory.
@@ -66,24 +78,24 @@ func writeFile(t *testing.T, fs vfs.FS, name string, b []byte) {
 func TestRestartRestoresState(t *testing.T) {
 	fs := vfs.NewMem()
 	d := open(t, fs, "seq")
-	_, ok := d.Mark()
+	_, ok := markOf(d)
 	assert.False(t, ok, "a new directory has no mark")
 	_, ok = d.Layout()
 	assert.False(t, ok, "a new directory has no layout state")
 	inc := d.Incarnation()
 	assert.GreaterOrEqual(t, inc, uint64(1))
 
-	require.NoError(t, d.SaveMark(64))
-	require.NoError(t, d.SaveMark(128))
-	require.NoError(t, d.SaveMark(100), "a lower mark keeps the saved one")
+	require.NoError(t, saveMark(d, 64))
+	require.NoError(t, saveMark(d, 128))
+	require.NoError(t, saveMark(d, 100), "a lower mark keeps the saved one")
 	st := projection.AcceptorState{Latest: initial(3), Promised: 9, AcceptedRank: 7, Accepted: initial(4)}
 	require.NoError(t, d.SaveLayout(st))
 	require.NoError(t, d.Close())
-	assert.ErrorIs(t, d.SaveMark(200), persist.ErrClosed)
+	assert.ErrorIs(t, saveMark(d, 200), persist.ErrClosed)
 
 	d = open(t, fs, "seq")
 	defer d.Close()
-	mark, ok := d.Mark()
+	mark, ok := markOf(d)
 	assert.True(t, ok)
 	assert.Equal(t, storage.Address(128), mark)
 	got, ok := d.Layout()
@@ -180,7 +192,7 @@ func TestCrashKeepsOldOrNewState(t *testing.T) {
 	for step := 0; ; step++ {
 		mem := vfs.NewMem()
 		d := open(t, mem, "seq")
-		require.NoError(t, d.SaveMark(10))
+		require.NoError(t, saveMark(d, 10))
 		n := 0
 		var snap *vfs.MemFS
 		var at string
@@ -193,13 +205,13 @@ func TestCrashKeepsOldOrNewState(t *testing.T) {
 		require.NoError(t, d.Close())
 		d, err := persist.Open(fs, dir, persist.Options{Node: "seq"})
 		require.NoError(t, err)
-		require.NoError(t, d.SaveMark(20))
+		require.NoError(t, saveMark(d, 20))
 		if snap == nil {
 			require.Greater(t, step, 3, "the save was cut at every step")
 			return
 		}
 		re := open(t, snap, "seq")
-		mark, ok := re.Mark()
+		mark, ok := markOf(re)
 		require.True(t, ok, "cut at %s", at)
 		assert.Contains(t, []storage.Address{10, 20}, mark, "cut at step %d (%s)", step, at)
 		re.Close()
@@ -214,7 +226,7 @@ func TestCrashKeepsOldOrNewState(t *testing.T) {
 func TestRenameNotSyncedIsOldState(t *testing.T) {
 	mem := vfs.NewMem()
 	d := open(t, mem, "seq")
-	require.NoError(t, d.SaveMark(10))
+	require.NoError(t, saveMark(d, 10))
 	require.NoError(t, d.Close())
 	var snap *vfs.MemFS
 	renamed := false
@@ -228,15 +240,15 @@ func TestRenameNotSyncedIsOldState(t *testing.T) {
 	require.NoError(t, err)
 	defer d.Close()
 	snap = nil
-	require.NoError(t, d.SaveMark(20))
+	require.NoError(t, saveMark(d, 20))
 	require.NotNil(t, snap)
 	re := open(t, snap, "seq")
-	mark, _ := re.Mark()
+	mark, _ := markOf(re)
 	re.Close()
 	assert.Equal(t, storage.Address(10), mark, "a rename whose directory was not synced is lost")
 	re = open(t, mem.CrashClone(vfs.CrashOptions{}), "seq")
 	defer re.Close()
-	mark, _ = re.Mark()
+	mark, _ = markOf(re)
 	assert.Equal(t, storage.Address(20), mark, "a save that returned is durable")
 }
 
@@ -247,7 +259,7 @@ func TestRefusesDamage(t *testing.T) {
 	setup := func(t *testing.T) *vfs.MemFS {
 		fs := vfs.NewMem()
 		d := open(t, fs, "node1")
-		require.NoError(t, d.SaveMark(77))
+		require.NoError(t, saveMark(d, 77))
 		require.NoError(t, d.SaveLayout(projection.AcceptorState{Latest: initial(2), Promised: 4, AcceptedRank: 3, Accepted: initial(3)}))
 		require.NoError(t, d.Close())
 		return fs
@@ -289,7 +301,10 @@ func TestRefusesDamage(t *testing.T) {
 			writeFile(t, fs, "SEQUENCER", readFile(t, fs, "LAYOUT"))
 		}, persist.ErrForeign},
 		{"a newer version", func(t *testing.T, fs *vfs.MemFS) {
-			writeFile(t, fs, "SEQUENCER", reframe(readFile(t, fs, "SEQUENCER"), func(b []byte) { b[6] = 2 }))
+			writeFile(t, fs, "SEQUENCER", reframe(readFile(t, fs, "SEQUENCER"), func(b []byte) { b[6] = persist.Version + 1 }))
+		}, persist.ErrVersion},
+		{"a version below the oldest", func(t *testing.T, fs *vfs.MemFS) {
+			writeFile(t, fs, "SEQUENCER", reframe(readFile(t, fs, "SEQUENCER"), func(b []byte) { b[6] = 0 }))
 		}, persist.ErrVersion},
 		{"a valid checksum over a state no acceptor restarts from", func(t *testing.T, fs *vfs.MemFS) {
 			// The promised rank (the body's second byte) drops to 2,
@@ -352,7 +367,7 @@ func TestInitialisationCrash(t *testing.T) {
 		// incarnation was never handed out and may come again.
 		re, err := persist.Open(snap, dir, persist.Options{Node: "seq"})
 		require.NoError(t, err, "step %d", step)
-		_, ok := re.Mark()
+		_, ok := markOf(re)
 		assert.False(t, ok)
 		_, ok = re.Layout()
 		assert.False(t, ok)
@@ -395,17 +410,17 @@ func TestFailedSaveIsSticky(t *testing.T) {
 	armed := false
 	d, err := persist.Open(failFS{FS: mem, armed: &armed}, dir, persist.Options{Node: "seq"})
 	require.NoError(t, err)
-	require.NoError(t, d.SaveMark(5))
+	require.NoError(t, saveMark(d, 5))
 	armed = true
-	require.Error(t, d.SaveMark(9))
+	require.Error(t, saveMark(d, 9))
 	armed = false
-	require.ErrorIs(t, d.SaveMark(12), persist.ErrClosed)
-	mark, _ := d.Mark()
+	require.ErrorIs(t, saveMark(d, 12), persist.ErrClosed)
+	mark, _ := markOf(d)
 	assert.Equal(t, storage.Address(5), mark, "the failed save's mark is not reported")
 	require.NoError(t, d.Close())
 	d = open(t, mem, "seq")
 	defer d.Close()
-	mark, _ = d.Mark()
+	mark, _ = markOf(d)
 	assert.Equal(t, storage.Address(5), mark)
 }
 
@@ -415,12 +430,74 @@ func TestNewDirectoriesAreDurable(t *testing.T) {
 	mem := vfs.NewMem()
 	d, err := persist.Open(mem, "/a/b/c", persist.Options{Node: "seq"})
 	require.NoError(t, err)
-	require.NoError(t, d.SaveMark(42))
+	require.NoError(t, saveMark(d, 42))
 	crashed := mem.CrashClone(vfs.CrashOptions{})
 	d, err = persist.Open(crashed, "/a/b/c", persist.Options{Node: "seq"})
 	require.NoError(t, err)
 	defer d.Close()
-	mark, ok := d.Mark()
+	mark, ok := markOf(d)
 	require.True(t, ok)
 	require.Equal(t, storage.Address(42), mark)
+}
+
+// TestSequencerStateRestored: the epoch of the sequencer's last bootstrap
+// is saved with its mark, each only rises, and a sequencer restarted from
+// the directory vouches for its mark at a seal of the epoch after that one
+// and no later.
+func TestSequencerStateRestored(t *testing.T) {
+	fs := vfs.NewMem()
+	d := open(t, fs, "node0")
+	require.NoError(t, d.SaveSequencer(sequencer.State{Mark: 64, Booted: 3}))
+	require.NoError(t, d.SaveSequencer(sequencer.State{Mark: 32, Booted: 5}), "a newer epoch with a lower mark")
+	require.NoError(t, d.SaveSequencer(sequencer.State{Mark: 96, Booted: 4}), "a higher mark with an older epoch")
+	require.NoError(t, d.Close())
+
+	re := open(t, fs, "node0")
+	defer re.Close()
+	st, ok := re.Sequencer()
+	require.True(t, ok)
+	require.Equal(t, sequencer.State{Mark: 96, Booted: 5}, st, "each only rises")
+	cfg := re.SequencerConfig(sequencer.Config{Reserve: 8})
+	require.Equal(t, sequencer.Config{Reserve: 8, Floor: 96, Booted: 5, Recovered: true, Incarnation: re.Incarnation()}, cfg)
+	res, err := sequencer.New(cfg).Seal(6)
+	require.NoError(t, err)
+	require.False(t, res.NoMark, "it ran epoch 5")
+	require.Equal(t, storage.Address(96), res.Tail)
+	res, err = sequencer.New(cfg).Seal(7)
+	require.NoError(t, err)
+	require.True(t, res.NoMark, "epoch 6 may have run elsewhere")
+}
+
+// TestReadsVersion1SequencerFile: a sequencer file of format version 1
+// holds no bootstrap epoch; it reads as epoch 0, so that a sequencer
+// restarted from it vouches for its mark at epoch 1 at most.
+func TestReadsVersion1SequencerFile(t *testing.T) {
+	fs := vfs.NewMem()
+	open(t, fs, "node0").Close()
+	inc := func(b []byte) uint64 {
+		v, _ := binary.Uvarint(b[12:])
+		return v
+	}(readFile(t, fs, "SEQUENCER"))
+	body := binary.AppendUvarint(nil, inc)
+	body = append(body, 1)
+	body = binary.AppendUvarint(body, 500)
+	b := append([]byte("corfup"), 1, 'S')
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
+	b = append(b, body...)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	writeFile(t, fs, "SEQUENCER", b)
+
+	d := open(t, fs, "node0")
+	st, ok := d.Sequencer()
+	require.True(t, ok)
+	require.Equal(t, sequencer.State{Mark: 500}, st)
+	require.Equal(t, inc+1, d.Incarnation(), "the counter goes on")
+	require.NoError(t, d.SaveSequencer(sequencer.State{Mark: 500, Booted: 2}))
+	require.NoError(t, d.Close())
+	got := readFile(t, fs, "SEQUENCER")
+	require.Equal(t, byte(persist.Version), got[6], "saves write the current version")
+	d = open(t, fs, "node0")
+	defer d.Close()
+	st, _ = d.Sequencer()
+	require.Equal(t, sequencer.State{Mark: 500, Booted: 2}, st)
 }

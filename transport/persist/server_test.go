@@ -29,8 +29,7 @@ func start(fs vfs.FS, entropy *rand.ChaCha8) (*host, error) {
 	if err != nil {
 		return nil, err
 	}
-	mark, recovered := d.Mark()
-	seq := sequencer.New(sequencer.Config{Reserve: 8, Floor: mark, Recovered: recovered, Incarnation: d.Incarnation()})
+	seq := sequencer.New(d.SequencerConfig(sequencer.Config{Reserve: 8}))
 	acc := projection.NewAcceptor(initial(0))
 	if st, ok := d.Layout(); ok {
 		if acc, err = projection.RestoreAcceptor(st); err != nil {
@@ -200,13 +199,13 @@ func TestForSequencerSavesVouchedMarks(t *testing.T) {
 	srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Incarnation: d.Incarnation()})}
 	srv.Persist = d.ForSequencer(func() *sequencer.Sequencer { return srv.Sequencer })
 	require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpSeqSeal, Epoch: 1}).Err)
-	_, ok := d.Mark()
+	_, ok := markOf(d)
 	require.False(t, ok, "the mark of a sequencer without one is not saved")
 
 	require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpBootstrap, Epoch: 1, Addr: 40}).Err)
 	tok := srv.Handle(&transport.Request{Op: transport.OpToken, Epoch: 1, N: 5})
 	require.NoError(t, tok.Err)
-	mark, ok := d.Mark()
+	mark, ok := markOf(d)
 	require.True(t, ok)
 	require.Greater(t, mark, tok.Addr+4)
 	d.Close()
