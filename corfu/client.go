@@ -419,7 +419,7 @@ func (c *Client) readAt(ctx context.Context, p *projection.Projection, addr stor
 		}
 	}
 	if sealedBelow {
-		return c.fillChain(ctx, p, loc)
+		return c.fillChainAs(ctx, p, loc, true)
 	}
 	tail, err := c.tail(ctx, p)
 	if err != nil {
@@ -524,6 +524,12 @@ func (c *Client) completeFromHead(ctx context.Context, p *projection.Projection,
 			data, err = c.fillChainAs(ctx, p, loc, true)
 			return data, true, err
 		}
+		if errors.Is(err, storage.ErrCorrupt) {
+			// NB: the open segment: the writer may still be on its way
+			// down the chain. Wait for it as for a hole; the fill after
+			// the wait closes the segment (orphanError).
+			return nil, false, nil
+		}
 	}
 	switch {
 	case err == nil:
@@ -595,7 +601,15 @@ func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc 
 				// replica after it that holds the entry (or junk) says
 				// what it was, and repairs it.
 				data, rerr = c.readAfterHead(ctx, p, loc, rerr)
-				if errors.Is(rerr, storage.ErrCorrupt) && orphans {
+				if errors.Is(rerr, storage.ErrCorrupt) && !orphans && p.Segments[loc.Segment].End == 0 {
+					// NB: the writer may still be on its way down the
+					// chain: no junk may go there before a seal fences it.
+					return nil, &orphanError{start: p.Segments[loc.Segment].Start, err: rerr}
+				}
+				if errors.Is(rerr, storage.ErrCorrupt) && (orphans || p.Segments[loc.Segment].End != 0) {
+					// NB: the repair lands only on a record the head
+					// finds corrupt (not on one a read only saw damaged),
+					// and before any junk goes down the chain.
 					if rerr = c.repair(ctx, p, node, loc.Local, nil, true); rerr == nil {
 						rerr = storage.ErrJunk
 					}
@@ -1060,6 +1074,23 @@ type blankError struct {
 func (e *blankError) Error() string { return fmt.Sprintf("corfu: unit %s: %v", e.node, e.err) }
 func (e *blankError) Unwrap() error { return e.err }
 
+// orphanError reports a record at the head of a chain of the open segment
+// (the one starting at start) that fails its checksum, where no replica
+// after the head holds anything: a write that got no further than the head,
+// whose writer may still be on its way down the chain, or dead. Only a seal
+// tells: withEpoch closes the segment (closeOrphan), after which the write
+// is filled like any other that never got past the head of a closed
+// segment. It unwraps to the head's error.
+type orphanError struct {
+	start storage.Address
+	err   error
+}
+
+func (e *orphanError) Error() string {
+	return fmt.Sprintf("corfu: a corrupt record at a chain head of the open segment at %d: %v", e.start, e.err)
+}
+func (e *orphanError) Unwrap() error { return e.err }
+
 // errRetry marks an error as worth retrying after a backoff.
 var errRetry = errors.New("corfu: retry")
 
@@ -1142,6 +1173,16 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 			}
 			continue
 		}
+		var orphan *orphanError
+		if errors.As(err, &orphan) {
+			if attempt >= c.cfg.MaxRetries {
+				return fmt.Errorf("%w: %w", ErrRetriesExhausted, err)
+			}
+			if !c.closeOrphan(ctx, p, orphan.start, attempt) {
+				return err
+			}
+			continue
+		}
 		var sealed *storage.SealedError
 		if !errors.As(err, &sealed) {
 			return err
@@ -1204,6 +1245,44 @@ func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node proj
 	}
 	// NB: another recovery is running, or this one failed: back off.
 	return c.env.Sleep(ctx, c.backoff(attempt)) == nil
+}
+
+// closeOrphan closes the open segment of p that starts at start (see
+// orphanError) with a reconfiguration, unless someone reconfigured past p
+// meanwhile. It reports whether the caller should try again.
+func (c *Client) closeOrphan(ctx context.Context, p *projection.Projection, start storage.Address, attempt int) bool {
+	if c.movedOn(ctx, p) != nil {
+		return true // someone reconfigured meanwhile: retry in their epoch
+	}
+	if c.recovering.CompareAndSwap(false, true) {
+		c.log.Info("a write got no further than a corrupt chain head, closing its segment", "start", start, "epoch", p.Epoch)
+		_, err := c.Reconfigure(ctx, closeSegment(start))
+		c.recovering.Store(false)
+		if err == nil {
+			return true
+		}
+		c.log.Debug("closing the segment failed", "start", start, "err", err)
+	}
+	// NB: another recovery is running, or this one failed: back off.
+	return c.env.Sleep(ctx, c.backoff(attempt)) == nil
+}
+
+// closeSegment returns a Change that closes the open segment at the tail
+// and opens a new one there with the same chains, if the open segment is
+// still the one that starts at start.
+func closeSegment(start storage.Address) Change {
+	return func(cur *projection.Projection, tail storage.Address) (*projection.Projection, error) {
+		next := cur.Clone()
+		open := next.Segments[len(next.Segments)-1]
+		if open.Start == start && tail > open.Start {
+			stripes := make([]projection.Chain, len(open.Stripes))
+			for i, chain := range open.Stripes {
+				stripes[i] = slices.Clone(chain)
+			}
+			reopen(next, tail, stripes)
+		}
+		return next, nil
+	}
 }
 
 // rejoinable reports whether a blank node can join p's log again: it is not

@@ -238,3 +238,37 @@ func TestScrubRepairsHead(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, corfu.ScrubResult{Checked: 2}, res, "nothing left to repair")
 }
+
+// TestOrphanCorruptHeadClosesSegment: a writer's record reached the head of
+// a chain of the open segment, which stored it damaged, and got no further
+// (the writer died). No replica after the head says what it was, and the
+// writer might still be on its way down the chain, so a read waits as for a
+// hole, then closes the segment with a reconfiguration (which seals any
+// such writer out) and fills the address like any other write that never
+// got past the head of a closed segment: the head's record is repaired to
+// junk first, then the rest of the chain gets junk. (Before, the read
+// answered storage.ErrCorrupt for as long as the segment stayed open.)
+func TestOrphanCorruptHeadClosesSegment(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
+	a := e.token(1)
+	chain := e.chain(a)
+	head := e.corrupt(chain[0])
+	epoch := e.c.Epoch()
+
+	_, err := e.c.Read(e.ctx, a)
+	require.ErrorIs(t, err, corfu.ErrJunk)
+	p := e.c.Projection()
+	require.Greater(t, p.Epoch, epoch, "a reconfiguration sealed the writer out")
+	require.Len(t, p.Segments, 2)
+	require.Greater(t, p.Segments[0].End, a, "the address lies in a closed segment")
+	require.Equal(t, []repairCall{{local: chain[0].local, junk: true}}, head.calls(), "the head first")
+	st, _ := chain[1].unit.Inspect(chain[1].local)
+	assert.Equal(t, storage.StateJunk, st, "then the rest of the chain")
+
+	b, err := e.c.Append(e.ctx, []byte("after"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, b, p.Segments[1].Start)
+	got, err := e.c.Read(e.ctx, b)
+	require.NoError(t, err)
+	assert.Equal(t, "after", string(got.Data))
+}

@@ -438,25 +438,45 @@ func (m *Monitor) Wiped(node projection.NodeID) {
 	defer m.mu.Unlock()
 	m.forgetUnit(node)
 	for _, s := range m.addrs {
-		kept := s.things[:0]
-		for _, t := range s.things {
-			if t.node == node || slices.Contains(t.others, node) {
-				if w := (wipedThing{junk: t.junk, sum: t.sum, node: node}); !slices.Contains(s.wiped, w) {
-					s.wiped = append(s.wiped, w)
-				}
-			}
-			t.others = slices.DeleteFunc(t.others, func(n projection.NodeID) bool { return n == node })
-			if t.node == node {
-				if len(t.others) == 0 {
-					s.gone = append(s.gone, t)
-					continue // held by node alone: gone
-				}
-				t.node, t.others = t.others[0], t.others[1:]
-			}
-			kept = append(kept, t)
-		}
-		s.things = kept
+		s.forget(node)
 	}
+}
+
+// Repaired records that node's record at global address global failed its
+// checksum and a repair replaced it (storage.Repairer): what node stored
+// there before is lost, as if wiped, and only the repair's content counts
+// for it from now on. Call it before Stored or Filled for the repair. A
+// repair that puts junk where another replica of the chain still holds
+// data still breaks S1 and S6.
+func (m *Monitor) Repaired(global storage.Address, node projection.NodeID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.addrs[global]; s != nil {
+		s.forget(node)
+	}
+}
+
+// forget drops node from what s records as stored, keeping for S7 that it
+// stored it.
+func (s *stored) forget(node projection.NodeID) {
+	kept := s.things[:0]
+	for _, t := range s.things {
+		if t.node == node || slices.Contains(t.others, node) {
+			if w := (wipedThing{junk: t.junk, sum: t.sum, node: node}); !slices.Contains(s.wiped, w) {
+				s.wiped = append(s.wiped, w)
+			}
+		}
+		t.others = slices.DeleteFunc(t.others, func(n projection.NodeID) bool { return n == node })
+		if t.node == node {
+			if len(t.others) == 0 {
+				s.gone = append(s.gone, t)
+				continue // held by node alone: gone
+			}
+			t.node, t.others = t.others[0], t.others[1:]
+		}
+		kept = append(kept, t)
+	}
+	s.things = kept
 }
 
 // Tokens records that the sequencer handed out the n addresses from start in

@@ -394,6 +394,25 @@ func TestCheckInvariants(t *testing.T) {
 			m.Wiped("u0")
 			m.Stored(5, "u1", 0, []byte("y"))
 		}},
+		{name: "S1 a junk repair of a damaged head that alone held data", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Repaired(5, "u0")
+			m.Filled(5, "u0", 1)
+			m.Filled(5, "u1", 1)
+		}},
+		{name: "S1 a junk repair where another replica holds data", want: "S1", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Stored(5, "u1", 0, []byte("x"))
+			m.Repaired(5, "u0")
+			m.Filled(5, "u0", 1)
+		}},
+		{name: "S1 junk over data with no repair", want: "S1", monitor: func(m *sim.Monitor) {
+			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1"} }
+			m.Stored(5, "u0", 0, []byte("x"))
+			m.Filled(5, "u0", 1)
+		}},
 		{name: "S7 fill reaching the tail first", want: "S7", monitor: func(m *sim.Monitor) {
 			m.ChainOf = func(storage.Address, storage.Epoch) []projection.NodeID { return []projection.NodeID{"u0", "u1", "u2"} }
 			m.Filled(6, "u0", 0)

@@ -854,7 +854,11 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	}
 	op := req.Op
 	if op == transport.OpRepair {
-		// A repair stores what it carries as a write or a fill does.
+		// A repair replaces a record that failed its checksum, and
+		// stores what it carries as a write or a fill does.
+		if g, ok := o.c.global(o.node, req.Addr, req.Epoch); ok {
+			m.Repaired(g, o.node)
+		}
 		op = transport.OpWrite
 		if req.N != 0 {
 			op = transport.OpFill

@@ -443,20 +443,20 @@ func (d diskFaults) apply(f *FaultConfig, on map[FaultKind]bool) {
 }
 
 // SwarmDiskKinds returns the disk faults Swarm draws for its durable
-// seeds: all but misdirect (D3). A misdirected write leaves records that
-// their replica answers storage.ErrCorrupt for; reads, fills and
-// reconfigurations read around them and repair them from another replica,
-// and the detector's scrub (and the final pass's, before S16 compares the
-// replicas) repairs those no read reaches. What is left is data loss the
-// fault plan's damage bound does not foresee: a write misdirected on a
-// chain's only replica, after a reconfiguration left the chain one replica
-// (1000 seeds of D3, crashes and reconfigurations: 3 failed, each a read
-// after the heal answering storage.ErrCorrupt for such an entry; never
-// S15: no corrupt byte is served). D3 runs when it is asked for.
+// seeds: all of them (slowdisk, corrupt, misdirect, torn, diskfull, swap).
+// A misdirected write (D3) leaves records that their replica answers
+// storage.ErrCorrupt for; reads, fills and reconfigurations read around
+// them and repair them from another replica, a write that got no further
+// than a damaged head is filled once a reconfiguration has closed its
+// segment, and the detector's scrub (and the final pass's, before S16
+// compares the replicas) repairs those no read reaches. Like a reformat, a
+// misdirect may cost its unit what it held, so the two share one damage
+// budget, and so do the hand-driven client's replacements (which leave
+// closed segments one replica short).
 func SwarmDiskKinds() map[FaultKind]bool {
 	on := map[FaultKind]bool{}
 	for _, k := range diskKinds {
-		on[k] = k != FaultMisdirect
+		on[k] = true
 	}
 	return on
 }

@@ -949,10 +949,11 @@ func (r *run) reconfigurer(id int, rng *rand.Rand) error {
 	// NB: without a rebuild, a unit replaced by a spare leaves the
 	// closed segments of its chain with one replica fewer, as a
 	// reformat does (P4). A chain survives f = replicas-1 such
-	// losses: in a run with reformats, the two share that budget,
-	// so that a reformat never hits the last replica of a chain.
+	// losses: in a run with reformats or misdirected writes (which
+	// may cost a unit what it held), they share that budget, so that
+	// neither hits the last replica of a chain.
 	replacements := len(spares)
-	if n := r.faults.Counts()[FaultReformat]; n > 0 {
+	if n := r.faults.Counts()[FaultReformat] + r.faults.Counts()[FaultMisdirect]; n > 0 {
 		replacements = max(cl.Options.Replicas-1-n, 0)
 	}
 	for range w.Reconfigs {

@@ -82,7 +82,7 @@ func (sc *scenario) check() error {
 		sc.kinds = map[sim.FaultKind]bool{}
 	case "all":
 		// NB: every kind, and the disk faults Swarm draws (durable runs
-		// only); misdirected writes must be named (see sim.SwarmDiskKinds).
+		// only; see sim.SwarmDiskKinds).
 		sc.kinds = sim.SwarmDiskKinds()
 		for _, k := range sim.FaultKinds() {
 			sc.kinds[k] = true

@@ -397,17 +397,33 @@ var regressionSeeds = map[uint64]string{
 	52040696: "S10: a durable run's standby sequencer, bootstrapped at the start, came back Recovered at mark 0",
 }
 
-// TestRegressionSeeds replays regressionSeeds.
+// misdirectSeeds are seeds of misdirected writes on durable units (corfu
+// sim --faults misdirect,crash,reconfig --disk durable) that once failed.
+var misdirectSeeds = map[uint64]string{
+	378: "L3, L4, S16: a hand replacement dropped a chain's good replica after a misdirect damaged the other",
+	710: "L3: a write that got no further than a damaged head of the open segment blocked its readers",
+}
+
+// TestRegressionSeeds replays regressionSeeds and misdirectSeeds.
 func TestRegressionSeeds(t *testing.T) {
-	sc := scenarioFor(t, "--faults", "all")
-	seeds := make([]uint64, 0, len(regressionSeeds))
-	for s := range regressionSeeds {
-		seeds = append(seeds, s)
-	}
-	slices.Sort(seeds)
-	for _, s := range seeds {
-		if res := sim.Run(sc.options(s)); res.Err != nil {
-			t.Errorf("seed %d (%s): %v\nreproduce: go run ./cmd/corfu sim --faults all --seed %d", s, regressionSeeds[s], res.Err, s)
+	for _, set := range []struct {
+		args  []string
+		seeds map[uint64]string
+	}{
+		{[]string{"--faults", "all"}, regressionSeeds},
+		{[]string{"--faults", "misdirect,crash,reconfig", "--disk", "durable"}, misdirectSeeds},
+	} {
+		sc := scenarioFor(t, set.args...)
+		seeds := make([]uint64, 0, len(set.seeds))
+		for s := range set.seeds {
+			seeds = append(seeds, s)
+		}
+		slices.Sort(seeds)
+		for _, s := range seeds {
+			if res := sim.Run(sc.options(s)); res.Err != nil {
+				t.Errorf("seed %d (%s): %v\nreproduce: go run ./cmd/corfu sim %s --seed %d", s, set.seeds[s], res.Err,
+					strings.Join(set.args, " "), s)
+			}
 		}
 	}
 }
