@@ -212,285 +212,363 @@ func unsupported(c *coder, t reflect.Type, why string) {
 	c.dec = func(*decoder, reflect.Value) error { return c.err }
 }
 
+// build fills in c, the coder of t: a type that marshals itself is coded
+// by its methods, and any other by the layout of its kind.
 func build(c *coder, t reflect.Type) {
 	if t.Implements(marshalerType) && reflect.PointerTo(t).Implements(unmarshalerType) && t.Kind() != reflect.Pointer {
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			m, err := v.Interface().(encoding.BinaryMarshaler).MarshalBinary()
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v: %v", ErrCodec, t, err)
-			}
-			b = binary.AppendUvarint(b, uint64(len(m)))
-			return append(b, m...), nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			n, err := d.uvarint()
-			if err != nil {
-				return err
-			}
-			m, err := d.take(n)
-			if err != nil {
-				return err
-			}
-			if err := v.Addr().Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary(m); err != nil {
-				return fmt.Errorf("%w: %v: %v", ErrCodec, t, err)
-			}
-			return nil
-		}
+		buildMarshaler(c, t)
 		return
 	}
 	switch t.Kind() {
 	case reflect.Bool:
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			if v.Bool() {
-				return append(b, 1), nil
-			}
-			return append(b, 0), nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			x, err := d.take(1)
-			if err != nil {
-				return err
-			}
-			if x[0] > 1 {
-				return fmt.Errorf("%w: bad bool %d", ErrCodec, x[0])
-			}
-			v.SetBool(x[0] == 1)
-			return nil
-		}
+		buildBool(c)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) { return binary.AppendVarint(b, v.Int()), nil }
-		c.dec = func(d *decoder, v reflect.Value) error {
-			x, err := d.varint()
-			if err != nil {
-				return err
-			}
-			if v.OverflowInt(x) {
-				return fmt.Errorf("%w: %d overflows %v", ErrCodec, x, t)
-			}
-			v.SetInt(x)
-			return nil
-		}
+		buildInt(c, t)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) { return binary.AppendUvarint(b, v.Uint()), nil }
-		c.dec = func(d *decoder, v reflect.Value) error {
-			x, err := d.uvarint()
-			if err != nil {
-				return err
-			}
-			if v.OverflowUint(x) {
-				return fmt.Errorf("%w: %d overflows %v", ErrCodec, x, t)
-			}
-			v.SetUint(x)
-			return nil
-		}
+		buildUint(c, t)
 	case reflect.Float32:
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v.Float()))), nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			x, err := d.take(4)
-			if err != nil {
-				return err
-			}
-			v.SetFloat(float64(math.Float32frombits(binary.LittleEndian.Uint32(x))))
-			return nil
-		}
+		buildFloat32(c)
 	case reflect.Float64:
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Float())), nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			x, err := d.take(8)
-			if err != nil {
-				return err
-			}
-			v.SetFloat(math.Float64frombits(binary.LittleEndian.Uint64(x)))
-			return nil
-		}
+		buildFloat64(c)
 	case reflect.String:
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			b = binary.AppendUvarint(b, uint64(v.Len()))
-			return append(b, v.String()...), nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			n, err := d.uvarint()
-			if err != nil {
-				return err
-			}
-			x, err := d.take(n)
-			if err != nil {
-				return err
-			}
-			v.SetString(string(x))
-			return nil
-		}
+		buildString(c)
 	case reflect.Slice:
 		if isBytes(t) {
-			c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-				b = binary.AppendUvarint(b, uint64(v.Len()))
-				return append(b, v.Bytes()...), nil
-			}
-			c.dec = func(d *decoder, v reflect.Value) error {
-				n, err := d.uvarint()
-				if err != nil {
-					return err
-				}
-				x, err := d.take(n)
-				if err != nil || n == 0 {
-					return err
-				}
-				v.SetBytes(slices.Clone(x))
-				return nil
-			}
-			return
-		}
-		elem := compileLocked(t.Elem())
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			b = binary.AppendUvarint(b, uint64(v.Len()))
-			var err error
-			for i := range v.Len() {
-				if b, err = elem.enc(b, v.Index(i)); err != nil {
-					return nil, err
-				}
-			}
-			return b, nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			n, err := d.count(1)
-			if err != nil || n == 0 {
-				return err // NB: an empty slice decodes as nil
-			}
-			s := reflect.MakeSlice(t, n, n)
-			for i := range n {
-				if err := elem.dec(d, s.Index(i)); err != nil {
-					return err
-				}
-			}
-			v.Set(s)
-			return nil
+			buildBytes(c)
+		} else {
+			buildSlice(c, t)
 		}
 	case reflect.Array:
-		elem := compileLocked(t.Elem())
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			var err error
-			for i := range v.Len() {
-				if b, err = elem.enc(b, v.Index(i)); err != nil {
-					return nil, err
-				}
-			}
-			return b, nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			for i := range v.Len() {
-				if err := elem.dec(d, v.Index(i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+		buildArray(c, t)
 	case reflect.Map:
-		key, val := compileLocked(t.Key()), compileLocked(t.Elem())
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			type kv struct{ k, v []byte }
-			entries := make([]kv, 0, v.Len())
-			it := v.MapRange()
-			for it.Next() {
-				kb, err := key.enc(nil, it.Key())
-				if err != nil {
-					return nil, err
-				}
-				vb, err := val.enc(nil, it.Value())
-				if err != nil {
-					return nil, err
-				}
-				entries = append(entries, kv{kb, vb})
-			}
-			// NB: sorted by encoded key, so that equal maps give equal bytes.
-			slices.SortFunc(entries, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-			b = binary.AppendUvarint(b, uint64(len(entries)))
-			for _, e := range entries {
-				b = append(append(b, e.k...), e.v...)
-			}
-			return b, nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			n, err := d.count(1)
-			if err != nil {
-				return err
-			}
-			m := reflect.MakeMapWithSize(t, n)
-			for range n {
-				k := reflect.New(t.Key()).Elem()
-				if err := key.dec(d, k); err != nil {
-					return err
-				}
-				e := reflect.New(t.Elem()).Elem()
-				if err := val.dec(d, e); err != nil {
-					return err
-				}
-				m.SetMapIndex(k, e)
-			}
-			v.Set(m)
-			return nil
-		}
+		buildMap(c, t)
 	case reflect.Pointer:
-		elem := compileLocked(t.Elem())
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			if v.IsNil() {
-				return append(b, 0), nil
-			}
-			return elem.enc(append(b, 1), v.Elem())
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			x, err := d.take(1)
-			if err != nil {
-				return err
-			}
-			switch x[0] {
-			case 0:
-				v.SetZero()
-				return nil
-			case 1:
-				p := reflect.New(t.Elem())
-				if err := elem.dec(d, p.Elem()); err != nil {
-					return err
-				}
-				v.Set(p)
-				return nil
-			}
-			return fmt.Errorf("%w: bad pointer flag %d", ErrCodec, x[0])
-		}
+		buildPointer(c, t)
 	case reflect.Struct:
-		type field struct {
-			index int
-			c     *coder
-		}
-		var fields []field
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			fields = append(fields, field{i, compileLocked(f.Type)})
-		}
-		c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
-			var err error
-			for _, f := range fields {
-				if b, err = f.c.enc(b, v.Field(f.index)); err != nil {
-					return nil, err
-				}
-			}
-			return b, nil
-		}
-		c.dec = func(d *decoder, v reflect.Value) error {
-			for _, f := range fields {
-				if err := f.c.dec(d, v.Field(f.index)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
+		buildStruct(c, t)
 	default:
 		unsupported(c, t, "its kind "+t.Kind().String()+" has no layout")
+	}
+}
+
+// buildMarshaler codes t, which implements encoding.BinaryMarshaler (and
+// its pointer encoding.BinaryUnmarshaler), as a uvarint length and the
+// bytes MarshalBinary gives.
+func buildMarshaler(c *coder, t reflect.Type) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		m, err := v.Interface().(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v: %v", ErrCodec, t, err)
+		}
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		return append(b, m...), nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		n, err := d.uvarint()
+		if err != nil {
+			return err
+		}
+		m, err := d.take(n)
+		if err != nil {
+			return err
+		}
+		if err := v.Addr().Interface().(encoding.BinaryUnmarshaler).UnmarshalBinary(m); err != nil {
+			return fmt.Errorf("%w: %v: %v", ErrCodec, t, err)
+		}
+		return nil
+	}
+}
+
+// buildBool codes a boolean as one byte, 0 or 1; any other byte is
+// rejected.
+func buildBool(c *coder) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		if v.Bool() {
+			return append(b, 1), nil
+		}
+		return append(b, 0), nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		x, err := d.take(1)
+		if err != nil {
+			return err
+		}
+		if x[0] > 1 {
+			return fmt.Errorf("%w: bad bool %d", ErrCodec, x[0])
+		}
+		v.SetBool(x[0] == 1)
+		return nil
+	}
+}
+
+// buildInt codes a signed integer of type t as a zig-zag varint; a value
+// too large for t is rejected when decoded.
+func buildInt(c *coder, t reflect.Type) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) { return binary.AppendVarint(b, v.Int()), nil }
+	c.dec = func(d *decoder, v reflect.Value) error {
+		x, err := d.varint()
+		if err != nil {
+			return err
+		}
+		if v.OverflowInt(x) {
+			return fmt.Errorf("%w: %d overflows %v", ErrCodec, x, t)
+		}
+		v.SetInt(x)
+		return nil
+	}
+}
+
+// buildUint codes an unsigned integer of type t as a uvarint; a value too
+// large for t is rejected when decoded.
+func buildUint(c *coder, t reflect.Type) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) { return binary.AppendUvarint(b, v.Uint()), nil }
+	c.dec = func(d *decoder, v reflect.Value) error {
+		x, err := d.uvarint()
+		if err != nil {
+			return err
+		}
+		if v.OverflowUint(x) {
+			return fmt.Errorf("%w: %d overflows %v", ErrCodec, x, t)
+		}
+		v.SetUint(x)
+		return nil
+	}
+}
+
+// buildFloat32 codes a float32 as its 4 IEEE 754 bytes, little-endian.
+func buildFloat32(c *coder) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v.Float()))), nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		x, err := d.take(4)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(float64(math.Float32frombits(binary.LittleEndian.Uint32(x))))
+		return nil
+	}
+}
+
+// buildFloat64 codes a float64 as its 8 IEEE 754 bytes, little-endian.
+func buildFloat64(c *coder) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Float())), nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		x, err := d.take(8)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(math.Float64frombits(binary.LittleEndian.Uint64(x)))
+		return nil
+	}
+}
+
+// buildString codes a string as a uvarint length and its bytes.
+func buildString(c *coder) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		b = binary.AppendUvarint(b, uint64(v.Len()))
+		return append(b, v.String()...), nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		n, err := d.uvarint()
+		if err != nil {
+			return err
+		}
+		x, err := d.take(n)
+		if err != nil {
+			return err
+		}
+		v.SetString(string(x))
+		return nil
+	}
+}
+
+// buildBytes codes a byte slice as a uvarint length and the bytes. The
+// decoded slice is a copy, and an empty one decodes as nil.
+func buildBytes(c *coder) {
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		b = binary.AppendUvarint(b, uint64(v.Len()))
+		return append(b, v.Bytes()...), nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		n, err := d.uvarint()
+		if err != nil {
+			return err
+		}
+		x, err := d.take(n)
+		if err != nil || n == 0 {
+			return err
+		}
+		v.SetBytes(slices.Clone(x))
+		return nil
+	}
+}
+
+// buildSlice codes a slice of type t, other than a byte slice, as a
+// uvarint count and its elements in order.
+func buildSlice(c *coder, t reflect.Type) {
+	elem := compileLocked(t.Elem())
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		b = binary.AppendUvarint(b, uint64(v.Len()))
+		var err error
+		for i := range v.Len() {
+			if b, err = elem.enc(b, v.Index(i)); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		n, err := d.count(1)
+		if err != nil || n == 0 {
+			return err // NB: an empty slice decodes as nil
+		}
+		s := reflect.MakeSlice(t, n, n)
+		for i := range n {
+			if err := elem.dec(d, s.Index(i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+		return nil
+	}
+}
+
+// buildArray codes an array of type t as its elements in order, with no
+// count: the type fixes it.
+func buildArray(c *coder, t reflect.Type) {
+	elem := compileLocked(t.Elem())
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		var err error
+		for i := range v.Len() {
+			if b, err = elem.enc(b, v.Index(i)); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		for i := range v.Len() {
+			if err := elem.dec(d, v.Index(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// buildMap codes a map of type t as a uvarint count and its entries, each
+// an encoded key and value, in the order of their encoded keys.
+func buildMap(c *coder, t reflect.Type) {
+	key, val := compileLocked(t.Key()), compileLocked(t.Elem())
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		type kv struct{ k, v []byte }
+		entries := make([]kv, 0, v.Len())
+		it := v.MapRange()
+		for it.Next() {
+			kb, err := key.enc(nil, it.Key())
+			if err != nil {
+				return nil, err
+			}
+			vb, err := val.enc(nil, it.Value())
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, kv{kb, vb})
+		}
+		// NB: sorted by encoded key, so that equal maps give equal bytes.
+		slices.SortFunc(entries, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+		b = binary.AppendUvarint(b, uint64(len(entries)))
+		for _, e := range entries {
+			b = append(append(b, e.k...), e.v...)
+		}
+		return b, nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		n, err := d.count(1)
+		if err != nil {
+			return err
+		}
+		m := reflect.MakeMapWithSize(t, n)
+		for range n {
+			k := reflect.New(t.Key()).Elem()
+			if err := key.dec(d, k); err != nil {
+				return err
+			}
+			e := reflect.New(t.Elem()).Elem()
+			if err := val.dec(d, e); err != nil {
+				return err
+			}
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+		return nil
+	}
+}
+
+// buildPointer codes a pointer of type t as a presence byte, 0 for nil and
+// 1 for a pointer followed by the value it points to.
+func buildPointer(c *coder, t reflect.Type) {
+	elem := compileLocked(t.Elem())
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		if v.IsNil() {
+			return append(b, 0), nil
+		}
+		return elem.enc(append(b, 1), v.Elem())
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		x, err := d.take(1)
+		if err != nil {
+			return err
+		}
+		switch x[0] {
+		case 0:
+			v.SetZero()
+			return nil
+		case 1:
+			p := reflect.New(t.Elem())
+			if err := elem.dec(d, p.Elem()); err != nil {
+				return err
+			}
+			v.Set(p)
+			return nil
+		}
+		return fmt.Errorf("%w: bad pointer flag %d", ErrCodec, x[0])
+	}
+}
+
+// buildStruct codes a struct of type t as its exported fields in order;
+// unexported fields are skipped.
+func buildStruct(c *coder, t reflect.Type) {
+	type field struct {
+		index int
+		c     *coder
+	}
+	var fields []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		fields = append(fields, field{i, compileLocked(f.Type)})
+	}
+	c.enc = func(b []byte, v reflect.Value) ([]byte, error) {
+		var err error
+		for _, f := range fields {
+			if b, err = f.c.enc(b, v.Field(f.index)); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	}
+	c.dec = func(d *decoder, v reflect.Value) error {
+		for _, f := range fields {
+			if err := f.c.dec(d, v.Field(f.index)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }
