@@ -830,6 +830,26 @@ type nodeWindow struct {
 	start, end time.Duration
 }
 
+// planner holds what the steps of one Plan share: the faults being
+// planned, the config and topology, the fault phase d, the random stream
+// every draw comes from, and the node faults placed so far.
+//
+// NB: every draw of a plan comes from r, in the order the steps are called
+// in Plan; a step moved, or a draw added in the middle, changes the plan
+// (and the trace) of every seed that reaches it.
+type planner struct {
+	f   *Faults
+	cfg FaultConfig
+	t   Topology
+	d   time.Duration
+	r   *rand.Rand
+	all []transport.NodeID
+
+	maxUnits   int // storage units down at once
+	maxLayouts int // layout servers down at once
+	planned    []nodeWindow
+}
+
 // Plan adds the faults cfg asks for, on the nodes of t, drawing their
 // targets and windows from the scheduler's stream "faults.plan/cfg.Seed". A node
 // fault (pause, crash, blackout) that cannot be placed within the limits
@@ -841,20 +861,52 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 	if d <= 0 {
 		return nil
 	}
-	r := f.s.Fork(fmt.Sprintf("faults.plan/%d", cfg.Seed))
-	span := func(lo, hi time.Duration) time.Duration { // uniform in [lo, hi]
-		if hi <= lo {
-			return lo
-		}
-		return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
+	p := &planner{f: f, cfg: cfg, t: t, d: d, r: f.s.Fork(fmt.Sprintf("faults.plan/%d", cfg.Seed)), all: t.all()}
+	if err := p.messageFaults(); err != nil {
+		return err
 	}
-	window := func(lo, hi time.Duration) (time.Duration, time.Duration) {
-		n := min(span(lo, hi), d)
-		s := span(0, d-n)
-		return s, s + n
+	p.linkFaults()
+	p.partitions()
+	p.cuts()
+	p.nodeFaults()
+	p.clocks()
+	// NB: last, so that a plan without amnesia draws as it did before the
+	// kind existed.
+	p.amnesias()
+	// NB: the disk faults last, so that a plan without them draws as it
+	// did before they existed.
+	p.diskFaults()
+	return nil
+}
+
+// span returns a duration drawn uniformly in [lo, hi], or lo if hi <= lo
+// (with no draw).
+func (p *planner) span(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
 	}
-	pick := func(nodes []transport.NodeID) transport.NodeID { return nodes[r.IntN(len(nodes))] }
-	all := t.all()
+	return lo + time.Duration(p.r.Int64N(int64(hi-lo)+1))
+}
+
+// window returns a window within the fault phase whose length is drawn
+// in [lo, hi] (capped at d), and then its start.
+func (p *planner) window(lo, hi time.Duration) (time.Duration, time.Duration) {
+	n := min(p.span(lo, hi), p.d)
+	s := p.span(0, p.d-n)
+	return s, s + n
+}
+
+// pick returns one of nodes, drawn uniformly.
+func (p *planner) pick(nodes []transport.NodeID) transport.NodeID {
+	return nodes[p.r.IntN(len(nodes))]
+}
+
+// messageFaults plans the faults that hold over the whole fault phase and
+// hit every message: the fault latency (N2, N3), drops (N4), duplicates
+// (N5) and reordering (N6). They draw nothing. It returns an error if
+// cfg.Latency does not parse.
+func (p *planner) messageFaults() error {
+	cfg, d, f := p.cfg, p.d, p.f
 	if cfg.Latency != "" {
 		m, err := ParseLatency(cfg.Latency, f.s.Elapsed)
 		if err != nil {
@@ -875,19 +927,27 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 	if cfg.Reorder > 0 {
 		f.Reorder(0, d, cfg.Reorder)
 	}
+	return nil
+}
+
+// linkFaults plans the clogged paths (N7), each for an exponential time of
+// mean cfg.ClogMean (default d/5), and the swizzles (N8), each over a
+// random subset of the nodes.
+func (p *planner) linkFaults() {
+	cfg, d, r, all := p.cfg, p.d, p.r, p.all
 	clogMean := cfg.ClogMean
 	if clogMean <= 0 {
 		clogMean = d / 5
 	}
 	for range cfg.Clogs {
-		from := pick(all)
-		to := pick(all)
+		from := p.pick(all)
+		to := p.pick(all)
 		for to == from {
-			to = pick(all)
+			to = p.pick(all)
 		}
 		n := min(time.Duration(r.ExpFloat64()*float64(clogMean)), d)
-		s := span(0, d-n)
-		f.Clog(s, s+n, from, to)
+		s := p.span(0, d-n)
+		p.f.Clog(s, s+n, from, to)
 	}
 	for range cfg.Swizzles {
 		perm := r.Perm(len(all))
@@ -896,22 +956,37 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 		for _, i := range perm[:min(k, len(all))] {
 			nodes = append(nodes, all[i])
 		}
-		s, e := window(d/4, d/2)
-		f.Swizzle(s, e, nodes)
+		s, e := p.window(d/4, d/2)
+		p.f.Swizzle(s, e, nodes)
 	}
-	at := span(0, d/10)
+}
+
+// partitions plans the symmetric partitions (N9), one after another with
+// healthy gaps between them, as many of cfg.Partitions as fit in the fault
+// phase. Each splits the nodes by cfg.PartitionMode, or by a mode drawn
+// for it.
+func (p *planner) partitions() {
+	cfg, d, r := p.cfg, p.d, p.r
+	at := p.span(0, d/10)
 	for i := 0; i < cfg.Partitions && at < d; i++ {
-		end := min(at+span(d/10, d/3), d)
+		end := min(at+p.span(d/10, d/3), d)
 		mode := cfg.PartitionMode
 		if mode == "" {
 			mode = []string{PartitionUniformSize, PartitionUniformPartition, PartitionIsolateSingle}[r.IntN(3)]
 		}
-		f.Partition(at, end, mode, splitNodes(r, all, mode)...)
-		at = end + span(0, d/10)
+		p.f.Partition(at, end, mode, splitNodes(r, p.all, mode)...)
+		at = end + p.span(0, d/10)
 	}
+}
+
+// cuts plans the other faults that cut links, each in its own window:
+// asymmetric ones (N10), bridges (N11), flapping links (N12) and outages,
+// in which every message is lost.
+func (p *planner) cuts() {
+	cfg, d, r, all := p.cfg, p.d, p.r, p.all
 	for range cfg.Asymmetric {
-		s, e := window(d/10, d/2)
-		f.Asymmetric(s, e, pick(all), r.IntN(2) == 0)
+		s, e := p.window(d/10, d/2)
+		p.f.Asymmetric(s, e, p.pick(all), r.IntN(2) == 0)
 	}
 	for range cfg.Bridges {
 		perm := r.Perm(len(all))
@@ -919,114 +994,140 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 		rest := perm[1:]
 		cut := 1 + r.IntN(len(rest)-1)
 		var a, c []transport.NodeID
-		for i, p := range rest {
+		for i, k := range rest {
 			if i < cut {
-				a = append(a, all[p])
+				a = append(a, all[k])
 			} else {
-				c = append(c, all[p])
+				c = append(c, all[k])
 			}
 		}
-		s, e := window(d/10, d/2)
-		f.Bridge(s, e, a, bridge, c)
+		s, e := p.window(d/10, d/2)
+		p.f.Bridge(s, e, a, bridge, c)
 	}
 	for range cfg.Flaps {
-		a := pick(all)
-		b := pick(all)
+		a := p.pick(all)
+		b := p.pick(all)
 		for b == a {
-			b = pick(all)
+			b = p.pick(all)
 		}
-		s, e := window(d/10, d/2)
-		period := min(span(50*time.Millisecond, 5*time.Second), max((e-s)/4, time.Millisecond))
-		f.Flap(s, e, a, b, period)
+		s, e := p.window(d/10, d/2)
+		period := min(p.span(50*time.Millisecond, 5*time.Second), max((e-s)/4, time.Millisecond))
+		p.f.Flap(s, e, a, b, period)
 	}
 	for range cfg.Outages {
-		s, e := window(d/50, d/10)
-		f.Outage(s, e)
+		s, e := p.window(d/50, d/10)
+		p.f.Outage(s, e)
 	}
+}
 
-	// Node faults, within the limits.
-	maxUnits := cfg.MaxFailedUnits
-	if maxUnits == 0 {
-		maxUnits = max(t.Replicas-1, 0)
-	}
-	maxLayouts := (len(t.Layouts) - 1) / 2
-	var planned []nodeWindow
-	fits := func(node transport.NodeID, s, e time.Duration) bool {
-		units, layouts := 0, 0
-		for _, w := range planned {
-			if w.end <= s || w.start >= e {
-				continue
-			}
-			if w.node == node {
-				return false
-			}
-			switch {
-			case slices.Contains(t.Units, w.node):
-				units++
-			case slices.Contains(t.Layouts, w.node):
-				layouts++
-			}
+// fits reports whether a fault of node over [s, e) keeps within the limits
+// with the node faults planned so far: one at a time per node, at most
+// maxUnits storage units and maxLayouts layout servers at once.
+func (p *planner) fits(node transport.NodeID, s, e time.Duration) bool {
+	units, layouts := 0, 0
+	for _, w := range p.planned {
+		if w.end <= s || w.start >= e {
+			continue
+		}
+		if w.node == node {
+			return false
 		}
 		switch {
-		case slices.Contains(t.Units, node):
-			return units < maxUnits
-		case slices.Contains(t.Layouts, node):
-			return layouts < maxLayouts
-		}
-		return true
-	}
-	place := func(targets []transport.NodeID, lo, hi time.Duration, add func(s, e time.Duration, node transport.NodeID)) {
-		for range 8 {
-			node := pick(targets)
-			s, e := window(lo, hi)
-			if fits(node, s, e) {
-				planned = append(planned, nodeWindow{node: node, start: s, end: e})
-				add(s, e, node)
-				return
-			}
+		case slices.Contains(p.t.Units, w.node):
+			units++
+		case slices.Contains(p.t.Layouts, w.node):
+			layouts++
 		}
 	}
+	switch {
+	case slices.Contains(p.t.Units, node):
+		return units < p.maxUnits
+	case slices.Contains(p.t.Layouts, node):
+		return layouts < p.maxLayouts
+	}
+	return true
+}
+
+// place draws a node of targets and a window of length in [lo, hi] for a
+// node fault, and adds it with add if it fits the limits. It tries 8
+// times, then leaves the fault out.
+func (p *planner) place(targets []transport.NodeID, lo, hi time.Duration, add func(s, e time.Duration, node transport.NodeID)) {
+	for range 8 {
+		node := p.pick(targets)
+		s, e := p.window(lo, hi)
+		if p.fits(node, s, e) {
+			p.planned = append(p.planned, nodeWindow{node: node, start: s, end: e})
+			add(s, e, node)
+			return
+		}
+	}
+}
+
+// nodeFaults sets the limits of the node faults and places the reformats
+// (P4), blackouts (N13), crashes (P2) and pauses (P1).
+func (p *planner) nodeFaults() {
+	cfg, t, d, f := p.cfg, p.t, p.d, p.f
+	p.maxUnits = cfg.MaxFailedUnits
+	if p.maxUnits == 0 {
+		p.maxUnits = max(t.Replicas-1, 0)
+	}
+	p.maxLayouts = (len(t.Layouts) - 1) / 2
 	// NB: a reformatted unit's data is gone for good, and nothing rebuilds
 	// it: over the whole run, at most f of them, so that every chain keeps
 	// a replica of what it held whichever units the draws hit (spares
 	// included: one may have joined a chain by then).
 	for range min(cfg.Reformats, max(t.Replicas-1, 0)) {
-		place(t.Units, d/20, d/4, f.Reformat)
+		p.place(t.Units, d/20, d/4, f.Reformat)
 	}
 	for range cfg.Blackouts {
-		place(all, d/2, d*9/10, f.Blackout)
+		p.place(p.all, d/2, d*9/10, f.Blackout)
 	}
 	for range cfg.Crashes {
-		place(t.servers(), d/20, d/4, f.Crash)
+		p.place(t.servers(), d/20, d/4, f.Crash)
 	}
 	for range cfg.Pauses {
-		place(all, d/20, d/3, f.Pause)
+		p.place(p.all, d/20, d/3, f.Pause)
 	}
+}
+
+// clocks plans the client clock offsets (C1), each ahead or back by up to
+// cfg.ClockJump; none if there are no clients.
+func (p *planner) clocks() {
+	cfg, t, d := p.cfg, p.t, p.d
 	jump := cfg.ClockJump
 	if jump <= 0 {
 		jump = 5 * time.Second
 	}
 	for i := 0; i < cfg.Clocks && len(t.Clients) > 0; i++ {
-		s, e := window(d/10, d/2)
-		off := span(time.Millisecond, jump)
-		if r.IntN(2) == 0 {
+		s, e := p.window(d/10, d/2)
+		off := p.span(time.Millisecond, jump)
+		if p.r.IntN(2) == 0 {
 			off = -off
 		}
-		f.Clock(s, e, pick(t.Clients), off)
+		p.f.Clock(s, e, p.pick(t.Clients), off)
 	}
-	// NB: last, so that a plan without amnesia draws as it did before the
-	// kind existed.
-	sequencers := []transport.NodeID{t.Sequencer}
-	if t.Standby != "" {
-		sequencers = append(sequencers, t.Standby)
+}
+
+// amnesias places the sequencer restarts with no state, each on the
+// sequencer or the standby, within the limits of the node faults.
+func (p *planner) amnesias() {
+	sequencers := []transport.NodeID{p.t.Sequencer}
+	if p.t.Standby != "" {
+		sequencers = append(sequencers, p.t.Standby)
 	}
-	for range cfg.Amnesias {
-		place(sequencers, d/20, d/4, f.Amnesia)
+	for range p.cfg.Amnesias {
+		p.place(sequencers, p.d/20, p.d/4, p.f.Amnesia)
 	}
-	// NB: the disk faults last, so that a plan without them draws as it
-	// did before they existed. Those that cost a unit its service count
-	// against the limits; misdirected writes, which may cost it its data,
-	// share the reformats' budget.
+}
+
+// diskFaults plans the disk faults (D1-D6): slow disks, corrupted reads,
+// misdirected writes, torn writes, full disks and swapped disks.
+//
+// NB: those that cost a unit its service count against the limits;
+// misdirected writes, which may cost it its data, share the reformats'
+// budget.
+func (p *planner) diskFaults() {
+	cfg, t, d, f := p.cfg, p.t, p.d, p.f
 	slow := cfg.SlowDisk
 	if slow <= 0 {
 		slow = 20 * time.Millisecond
@@ -1036,29 +1137,28 @@ func (f *Faults) Plan(cfg FaultConfig, t Topology) error {
 		rate = 0.05
 	}
 	for range cfg.SlowDisks {
-		s, e := window(d/10, d/2)
-		f.SlowDisk(s, e, pick(t.servers()), slow)
+		s, e := p.window(d/10, d/2)
+		f.SlowDisk(s, e, p.pick(t.servers()), slow)
 	}
 	for range cfg.Corrupts {
-		s, e := window(d/10, d/2)
-		f.Corrupt(s, e, pick(t.Units), rate)
+		s, e := p.window(d/10, d/2)
+		f.Corrupt(s, e, p.pick(t.Units), rate)
 	}
 	damage := max(t.Replicas-1, 0) - min(cfg.Reformats, max(t.Replicas-1, 0))
 	for range min(cfg.Misdirects, damage) {
-		place(t.Units, d/10, d/2, func(s, e time.Duration, node transport.NodeID) { f.Misdirect(s, e, node, rate) })
+		p.place(t.Units, d/10, d/2, func(s, e time.Duration, node transport.NodeID) { f.Misdirect(s, e, node, rate) })
 	}
 	for range cfg.Torn {
-		place(t.Units, d/20, d/4, f.Torn)
+		p.place(t.Units, d/20, d/4, f.Torn)
 	}
 	for range cfg.FullDisks {
-		place(t.servers(), d/20, d/4, f.DiskFull)
+		p.place(t.servers(), d/20, d/4, f.DiskFull)
 	}
 	if len(t.Units) > 1 {
 		for range cfg.Swaps {
-			place(t.Units, d/20, d/4, f.Swap)
+			p.place(t.Units, d/20, d/4, f.Swap)
 		}
 	}
-	return nil
 }
 
 // splitNodes splits nodes into the groups of a partition mode.
