@@ -895,7 +895,9 @@ func (cn *clientConn) readLoop() {
 	// answers of one read: callers that run meanwhile do not wake the
 	// writer, whose batch then waits for every caller the read answers.
 	counting := false
+	var d dispatch
 	fr.beforeRead = func(bool) error {
+		d.flush(cn)
 		if counting {
 			counting = false
 			cn.resumed()
@@ -903,6 +905,7 @@ func (cn *clientConn) readLoop() {
 		return nil
 	}
 	defer func() {
+		d.flush(cn)
 		if counting {
 			cn.resumed()
 		}
@@ -914,9 +917,15 @@ func (cn *clientConn) readLoop() {
 				counting = true
 				cn.resuming.Add(1)
 			}
-			err = cn.handle(h, body, owned)
+			if h.typ == frameResponse {
+				err = d.answer(cn, h, body, owned)
+			} else {
+				d.flush(cn)
+				err = cn.handle(h, body)
+			}
 		}
 		if err != nil {
+			d.flush(cn)
 			if errors.Is(err, errProtocol) {
 				cn.cl.cfg.Logger.Warn("tcp: dropping connection", "node", cn.node, "err", err)
 			}
@@ -927,42 +936,88 @@ func (cn *clientConn) readLoop() {
 	}
 }
 
-// handle processes one frame from the server; owned says whether body is
-// the caller's to keep.
-func (cn *clientConn) handle(h header, body []byte, owned bool) error {
-	switch h.typ {
-	case frameResponse:
-		slot := h.id & (1<<cn.slotBits - 1)
+// dispatch is the answers of one read that the reader has matched to
+// their calls, under one hold of the connection's lock, and not yet handed
+// to them.
+//
+// NB: the reader takes mu once for all the answers one read brought, not
+// once per answer, and wakes their callers only once it has let go of it:
+// callers it woke earlier would contend with it for mu as they queue
+// their next requests.
+type dispatch struct {
+	locked bool    // the reader holds clientConn.mu
+	calls  []*call // answered, to wake once mu is released
+	drop   []*call // answered after their callers gave up, to pool
+}
+
+// maxDispatch bounds the answers the reader matches before it hands them
+// out, so that a read of many answers does not keep mu for long.
+const maxDispatch = 256
+
+// answer matches the response frame h (of body, owned as frameReader.next
+// says) to its call, taking mu if the reader does not hold it yet.
+func (d *dispatch) answer(cn *clientConn, h header, body []byte, owned bool) error {
+	if !d.locked {
 		cn.mu.Lock()
-		var cl *call
-		if slot < uint64(len(cn.pending)) {
-			cl = cn.pending[slot]
+		d.locked = true
+	}
+	slot := h.id & (1<<cn.slotBits - 1)
+	var cl *call
+	if slot < uint64(len(cn.pending)) {
+		cl = cn.pending[slot]
+	}
+	if cl == nil || cl.id != h.id {
+		sent := cn.nextID
+		if h.id > sent {
+			return protocolError("response to request %d, never sent (last %d)", h.id, sent)
 		}
-		if cl == nil || cl.id != h.id {
-			sent := cn.nextID
-			cn.mu.Unlock()
-			if h.id > sent {
-				return protocolError("response to request %d, never sent (last %d)", h.id, sent)
-			}
-			return protocolError("response to request %d, not in flight (answered twice?)", h.id)
-		}
-		cn.pending[slot] = nil
-		cn.freeSlot(uint32(slot))
-		abandoned := cl.abandoned
-		cn.mu.Unlock()
-		if abandoned {
-			putCall(cl)
-			return nil
-		}
+		return protocolError("response to request %d, not in flight (answered twice?)", h.id)
+	}
+	cn.pending[slot] = nil
+	cn.freeSlot(uint32(slot))
+	if cl.abandoned {
+		d.drop = append(d.drop, cl)
+	} else {
 		if owned {
 			cl.body = body
 		} else {
 			cl.body = append(cl.body[:0], body...)
 		}
 		cl.counted = true
-		cn.resuming.Add(1)
-		cl.done <- struct{}{}
-		return nil
+		d.calls = append(d.calls, cl)
+	}
+	if len(d.calls)+len(d.drop) >= maxDispatch {
+		d.flush(cn)
+	}
+	return nil
+}
+
+// flush releases mu, if the reader holds it, and hands the answers
+// matched so far to their calls.
+func (d *dispatch) flush(cn *clientConn) {
+	if d.locked {
+		d.locked = false
+		cn.mu.Unlock()
+	}
+	if n := len(d.calls); n > 0 {
+		// NB: counted before any of them can run and end its count.
+		cn.resuming.Add(int32(n))
+		for i, cl := range d.calls {
+			d.calls[i] = nil
+			cl.done <- struct{}{}
+		}
+		d.calls = d.calls[:0]
+	}
+	for i, cl := range d.drop {
+		d.drop[i] = nil
+		putCall(cl)
+	}
+	d.drop = d.drop[:0]
+}
+
+// handle processes one frame from the server other than a response.
+func (cn *clientConn) handle(h header, body []byte) error {
+	switch h.typ {
 	case frameGoAway:
 		reason, err := decodeReason(body)
 		if err != nil {
