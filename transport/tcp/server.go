@@ -330,6 +330,7 @@ type serverConn struct {
 	readEnded bool        // the read loop ended: no more hand-overs
 	watch     *time.Timer // the stall check, while armed
 	watchedAt uint64      // serving at the stall check's last look
+	idle      int         // the stall check's looks in a row that found the reader idle
 	// servingBytes is the size of the request the reader serves, and
 	// servingWrite says it writes answers instead; written by the reader
 	// before it bumps serving, read by the stall check.
@@ -806,8 +807,15 @@ func (cn *serverConn) armWatch() {
 // in the Handler for the same request since the last look, it hands the
 // reading over to a new goroutine, counting that request as in flight (or,
 // stuck in a write, just hands it over); if the reader holds answers, it
-// has the writer write them. It disarms once
-// it finds the reader out of the Handler.
+// has the writer write them. It disarms once it has found the reader out
+// of the Handler, and serving nothing since, idleLooks looks in a row.
+//
+// NB: the check stays armed while the reader keeps serving, rather than
+// disarm at the first look that finds it between requests: the reader
+// would arm it again within microseconds, and arming a timer from a
+// running goroutine costs a wake-up of the runtime's network poller (or
+// of an idle processor), where a timer that re-arms itself when it fires
+// does not.
 func (cn *serverConn) checkStall() {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -816,11 +824,23 @@ func (cn *serverConn) checkStall() {
 	}
 	at := cn.serving.Load()
 	if at%2 == 0 {
-		cn.watchArmed.Store(false)
-		if at = cn.serving.Load(); at%2 == 0 {
+		if at == cn.watchedAt {
+			cn.idle++
+		} else {
+			cn.idle = 0
+		}
+		if cn.idle >= idleLooks {
+			cn.idle = 0
+			cn.watchArmed.Store(false)
+			if at = cn.serving.Load(); at%2 == 0 {
+				return
+			}
+			cn.watchArmed.Store(true) // NB: it entered one meanwhile
+		} else {
+			cn.watchedAt = at
+			cn.watch.Reset(stallTimeout)
 			return
 		}
-		cn.watchArmed.Store(true) // NB: it entered one meanwhile
 	} else if at == cn.watchedAt && (cn.servingWrite || cn.inFlight < cn.s.cfg.MaxInFlight) {
 		cn.gen++
 		if !cn.servingWrite {
@@ -832,6 +852,7 @@ func (cn *serverConn) checkStall() {
 		cn.wwg.Add(1)
 		go cn.reader(gen)
 	}
+	cn.idle = 0
 	if !cn.out.empty() && !cn.writing {
 		// NB: the answers the reader queued before the request it is in
 		// go out now, rather than once it has served what it read.
@@ -840,6 +861,11 @@ func (cn *serverConn) checkStall() {
 	cn.watchedAt = at
 	cn.watch.Reset(stallTimeout)
 }
+
+// idleLooks is how many looks in a row the stall check must find the
+// reader idle (out of the Handler, and having served nothing since the
+// look before) before it disarms.
+const idleLooks = 5
 
 // handle serves one decoded request (or answers derr, the error that
 // decoding it gave: op is its op, if known).
