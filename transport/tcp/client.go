@@ -833,7 +833,7 @@ func (cn *clientConn) fail(err error) {
 func (cn *clientConn) writeLoop() {
 	defer cn.cl.wg.Done()
 	var spare []byte
-	wd := writeDeadline{nc: cn.nc, timeout: cn.cl.cfg.WriteTimeout}
+	wd := newWriteDeadline(cn.nc, cn.cl.cfg.WriteTimeout)
 	for {
 		select {
 		case <-cn.wake:

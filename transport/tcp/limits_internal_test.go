@@ -3,6 +3,7 @@ package tcp
 import (
 	"context"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -208,5 +209,81 @@ func TestReadsWhileAnswersWait(t *testing.T) {
 		_, resp := p.response()
 		require.NoError(t, resp.Err)
 		require.Len(t, resp.Data, 64<<10)
+	}
+}
+
+// TestServerWriteTimeout checks that a server drops a connection whose
+// peer stops reading once a write has waited WriteTimeout for room, and
+// reports the deadline as the reason.
+func TestServerWriteTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := make(chan error, 1)
+	srv, err := Serve(l, bigAnswers{}, ServerConfig{Node: "node", WriteTimeout: 100 * time.Millisecond,
+		Hooks: Hooks{ConnClosed: func(_ string, err error) { closed <- err }}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, srv.Close()) }()
+	p := dialRaw(t, l.Addr().String())
+	p.hello()
+	// NB: 16 MiB of answers, more than loopback sockets buffer; the peer
+	// reads none of them.
+	var reqs []byte
+	for i := range 256 {
+		reqs = appendFrame(reqs, frameRequest, uint64(i+1), transport.AppendRequest(nil,
+			&transport.Request{Op: transport.OpRead, Addr: storage.Address(i)}))
+	}
+	p.send(reqs)
+	select {
+	case err := <-closed:
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not drop the connection")
+	}
+}
+
+// TestClientWriteTimeout checks that a client gives up a connection to a
+// server that stops reading once a write has waited WriteTimeout for room:
+// the calls on it fail as unreachable, with the deadline as the reason.
+func TestClientWriteTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }()
+	go func() {
+		defer close(stopped)
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		fr := frameReader{r: nc, max: maxHandshakeBytes}
+		if _, _, _, err := fr.next(); err != nil {
+			return
+		}
+		w := welcome{version: ProtocolVersion, node: "node", maxInFlight: 64, maxFrameBytes: transport.MaxFrameBytes}
+		if _, err := nc.Write(appendFrame(nil, frameWelcome, 0, appendWelcome(nil, w))); err != nil {
+			return
+		}
+		<-stop // NB: reads nothing more
+	}()
+	c, err := NewClient(ClientConfig{Resolve: StaticResolver(map[transport.NodeID]string{"node": l.Addr().String()}),
+		WriteTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// NB: 16 MiB of requests, more than loopback sockets buffer.
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			_, err := c.Call(ctx, "node", &transport.Request{Op: transport.OpWrite, Addr: storage.Address(i), Data: make([]byte, 1<<20)})
+			errs <- err
+		}()
+	}
+	for range 16 {
+		err := <-errs
+		require.ErrorIs(t, err, transport.ErrUnreachable)
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "the call outlived the write timeout")
 	}
 }

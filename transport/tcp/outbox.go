@@ -50,20 +50,41 @@ func (o *outbox) recycle() []byte {
 	return o.buf
 }
 
-// writeDeadline writes batches to a connection, keeping its write deadline
-// between 0.9 and 1 times timeout ahead of each write: it moves the
-// deadline once a tenth of timeout has passed rather than before every
+// writeDeadline writes batches to a connection under its write timeout.
+//
+// On a plain TCP connection (on Unix), it writes through the raw socket
+// and sets a deadline only once a write finds the socket's buffer full:
+// timeout from then bounds the rest of that write, and the deadline is
+// cleared once it is done. Elsewhere it keeps the connection's write
+// deadline between 0.9 and 1 times timeout ahead of each write: it moves
+// the deadline once a tenth of timeout has passed rather than before every
 // write, since a timer update per write costs as much as the write's other
 // work.
+//
+// NB: a deadline is a runtime timer, and while a processor holds any
+// timer the scheduler reads the clock each time it looks for work: on the
+// small requests' path, a deadline that is always set costs more than the
+// writes' own time checks.
 type writeDeadline struct {
 	nc      net.Conn
 	timeout time.Duration
 	set     time.Time // the deadline in force; zero for none
 	bufs    net.Buffers
+	raw     *rawWriter // nil but on a plain TCP connection
+}
+
+func newWriteDeadline(nc net.Conn, timeout time.Duration) writeDeadline {
+	return writeDeadline{nc: nc, timeout: timeout, raw: newRawWriter(nc, timeout)}
 }
 
 // write writes what o holds, in one system call where it can.
 func (w *writeDeadline) write(o outbox) error {
+	if w.raw != nil {
+		w.bufs = append(append(w.bufs[:0], o.segs...), o.buf)
+		err := w.raw.write(w.bufs)
+		clear(w.bufs[:cap(w.bufs)])
+		return err
+	}
 	if w.timeout > 0 {
 		if now := time.Now(); w.set.Sub(now) < w.timeout-w.timeout/10 {
 			w.set = now.Add(w.timeout)

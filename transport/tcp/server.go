@@ -433,7 +433,7 @@ func (cn *serverConn) serve() {
 	if f := s.cfg.Hooks.ConnOpened; f != nil {
 		f(cn.remote)
 	}
-	cn.wd = writeDeadline{nc: cn.nc, timeout: s.cfg.WriteTimeout}
+	cn.wd = newWriteDeadline(cn.nc, s.cfg.WriteTimeout)
 	cn.wwg.Add(2) // NB: the writer, and this goroutine as the first reader
 	go cn.writeLoop()
 	cn.rd = &reading{fr: frameReader{r: cn.nc, max: s.cfg.MaxFrameBytes}}
