@@ -257,6 +257,7 @@ func TestDurableSweep(t *testing.T) {
 		tot.PowerLosses += d.PowerLosses
 		tot.TornWrites += d.TornWrites
 		tot.CorruptReads += d.CorruptReads
+		tot.RecoveryReads += d.RecoveryReads
 		tot.CaughtReads += d.CaughtReads
 		tot.FullRefusals += d.FullRefusals
 		tot.SlowOps += d.SlowOps
@@ -266,6 +267,9 @@ func TestDurableSweep(t *testing.T) {
 	assert.Positive(t, tot.PowerLosses)
 	assert.Positive(t, tot.TornWrites)
 	assert.Positive(t, tot.CorruptReads)
+	if !testing.Short() {
+		assert.Positive(t, tot.RecoveryReads, "reads corrupted while a unit recovered")
+	}
 	// NB: that no corrupt byte was served is S15, which every run above
 	// passed; CaughtReads counts the reads a unit answered ErrCorrupt and
 	// the repairs that landed, not a repair's own read-back, which D2

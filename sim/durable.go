@@ -71,7 +71,11 @@ type DiskStats struct {
 	PowerLosses  int // crashes, each a power loss of the node's disk
 	TornWrites   int // writes the power cut in the middle (D4)
 	Misdirected  int // writes that landed elsewhere (D3)
-	CorruptReads int // reads whose bytes the disk corrupted (D2)
+	CorruptReads int // reads whose bytes the disk corrupted (D2), serving requests
+	// RecoveryReads counts the reads the disk corrupted (D2) while a unit
+	// or a state directory recovered at a restart: recovery must read
+	// through them (read again), not take them for damage on the disk.
+	RecoveryReads int
 	CaughtReads  int // reads a unit caught: answered storage.ErrCorrupt, or a repair it let land
 	FullRefusals int // operations a full disk refused (D5)
 	SlowOps      int // operations a slow disk delayed (D1)
@@ -96,8 +100,10 @@ type diskNode struct {
 	fs      *errorfs.FS
 	entropy *rand.ChaCha8 // identities and incarnations of what it formats
 	// serving says the node's server is handling a request: faults act
-	// only then.
-	serving bool
+	// then, and recovering says the node recovers from its disk at a
+	// restart: only a slow disk and corrupt reads act then (a unit opens
+	// through them; see Durable.inject).
+	serving, recovering bool
 	// delay is the time the slow disk took for the request being served.
 	delay time.Duration
 
@@ -182,6 +188,14 @@ func (n *diskNode) attach(d *Durable, mem *vfs.MemFS) {
 		}})
 }
 
+// recover marks n as recovering from its disk until the function it
+// returns is called. The time a slow disk added is not charged to the
+// next request.
+func (n *diskNode) recover() func() {
+	n.recovering = true
+	return func() { n.recovering, n.delay = false, 0 }
+}
+
 // powerLoss cuts node's power: its disk becomes what a power loss leaves
 // of it, unsynced bytes dropped or, drawn from the stream, torn.
 func (d *Durable) powerLoss(id transport.NodeID) {
@@ -195,6 +209,7 @@ func (d *Durable) powerLoss(id transport.NodeID) {
 // there before, so an empty disk brings it back blank.
 func (d *Durable) openUnit(id transport.NodeID, heldData bool) (*disk.Unit, error) {
 	n := d.node(id)
+	defer n.recover()()
 	u, err := disk.Open(n.fs, unitDir, disk.Options{Node: string(id), Rand: n.entropy, HeldData: heldData,
 		SegmentBytes: durableSegmentBytes})
 	if err != nil {
@@ -206,6 +221,7 @@ func (d *Durable) openUnit(id transport.NodeID, heldData bool) (*disk.Unit, erro
 // openState opens node's state directory on its disk.
 func (d *Durable) openState(id transport.NodeID) (*persist.Dir, error) {
 	n := d.node(id)
+	defer n.recover()()
 	dir, err := persist.Open(n.fs, stateDir, persist.Options{Node: string(id), Entropy: n.entropy})
 	if err != nil {
 		return nil, fmt.Errorf("sim: %s: %w", id, err)
@@ -297,10 +313,13 @@ func (d *Durable) startSequencer(id transport.NodeID, fresh bool) error {
 
 // inject decides the fault of one operation on node n's disk.
 func (d *Durable) inject(n *diskNode, op errorfs.Op) errorfs.Fault {
+	segment := strings.HasSuffix(op.Path, ".seg")
 	if !n.serving {
+		if n.recovering {
+			return d.recoveryFault(n, op, segment)
+		}
 		return errorfs.Fault{}
 	}
-	segment := strings.HasSuffix(op.Path, ".seg")
 	switch {
 	case n.full && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync || op.Kind == errorfs.OpCreate):
 		n.fullHits++
@@ -325,6 +344,23 @@ func (d *Durable) inject(n *diskNode, op errorfs.Op) errorfs.Fault {
 		return errorfs.Fault{Kind: errorfs.Misdirect, Shift: shift}
 	case n.corrupt > 0 && segment && op.Kind == errorfs.OpRead && d.rng.Float64() < n.corrupt:
 		d.stats.CorruptReads++
+		return errorfs.Fault{Kind: errorfs.Corrupt, Bit: d.rng.IntN(1 << 30)}
+	case n.slow > 0 && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync || op.Kind == errorfs.OpRead):
+		d.stats.SlowOps++
+		return errorfs.Fault{Kind: errorfs.Delay}
+	}
+	return errorfs.Fault{}
+}
+
+// recoveryFault decides the fault of one operation on node n's disk while
+// it recovers at a restart: a read of a segment corrupted on its way (D2),
+// or a slow operation (D1). The faults that would make a correct unit fail
+// to open (a full disk, a torn or misdirected write) act only while it
+// serves.
+func (d *Durable) recoveryFault(n *diskNode, op errorfs.Op, segment bool) errorfs.Fault {
+	switch {
+	case n.corrupt > 0 && segment && op.Kind == errorfs.OpRead && d.rng.Float64() < n.corrupt:
+		d.stats.RecoveryReads++
 		return errorfs.Fault{Kind: errorfs.Corrupt, Bit: d.rng.IntN(1 << 30)}
 	case n.slow > 0 && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync || op.Kind == errorfs.OpRead):
 		d.stats.SlowOps++

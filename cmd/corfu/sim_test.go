@@ -404,7 +404,17 @@ var misdirectSeeds = map[uint64]string{
 	710: "L3: a write that got no further than a damaged head of the open segment blocked its readers",
 }
 
-// TestRegressionSeeds replays regressionSeeds and misdirectSeeds.
+// recoverySeeds are seeds of reads corrupted on their way from the disk
+// (corfu sim --faults corrupt,crash,reconfig --disk durable), which act
+// while a unit recovers at a restart too, that once failed.
+var recoverySeeds = map[uint64]string{
+	393: "L3, L4: recovery took a read's flipped bit for a damaged record and marked a synced entry corrupt",
+	732: "S16: recovery took a read's flipped bit for a torn tail and dropped a synced entry",
+	814: "a unit refused to open: recovery took a read's flipped bit for a damaged segment header",
+}
+
+// TestRegressionSeeds replays regressionSeeds, misdirectSeeds and
+// recoverySeeds.
 func TestRegressionSeeds(t *testing.T) {
 	for _, set := range []struct {
 		args  []string
@@ -412,6 +422,7 @@ func TestRegressionSeeds(t *testing.T) {
 	}{
 		{[]string{"--faults", "all"}, regressionSeeds},
 		{[]string{"--faults", "misdirect,crash,reconfig", "--disk", "durable"}, misdirectSeeds},
+		{[]string{"--faults", "corrupt,crash,reconfig", "--disk", "durable"}, recoverySeeds},
 	} {
 		sc := scenarioFor(t, set.args...)
 		seeds := make([]uint64, 0, len(set.seeds))

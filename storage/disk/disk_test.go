@@ -1,6 +1,7 @@
 package disk_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -537,4 +538,75 @@ func TestHoleInTheUnsyncedTailIsTorn(t *testing.T) {
 	corruptFile(t, m, dir+"/0000000000000001.seg", recordAt(2)+24)
 	_, err := disk.Open(m, dir, opts)
 	assert.ErrorIs(t, err, disk.ErrDamaged)
+}
+
+// TestRecoveryReadsThroughDamagedReads: a read that the disk damages on its
+// way (the bytes on the disk are intact) must not make recovery take sound
+// records for damage: drop a synced record as a torn tail, mark one
+// corrupt, refuse the segment, or delete it as one that holds nothing. A
+// read that shows damage is read again, up to three times: the first sound
+// read wins, two that agree are the disk's bytes, and three that all differ
+// give their bytewise majority. Damage that is on the disk stays damage.
+func TestRecoveryReadsThroughDamagedReads(t *testing.T) {
+	rec := func(i int) int { return 32 + i*(recHeader+10) }
+	payload4, header4, header9 := (rec(4)+recHeader+3)*8, (rec(4)+24)*8, (rec(9)+24)*8
+	const clean = -1
+	for _, tc := range []struct {
+		name    string
+		records int   // written before the restart; 10 if zero
+		bits    []int // the bit each read of a segment flips, read after read (clean: none)
+		onDisk  bool  // record 4's payload is damaged on the disk too
+	}{
+		// NB: recovery reads the last segment twice: to see whether it
+		// holds a record at all, then to load it.
+		{name: "a payload", bits: []int{clean, payload4}},
+		{name: "a record header", bits: []int{clean, header4}},
+		{name: "the last record's header", bits: []int{clean, header9}},
+		{name: "the segment header", bits: []int{clean, 3 * 8}},
+		{name: "the only record's header", records: 1, bits: []int{(rec(0) + 24) * 8}},
+		{name: "twice, in two places", bits: []int{clean, header4, header9}},
+		{name: "three reads in a row, in three places", bits: []int{clean, payload4, header4, header9}},
+		{name: "on the disk, and once in a read", bits: []int{clean, header9}, onDisk: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := cmp.Or(tc.records, 10)
+			m := vfs.NewMem()
+			opts := testOptions()
+			opts.SegmentBytes = 1 << 20
+			u := openUnit(t, m, dir, opts)
+			for a := range storage.Address(n) {
+				require.NoError(t, u.Write(ctx, 0, a, []byte("0123456789")))
+			}
+			require.NoError(t, u.Close())
+			if tc.onDisk {
+				corruptFile(t, m, dir+"/0000000000000001.seg", int64(payload4/8))
+			}
+			reads := 0
+			match := errorfs.PathContains(".seg", errorfs.OpRead)
+			fsys := errorfs.Wrap(m, errorfs.InjectorFunc(func(op errorfs.Op) errorfs.Fault {
+				if !match(op) {
+					return errorfs.Fault{}
+				}
+				reads++
+				if reads > len(tc.bits) || tc.bits[reads-1] == clean {
+					return errorfs.Fault{}
+				}
+				return errorfs.Fault{Kind: errorfs.Corrupt, Bit: tc.bits[reads-1]}
+			}), errorfs.Options{})
+
+			r := openUnit(t, fsys, dir, opts)
+			fsys.SetInjector(nil)
+			require.GreaterOrEqual(t, reads, len(tc.bits), "every damaged read was read again")
+			assert.Equal(t, storage.Address(n), r.Tail(), "no record was dropped")
+			for a := range storage.Address(n) {
+				got, err := r.Read(ctx, 0, a)
+				if a == 4 && tc.onDisk {
+					require.ErrorIs(t, err, storage.ErrCorrupt, "damage on the disk is damage")
+					continue
+				}
+				require.NoError(t, err, "addr %d", a)
+				assert.Equal(t, "0123456789", string(got))
+			}
+		})
+	}
 }

@@ -103,21 +103,39 @@ func decodeMeta(b []byte) (meta, error) {
 }
 
 // readMeta reads dir's metadata. ok is false if there is none.
+//
+// NB: a read that fails its checksum is read again (up to maxRereads
+// times, see stableRead): a bit flipped on its way from the disk must not
+// make the unit refuse its directory.
 func readMeta(fsys vfs.FS, dir string) (m meta, ok bool, err error) {
+	for range maxRereads + 1 {
+		var b []byte
+		b, ok, err = readMetaOnce(fsys, dir)
+		if err != nil || !ok {
+			return meta{}, ok, err
+		}
+		if m, err = decodeMeta(b); err == nil {
+			return m, true, nil
+		}
+	}
+	return meta{}, true, err
+}
+
+// readMetaOnce reads dir's metadata file, and false if there is none.
+func readMetaOnce(fsys vfs.FS, dir string) ([]byte, bool, error) {
 	f, err := fsys.Open(fsys.PathJoin(dir, metaName))
 	if errors.Is(err, fs.ErrNotExist) {
-		return meta{}, false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return meta{}, false, err
+		return nil, false, err
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, metaFixedSize+maxNodeName+4+1))
 	if err != nil {
-		return meta{}, false, fmt.Errorf("disk: reading metadata: %w", err)
+		return nil, false, fmt.Errorf("disk: reading metadata: %w", err)
 	}
-	m, err = decodeMeta(b)
-	return m, err == nil, err
+	return b, true, nil
 }
 
 // writeMeta replaces dir's metadata durably: it writes a temporary file,

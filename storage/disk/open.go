@@ -1,10 +1,12 @@
 package disk
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 
 	"github.com/corfulog/corfu/storage"
 	"github.com/corfulog/corfu/storage/vfs"
@@ -193,6 +195,12 @@ func (u *Unit) loadSegments(nums []uint64) error {
 		if err != nil {
 			return err
 		}
+		if emptySegment(last, data) {
+			// NB: before the file is deleted as one that holds nothing.
+			if data, err = u.reread(last, data); err != nil {
+				return err
+			}
+		}
 		buf = data
 		if !emptySegment(last, data) {
 			break
@@ -213,6 +221,84 @@ func (u *Unit) loadSegments(nums []uint64) error {
 		}
 	}
 	return nil
+}
+
+// reread returns what segment num holds, given data, a read of it that
+// showed damage (see stableRead).
+func (u *Unit) reread(num uint64, data []byte) ([]byte, error) {
+	return stableRead(data, func() ([]byte, error) { return u.readSegment(num, nil) }, func(b []byte) bool {
+		return segmentSound(num, b)
+	})
+}
+
+// maxRereads bounds the extra reads stableRead makes.
+const maxRereads = 3
+
+// stableRead returns what a file holds, given first, a read of it that
+// sound finds damaged, and again, which reads it anew. A read can be
+// damaged on its way from the disk (a flipped bit that the disk does not
+// hold), and recovery must not take such a read for damage on the disk: it
+// would drop a synced record as a torn tail, or refuse a sound segment.
+// So it reads again, up to maxRereads times: the first sound read wins; two
+// reads that agree show the damage is on the disk, and are the answer;
+// with neither, the answer is the bytewise majority of three reads (a
+// damaged read rarely damages the same byte twice).
+func stableRead(first []byte, again func() ([]byte, error), sound func([]byte) bool) ([]byte, error) {
+	reads := [][]byte{first}
+	for range maxRereads {
+		b, err := again()
+		if err != nil {
+			return nil, err
+		}
+		if sound(b) {
+			return b, nil
+		}
+		for _, prev := range reads {
+			if bytes.Equal(prev, b) {
+				return b, nil
+			}
+		}
+		reads = append(reads, b)
+		if len(reads) == 3 {
+			if m, ok := majority(reads); ok {
+				return m, nil
+			}
+		}
+	}
+	return first, nil
+}
+
+// majority returns the bytewise majority of three reads of one length, and
+// false if their lengths differ.
+func majority(reads [][]byte) ([]byte, bool) {
+	a, b, c := reads[0], reads[1], reads[2]
+	if len(a) != len(b) || len(a) != len(c) {
+		return nil, false
+	}
+	m := bytes.Clone(a)
+	for i := range m {
+		if a[i] != b[i] && b[i] == c[i] {
+			m[i] = b[i]
+		}
+	}
+	return m, true
+}
+
+// segmentSound reports whether data, a read of segment num, shows no damage:
+// its file header holds, and every record passes its checksums up to the
+// end or up to zeros alone (written ahead, see Options.Prewrite).
+func segmentSound(num uint64, data []byte) bool {
+	if checkSegHeader(num, data) != nil {
+		return false
+	}
+	for p := segHeaderSize; p < len(data); {
+		h, err := decodeHeader(num, int64(p), data[p:])
+		if err != nil || p+h.size() > len(data) || h.kind.hasPayload() && !recordIntact(num, p, data) {
+			return !slices.ContainsFunc(data[p:], func(b byte) bool { return b != 0 })
+		}
+		p += h.size()
+	}
+	return true
 }
 
 // readSegment reads a whole segment file into buf (grown as need be) and
@@ -269,12 +355,30 @@ func nextHeader(num uint64, data []byte, from int) int {
 
 // loadSegment scans one segment's records into the index and opens the file
 // (for appending, if it is the last).
+//
+// NB: a read can be damaged on its way from the disk, and recovery must
+// not take that for damage on the disk: at the first sign of damage the
+// segment is read again (reread), and the scan goes on over that read
+// from where it stopped. The records before it passed their checksums, so
+// they are the same in both reads.
 func (u *Unit) loadSegment(num uint64, data []byte, last bool) error {
+	var err error
+	if checkSegHeader(num, data) != nil {
+		if data, err = u.reread(num, data); err != nil {
+			return err
+		}
+	}
 	if err := checkSegHeader(num, data); err != nil {
 		return fmt.Errorf("%w: %w: segment %d: %v", ErrDamaged, storage.ErrCorrupt, num, err)
 	}
 	s := &segment{num: num}
-	end, err := u.scan(s, data, last)
+	end, at, err := u.scan(s, data, last, segHeaderSize, true)
+	if err == nil && at >= 0 {
+		if data, err = u.reread(num, data); err != nil {
+			return err
+		}
+		end, _, err = u.scan(s, data, last, at, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -288,9 +392,12 @@ func (u *Unit) loadSegment(num uint64, data []byte, last bool) error {
 // after it, none of which was acknowledged, are dropped. Elsewhere a bad
 // record whose header holds leaves its address corrupt and the scan goes on
 // after it; one whose header is destroyed is damage the unit cannot place
-// (ErrDamaged).
-func (u *Unit) scan(s *segment, data []byte, last bool) (int64, error) {
-	p := segHeaderSize
+// (ErrDamaged). The scan starts at from. With stop set, it stops at the
+// first bad record that is not zeros to the end, before acting on it, and
+// returns its offset as at (else at is -1): the caller reads the segment
+// again before it trusts the damage (see loadSegment).
+func (u *Unit) scan(s *segment, data []byte, last bool, from int, stop bool) (end int64, at int, err error) {
+	p := from
 	for p < len(data) {
 		h, herr := decodeHeader(s.num, int64(p), data[p:])
 		complete := herr == nil && p+h.size() <= len(data)
@@ -302,21 +409,24 @@ func (u *Unit) scan(s *segment, data []byte, last bool) (int64, error) {
 			p += h.size()
 			continue
 		}
+		if stop && slices.ContainsFunc(data[p:], func(b byte) bool { return b != 0 }) {
+			return 0, p, nil
+		}
 		if last && !provenDurable(s.num, data, p) {
-			return int64(p), nil // a torn tail
+			return int64(p), -1, nil // a torn tail
 		}
 		if herr != nil {
-			return 0, fmt.Errorf("%w: %w: segment %d offset %d: %v, and later records show it was durable",
+			return 0, -1, fmt.Errorf("%w: %w: segment %d offset %d: %v, and later records show it was durable",
 				ErrDamaged, storage.ErrCorrupt, s.num, p, herr)
 		}
 		u.markCorrupt(h.addr)
 		s.maxAddr = max(s.maxAddr, h.addr+1)
 		if !complete {
-			return int64(len(data)), nil
+			return int64(len(data)), -1, nil
 		}
 		p += h.size()
 	}
-	return int64(p), nil
+	return int64(p), -1, nil
 }
 
 // recordIntact reports whether the record at p passes both checksums.
