@@ -76,9 +76,9 @@ type DiskStats struct {
 	// or a state directory recovered at a restart: recovery must read
 	// through them (read again), not take them for damage on the disk.
 	RecoveryReads int
-	CaughtReads  int // reads a unit caught: answered storage.ErrCorrupt, or a repair it let land
-	FullRefusals int // operations a full disk refused (D5)
-	SlowOps      int // operations a slow disk delayed (D1)
+	CaughtReads   int // reads a unit caught: answered storage.ErrCorrupt, or a repair it let land
+	FullRefusals  int // operations a full disk refused (D5)
+	SlowOps       int // operations a slow disk delayed (D1)
 	// Refused counts the restarts on a swapped disk that the unit refused,
 	// as it must (D6).
 	Refused int
