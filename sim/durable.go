@@ -342,14 +342,8 @@ func (d *Durable) inject(n *diskNode, op errorfs.Op) errorfs.Fault {
 			shift = -shift
 		}
 		return errorfs.Fault{Kind: errorfs.Misdirect, Shift: shift}
-	case n.corrupt > 0 && segment && op.Kind == errorfs.OpRead && d.rng.Float64() < n.corrupt:
-		d.stats.CorruptReads++
-		return errorfs.Fault{Kind: errorfs.Corrupt, Bit: d.rng.IntN(1 << 30)}
-	case n.slow > 0 && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync || op.Kind == errorfs.OpRead):
-		d.stats.SlowOps++
-		return errorfs.Fault{Kind: errorfs.Delay}
 	}
-	return errorfs.Fault{}
+	return d.readFault(n, op, segment, &d.stats.CorruptReads)
 }
 
 // recoveryFault decides the fault of one operation on node n's disk while
@@ -358,9 +352,16 @@ func (d *Durable) inject(n *diskNode, op errorfs.Op) errorfs.Fault {
 // to open (a full disk, a torn or misdirected write) act only while it
 // serves.
 func (d *Durable) recoveryFault(n *diskNode, op errorfs.Op, segment bool) errorfs.Fault {
+	return d.readFault(n, op, segment, &d.stats.RecoveryReads)
+}
+
+// readFault decides the faults that act both while node n serves and while
+// it recovers: a read of a segment corrupted on its way (D2), counted in
+// corrupted, or a slow operation (D1).
+func (d *Durable) readFault(n *diskNode, op errorfs.Op, segment bool, corrupted *int) errorfs.Fault {
 	switch {
 	case n.corrupt > 0 && segment && op.Kind == errorfs.OpRead && d.rng.Float64() < n.corrupt:
-		d.stats.RecoveryReads++
+		*corrupted++
 		return errorfs.Fault{Kind: errorfs.Corrupt, Bit: d.rng.IntN(1 << 30)}
 	case n.slow > 0 && (op.Kind == errorfs.OpWrite || op.Kind == errorfs.OpSync || op.Kind == errorfs.OpRead):
 		d.stats.SlowOps++
