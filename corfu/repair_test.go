@@ -272,3 +272,29 @@ func TestOrphanCorruptHeadClosesSegment(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "after", string(got.Data))
 }
+
+// TestScrubRestoresLostRecord: the chain's head lost a record it had
+// acknowledged (its disk dropped the write: it answers unwritten there),
+// while the replica after it holds the entry, which writes reach only after
+// the head. Reads never ask the head; a scrub writes the entry to it again,
+// and a second scrub finds nothing to do.
+func TestScrubRestoresLostRecord(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
+	a, err := e.c.Append(e.ctx, []byte("entry"))
+	require.NoError(t, err)
+	chain := e.chain(a)
+	_, raw := chain[1].unit.Inspect(chain[1].local)
+	head := storage.NewMemory()
+	e.cl.Net.Register(chain[0].id, &transport.Server{Unit: head})
+
+	res, err := e.c.Scrub(e.ctx, 0, a+1)
+	require.NoError(t, err)
+	assert.Equal(t, corfu.ScrubResult{Checked: 1, Restored: 1}, res)
+	st, data := head.Inspect(chain[0].local)
+	require.Equal(t, storage.StateData, st)
+	assert.Equal(t, raw, data, "the entry's bytes, from the replica after it")
+
+	res, err = e.c.Scrub(e.ctx, 0, a+1)
+	require.NoError(t, err)
+	assert.Equal(t, corfu.ScrubResult{Checked: 1}, res, "nothing left to restore")
+}

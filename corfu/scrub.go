@@ -7,6 +7,7 @@ import (
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
 )
 
 // ScrubResult is what a Scrub found.
@@ -14,6 +15,12 @@ type ScrubResult struct {
 	Checked  int // addresses whose every replica was read
 	Corrupt  int // replicas that answered storage.ErrCorrupt
 	Repaired int // of those, repaired from another replica
+	// Restored counts the replicas that answered storage.ErrUnwritten where
+	// a replica after them in the chain holds the entry or junk: writes
+	// reach a chain in its order, so such a replica lost a record it had
+	// acknowledged (a disk that dropped or misdirected a write). They are
+	// written again from that replica.
+	Restored int
 	// Unrepaired lists the addresses with a corrupt replica no other
 	// replica could repair: none holds the entry, junk or a trim (the
 	// write there never got past the damaged replica, or every copy is
@@ -32,7 +39,8 @@ const scrubWindow = 64
 // corrupt, so a scrub never overwrites good data). A read repairs what it
 // meets at the chain's last replica; a scrub also reaches the replicas
 // before it, which reads never ask. Addresses below the trim mark are
-// skipped.
+// skipped. A replica that lost a record (see ScrubResult.Restored) gets
+// it again.
 //
 // It stops at the first error that is not about one replica (ctx's, a
 // projection refresh's) and returns what it found so far. The Detector
@@ -58,6 +66,7 @@ func (c *Client) Scrub(ctx context.Context, from, to storage.Address) (ScrubResu
 			res.Checked++
 			res.Corrupt += o.corrupt
 			res.Repaired += o.repaired
+			res.Restored += o.restored
 			if o.corrupt > o.repaired {
 				res.Unrepaired = append(res.Unrepaired, lo+storage.Address(i))
 			}
@@ -68,10 +77,11 @@ func (c *Client) Scrub(ctx context.Context, from, to storage.Address) (ScrubResu
 }
 
 // scrubOutcome is what scrubAt found at one address.
-type scrubOutcome struct{ corrupt, repaired int }
+type scrubOutcome struct{ corrupt, repaired, restored int }
 
 // scrubAt reads addr from every replica of its chain under p, and repairs
-// the corrupt ones from one that holds the entry or junk. A unit sealed
+// the corrupt ones from one that holds the entry or junk, and writes it
+// again to those before that one that answered it unwritten. A unit sealed
 // past p ends it with a *storage.SealedError (withEpoch goes on in the
 // newer epoch); a unit that does not answer is skipped.
 func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr storage.Address, out *scrubOutcome) error {
@@ -79,7 +89,7 @@ func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr sto
 	if err != nil {
 		return err
 	}
-	var bad []projection.NodeID
+	var bad, unwritten, lost []projection.NodeID
 	var good []byte
 	found, junk := false, false
 	for _, node := range loc.Chain {
@@ -89,6 +99,10 @@ func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr sto
 			if !found {
 				good, junk, found = data, err != nil, true
 			}
+			// NB: a replica after them holds it: they lost it.
+			lost, unwritten = append(lost, unwritten...), nil
+		case errors.Is(err, storage.ErrUnwritten):
+			unwritten = append(unwritten, node)
 		case errors.Is(err, storage.ErrCorrupt):
 			bad = append(bad, node)
 		case errors.Is(err, storage.ErrTrimmed):
@@ -104,6 +118,19 @@ func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr sto
 	for _, node := range bad {
 		if c.repair(ctx, p, node, loc.Local, good, junk) == nil {
 			out.repaired++
+		}
+	}
+	for _, node := range lost {
+		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
+			if junk {
+				return u.Fill(ctx, p.Epoch, loc.Local)
+			}
+			return u.Write(ctx, p.Epoch, loc.Local, good)
+		})
+		if err == nil {
+			out.restored++
+		} else {
+			c.log.Info("restoring a replica's lost record failed", "node", node, "local", loc.Local, "epoch", p.Epoch, "err", err)
 		}
 	}
 	return nil

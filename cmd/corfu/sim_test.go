@@ -413,8 +413,15 @@ var recoverySeeds = map[uint64]string{
 	814: "a unit refused to open: recovery took a read's flipped bit for a damaged segment header",
 }
 
-// TestRegressionSeeds replays regressionSeeds, misdirectSeeds and
-// recoverySeeds.
+// durableSeeds are full-catalog seeds on durable units with the detector
+// on (corfu sim --faults all --disk durable --detector on) that once
+// failed.
+var durableSeeds = map[uint64]string{
+	59003160: "S16: a misdirected write dropped a middle replica's acknowledged record, which no scrub wrote again",
+}
+
+// TestRegressionSeeds replays regressionSeeds, misdirectSeeds,
+// recoverySeeds and durableSeeds.
 func TestRegressionSeeds(t *testing.T) {
 	for _, set := range []struct {
 		args  []string
@@ -423,6 +430,7 @@ func TestRegressionSeeds(t *testing.T) {
 		{[]string{"--faults", "all"}, regressionSeeds},
 		{[]string{"--faults", "misdirect,crash,reconfig", "--disk", "durable"}, misdirectSeeds},
 		{[]string{"--faults", "corrupt,crash,reconfig", "--disk", "durable"}, recoverySeeds},
+		{[]string{"--faults", "all", "--disk", "durable", "--detector", "on"}, durableSeeds},
 	} {
 		sc := scenarioFor(t, set.args...)
 		seeds := make([]uint64, 0, len(set.seeds))
