@@ -1234,14 +1234,22 @@ func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node proj
 	if now.Sub(since.at) < since.patience {
 		return c.env.Sleep(ctx, c.backoff(attempt)) == nil
 	}
+	return c.recoverBy(ctx, nil, attempt, "unit came back blank, reconfiguring", "node", node, "epoch", p.Epoch)
+}
+
+// recoverBy runs a reconfiguration with change, unless one this client
+// started is running, and reports whether the caller should try again:
+// true once it succeeded; else, after a backoff for attempt, true unless
+// ctx ended. why and args say why, in the log.
+func (c *Client) recoverBy(ctx context.Context, change Change, attempt int, why string, args ...any) bool {
 	if c.recovering.CompareAndSwap(false, true) {
-		c.log.Info("unit came back blank, reconfiguring", "node", node, "epoch", p.Epoch)
-		_, err := c.Reconfigure(ctx, nil)
+		c.log.Info(why, args...)
+		_, err := c.Reconfigure(ctx, change)
 		c.recovering.Store(false)
 		if err == nil {
 			return true
 		}
-		c.log.Debug("blank unit recovery failed", "node", node, "err", err)
+		c.log.Debug("recovery failed: "+why, append(args, "err", err)...)
 	}
 	// NB: another recovery is running, or this one failed: back off.
 	return c.env.Sleep(ctx, c.backoff(attempt)) == nil
@@ -1254,17 +1262,8 @@ func (c *Client) closeOrphan(ctx context.Context, p *projection.Projection, star
 	if c.movedOn(ctx, p) != nil {
 		return true // someone reconfigured meanwhile: retry in their epoch
 	}
-	if c.recovering.CompareAndSwap(false, true) {
-		c.log.Info("a write got no further than a corrupt chain head, closing its segment", "start", start, "epoch", p.Epoch)
-		_, err := c.Reconfigure(ctx, closeSegment(start))
-		c.recovering.Store(false)
-		if err == nil {
-			return true
-		}
-		c.log.Debug("closing the segment failed", "start", start, "err", err)
-	}
-	// NB: another recovery is running, or this one failed: back off.
-	return c.env.Sleep(ctx, c.backoff(attempt)) == nil
+	return c.recoverBy(ctx, closeSegment(start), attempt,
+		"a write got no further than a corrupt chain head, closing its segment", "start", start, "epoch", p.Epoch)
 }
 
 // closeSegment returns a Change that closes the open segment at the tail
