@@ -82,7 +82,7 @@ type DetectorConfig struct {
 // unit, moved the sequencer, grew or rebuilt chains, or failed to.
 type DetectorEvent struct {
 	At     time.Time         // when it happened, by the client's Env
-	Kind   string            // "suspect", "replace", "move", "grow", "rebuild", "drop", "scrub"
+	Kind   string            // "suspect", "replace", "move", "rejoin", "grow", "rebuild", "drop", "scrub"
 	Node   projection.NodeID // the node suspected, replaced or moved away from
 	Fresh  projection.NodeID // the node that took over, if any
 	Epoch  storage.Epoch     // the epoch committed, if any
@@ -94,9 +94,10 @@ type DetectorEvent struct {
 // every Interval, suspects one that missed Misses probes in a row, and
 // replaces a suspected unit with a spare (or, with none, takes it out of a
 // chain that keeps another replica), moves a suspected sequencer to a
-// standby, rebuilds the closed chains that lost replicas, and grows the
-// open segment's short chains with spares, each through a reconfiguration
-// of its Client. It does at most one of these per round, so epoch changes
+// standby, lets a unit that came back blank (its data lost) rejoin once it
+// stayed blank for two rounds of one epoch, rebuilds the closed chains
+// that lost replicas, and grows the open segment's short chains with
+// spares, each through a reconfiguration of its Client. It does at most one of these per round, so epoch changes
 // stay bounded by the failures it sees.
 //
 // A detector acts only when it reaches a majority of layout servers and
@@ -115,11 +116,11 @@ type Detector struct {
 	c   *Client
 	cfg DetectorConfig
 
-	misses  map[projection.NodeID]int  // consecutive probes missed; looked up, never iterated
-	blank   map[projection.NodeID]bool // answered its last probe with storage.ErrBlank; looked up only
-	refused map[Join]bool              // joins a rebuild refused (ErrRebuildConflict); looked up only
-	retired []projection.NodeID        // units replaced, in order
-	movedOf []projection.NodeID        // sequencers moved away from, in order
+	misses  map[projection.NodeID]int      // consecutive probes missed; looked up, never iterated
+	blank   map[projection.NodeID]blankRun // answering its probes with storage.ErrBlank; looked up only
+	refused map[Join]bool                  // joins a rebuild refused (ErrRebuildConflict); looked up only
+	retired []projection.NodeID            // units replaced, in order
+	movedOf []projection.NodeID            // sequencers moved away from, in order
 
 	tail      storage.Address // the sequencer's tail at its last probe
 	scrubNext storage.Address // where the next scrub starts (Scrub)
@@ -146,7 +147,7 @@ func NewDetector(c *Client, cfg DetectorConfig) *Detector {
 	if name == "" {
 		name = fmt.Sprintf("%016x", uint64(c.cfg.Writer))
 	}
-	return &Detector{c: c, cfg: cfg, name: name, inc: uint64(c.cfg.Writer), misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]bool{}, refused: map[Join]bool{}}
+	return &Detector{c: c, cfg: cfg, name: name, inc: uint64(c.cfg.Writer), misses: map[projection.NodeID]int{}, blank: map[projection.NodeID]blankRun{}, refused: map[Join]bool{}}
 }
 
 // Run probes and heals until ctx ends, and returns ctx's error.
@@ -184,7 +185,8 @@ func (d *Detector) Step(ctx context.Context) bool {
 	suspects := 0
 	for i, n := range nodes {
 		if ups[i] {
-			d.misses[n], d.blank[n] = 0, blanks[i]
+			d.misses[n] = 0
+			d.blank[n] = d.blank[n].next(blanks[i], cached.Epoch)
 			if n == cached.Sequencer {
 				d.tail = max(d.tail, tails[i])
 			}
@@ -214,7 +216,33 @@ func (d *Detector) suspected(n projection.NodeID) bool { return d.misses[n] >= d
 
 // alive reports whether n answered its last probe, and not as a blank
 // unit.
-func (d *Detector) alive(n projection.NodeID) bool { return d.misses[n] == 0 && !d.blank[n] }
+func (d *Detector) alive(n projection.NodeID) bool { return d.misses[n] == 0 && d.blank[n].rounds == 0 }
+
+// blankRun counts the probe rounds in a row in which a unit answered that
+// it lost its data (storage.ErrBlank), all under one epoch.
+type blankRun struct {
+	epoch  storage.Epoch
+	rounds int
+}
+
+// next returns the run after a round that probed under epoch and found the
+// unit blank or not.
+func (b blankRun) next(blank bool, epoch storage.Epoch) blankRun {
+	switch {
+	case !blank:
+		return blankRun{}
+	case b.rounds == 0 || b.epoch != epoch:
+		return blankRun{epoch: epoch, rounds: 1}
+	}
+	return blankRun{epoch: epoch, rounds: b.rounds + 1}
+}
+
+// blankRounds is how many probe rounds in a row, under one epoch, a unit
+// must answer as blank before the detector reconfigures to let it rejoin:
+// the reconfiguration that committed an epoch lets its blank units join as
+// its last step, and a round that saw the unit just before that join must
+// not seal the next epoch under it (which would refuse the join).
+const blankRounds = 2
 
 // othersHold reports whether every chain of p that holds n has another
 // replica that is alive: taking n out then loses nothing, whatever n held.
@@ -249,6 +277,17 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 				continue
 			}
 			return d.reconfigure(ctx, "replace", n, fresh, replaceUnit(n, fresh, d.cfg.MinReplicas))
+		}
+	}
+	for _, n := range p.Units() {
+		if b := d.blank[n]; b.rounds >= blankRounds && b.epoch == p.Epoch && rejoinable(p, n) && d.othersHold(p, n) {
+			// NB: the reconfiguration takes the unit out of the chains
+			// whose data it lost and lets it join the new open segment
+			// (see Reconfigure), or, if the sequencer did not answer its
+			// seal, bootstraps it so that the next one can. With no live
+			// replica beside it in some chain, the seal could not bound
+			// that chain's tail: nothing to try.
+			return d.reconfigure(ctx, "rejoin", n, n, nil)
 		}
 	}
 	for _, chain := range open.Stripes {

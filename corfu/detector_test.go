@@ -365,6 +365,41 @@ func TestDetectorBlankIsNoReplica(t *testing.T) {
 	}
 }
 
+// TestDetectorLetsBlankUnitRejoin: a unit comes back blank and no client
+// meets it. The detector lets it rejoin in the second round that finds it
+// blank (one round is not enough: the reconfiguration that committed an
+// epoch lets blank units join as its last step), without waiting for a
+// reader to stumble on it; the unit is then in the new open segment, the
+// next round rebuilds the closed chain it left, and everything reads back.
+func TestDetectorLetsBlankUnitRejoin(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2}, nil)
+	want := e.appendAll(3, "before")
+	e.reformat("unit1")
+	d, rec := e.detector(nil, nil)
+	rejoined := func() bool { return len(rec.of("rejoin")) > 0 }
+	assert.Equal(t, 2, e.stepUntil(d, 10, rejoined), "events: %v", rec.kinds())
+	require.True(t, rejoined(), "events: %v", rec.kinds())
+	ev := rec.of("rejoin")[0]
+	require.NoError(t, ev.Err)
+	assert.Equal(t, projection.NodeID("unit1"), ev.Node)
+	p := e.latestCommitted()
+	assert.Equal(t, ev.Epoch, p.Epoch)
+	require.Len(t, p.Segments, 2)
+	assert.Equal(t, projection.Chain{"unit0"}, p.Segments[0].Stripes[0], "the blank unit left the chain whose data it lost")
+	assert.Equal(t, projection.Chain{"unit0", "unit1"}, p.Segments[1].Stripes[0], "and is a replica of the new open segment")
+
+	rebuilt := func() bool { return len(rec.of("rebuild")) > 0 }
+	e.stepUntil(d, 5, rebuilt)
+	require.True(t, rebuilt(), "events: %v", rec.kinds())
+	require.NoError(t, rec.of("rebuild")[0].Err)
+	assert.ElementsMatch(t, projection.Chain{"unit0", "unit1"}, e.latestCommitted().Segments[0].Stripes[0], "the closed chain has both replicas again")
+	assert.Len(t, rec.of("rejoin"), 1, "events: %v", rec.kinds())
+	for a, s := range e.appendAll(2, "after") {
+		want[a] = s
+	}
+	e.readsBack(want)
+}
+
 // TestDetectorSkipsBlankSpare: a blank spare is not live either: the
 // detector does not put it into a chain. With MinReplicas 1 the crashed
 // unit just leaves its chain, which keeps its other replica, and appends go

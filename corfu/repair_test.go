@@ -298,3 +298,26 @@ func TestScrubRestoresLostRecord(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, corfu.ScrubResult{Checked: 1}, res, "nothing left to restore")
 }
+
+// TestScrubSkipsBlankReplica: a scrub that meets a replica that came back
+// blank skips it, as it skips one that does not answer: it checks the rest
+// and reconfigures nothing (letting the unit rejoin is the detector's
+// round, not a scrub's, which would otherwise wait out a reader's patience
+// on every address).
+func TestScrubSkipsBlankReplica(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2, Layouts: 1}, nil)
+	var last storage.Address
+	for i := range 3 {
+		a, err := e.c.Append(e.ctx, []byte(fmt.Sprint("entry ", i)))
+		require.NoError(t, err)
+		last = a
+	}
+	blank := e.reformat(e.chain(last)[0].id)
+
+	res, err := e.c.Scrub(e.ctx, 0, last+1)
+	require.NoError(t, err)
+	assert.Equal(t, corfu.ScrubResult{Checked: int(last + 1)}, res)
+	assert.Equal(t, storage.Epoch(0), e.latestCommitted().Epoch, "the scrub reconfigured nothing")
+	_, err = blank.Read(e.ctx, 0, 0)
+	assert.ErrorIs(t, err, storage.ErrBlank, "the unit is still blank: rejoining is not the scrub's to do")
+}

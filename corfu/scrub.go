@@ -39,8 +39,9 @@ const scrubWindow = 64
 // corrupt, so a scrub never overwrites good data). A read repairs what it
 // meets at the chain's last replica; a scrub also reaches the replicas
 // before it, which reads never ask. Addresses below the trim mark are
-// skipped. A replica that lost a record (see ScrubResult.Restored) gets
-// it again.
+// skipped, and so are replicas that do not answer or came back blank
+// (they hold nothing to check until they rejoin). A replica that lost a
+// record (see ScrubResult.Restored) gets it again.
 //
 // It stops at the first error that is not about one replica (ctx's, a
 // projection refresh's) and returns what it found so far. The Detector
@@ -83,7 +84,8 @@ type scrubOutcome struct{ corrupt, repaired, restored int }
 // the corrupt ones from one that holds the entry or junk, and writes it
 // again to those before that one that answered it unwritten. A unit sealed
 // past p ends it with a *storage.SealedError (withEpoch goes on in the
-// newer epoch); a unit that does not answer is skipped.
+// newer epoch); a unit that does not answer, or answers that it came back
+// blank, is skipped.
 func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr storage.Address, out *scrubOutcome) error {
 	loc, err := p.Locate(addr)
 	if err != nil {
@@ -107,9 +109,13 @@ func (c *Client) scrubAt(ctx context.Context, p *projection.Projection, addr sto
 			bad = append(bad, node)
 		case errors.Is(err, storage.ErrTrimmed):
 			return nil // NB: nothing there to keep
-		case errors.As(err, new(*storage.SealedError)), errors.As(err, new(*blankError)), ctx.Err() != nil:
+		case errors.As(err, new(*storage.SealedError)), ctx.Err() != nil:
 			return err
 		}
+		// NB: a unit that came back blank (blankError) holds nothing to
+		// check, and is skipped like one that does not answer: a scrub
+		// does not wait for it to rejoin (the detector that scrubs lets it
+		// rejoin in its next rounds).
 	}
 	out.corrupt = len(bad)
 	if !found {

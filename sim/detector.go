@@ -123,6 +123,8 @@ func detectorWhat(ev corfu.DetectorEvent) string {
 		return fmt.Sprintf("detector: replace %s by %s", ev.Node, ev.Fresh)
 	case "move":
 		return fmt.Sprintf("detector: move the sequencer from %s to %s", ev.Node, ev.Fresh)
+	case "rejoin":
+		return fmt.Sprintf("detector: let blank %s rejoin", ev.Node)
 	case "grow":
 		return fmt.Sprintf("detector: add %s to a short chain", ev.Fresh)
 	case "drop":

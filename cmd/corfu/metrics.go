@@ -124,7 +124,7 @@ type clientMetrics struct {
 }
 
 // detectorKinds are the kinds of corfu.DetectorEvent.
-var detectorKinds = []string{"suspect", "replace", "move", "grow", "rebuild", "drop"}
+var detectorKinds = []string{"suspect", "replace", "move", "rejoin", "grow", "rebuild", "drop", "scrub"}
 
 // newClientMetrics registers a client's metrics in reg. The counters of
 // successes (and of each detector action's) start at 0, so that every

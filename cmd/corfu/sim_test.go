@@ -420,8 +420,15 @@ var durableSeeds = map[uint64]string{
 	59003160: "S16: a misdirected write dropped a middle replica's acknowledged record, which no scrub wrote again",
 }
 
+// detectorSeeds are full-catalog seeds with the detector on (corfu sim
+// --faults all --detector on) that once failed.
+var detectorSeeds = map[uint64]string{
+	58004402: "L3: a unit came back blank and no detector let it rejoin: the detector's scrub waited on it for a reader's patience",
+	58084297: "L3: the same, a reader burning its retries on the blank unit until a client's own patience ran out",
+}
+
 // TestRegressionSeeds replays regressionSeeds, misdirectSeeds,
-// recoverySeeds and durableSeeds.
+// recoverySeeds, durableSeeds and detectorSeeds.
 func TestRegressionSeeds(t *testing.T) {
 	for _, set := range []struct {
 		args  []string
@@ -431,6 +438,7 @@ func TestRegressionSeeds(t *testing.T) {
 		{[]string{"--faults", "misdirect,crash,reconfig", "--disk", "durable"}, misdirectSeeds},
 		{[]string{"--faults", "corrupt,crash,reconfig", "--disk", "durable"}, recoverySeeds},
 		{[]string{"--faults", "all", "--disk", "durable", "--detector", "on"}, durableSeeds},
+		{[]string{"--faults", "all", "--detector", "on"}, detectorSeeds},
 	} {
 		sc := scenarioFor(t, set.args...)
 		seeds := make([]uint64, 0, len(set.seeds))
