@@ -280,13 +280,15 @@ func (d *Detector) act(ctx context.Context, p *projection.Projection) bool {
 		}
 	}
 	for _, n := range p.Units() {
-		if b := d.blank[n]; b.rounds >= blankRounds && b.epoch == p.Epoch && rejoinable(p, n) && d.othersHold(p, n) {
+		if b := d.blank[n]; b.rounds >= blankRounds && b.epoch == p.Epoch && rejoinable(p, n) && d.othersHold(p, n) && d.alive(p.Sequencer) {
 			// NB: the reconfiguration takes the unit out of the chains
 			// whose data it lost and lets it join the new open segment
 			// (see Reconfigure), or, if the sequencer did not answer its
 			// seal, bootstraps it so that the next one can. With no live
 			// replica beside it in some chain, the seal could not bound
-			// that chain's tail: nothing to try.
+			// that chain's tail; with the sequencer not answering, the
+			// unit could not join (and a reconfiguration every other round
+			// would only pile up epochs): nothing to try.
 			return d.reconfigure(ctx, "rejoin", n, n, nil)
 		}
 	}

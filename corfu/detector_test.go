@@ -400,6 +400,34 @@ func TestDetectorLetsBlankUnitRejoin(t *testing.T) {
 	e.readsBack(want)
 }
 
+// TestDetectorRejoinWaitsForSequencer: a blank unit cannot join while the
+// sequencer does not answer (a join needs its tail), and with no standby
+// to move it to, a reconfiguration every other round would only pile up
+// epochs. The detector waits; once the sequencer is back, the unit rejoins.
+func TestDetectorRejoinWaitsForSequencer(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2}, nil)
+	want := e.appendAll(3, "before")
+	e.reformat("unit1")
+	e.cl.Net.Remove("seq")
+	d, rec := e.detector(nil, nil)
+	for range 12 {
+		d.Step(e.ctx)
+	}
+	assert.Empty(t, rec.of("rejoin"), "events: %v", rec.kinds())
+	assert.Equal(t, storage.Epoch(0), e.latestCommitted().Epoch, "no epoch piled up")
+
+	e.cl.Net.Register("seq", &transport.Server{Sequencer: e.cl.Sequencer})
+	rejoined := func() bool { return len(rec.of("rejoin")) > 0 }
+	e.stepUntil(d, 10, rejoined)
+	require.True(t, rejoined(), "events: %v", rec.kinds())
+	require.NoError(t, rec.of("rejoin")[0].Err)
+	assert.Equal(t, projection.Chain{"unit0", "unit1"}, e.latestCommitted().Segments[1].Stripes[0])
+	for a, s := range e.appendAll(2, "after") {
+		want[a] = s
+	}
+	e.readsBack(want)
+}
+
 // TestDetectorSkipsBlankSpare: a blank spare is not live either: the
 // detector does not put it into a chain. With MinReplicas 1 the crashed
 // unit just leaves its chain, which keeps its other replica, and appends go
