@@ -63,7 +63,8 @@
 // measured in the same run), BenchmarkWriteShape (its 4 KiB case's ceiling
 // on that disk without a unit: one full group commit of the 64 writers per
 // fdatasync, appended, over zeros written ahead meanwhile, or over zeros
-// written before the timer), BenchmarkRead, BenchmarkIndexMemory (heap bytes
+// written before the timer; and the same split into two overlapping
+// commits, as the unit's are), BenchmarkRead, BenchmarkIndexMemory (heap bytes
 // per indexed entry) and BenchmarkReopen (Open of 10M entries).
 //
 // # Faults
