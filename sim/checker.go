@@ -456,6 +456,20 @@ func (m *Monitor) Repaired(global storage.Address, node projection.NodeID) {
 	}
 }
 
+// Lost records that node no longer holds its record at global address
+// global, which a disk fault destroyed without a trace that recovery could
+// find (see Durable): what node stored there is gone, as if wiped, and
+// what it stores there next counts on its own. Data lost there while
+// another replica holds it is still caught: a fill of the lost replica
+// then breaks S1 and S6, and replicas that disagree break S16.
+func (m *Monitor) Lost(global storage.Address, node projection.NodeID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.addrs[global]; s != nil {
+		s.forget(node)
+	}
+}
+
 // forget drops node from what s records as stored, keeping for S7 that it
 // stored it.
 func (s *stored) forget(node projection.NodeID) {
@@ -585,8 +599,10 @@ func (m *Monitor) Resets() []Reset {
 // written is reissued harmlessly: the units are sealed, so its old holder's
 // write is refused at the old epoch and, retried at the same address in the
 // new epoch, meets the new holder's entry at the chain's head and takes a
-// fresh token (or wins the address first, and the new holder does so). An
-// address a replica holds must still never be handed out again.
+// fresh token (or wins the address first, and the new holder does so); a
+// reader's fill in the new epoch races the new holder the same way. An
+// address a replica holds data at, or junk from an older epoch, must still
+// never be handed out again.
 func (m *Monitor) SequencerLost() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -609,10 +625,10 @@ func (m *Monitor) reissueForgotten(epoch storage.Epoch, start, end storage.Addre
 		carved = true
 		lo, hi := max(sp.start, start), min(sp.end, end)
 		for a := lo; a < hi; a++ {
-			if s := m.addrs[a]; s != nil && len(s.things) > 0 {
+			if t, ok := m.heldBefore(a, epoch); ok {
 				found = append(found, Violation{Invariant: "S10", Addr: a, Detail: fmt.Sprintf(
 					"address %d handed out in epoch %d, after the sequencer lost its state, was handed out in epoch %d and a replica holds %s",
-					a, epoch, sp.epoch, s.things[0])})
+					a, epoch, sp.epoch, t)})
 				break
 			}
 		}
@@ -627,6 +643,28 @@ func (m *Monitor) reissueForgotten(epoch storage.Epoch, start, end storage.Addre
 		m.tokens = kept
 	}
 	return found
+}
+
+// heldBefore returns what a replica holds at global that makes handing it
+// out again in epoch a reissue, if anything: data, or junk a fill of an
+// older epoch stored. m.mu is held.
+//
+// NB: junk a fill of epoch itself stored before the address was handed out
+// in it (a reader's fill of a hole it saw handed out before the loss)
+// races the new holder at the chain's head, and write-once settles it: the
+// holder takes another address, or the fill returns its entry. Only junk
+// the seal could have found, of an older epoch, makes the reissue wrong.
+// Data of epoch itself before the address was handed out in it came from a
+// writer that kept an older epoch's token (mutant CarryToken).
+func (m *Monitor) heldBefore(global storage.Address, epoch storage.Epoch) (thing, bool) {
+	if s := m.addrs[global]; s != nil {
+		for _, t := range s.things {
+			if !t.junk || t.epoch < epoch {
+				return t, true
+			}
+		}
+	}
+	return thing{}, false
 }
 
 // insertSpans adds the disjoint, sorted spans gaps, all of which lie between

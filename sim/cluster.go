@@ -636,6 +636,17 @@ func (c *Cluster) global(node projection.NodeID, local storage.Address, epoch st
 	return 0, false
 }
 
+// placed returns the global address that node's local address local held
+// in the newest projection known to place it there.
+func (c *Cluster) placed(node projection.NodeID, local storage.Address) (storage.Address, bool) {
+	for i := len(c.knownEpochs) - 1; i >= 0; i-- {
+		if g, ok := place(c.known[c.knownEpochs[i]], node, local); ok {
+			return g, true
+		}
+	}
+	return 0, false
+}
+
 // place maps node's local address to a global one through p, if one of p's
 // segments places it there.
 func place(p *projection.Projection, node projection.NodeID, local storage.Address) (storage.Address, bool) {

@@ -86,6 +86,10 @@ type DiskStats struct {
 	// that they refused to open, and that came back blank (an operator's
 	// wipe of a damaged disk).
 	Wipes int
+	// Lost counts the records a unit had acknowledged and no longer held
+	// after recovering from a disk a misdirected write damaged: the
+	// write that put them elsewhere left recovery nothing to find.
+	Lost int
 }
 
 // Stats returns what the run's disks went through so far.
@@ -260,7 +264,41 @@ func (d *Durable) Restart(node transport.NodeID, kind FaultKind, u storage.Unit)
 		n.damaged = false
 		return d.openUnit(node, true)
 	}
+	if err == nil && n.damaged {
+		d.forgetLost(node, u, nu)
+	}
 	return nu, err
+}
+
+// forgetLost tells the Monitor about every record that node's unit old had
+// acknowledged and nu, recovered from old's disk after misdirected writes
+// damaged it, does not hold: the record a misdirected write meant to put
+// there is missing (its bytes landed elsewhere), and with its header gone
+// recovery cannot know the address was ever written. The unit answers it
+// unwritten, as a replica that lost a record does (a scrub writes it again
+// from a replica after it); what the unit stores there next is not a
+// second write of the address (S1).
+func (d *Durable) forgetLost(node transport.NodeID, old storage.Unit, nu *disk.Unit) {
+	in, ok := old.(storage.Inspector)
+	if !ok {
+		return
+	}
+	var held []storage.Address
+	in.Ascend(func(addr storage.Address, s storage.State, _ []byte) bool {
+		if s == storage.StateData || s == storage.StateJunk {
+			held = append(held, addr)
+		}
+		return true
+	})
+	for _, local := range held {
+		if s, _ := nu.Inspect(local); s != storage.StateUnwritten {
+			continue
+		}
+		d.stats.Lost++
+		if g, ok := d.c.placed(node, local); ok {
+			d.c.Monitor.Lost(g, node)
+		}
+	}
 }
 
 // swapped offers node a copy of another unit's disk (D6), as if the disks

@@ -541,6 +541,54 @@ func TestMonitorSequencerLost(t *testing.T) {
 	assert.Equal(t, 2, m.Count())
 }
 
+// TestMonitorSequencerLostNewEpochFill: after the sequencer lost its state,
+// a reader fills a hole it saw handed out before the loss, in the new
+// epoch, before the new sequencer hands the address out again: that races
+// the new holder at the chain's head (write-once settles it), and is not a
+// reissue. Junk filled in the old epoch, which the seal could have found,
+// still is.
+func TestMonitorSequencerLostNewEpochFill(t *testing.T) {
+	m := sim.NewMonitor()
+	m.Tokens(0, 0, 4)
+	m.SequencerLost()
+	m.Filled(2, "unit0", 1)
+	m.Tokens(1, 2, 1)
+	assert.Zero(t, m.Count(), "a fill of the new epoch: %v", m.Violations())
+
+	m = sim.NewMonitor()
+	m.Tokens(0, 0, 4)
+	m.Filled(2, "unit0", 0)
+	m.SequencerLost()
+	m.Tokens(1, 2, 1)
+	require.Equal(t, 1, m.Count())
+	assert.Equal(t, "S10", m.Violations()[0].Invariant)
+}
+
+// TestMonitorLost: a replica whose record a disk fault destroyed (Lost)
+// may store something else there; a junk fill of it while another replica
+// still holds the data breaks S1 and S6 all the same.
+func TestMonitorLost(t *testing.T) {
+	m := sim.NewMonitor()
+	m.Stored(1, "unit3", 0, []byte("head only"))
+	m.Filled(1, "unit3", 2)
+	assert.Equal(t, 2, m.Count(), "without Lost, junk over data: %v", m.Violations())
+
+	m = sim.NewMonitor()
+	m.Stored(1, "unit3", 0, []byte("head only"))
+	m.Lost(1, "unit3")
+	m.Filled(1, "unit3", 2)
+	m.Filled(1, "unit4", 2)
+	assert.Zero(t, m.Count(), "%v", m.Violations())
+
+	m = sim.NewMonitor()
+	m.Stored(1, "unit3", 0, []byte("committed"))
+	m.Stored(1, "unit4", 0, []byte("committed"))
+	m.Lost(1, "unit3")
+	m.Filled(1, "unit3", 2)
+	require.NotZero(t, m.Count())
+	assert.Equal(t, "S1", m.Violations()[0].Invariant, "%v", m.Violations())
+}
+
 // TestMonitorInChain checks that data left only on a replica taken out of
 // the chain does not conflict with a later junk fill, while two values
 // always conflict.

@@ -425,6 +425,8 @@ var durableSeeds = map[uint64]string{
 var detectorSeeds = map[uint64]string{
 	58004402: "L3: a unit came back blank and no detector let it rejoin: the detector's scrub waited on it for a reader's patience",
 	58084297: "L3: the same, a reader burning its retries on the blank unit until a client's own patience ran out",
+	60030715: "S1 false positive: a record a misdirected write destroyed, missing after the unit recovered, was filled with junk",
+	60073960: "S10 false positive: a reader's fill in the new epoch, before a sequencer that lost its state handed the address out again",
 }
 
 // TestRegressionSeeds replays regressionSeeds, misdirectSeeds,
