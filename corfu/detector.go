@@ -97,8 +97,9 @@ type DetectorEvent struct {
 // standby, lets a unit that came back blank (its data lost) rejoin once it
 // stayed blank for two rounds of one epoch, rebuilds the closed chains
 // that lost replicas, and grows the open segment's short chains with
-// spares, each through a reconfiguration of its Client. It does at most one of these per round, so epoch changes
-// stay bounded by the failures it sees.
+// spares, each through a reconfiguration of its Client. It does at most
+// one of these per round, so epoch changes stay bounded by the failures it
+// sees.
 //
 // A detector acts only when it reaches a majority of layout servers and
 // suspects fewer than half of the nodes it probes: a detector on the

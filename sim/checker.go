@@ -448,13 +448,7 @@ func (m *Monitor) Wiped(node projection.NodeID) {
 // for it from now on. Call it before Stored or Filled for the repair. A
 // repair that puts junk where another replica of the chain still holds
 // data still breaks S1 and S6.
-func (m *Monitor) Repaired(global storage.Address, node projection.NodeID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s := m.addrs[global]; s != nil {
-		s.forget(node)
-	}
-}
+func (m *Monitor) Repaired(global storage.Address, node projection.NodeID) { m.Lost(global, node) }
 
 // Lost records that node no longer holds its record at global address
 // global, which a disk fault destroyed without a trace that recovery could
