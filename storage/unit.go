@@ -158,3 +158,35 @@ var _ Inspector = (*Memory)(nil)
 type Repairer interface {
 	Repair(ctx context.Context, epoch Epoch, addr Address, data []byte, junk bool) error
 }
+
+// WriteItem is one write of a batch: Data at the unit's address Addr.
+type WriteItem struct {
+	Addr Address
+	Data []byte
+}
+
+// BatchWriter is a Unit that stores a batch of writes together: a durable
+// unit puts them in one group commit and waits once for it, where a Write
+// per item would wait for each. disk.Unit is one.
+//
+// WriteBatch returns one error per item, in order: what Write would have
+// returned for it, written in that order. Items are independent: one that
+// fails (ErrWritten, say) does not stop the others. An epoch the unit
+// refuses gives every item the same error.
+type BatchWriter interface {
+	WriteBatch(ctx context.Context, epoch Epoch, items []WriteItem) []error
+}
+
+// WriteBatch writes items to u: with one call if u is a BatchWriter, and
+// otherwise with one Write per item, in order. It returns one error per
+// item, as BatchWriter.WriteBatch does.
+func WriteBatch(ctx context.Context, u Unit, epoch Epoch, items []WriteItem) []error {
+	if b, ok := u.(BatchWriter); ok {
+		return b.WriteBatch(ctx, epoch, items)
+	}
+	errs := make([]error, len(items))
+	for i, it := range items {
+		errs[i] = u.Write(ctx, epoch, it.Addr, it.Data)
+	}
+	return errs
+}

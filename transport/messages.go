@@ -26,6 +26,7 @@ const (
 	OpSeal       Op = 6 // Epoch -> Addr (the unit's local tail)
 	OpJoin       Op = 7 // Epoch: a blank unit serves again, empty, at Epoch
 	OpRepair     Op = 8 // Epoch, Addr, Data, N (1: junk): replaces a record that fails its checksum
+	OpWriteBatch Op = 9 // Epoch, N (items), Data (AppendWriteBatch) -> Data (AppendBatchErrors)
 
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
@@ -59,6 +60,8 @@ func (op Op) String() string {
 		return "join"
 	case OpRepair:
 		return "repair"
+	case OpWriteBatch:
+		return "write-batch"
 	case OpToken:
 		return "token"
 	case OpBootstrap:
@@ -82,7 +85,7 @@ func (op Op) String() string {
 // Valid reports whether op is one of the defined operations.
 func (op Op) Valid() bool {
 	switch op {
-	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair,
+	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair, OpWriteBatch,
 		OpToken, OpBootstrap, OpSeqSeal,
 		OpGetLayout, OpPrepare, OpPropose, OpCommit, OpReport:
 		return true

@@ -73,6 +73,11 @@ func (s *Server) Handle(req *Request) *Response {
 			return wrongRole(req.Op, "storage unit")
 		}
 		return s.unit(req)
+	case OpWriteBatch:
+		if s.Unit == nil {
+			return wrongRole(req.Op, "storage unit")
+		}
+		return s.writeBatch(req)
 	case OpJoin:
 		j, ok := s.Unit.(Joiner)
 		if !ok {

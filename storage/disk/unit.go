@@ -165,21 +165,60 @@ func errFor(st state) error {
 // an earlier write failed to reach the disk (the outcome of this one is then
 // unknown) and ErrClosed. ctx is ignored.
 func (u *Unit) Write(ctx context.Context, epoch storage.Epoch, addr storage.Address, data []byte) error {
-	return u.mutate(func() (uint64, error) {
-		if err := u.checkMutation(epoch, addr); err != nil {
-			return 0, err
+	return u.mutate(func() (uint64, error) { return u.queueWrite(epoch, addr, data) })
+}
+
+var _ storage.BatchWriter = (*Unit)(nil)
+
+// queueWrite decides a write of data at addr and queues its record, and
+// returns the record's sequence. The caller holds mu.
+func (u *Unit) queueWrite(epoch storage.Epoch, addr storage.Address, data []byte) (uint64, error) {
+	if err := u.checkMutation(epoch, addr); err != nil {
+		return 0, err
+	}
+	switch {
+	case data == nil:
+		return 0, storage.ErrNilData
+	case len(data) > storage.MaxEntryBytes:
+		return 0, storage.ErrTooLarge
+	}
+	if st, _ := u.effective(addr); st != 0 {
+		return 0, errFor(st)
+	}
+	return u.enqueue(header{kind: kindData, addr: addr, epoch: epoch}, data)
+}
+
+// WriteBatch stores the items as Write would, in order, and returns once
+// every record it queued is durable: the batch shares the wait (and
+// usually one group commit) that a Write per item would pay each time.
+// Each item's error is what Write would have returned for it; a failure
+// to reach the disk gives every queued item the error wrapping ErrFailed.
+// ctx is ignored.
+func (u *Unit) WriteBatch(ctx context.Context, epoch storage.Epoch, items []storage.WriteItem) []error {
+	errs := make([]error, len(items))
+	seqs := make([]uint64, len(items))
+	u.mu.Lock()
+	for i, it := range items {
+		seqs[i], errs[i] = u.queueWrite(epoch, it.Addr, it.Data)
+	}
+	// NB: each record's own wait, as Write's: two commits may be in flight
+	// at once, and one landing says nothing of the other. After the first
+	// wait the rest are usually durable already.
+	locked := true
+	for i, seq := range seqs {
+		if seq == 0 {
+			continue
 		}
-		switch {
-		case data == nil:
-			return 0, storage.ErrNilData
-		case len(data) > storage.MaxEntryBytes:
-			return 0, storage.ErrTooLarge
+		if !locked {
+			u.mu.Lock()
 		}
-		if st, _ := u.effective(addr); st != 0 {
-			return 0, errFor(st)
-		}
-		return u.enqueue(header{kind: kindData, addr: addr, epoch: epoch}, data)
-	})
+		errs[i] = u.awaitUnlocked(seq)
+		locked = false
+	}
+	if locked {
+		u.mu.Unlock()
+	}
+	return errs
 }
 
 // Read returns a copy of the data at addr, read from its segment and

@@ -37,6 +37,7 @@ func Run(t *testing.T, newUnit func(t *testing.T) storage.Unit) {
 	t.Run("Aliasing", s.testAliasing)
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("ManyAddresses", s.testManyAddresses)
+	t.Run("WriteBatch", s.testWriteBatch)
 }
 
 type suite struct {
@@ -823,4 +824,39 @@ func (s suite) testManyAddresses(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, storage.MaxAddress, tail)
 	})
+}
+
+// testWriteBatch checks storage.WriteBatch on the unit (its own WriteBatch
+// if it is a storage.BatchWriter): each item gets what Write would give it,
+// in order, and one refused item does not stop the others.
+func (s suite) testWriteBatch(t *testing.T) {
+	u := s.newUnit(t)
+	ctx := t.Context()
+	setup(t, u, seal(2), write(2, 5, []byte("old")), trim(2, 6))
+	errs := storage.WriteBatch(ctx, u, 2, []storage.WriteItem{
+		{Addr: 4, Data: []byte("four")},
+		{Addr: 5, Data: []byte("five")}, // written
+		{Addr: 6, Data: []byte("six")},  // trimmed
+		{Addr: 7, Data: []byte{}},
+		{Addr: 4, Data: []byte("again")}, // written by this batch
+		{Addr: 8, Data: nil},
+		{Addr: storage.MaxAddress, Data: []byte("x")},
+	})
+	require.Len(t, errs, 7)
+	assert.NoError(t, errs[0])
+	assert.ErrorIs(t, errs[1], storage.ErrWritten)
+	assert.ErrorIs(t, errs[2], storage.ErrTrimmed)
+	assert.NoError(t, errs[3])
+	assert.ErrorIs(t, errs[4], storage.ErrWritten)
+	assert.ErrorIs(t, errs[5], storage.ErrNilData)
+	assert.ErrorIs(t, errs[6], storage.ErrInvalidAddress)
+	check(t, u, has(2, 4, "four"), has(2, 5, "old"), fails(2, 6, storage.ErrTrimmed), has(2, 7, ""), fails(2, 8, storage.ErrUnwritten))
+
+	for i, err := range storage.WriteBatch(ctx, u, 1, []storage.WriteItem{{Addr: 9, Data: []byte("a")}, {Addr: 10, Data: []byte("b")}}) {
+		assert.ErrorIs(t, err, storage.ErrSealed, "item %d at an old epoch", i)
+	}
+	for i, err := range storage.WriteBatch(ctx, u, 3, []storage.WriteItem{{Addr: 9, Data: []byte("a")}}) {
+		assert.ErrorIs(t, err, storage.ErrFutureEpoch, "item %d at a future epoch", i)
+	}
+	check(t, u, fails(2, 9, storage.ErrUnwritten), fails(2, 10, storage.ErrUnwritten))
 }

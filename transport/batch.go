@@ -1,0 +1,134 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/corfulog/corfu/storage"
+)
+
+// MaxBatchItems bounds the writes one OpWriteBatch request carries.
+const MaxBatchItems = 1 << 12
+
+// AppendWriteBatch appends the body of an OpWriteBatch request (its Data
+// field) for items to b: a count, then each item's address and data. It
+// panics on a nil item data, which a unit would refuse: callers check
+// first.
+func AppendWriteBatch(b []byte, items []storage.WriteItem) []byte {
+	b = appendUvarint(b, uint64(len(items)))
+	for _, it := range items {
+		if it.Data == nil {
+			panic("transport: write batch item with nil data")
+		}
+		b = appendUvarint(b, uint64(it.Addr))
+		b = appendBytes(b, it.Data)
+	}
+	return b
+}
+
+// DecodeWriteBatch decodes the body of an OpWriteBatch request. The items'
+// data share no memory with b. Errors wrap ErrMalformed: a count above
+// MaxBatchItems or beyond what b can hold, an item with nil data, trailing
+// bytes.
+func DecodeWriteBatch(b []byte) ([]storage.WriteItem, error) {
+	d := decoder{b: b}
+	n := d.uvarint("batch count")
+	switch {
+	case d.err != nil:
+	case n == 0:
+		d.fail("empty write batch")
+	case n > MaxBatchItems:
+		d.fail("write batch of %d items exceeds the limit of %d", n, MaxBatchItems)
+	case n > uint64(len(d.rest())/2):
+		d.fail("write batch of %d items exceeds the %d bytes left", n, len(d.rest()))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	items := make([]storage.WriteItem, n)
+	for i := range items {
+		items[i].Addr = storage.Address(d.uvarint("item addr"))
+		items[i].Data = d.data()
+		if d.err == nil && items[i].Data == nil {
+			d.fail("write batch item %d has nil data", i)
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// AppendBatchErrors appends the body of an OpWriteBatch response (its Data
+// field): a count, then each item's error as the codec carries errors.
+func AppendBatchErrors(b []byte, errs []error) []byte {
+	b = appendUvarint(b, uint64(len(errs)))
+	for _, err := range errs {
+		b = appendError(b, err)
+	}
+	return b
+}
+
+// DecodeBatchErrors decodes the body of an OpWriteBatch response. Errors
+// wrap ErrMalformed.
+func DecodeBatchErrors(b []byte) ([]error, error) {
+	d := decoder{b: b}
+	n := d.uvarint("batch count")
+	if d.err == nil && (n > MaxBatchItems || n > uint64(len(d.rest()))) {
+		d.fail("write batch answer of %d items exceeds the limit of %d or the %d bytes left", n, MaxBatchItems, len(d.rest()))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = d.error()
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// WriteBatch stores items on the unit with one request; see
+// storage.BatchWriter. It returns one error per item, or, with a nil
+// slice, the one error that kept the whole request from being answered
+// (the transport's, ErrMalformed for an answer of the wrong length), after
+// which each item's outcome is unknown. A batch too large for a frame, or
+// with more than MaxBatchItems items, fails with an error wrapping
+// storage.ErrTooLarge without being sent.
+func (u UnitClient) WriteBatch(ctx context.Context, epoch storage.Epoch, items []storage.WriteItem) ([]error, error) {
+	size := 0
+	for _, it := range items {
+		size += len(it.Data) + 2*10
+	}
+	if len(items) > MaxBatchItems || size > maxWriteBytes {
+		return nil, fmt.Errorf("transport: write batch of %d items, %d bytes: %w", len(items), size, storage.ErrTooLarge)
+	}
+	resp, err := call(ctx, u.Caller, u.Node, &Request{Op: OpWriteBatch, Epoch: epoch, N: uint32(len(items)), Data: AppendWriteBatch(nil, items)})
+	if err != nil {
+		return nil, err
+	}
+	errs, err := DecodeBatchErrors(resp.Data)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) != len(items) {
+		return nil, fmt.Errorf("%w: %d answers to a write batch of %d", ErrMalformed, len(errs), len(items))
+	}
+	return errs, nil
+}
+
+// writeBatch serves OpWriteBatch: storage.WriteBatch on the unit, which
+// shares one wait for durability if the unit is a storage.BatchWriter.
+func (s *Server) writeBatch(req *Request) *Response {
+	items, err := DecodeWriteBatch(req.Data)
+	if err != nil {
+		return &Response{Err: err}
+	}
+	errs := storage.WriteBatch(context.Background(), s.Unit, req.Epoch, items)
+	return &Response{Data: AppendBatchErrors(nil, errs)}
+}
