@@ -156,12 +156,15 @@ type scalingRun struct {
 }
 
 // service is the Bandwidth model's Service: the sequencer's time per
-// request, and a unit's flash time for the bytes it writes or reads.
+// request, and a unit's flash time for the bytes a request writes or a
+// read's answer carries.
 func (r *scalingRun) service(m *Message) time.Duration {
 	switch {
 	case !m.Reply && m.To == r.cl.Projection.Sequencer:
 		return r.cfg.TokenService
-	case !m.Reply && m.Op == transport.OpWrite && r.units[m.To]:
+	case !m.Reply && isMutation(m.Op) && r.units[m.To]:
+		// NB: a write, a batch of writes, a fill, a trim: the bytes it
+		// carries go to flash.
 		return transmit(len(m.Data), r.cfg.UnitBandwidth)
 	case m.Reply && m.Op == transport.OpRead && r.units[m.From]:
 		return transmit(len(m.Data), r.cfg.UnitBandwidth)
