@@ -4,6 +4,7 @@
 //	corfu sim [flags]          replay one simulated run (--seed) or sweep many (--seeds)
 //	corfu serve [flags]        run one node of a cluster (units, sequencer, layout server) over TCP
 //	corfu cluster up [flags]   start a local cluster of corfu serve processes on 127.0.0.1
+//	corfu bench [flags]        measure appends/s and latency (or the sequencer's tokens/s)
 //	corfu append|read|tail|trim|stream|layout|status|reconfigure [flags]
 //	                           the client verbs, over TCP, on a cluster file's cluster
 //
@@ -35,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "cluster":
 		return clusterCmd(args[1:], os.Stdin, stdout, stderr)
+	case "bench":
+		return benchCmd(args[1:], stdout, stderr)
 	case "append":
 		return appendCmd(args[1:], os.Stdin, stdout, stderr)
 	case "read":
@@ -73,6 +76,8 @@ subcommands:
   cluster up
           start a local cluster of corfu serve processes on 127.0.0.1, with
           data directories under --dir; Ctrl-C stops it
+  bench   measure appends/s, MB/s and p50/p99/p999 latency on a cluster it
+          starts in this process (or on -cluster FILE's): one result line
 
 client verbs (each takes --cluster FILE, and --json for scripts):
   append [--stream IDS] [DATA ...]   one entry per argument, or per stdin line
