@@ -2,6 +2,7 @@
 //
 //	corfu demo [flags]         run an in-process cluster on the simulator and check it
 //	corfu sim [flags]          replay one simulated run (--seed) or sweep many (--seeds)
+//	corfu scale [flags]        the scaling experiment: throughput against units, in the simulator
 //	corfu serve [flags]        run one node of a cluster (units, sequencer, layout server) over TCP
 //	corfu cluster up [flags]   start a local cluster of corfu serve processes on 127.0.0.1
 //	corfu bench [flags]        measure appends/s and latency (or the sequencer's tokens/s)
@@ -32,6 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return demo(args[1:], stdout, stderr)
 	case "sim":
 		return simCmd(args[1:], stdout, stderr)
+	case "scale":
+		return scaleCmd(args[1:], stdout, stderr)
 	case "serve":
 		return serve(args[1:], stdout, stderr)
 	case "cluster":
@@ -71,6 +74,7 @@ subcommands:
           clients append and read concurrently, then every invariant is checked
   sim     replay one simulated run from its seed (--seed N, --trace FILE.html
           for a timeline) or sweep seeds 1..N in parallel (--seeds N)
+  scale   throughput against units in the simulator: docs/scaling.csv and .png
   serve   run one node of a cluster over TCP: --cluster FILE --node NAME
           --data DIR (--init on its first start); /metrics with --http ADDR
   cluster up
