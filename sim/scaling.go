@@ -21,14 +21,14 @@ import (
 
 // Defaults of ScalingConfig.
 const (
-	DefaultScalingClients  = 64
-	DefaultScalingWorkers  = 8
-	DefaultEntryBytes      = 4096
-	DefaultPropagation     = 50 * time.Microsecond
-	DefaultTokenService    = 5 * time.Microsecond // 200K tokens/s
-	DefaultScalingWarmup   = 20 * time.Millisecond
-	DefaultScalingWindow   = 100 * time.Millisecond
-	DefaultPrefillPerChain = 64
+	DefaultScalingClients  = 64                     // ScalingConfig.Clients
+	DefaultScalingWorkers  = 8                      // ScalingConfig.Workers
+	DefaultEntryBytes      = 4096                   // ScalingConfig.EntryBytes: the paper's 4 KB
+	DefaultPropagation     = 50 * time.Microsecond  // ScalingConfig.Propagation
+	DefaultTokenService    = 5 * time.Microsecond   // ScalingConfig.TokenService: 200K tokens/s
+	DefaultScalingWarmup   = 20 * time.Millisecond  // ScalingConfig.Warmup
+	DefaultScalingWindow   = 100 * time.Millisecond // ScalingConfig.Window
+	DefaultPrefillPerChain = 64                     // ScalingConfig.PrefillPerChain
 )
 
 // ScalingConfig shapes one point of the scaling experiment. Its zero value
@@ -36,9 +36,9 @@ const (
 // whose flash reads and writes at the rate of their link, and a sequencer
 // that hands out 200K tokens/s.
 type ScalingConfig struct {
-	Seed     uint64
-	Chains   int // chains of Replicas units each; default 1
-	Replicas int // default 2
+	Seed     uint64 // the seed of the run; the same seed gives the same run
+	Chains   int    // chains of Replicas units each; default 1
+	Replicas int    // units per chain; default 2
 	// Clients is the number of client nodes, each a corfu.Client with a
 	// network interface of its own; Workers the closed-loop tasks on each,
 	// every one making one call after another. Defaults 64 and 8.
@@ -108,9 +108,9 @@ type Throughput struct {
 // ScalingPoint is one point of the scaling experiment: the append and the
 // read throughput of one number of chains.
 type ScalingPoint struct {
-	Chains, Units int
-	Appends       Throughput
-	Reads         Throughput
+	Chains, Units int        // the cluster: Units is Chains x Replicas
+	Appends       Throughput // MeasureAppends
+	Reads         Throughput // MeasureReads
 }
 
 // Scale runs the two phases of one point, each a run of its own from
