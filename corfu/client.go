@@ -41,6 +41,8 @@ type Client struct {
 	trimKnown  atomic.Uint64 // every address below it is trimmed (see TrimMark)
 	trimSeen   atomic.Uint64 // one past the newest trim record read (see learnTrim)
 
+	async async // AppendAsync's window, queue and batches
+
 	mut mutant.Set // broken variants for the checker's tests; always zero outside them
 
 	closed    atomic.Bool // set by Close: no request leaves any more
@@ -151,28 +153,42 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 			c.hooks.onAppend(AppendEvent{Addr: addr, Bytes: len(data), Streams: len(streams), Tokens: tokens, Took: c.env.Now().Sub(start), Err: err})
 		}()
 	}
+	if err := c.checkAppend(data, streams); err != nil {
+		return 0, err
+	}
+	id := entryID{writer: c.cfg.Writer, seq: c.seq.Add(1)}
+	return c.appendEntry(ctx, id, data, streams, c.cfg.MaxRetries+1, nil, &tokens)
+}
+
+// checkAppend checks an append's arguments.
+func (c *Client) checkAppend(data []byte, streams []StreamID) error {
 	switch {
 	case data == nil:
-		return 0, fmt.Errorf("corfu: append: %w", ErrNilData)
+		return fmt.Errorf("corfu: append: %w", ErrNilData)
 	case len(data) > c.cfg.MaxEntryBytes:
-		return 0, fmt.Errorf("corfu: append: %w: %d bytes, limit %d", ErrTooLarge, len(data), c.cfg.MaxEntryBytes)
+		return fmt.Errorf("corfu: append: %w: %d bytes, limit %d", ErrTooLarge, len(data), c.cfg.MaxEntryBytes)
 	case len(streams) > sequencer.MaxStreams:
-		return 0, fmt.Errorf("corfu: append: %w: %d streams, limit %d", ErrInvalidStreams, len(streams), sequencer.MaxStreams)
+		return fmt.Errorf("corfu: append: %w: %d streams, limit %d", ErrInvalidStreams, len(streams), sequencer.MaxStreams)
 	}
 	for i, s := range streams {
 		if slices.Contains(streams[:i], s) {
-			return 0, fmt.Errorf("corfu: append: %w: stream %d named twice", ErrInvalidStreams, s)
+			return fmt.Errorf("corfu: append: %w: stream %d named twice", ErrInvalidStreams, s)
 		}
 	}
-	id := entryID{writer: c.cfg.Writer, seq: c.seq.Add(1)}
-	var lost error
-	for range c.cfg.MaxRetries + 1 {
+	return nil
+}
+
+// appendEntry appends the entry id with a fresh token per attempt, at
+// most attempts of them; lost, if not nil, is why an earlier attempt (a
+// batch's) gave its address up. tokens counts the tokens taken.
+func (c *Client) appendEntry(ctx context.Context, id entryID, data []byte, streams []StreamID, attempts int, lost error, tokens *int) (storage.Address, error) {
+	for range attempts {
 		tok, epoch, err := c.token(ctx, 1, streams)
 		if err != nil {
 			return 0, fmt.Errorf("corfu: append: token: %w", err)
 		}
-		tokens++
-		err = c.writeChain(ctx, epoch, tok.Start, id, encodeEntry(id, streams, tok.Backpointers, c.backpointers(), data))
+		*tokens++
+		err = c.writeChain(ctx, epoch, tok.Start, id, encodeEntry(id, streams, tok.Backpointers, c.backpointers(), data), false)
 		if err == nil {
 			return tok.Start, nil
 		}
@@ -201,11 +217,13 @@ func (c *Client) Append(ctx context.Context, data []byte, streams ...StreamID) (
 // addr is given up (errLostRace) for a fresh token: the new epoch's
 // sequencer may hand addr out again, and its stream tails do not know addr
 // as ours.
-func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr storage.Address, id entryID, payload []byte) error {
+//
+// stored says that payload may be on a replica already (a batch's write
+// of it, see writeBatch), so that giving up leaves the outcome unknown.
+func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr storage.Address, id entryID, payload []byte, stored bool) error {
 	// stored is set once payload may be on a replica: a write that was
 	// sent and not refused (or refused by a seal, see below), or our own
 	// entry found there. From then on, giving up leaves the outcome unknown.
-	stored := false
 	// headSeen is the epoch in which the chain's head was last known to
 	// hold our entry (we wrote it, or read it there). NB: it must be the
 	// current epoch: a head of an older one may have been replaced, or may
@@ -237,12 +255,7 @@ func (c *Client) writeChain(ctx context.Context, tokEpoch storage.Epoch, addr st
 					return err // NB: checked here so that nothing is sent
 				}
 				err := u.Write(ctx, p.Epoch, loc.Local, payload)
-				// NB: a refusal leaves the unit as it was, but the answer
-				// may be to a second copy of the request (the network
-				// duplicates messages) whose first copy was stored, and
-				// its reply lost, before the unit was sealed. Only the
-				// head under the new epoch tells.
-				if !refused(err) && !errors.Is(err, transport.ErrNotSent) && !errors.Is(err, ErrUnavailable) || errors.Is(err, storage.ErrSealed) {
+				if mayHaveStored(err) {
 					stored = true
 				}
 				return err
@@ -322,6 +335,15 @@ func (c *Client) ours(got []byte, id entryID, payload []byte) bool {
 	}
 	gid, ok := idOf(got)
 	return ok && gid == id && bytes.Equal(got, payload)
+}
+
+// mayHaveStored reports whether a write that returned err may have stored
+// its data. NB: a refusal leaves the unit as it was, but the answer may be
+// to a second copy of the request (the network duplicates messages) whose
+// first copy was stored, and its reply lost, before the unit was sealed.
+// Only the head under the new epoch tells.
+func mayHaveStored(err error) bool {
+	return !refused(err) && !errors.Is(err, transport.ErrNotSent) && !errors.Is(err, ErrUnavailable) || errors.Is(err, storage.ErrSealed)
 }
 
 // refused reports whether err is a unit's definite refusal of a request,
@@ -871,6 +893,13 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 			if err := c.movedOn(ctx, p); err != nil {
 				return err
 			}
+		}
+		if cur := c.projection(); cur.Epoch > p.Epoch {
+			// NB: another call of this client (a concurrent append, or a
+			// batch of AppendAsync) installed a newer projection since p
+			// was taken: a token of p's epoch is refused, or belongs to
+			// an epoch the client has left. Its epochs never go back.
+			return &storage.SealedError{Epoch: cur.Epoch}
 		}
 		tok, err = seq.Next(ctx, p.Epoch, n, streams)
 		if transient(err) {

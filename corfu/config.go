@@ -19,12 +19,19 @@ import (
 // well below a reader's hole-fill wait, so a reader does not junk-fill an
 // address whose writer is merely slow.
 const (
-	DefaultMaxRetries       = 16
-	DefaultRPCTimeout       = 250 * time.Millisecond
-	DefaultHoleFillWait     = 2 * time.Second
-	DefaultBackoff          = 5 * time.Millisecond
-	DefaultMaxBackoff       = 200 * time.Millisecond
-	DefaultFollowPoll       = 10 * time.Millisecond
+	DefaultMaxRetries    = 16
+	DefaultRPCTimeout    = 250 * time.Millisecond
+	DefaultHoleFillWait  = 2 * time.Second
+	DefaultBackoff       = 5 * time.Millisecond
+	DefaultMaxBackoff    = 200 * time.Millisecond
+	DefaultFollowPoll    = 10 * time.Millisecond
+	DefaultWindow        = 1024
+	DefaultMaxBatch      = 256
+	DefaultMaxBatchBytes = 1 << 20
+	DefaultBatches       = 4
+	// MaxBatch is the largest Config.MaxBatch: a unit takes at most this
+	// many writes in one request.
+	MaxBatch                = transport.MaxBatchItems
 	entryHeaderReserveBytes = 64 << 10
 	// DefaultMaxEntryBytes is the largest payload Append accepts by default:
 	// a unit's limit less room for the largest entry header (MaxStreams
@@ -100,6 +107,18 @@ type Config struct {
 	// (projection.Projection.Backpointers) overrides it, so that clients
 	// cannot disagree with the sequencer.
 	Backpointers int
+	// Window bounds the appends AppendAsync keeps in flight (accepted and
+	// not done): AppendAsync waits for room, TryAppendAsync fails with
+	// ErrWindowFull. Default DefaultWindow.
+	Window int
+	// MaxBatch and MaxBatchBytes bound one batch of AppendAsync's appends
+	// (entries, and payload bytes; a batch holds at least one entry,
+	// however large). Defaults DefaultMaxBatch (at most MaxBatch) and
+	// DefaultMaxBatchBytes (at most storage.MaxEntryBytes).
+	MaxBatch, MaxBatchBytes int
+	// Batches bounds the batches of AppendAsync in flight at once; appends
+	// accepted meanwhile wait for the next batch. Default DefaultBatches.
+	Batches int
 }
 
 // validate fills in defaults and reports a Config that cannot work.
@@ -132,6 +151,10 @@ func (c *Config) validate() error {
 	setDefault(&c.FollowPoll, DefaultFollowPoll)
 	setDefault(&c.MaxEntryBytes, DefaultMaxEntryBytes)
 	setDefault(&c.Backpointers, sequencer.DefaultBackpointers)
+	setDefault(&c.Window, DefaultWindow)
+	setDefault(&c.MaxBatch, DefaultMaxBatch)
+	setDefault(&c.MaxBatchBytes, DefaultMaxBatchBytes)
+	setDefault(&c.Batches, DefaultBatches)
 	switch {
 	case c.MaxRetries < 0:
 		return fmt.Errorf("%w: MaxRetries %d < 0", ErrInvalidConfig, c.MaxRetries)
@@ -144,6 +167,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MaxEntryBytes %d outside [0, %d]", ErrInvalidConfig, c.MaxEntryBytes, DefaultMaxEntryBytes)
 	case c.Backpointers < 1 || c.Backpointers > MaxBackpointers:
 		return fmt.Errorf("%w: Backpointers %d outside [1, %d]", ErrInvalidConfig, c.Backpointers, MaxBackpointers)
+	case c.Window < 1, c.Batches < 1:
+		return fmt.Errorf("%w: Window %d and Batches %d must be positive", ErrInvalidConfig, c.Window, c.Batches)
+	case c.MaxBatch < 1 || c.MaxBatch > MaxBatch:
+		return fmt.Errorf("%w: MaxBatch %d outside [1, %d]", ErrInvalidConfig, c.MaxBatch, MaxBatch)
+	case c.MaxBatchBytes < 1 || c.MaxBatchBytes > storage.MaxEntryBytes:
+		return fmt.Errorf("%w: MaxBatchBytes %d outside [1, %d]", ErrInvalidConfig, c.MaxBatchBytes, storage.MaxEntryBytes)
 	case c.MaxBackoff < c.Backoff:
 		return fmt.Errorf("%w: MaxBackoff %v below Backoff %v", ErrInvalidConfig, c.MaxBackoff, c.Backoff)
 	}

@@ -78,8 +78,11 @@ type Cluster struct {
 	// projection names it in the chain (corfu.Rebuild). Each is reported
 	// to the Monitor once a projection learned later places it.
 	unplaced []unplacedStore
-	accepts  []acceptance
-	clients  int
+	// Batches counts the write batches the units answered (OpWriteBatch)
+	// and the writes they carried.
+	Batches BatchStats
+	accepts []acceptance
+	clients int
 	// tokensFrom is the sequencer node that last handed out tokens.
 	tokensFrom transport.NodeID
 	servers    map[transport.NodeID]*transport.Server // looked up, never iterated
@@ -729,7 +732,7 @@ func (c *Cluster) Close() {
 // isMutation reports whether op changes what a unit stores.
 func isMutation(op transport.Op) bool {
 	return op == transport.OpWrite || op == transport.OpFill || op == transport.OpTrim || op == transport.OpPrefixTrim ||
-		op == transport.OpRepair
+		op == transport.OpRepair || op == transport.OpWriteBatch
 }
 
 // mutate applies the server-side mutants to a request on its way in.
@@ -740,7 +743,7 @@ func (o *observed) mutate(req *transport.Request) {
 	}
 	srv := o.c.servers[o.node]
 	switch {
-	case mut.UnitIgnoresSeal && srv != nil && srv.Unit != nil && req.Op >= transport.OpWrite && req.Op < transport.OpSeal:
+	case mut.UnitIgnoresSeal && srv != nil && srv.Unit != nil && (req.Op >= transport.OpWrite && req.Op < transport.OpSeal || req.Op == transport.OpWriteBatch):
 		// Mutant: a stale request is served as if it were current.
 		if e := o.c.inspector(o.node).Epoch(); req.Epoch < e {
 			req.Epoch = e
@@ -771,6 +774,16 @@ func (o *observed) mutateResponse(req *transport.Request, resp *transport.Respon
 	switch {
 	case mut.UnitWritesBelowTrim && req.Op == transport.OpWrite && errors.Is(resp.Err, storage.ErrTrimmed):
 		resp.Err = nil // Mutant: a write refused below the trim mark is acknowledged.
+	case mut.UnitWritesBelowTrim && req.Op == transport.OpWriteBatch && resp.Err == nil:
+		// The same mutant, item by item.
+		if errs, err := transport.DecodeBatchErrors(resp.Data); err == nil {
+			for i, e := range errs {
+				if errors.Is(e, storage.ErrTrimmed) {
+					errs[i] = nil
+				}
+			}
+			resp.Data = transport.AppendBatchErrors(nil, errs)
+		}
 	case mut.WrongBackpointer && req.Op == transport.OpToken && resp.Err == nil:
 		// Mutant: each stream's newest address is off by one.
 		// (A copy: the answer may share the sequencer's own lists.)
@@ -837,6 +850,10 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 // its answer, stale says req's epoch (epoch, before any mutant touched it)
 // was below the unit's sealed epoch.
 func (o *observed) observe(req *transport.Request, resp *transport.Response, stale bool, epoch, sealed storage.Epoch) {
+	if req.Op == transport.OpWriteBatch {
+		o.observeBatch(req, resp, stale, epoch, sealed)
+		return
+	}
 	m := o.c.Monitor
 	if o.c.inspector(o.node) != nil {
 		// S15: a unit serves only the bytes of a write it acknowledged.
@@ -930,6 +947,35 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 			m.SequencerLost()
 		}
 	}
+}
+
+// observeBatch observes a batch of writes as the writes it carries, each
+// with its own answer.
+func (o *observed) observeBatch(req *transport.Request, resp *transport.Response, stale bool, epoch, sealed storage.Epoch) {
+	if resp.Err != nil {
+		return // NB: refused whole (malformed, wrong role): nothing stored
+	}
+	items, err := transport.DecodeWriteBatch(req.Data)
+	if err != nil {
+		return
+	}
+	errs, err := transport.DecodeBatchErrors(resp.Data)
+	if err != nil || len(errs) != len(items) {
+		panic(fmt.Sprintf("sim: %s answered a batch of %d writes with %d answers (%v)", o.node, len(items), len(errs), err))
+	}
+	o.c.Batches.Requests++
+	o.c.Batches.Writes += len(items)
+	for i, it := range items {
+		w := &transport.Request{Op: transport.OpWrite, Epoch: req.Epoch, Addr: it.Addr, Data: it.Data}
+		o.observe(w, &transport.Response{Err: errs[i]}, stale, epoch, sealed)
+	}
+}
+
+// BatchStats counts write batches (transport.OpWriteBatch) the units
+// answered.
+type BatchStats struct {
+	Requests int // batches answered
+	Writes   int // the writes they carried
 }
 
 // nextIncarnation numbers the starts of the cluster's sequencers, for

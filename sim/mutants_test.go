@@ -47,6 +47,10 @@ func TestMutants(t *testing.T) {
 		{"fill overwrites", mutant.Set{FillOverwrites: true}, nil, 200, mutant.Set{}},
 		{"sequencer restarts at zero", mutant.Set{SequencerRestartsAtZero: true}, nil, 200, mutant.Set{}},
 		{"ack before the last replica", mutant.Set{AckBeforeLast: true}, nil, 200, mutant.Set{}},
+		// The same mutant in AppendAsync's batches: every turn a burst.
+		{"batch acks before the last replica", mutant.Set{AckBeforeLast: true}, func(o *sim.Options) {
+			o.Workload.Bursts, o.Workload.MaxBurst = 1, 16
+		}, 200, mutant.Set{}},
 		{"writer carries its token into the next epoch", mutant.Set{CarryToken: true}, nil, 0, mutant.Set{}},
 		// Two writers meet at one address only when an address is handed
 		// out twice, as after a sequencer that lost its mark: a writer

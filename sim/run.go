@@ -86,6 +86,13 @@ type Workload struct {
 	KVMaps int
 	KVOps  int
 
+	// Bursts, if positive, makes one in Bursts of an appender's turns a
+	// burst: 2 to MaxBurst appends started at once with
+	// corfu.Client.AppendAsync (so that they share batches), then waited
+	// for. Its draws come from a stream of their own (see appender).
+	Bursts   int
+	MaxBurst int // default 8
+
 	// NoStreams makes every append join no stream, so that two appends of
 	// equal bytes store entries that differ only in their writer's
 	// identity (with SamePayloadOneIn).
@@ -309,6 +316,12 @@ func Swarm(seed uint64) Options {
 	// Half the seeds heal with a failure detector: from a stream of its
 	// own too.
 	UseDetector(&o, rand.New(rand.NewPCG(seed, 0xde7ec7)).IntN(2) == 0)
+	// Two seeds in three append in bursts through AppendAsync's batches:
+	// from a stream of its own too.
+	if b := rand.New(rand.NewPCG(seed, 0xba7c4)); b.IntN(3) != 0 {
+		o.Workload.Bursts = 1 + b.IntN(4)
+		o.Workload.MaxBurst = 2 + b.IntN(15)
+	}
 	// Durable mode and its disk faults, from a stream of their own.
 	disk := drawDiskFaults(seed)
 	if disk.durable {
@@ -424,6 +437,8 @@ type Result struct {
 	// a failure is expected).
 	Reconfigs, ReconfigsFailed int
 	Net                        Stats // what the network did with its messages
+	// Batches counts the write batches of AppendAsync the units answered.
+	Batches BatchStats
 	// Projection is the newest projection committed when the run ended.
 	Projection *projection.Projection
 	// Disk is what the disks went through in a durable run (Options.Disk);
@@ -580,7 +595,7 @@ func (f *filterCaller) Call(ctx context.Context, to transport.NodeID, req *trans
 		r.abort() // the reconfiguration dies with the units sealed
 		r.abort = nil
 	}
-	slow := f.appender && req.Op == transport.OpWrite || req.Op == transport.OpFill
+	slow := f.appender && (req.Op == transport.OpWrite || req.Op == transport.OpWriteBatch) || req.Op == transport.OpFill
 	if slow && w.SlowWriteOneIn > 0 && faulty && f.rng.IntN(w.SlowWriteOneIn) == 0 {
 		// NB: a stall before the request; sent afterwards with a timeout
 		// of its own, as the request the client sent before it stalled.
@@ -797,10 +812,10 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 		return err
 	}
 	var seq uint64 // the client's Append calls so far: each takes the next Seq
-	appendOne := func(i int) error {
-		if err := r.think(rng); err != nil {
-			return err
-		}
+	// NB: bursts draw from a stream of their own, so that a seed's other
+	// draws are the same with them and without.
+	brng := r.s.Fork(fmt.Sprintf("burst%d", id))
+	entry := func(i int) (string, []corfu.StreamID) {
 		var streams []corfu.StreamID
 		for sid := range w.Streams {
 			if rng.IntN(2) == 0 && !w.NoStreams {
@@ -812,6 +827,13 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 			data = r.payloads[rng.IntN(len(r.payloads))]
 		}
 		r.payloads = append(r.payloads, data)
+		return data, streams
+	}
+	appendOne := func(i int) error {
+		if err := r.think(rng); err != nil {
+			return err
+		}
+		data, streams := entry(i)
 		seq++
 		_, op, _ := r.recordOp(id, OpAppend, 0, identify(c.Writer(), seq, []byte(data)), func(ctx context.Context) (storage.Address, string, error) {
 			a, err := c.Append(ctx, []byte(data), streams...)
@@ -823,20 +845,92 @@ func (r *run) appender(id int, rng *rand.Rand) error {
 		r.h.Ops[op].Streams = streams
 		return nil
 	}
-	for i := range w.Appends {
-		if err := appendOne(i); err != nil {
+	// turn appends entry i, or a burst from it on, and returns how many
+	// it appended.
+	turn := func(i, left int) (int, error) {
+		if w.Bursts <= 0 || left < 2 || brng.IntN(w.Bursts) != 0 {
+			return 1, appendOne(i)
+		}
+		if err := r.think(rng); err != nil {
+			return 0, err
+		}
+		n := min(left, 2+brng.IntN(max(w.MaxBurst, 2)-1))
+		// NB: every entry of a burst joins the streams of its first or
+		// none, at random, so that batches form and get cut.
+		_, streams := entry(i)
+		r.payloads = r.payloads[:len(r.payloads)-1]
+		ctx, cancel := r.s.WithTimeout(r.bg, w.OpTimeout)
+		defer cancel()
+		type started struct {
+			op int
+			f  *corfu.AppendFuture
+		}
+		var burst []started
+		for j := range n {
+			data, _ := entry(i + j)
+			ss := streams
+			if brng.IntN(8) == 0 {
+				ss = nil
+			}
+			seq++
+			op := r.h.Invoke(id, OpAppend, r.since(), 0, identify(c.Writer(), seq, []byte(data)))
+			r.h.Ops[op].Streams = ss
+			f, err := c.AppendAsync(ctx, []byte(data), ss...)
+			if err != nil {
+				seq-- // NB: refused before it took an identity
+				r.finishAppend(op, 0, err)
+				continue
+			}
+			burst = append(burst, started{op, f})
+		}
+		for _, b := range burst {
+			a, err := b.f.Wait(ctx)
+			if err == nil {
+				a, err = b.f.Result()
+			} else if b.f.Done() {
+				a, err = b.f.Result()
+			} else {
+				// NB: the history must not claim the entry is nowhere: it
+				// may still be appended after the wait gave up.
+				err = &corfu.UnknownOutcomeError{Cause: err}
+			}
+			r.finishAppend(b.op, a, err)
+		}
+		return n, nil
+	}
+	for i := 0; i < w.Appends; {
+		n, err := turn(i, w.Appends-i)
+		if err != nil {
 			return err
 		}
+		i += n
 	}
 	if err := r.untilHeal(); err != nil {
 		return err
 	}
-	for i := range w.HealedAppends {
-		if err := appendOne(w.Appends + i); err != nil {
+	for i := 0; i < w.HealedAppends; {
+		n, err := turn(w.Appends+i, w.HealedAppends-i)
+		if err != nil {
 			return err
 		}
+		i += n
 	}
 	return nil
+}
+
+// finishAppend records the return of append op, started by AppendAsync,
+// as recordOp records a call's.
+func (r *run) finishAppend(op int, a storage.Address, err error) {
+	if u := (*corfu.UnknownOutcomeError)(nil); errors.As(err, &u) {
+		a = u.Addr // where the entry may be
+	}
+	r.h.Return(op, r.since(), a, "", outcome(OpAppend, err), err)
+	switch outcome(OpAppend, err) {
+	case OK:
+		r.res.Appends++
+	case Failed, Unknown:
+		r.res.Failed++
+	}
 }
 
 // reader makes Reads calls, then HealedReads more once the run has healed:
@@ -1306,6 +1400,7 @@ func (r *run) collect() {
 	}
 	res.Epochs = int(r.cl.Latest().Epoch)
 	res.Net = r.net.Stats()
+	res.Batches = r.cl.Batches
 	if d := r.cl.durable; d != nil {
 		st := d.Stats()
 		res.Disk = &st

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -166,4 +167,26 @@ func TestSwarmPrintsInFull(t *testing.T) {
 		assert.True(t, strings.Contains(s, want), "%q lacks %q", s, want)
 	}
 	assert.Equal(t, o, o.Expanded(), "Swarm's options are already expanded")
+}
+
+// TestBurstsShareBatches: appends started together with AppendAsync reach
+// the units in batches of several writes, and every one is acknowledged
+// and checked like any append.
+func TestBurstsShareBatches(t *testing.T) {
+	o := sim.Swarm(3)
+	o.Faults = sim.FaultConfig{}
+	o.Workload.Bursts, o.Workload.MaxBurst = 1, 16
+	o.Workload.Appends, o.Workload.HealedAppends = 40, 8
+	o.Workload.Think = 20 * time.Millisecond
+	o.Workload.NoStreams = true // NB: a change of streams cuts a batch
+	res := sim.Run(o)
+	require.NoError(t, res.Err)
+	require.Equal(t, o.Workload.Appenders*(40+8), res.Appends, "every append acknowledged")
+	require.Positive(t, res.Batches.Requests)
+	require.Greater(t, res.Batches.Writes, 2*res.Batches.Requests, "batches of more than two writes on average: %+v", res.Batches)
+
+	o.Workload.Bursts = 0
+	res = sim.Run(o)
+	require.NoError(t, res.Err)
+	require.Zero(t, res.Batches.Requests, "one Append at a time sends no batch")
 }

@@ -65,9 +65,10 @@ func timelinePage(t *testing.T, res sim.Result, events []sim.Event, o sim.Timeli
 func noFaults(o *sim.Options) { o.Faults = sim.FaultConfig{} }
 
 func TestWriteTimeline(t *testing.T) {
-	// NB: one detector: a second one's reports would take the page past
-	// what it draws.
-	o, res, events := traced(t, 7, noFaults, func(o *sim.Options) { o.Workload.Vantages = 1 })
+	// NB: one detector, and one append at a time: a second detector's
+	// reports, or bursts of appends, would take the page past what it
+	// draws.
+	o, res, events := traced(t, 7, noFaults, func(o *sim.Options) { o.Workload.Vantages, o.Workload.Bursts = 1, 0 })
 	page := timelinePage(t, res, events, sim.TimelineOptions{Title: "seed 7", Run: &o})
 
 	for _, node := range []string{"client1", "layout0", "seq", "unit0"} {

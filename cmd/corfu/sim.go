@@ -40,6 +40,7 @@ type scenario struct {
 	setDuration  bool          // --duration was given
 	disk         string        // --disk: "", sim.DiskMemory or sim.DiskDurable
 	detector     string        // --detector: "", "on" or "off"
+	async        string        // --async: "", "on" or "off"
 
 	kinds map[sim.FaultKind]bool // the kinds --faults names, once checked
 }
@@ -75,6 +76,11 @@ func (sc *scenario) check() error {
 	case "", "on", "off":
 	default:
 		return fmt.Errorf("--detector %q: want on or off", sc.detector)
+	}
+	switch sc.async {
+	case "", "on", "off":
+	default:
+		return fmt.Errorf("--async %q: want on or off", sc.async)
 	}
 	switch sc.faults {
 	case "":
@@ -114,6 +120,12 @@ func (sc *scenario) options(seed uint64) sim.Options {
 	}
 	if sc.detector != "" {
 		sim.UseDetector(&o, sc.detector == "on")
+	}
+	switch w := &o.Workload; {
+	case sc.async == "off":
+		w.Bursts = 0
+	case sc.async == "on" && w.Bursts == 0:
+		w.Bursts, w.MaxBurst = 2, 8
 	}
 	if sc.kinds != nil {
 		applyFaults(&o, sc.kinds)
@@ -278,7 +290,7 @@ type simFlags struct {
 }
 
 // scenarioFlags are the flags a replay command repeats, in its order.
-var scenarioFlags = []string{"faults", "disk", "detector", "latency", "fault-latency", "duration"}
+var scenarioFlags = []string{"faults", "disk", "detector", "async", "latency", "fault-latency", "duration"}
 
 func parseSimFlags(args []string, stderr io.Writer) (*simFlags, error) {
 	f := &simFlags{fs: flag.NewFlagSet("sim", flag.ContinueOnError)}
@@ -307,6 +319,7 @@ flags:
 	fs.BoolVar(&f.progress, "progress", true, "show a progress line on stderr during a sweep")
 	fs.StringVar(&f.sc.faults, "faults", "", "kinds of fault to inject, separated by commas, or all, or none (default: as the seed chooses); kinds: "+kindList())
 	fs.StringVar(&f.sc.disk, "disk", "", "where the cluster keeps its state: memory (in-memory units and roles) or durable (the durable unit and role state on simulated disks, which take the disk faults) (default: as the seed chooses, durable one seed in four)")
+	fs.StringVar(&f.sc.async, "async", "", "append in bursts through AppendAsync's batches (on) or one Append at a time (off) (default: as the seed chooses, bursts two seeds in three)")
 	fs.StringVar(&f.sc.detector, "detector", "", "heal with a failure detector (on) or a hand-driven reconfiguring client (off) (default: as the seed chooses, the detector one seed in two)")
 	fs.StringVar(&f.sc.latency, "latency", "", "one-way latency of the healthy network, a constant model such as constant:2ms (default: as the seed chooses)")
 	fs.StringVar(&f.sc.faultLatency, "fault-latency", "", "latency model of the fault phase, as sim.ParseLatency reads it: cloud, study, bimodal, exp:min=5ms,mean=50ms, ... (turns the latency fault on)")

@@ -430,17 +430,19 @@ var detectorSeeds = map[uint64]string{
 }
 
 // TestRegressionSeeds replays regressionSeeds, misdirectSeeds,
-// recoverySeeds, durableSeeds and detectorSeeds.
+// recoverySeeds, durableSeeds and detectorSeeds, each as it failed: with
+// one Append at a time (--async off; they predate AppendAsync), so that
+// each replays the interleaving it was kept for.
 func TestRegressionSeeds(t *testing.T) {
 	for _, set := range []struct {
 		args  []string
 		seeds map[uint64]string
 	}{
-		{[]string{"--faults", "all"}, regressionSeeds},
-		{[]string{"--faults", "misdirect,crash,reconfig", "--disk", "durable"}, misdirectSeeds},
-		{[]string{"--faults", "corrupt,crash,reconfig", "--disk", "durable"}, recoverySeeds},
-		{[]string{"--faults", "all", "--disk", "durable", "--detector", "on"}, durableSeeds},
-		{[]string{"--faults", "all", "--detector", "on"}, detectorSeeds},
+		{[]string{"--faults", "all", "--async", "off"}, regressionSeeds},
+		{[]string{"--faults", "misdirect,crash,reconfig", "--disk", "durable", "--async", "off"}, misdirectSeeds},
+		{[]string{"--faults", "corrupt,crash,reconfig", "--disk", "durable", "--async", "off"}, recoverySeeds},
+		{[]string{"--faults", "all", "--disk", "durable", "--detector", "on", "--async", "off"}, durableSeeds},
+		{[]string{"--faults", "all", "--detector", "on", "--async", "off"}, detectorSeeds},
 	} {
 		sc := scenarioFor(t, set.args...)
 		seeds := make([]uint64, 0, len(set.seeds))
