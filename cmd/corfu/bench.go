@@ -213,7 +213,11 @@ func runBench(ctx context.Context, c *benchConfig, stderr io.Writer) (line strin
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	if c.sequencer && c.transport == "inproc" {
-		return runSeqBench(ctx, c, nil, stderr)
+		line, err := runSeqBench(ctx, c, nil, stderr)
+		if ctx.Err() != nil && err == nil {
+			err = errors.New("interrupted: the line covers the calls done until then")
+		}
+		return line, err
 	}
 	var b *benchCluster
 	if c.cluster != "" {
@@ -260,6 +264,9 @@ func runBench(ctx context.Context, c *benchConfig, stderr io.Writer) (line strin
 	}
 	if ferr := b.failure(); ferr != nil && err == nil {
 		err = ferr
+	}
+	if ctx.Err() != nil && err == nil {
+		err = errors.New("interrupted: the line covers the appends done until then")
 	}
 	return line, err
 }
