@@ -950,6 +950,10 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 }
 
 // Range yields the entries at addresses [from, to) in order, skipping junk.
+// It reads ahead, RangeBatch addresses at a time, with one request per
+// unit (OpReadBatch): an entry found at its chain's tail is yielded as
+// read there; anything else (junk, a hole, a trim, an error) is read
+// again on its own, as Read does.
 // It steps over trimmed addresses: each run of them is yielded as one
 // *TrimmedError (errors.Is ErrTrimmed), with the run's first address in the
 // Entry, and the walk goes on after it if the consumer does; a run that
@@ -960,6 +964,7 @@ func (c *Client) next(ctx context.Context, p *projection.Projection, n int, stre
 func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		trims := &rangeTrims{c: c}
+		ahead := &readAhead{c: c}
 		for a := from; a < to; {
 			if err := ctx.Err(); err != nil {
 				if trims.flush(yield) {
@@ -971,7 +976,7 @@ func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[
 				a = trims.step(ctx, a, to) // NB: known trimmed: not read
 				continue
 			}
-			e, err := c.Read(ctx, a)
+			e, err := ahead.read(ctx, a, to)
 			switch {
 			case errors.Is(err, ErrJunk):
 				a++

@@ -147,16 +147,17 @@ func TestRange(t *testing.T) {
 	}
 
 	t.Run("early break", func(t *testing.T) {
-		reads := e.net.count(transport.OpRead)
-		n := 0
+		reads := func() int { return e.net.count(transport.OpRead) + e.net.count(transport.OpReadBatch) }
+		n, before := 0, 0
 		for got, err := range e.c.Range(e.ctx, 0, 5) {
 			require.NoError(t, err)
 			assert.Equal(t, "a", string(got.Data))
 			n++
+			before = reads()
 			break
 		}
 		assert.Equal(t, 1, n)
-		assert.Equal(t, reads+1, e.net.count(transport.OpRead), "no read after the break")
+		assert.Equal(t, before, reads(), "no read after the break")
 	})
 
 	t.Run("after prefix trim", func(t *testing.T) {
@@ -238,4 +239,36 @@ func TestFollow(t *testing.T) {
 		assert.Equal(t, 5, n)
 		require.ErrorIs(t, last, context.DeadlineExceeded)
 	})
+}
+
+// Range reads ahead with one request per chain tail per RangeBatch
+// addresses, and reads a junk address on its own.
+func TestRangeReadsAhead(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 4, Replicas: 2}, nil)
+	const n = 130
+	for i := range n {
+		if i == 70 {
+			e.junk(e.token(1))
+			continue
+		}
+		_, err := e.c.Append(e.ctx, []byte{byte(i)})
+		require.NoError(t, err)
+	}
+	reads, batches := e.net.count(transport.OpRead), e.net.count(transport.OpReadBatch)
+	var got []byte
+	for en, err := range e.c.Range(e.ctx, 0, n) {
+		require.NoError(t, err)
+		got = append(got, en.Data...)
+	}
+	require.Len(t, got, n-1)
+	for i, b := range got {
+		want := i
+		if i >= 70 {
+			want++
+		}
+		require.Equal(t, byte(want), b)
+	}
+	// 3 windows (64, 64, 2 addresses), 2 chain tails each.
+	assert.Equal(t, batches+6, e.net.count(transport.OpReadBatch))
+	assert.Equal(t, reads+1, e.net.count(transport.OpRead), "the junk address, read on its own")
 }

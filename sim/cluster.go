@@ -756,7 +756,7 @@ func (o *observed) mutate(req *transport.Request) {
 		o.c.Servers.Sequencer = fresh
 	case mut.SequencerRestartsAtZero && srv != nil && srv.Sequencer != nil && req.Op == transport.OpBootstrap:
 		req.Addr = 0 // ...and comes back at zero, whatever the tail.
-	case mut.UnitServesStaleReads && srv != nil && srv.Unit != nil && req.Op == transport.OpRead:
+	case mut.UnitServesStaleReads && srv != nil && srv.Unit != nil && (req.Op == transport.OpRead || req.Op == transport.OpReadBatch):
 		// Mutant: a stale read is served as if it were current.
 		if e := o.c.inspector(o.node).Epoch(); req.Epoch < e {
 			req.Epoch = e
@@ -815,7 +815,7 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 	// request's are both in view, before any mutant touches the request.
 	var sealed storage.Epoch
 	var stale bool
-	if in := o.c.inspector(o.node); in != nil && (isMutation(req.Op) || req.Op == transport.OpRead) {
+	if in := o.c.inspector(o.node); in != nil && (isMutation(req.Op) || req.Op == transport.OpRead || req.Op == transport.OpReadBatch) {
 		sealed = in.Epoch()
 		stale = req.Epoch < sealed
 	}
@@ -850,8 +850,12 @@ func (o *observed) Handle(req *transport.Request) *transport.Response {
 // its answer, stale says req's epoch (epoch, before any mutant touched it)
 // was below the unit's sealed epoch.
 func (o *observed) observe(req *transport.Request, resp *transport.Response, stale bool, epoch, sealed storage.Epoch) {
-	if req.Op == transport.OpWriteBatch {
+	switch req.Op {
+	case transport.OpWriteBatch:
 		o.observeBatch(req, resp, stale, epoch, sealed)
+		return
+	case transport.OpReadBatch:
+		o.observeReads(req, resp, stale, epoch, sealed)
 		return
 	}
 	m := o.c.Monitor
@@ -968,6 +972,26 @@ func (o *observed) observeBatch(req *transport.Request, resp *transport.Response
 	for i, it := range items {
 		w := &transport.Request{Op: transport.OpWrite, Epoch: req.Epoch, Addr: it.Addr, Data: it.Data}
 		o.observe(w, &transport.Response{Err: errs[i]}, stale, epoch, sealed)
+	}
+}
+
+// observeReads observes a batched read as the reads it carries, each with
+// its own answer.
+func (o *observed) observeReads(req *transport.Request, resp *transport.Response, stale bool, epoch, sealed storage.Epoch) {
+	if resp.Err != nil {
+		return
+	}
+	addrs, err := transport.DecodeReadBatch(req.Data)
+	if err != nil {
+		return
+	}
+	rs, err := transport.DecodeReadResults(resp.Data)
+	if err != nil || len(rs) != len(addrs) {
+		panic(fmt.Sprintf("sim: %s answered a batch of %d reads with %d answers (%v)", o.node, len(addrs), len(rs), err))
+	}
+	for i, a := range addrs {
+		r := &transport.Request{Op: transport.OpRead, Epoch: req.Epoch, Addr: a}
+		o.observe(r, &transport.Response{Data: rs[i].Data, Err: rs[i].Err}, stale, epoch, sealed)
 	}
 }
 

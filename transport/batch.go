@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/corfulog/corfu/storage"
@@ -131,4 +132,134 @@ func (s *Server) writeBatch(req *Request) *Response {
 	}
 	errs := storage.WriteBatch(context.Background(), s.Unit, req.Epoch, items)
 	return &Response{Data: AppendBatchErrors(nil, errs)}
+}
+
+// AppendReadBatch appends the body of an OpReadBatch request (its Data
+// field) for addrs to b: a count, then each address.
+func AppendReadBatch(b []byte, addrs []storage.Address) []byte {
+	b = appendUvarint(b, uint64(len(addrs)))
+	for _, a := range addrs {
+		b = appendUvarint(b, uint64(a))
+	}
+	return b
+}
+
+// DecodeReadBatch decodes the body of an OpReadBatch request. Errors wrap
+// ErrMalformed: an empty batch, a count above MaxBatchItems or beyond
+// what b can hold, trailing bytes.
+func DecodeReadBatch(b []byte) ([]storage.Address, error) {
+	d := decoder{b: b}
+	n := d.uvarint("batch count")
+	switch {
+	case d.err != nil:
+	case n == 0:
+		d.fail("empty read batch")
+	case n > MaxBatchItems:
+		d.fail("read batch of %d items exceeds the limit of %d", n, MaxBatchItems)
+	case n > uint64(len(d.rest())):
+		d.fail("read batch of %d items exceeds the %d bytes left", n, len(d.rest()))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	addrs := make([]storage.Address, n)
+	for i := range addrs {
+		addrs[i] = storage.Address(d.uvarint("item addr"))
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return addrs, nil
+}
+
+// ReadResult is one answer of a batched read: the data, or the error a
+// Read of that address returned.
+type ReadResult struct {
+	Data []byte
+	Err  error
+}
+
+// AppendReadResults appends the body of an OpReadBatch response: a
+// count, then each item's error and data.
+func AppendReadResults(b []byte, rs []ReadResult) []byte {
+	b = appendUvarint(b, uint64(len(rs)))
+	for _, r := range rs {
+		b = appendError(b, r.Err)
+		b = appendBytes(b, r.Data)
+	}
+	return b
+}
+
+// DecodeReadResults decodes the body of an OpReadBatch response. The data
+// share no memory with b. Errors wrap ErrMalformed.
+func DecodeReadResults(b []byte) ([]ReadResult, error) {
+	d := decoder{b: b}
+	n := d.uvarint("batch count")
+	if d.err == nil && (n > MaxBatchItems || n > uint64(len(d.rest())/2)) {
+		d.fail("read batch answer of %d items exceeds the limit of %d or the %d bytes left", n, MaxBatchItems, len(d.rest()))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	rs := make([]ReadResult, n)
+	for i := range rs {
+		rs[i].Err = d.error()
+		rs[i].Data = d.data()
+	}
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// maxReadBatchBytes bounds the data one OpReadBatch answer carries: the
+// server stops reading there, and answers the remaining items with
+// ErrReadBatchFull, so that the answer fits in a frame.
+const maxReadBatchBytes = MaxFrameBytes / 2
+
+// ErrReadBatchFull answers the items of a batched read that did not fit in
+// the answer; the caller reads them again.
+var ErrReadBatchFull = errors.New("transport: read batch answer full")
+
+// ReadBatch reads addrs on the unit with one request, and returns one
+// result per address, in order: what Read would have returned for it (or
+// ErrReadBatchFull for one that did not fit in the answer). A nil slice
+// comes with the one error that kept the whole request from being
+// answered.
+func (u UnitClient) ReadBatch(ctx context.Context, epoch storage.Epoch, addrs []storage.Address) ([]ReadResult, error) {
+	if len(addrs) > MaxBatchItems {
+		return nil, fmt.Errorf("transport: read batch of %d items: %w", len(addrs), storage.ErrTooLarge)
+	}
+	resp, err := call(ctx, u.Caller, u.Node, &Request{Op: OpReadBatch, Epoch: epoch, N: uint32(len(addrs)), Data: AppendReadBatch(nil, addrs)})
+	if err != nil {
+		return nil, err
+	}
+	rs, err := DecodeReadResults(resp.Data)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) != len(addrs) {
+		return nil, fmt.Errorf("%w: %d answers to a read batch of %d", ErrMalformed, len(rs), len(addrs))
+	}
+	return rs, nil
+}
+
+// readBatch serves OpReadBatch: a Read per address, in order, until the
+// answer holds maxReadBatchBytes.
+func (s *Server) readBatch(req *Request) *Response {
+	addrs, err := DecodeReadBatch(req.Data)
+	if err != nil {
+		return &Response{Err: err}
+	}
+	rs := make([]ReadResult, len(addrs))
+	size := 0
+	for i, a := range addrs {
+		if size > maxReadBatchBytes {
+			rs[i].Err = ErrReadBatchFull
+			continue
+		}
+		rs[i].Data, rs[i].Err = s.Unit.Read(context.Background(), req.Epoch, a)
+		size += len(rs[i].Data)
+	}
+	return &Response{Data: AppendReadResults(nil, rs)}
 }

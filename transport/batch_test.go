@@ -132,3 +132,80 @@ func FuzzDecodeBatchErrors(f *testing.F) {
 		require.Len(t, again, len(errs))
 	})
 }
+
+func TestReadBatch(t *testing.T) {
+	unit := storage.NewMemory()
+	srv := &transport.Server{Unit: unit}
+	u := transport.UnitClient{Caller: handlerCaller{srv}, Node: "u"}
+	ctx := context.Background()
+	require.NoError(t, unit.Write(ctx, 0, 1, []byte("one")))
+	require.NoError(t, unit.Write(ctx, 0, 2, []byte{}))
+	require.NoError(t, unit.Fill(ctx, 0, 3))
+	rs, err := u.ReadBatch(ctx, 0, []storage.Address{1, 2, 3, 4, storage.MaxAddress})
+	require.NoError(t, err)
+	require.Len(t, rs, 5)
+	require.NoError(t, rs[0].Err)
+	require.Equal(t, "one", string(rs[0].Data))
+	require.NoError(t, rs[1].Err)
+	require.NotNil(t, rs[1].Data, "an empty entry is not nil")
+	require.ErrorIs(t, rs[2].Err, storage.ErrJunk)
+	require.ErrorIs(t, rs[3].Err, storage.ErrUnwritten)
+	require.ErrorIs(t, rs[4].Err, storage.ErrInvalidAddress)
+
+	_, err = unit.Seal(ctx, 2)
+	require.NoError(t, err)
+	rs, err = u.ReadBatch(ctx, 1, []storage.Address{1})
+	require.NoError(t, err)
+	require.ErrorIs(t, rs[0].Err, storage.ErrSealed)
+	require.Nil(t, rs[0].Data)
+
+	for name, b := range map[string][]byte{"empty": nil, "zero": {0}, "short": {3, 1}, "trailing": {1, 1, 1}} {
+		_, err := transport.DecodeReadBatch(b)
+		require.ErrorIs(t, err, transport.ErrMalformed, name)
+	}
+}
+
+// A batched read whose answer would overflow a frame answers the rest
+// with ErrReadBatchFull.
+func TestReadBatchFull(t *testing.T) {
+	unit := storage.NewMemory()
+	srv := &transport.Server{Unit: unit}
+	ctx := context.Background()
+	big := make([]byte, storage.MaxEntryBytes)
+	var addrs []storage.Address
+	for a := range storage.Address(4) {
+		require.NoError(t, unit.Write(ctx, 0, a, big))
+		addrs = append(addrs, a)
+	}
+	rs, err := transport.UnitClient{Caller: handlerCaller{srv}, Node: "u"}.ReadBatch(ctx, 0, addrs)
+	require.NoError(t, err)
+	require.NoError(t, rs[0].Err)
+	require.NoError(t, rs[1].Err)
+	require.NoError(t, rs[2].Err)
+	require.ErrorIs(t, rs[3].Err, transport.ErrReadBatchFull)
+}
+
+// FuzzDecodeReadResults checks that DecodeReadResults never panics, fails
+// only with ErrMalformed, and round-trips what it decodes.
+func FuzzDecodeReadResults(f *testing.F) {
+	f.Add(transport.AppendReadResults(nil, []transport.ReadResult{{Data: []byte("x")}, {Err: storage.ErrJunk}}))
+	f.Add(transport.AppendReadBatch(nil, []storage.Address{1, 2, 3}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, err := transport.DecodeReadResults(b)
+		if err != nil {
+			require.ErrorIs(t, err, transport.ErrMalformed)
+		} else {
+			again, err := transport.DecodeReadResults(transport.AppendReadResults(nil, rs))
+			require.NoError(t, err)
+			require.Len(t, again, len(rs))
+		}
+		addrs, err := transport.DecodeReadBatch(b)
+		if err != nil {
+			require.ErrorIs(t, err, transport.ErrMalformed)
+			return
+		}
+		again, err := transport.DecodeReadBatch(transport.AppendReadBatch(nil, addrs))
+		require.NoError(t, err)
+		require.Equal(t, addrs, again)
+	})
+}

@@ -86,6 +86,7 @@ var errorTable = []struct {
 	{50, ErrUnreachable},
 	{51, ErrRemote}, // the catch-all: errors that match no other entry
 	{52, ErrNotDurable},
+	{53, ErrReadBatchFull},
 }
 
 // codeRemote is the wire code of ErrRemote.

@@ -18,15 +18,16 @@ type Op uint8
 // The operations of the three services.
 const (
 	// Storage unit.
-	OpWrite      Op = 1 // Epoch, Addr, Data
-	OpRead       Op = 2 // Epoch, Addr -> Data
-	OpFill       Op = 3 // Epoch, Addr
-	OpTrim       Op = 4 // Epoch, Addr
-	OpPrefixTrim Op = 5 // Epoch, Addr
-	OpSeal       Op = 6 // Epoch -> Addr (the unit's local tail)
-	OpJoin       Op = 7 // Epoch: a blank unit serves again, empty, at Epoch
-	OpRepair     Op = 8 // Epoch, Addr, Data, N (1: junk): replaces a record that fails its checksum
-	OpWriteBatch Op = 9 // Epoch, N (items), Data (AppendWriteBatch) -> Data (AppendBatchErrors)
+	OpWrite      Op = 1  // Epoch, Addr, Data
+	OpRead       Op = 2  // Epoch, Addr -> Data
+	OpFill       Op = 3  // Epoch, Addr
+	OpTrim       Op = 4  // Epoch, Addr
+	OpPrefixTrim Op = 5  // Epoch, Addr
+	OpSeal       Op = 6  // Epoch -> Addr (the unit's local tail)
+	OpJoin       Op = 7  // Epoch: a blank unit serves again, empty, at Epoch
+	OpRepair     Op = 8  // Epoch, Addr, Data, N (1: junk): replaces a record that fails its checksum
+	OpWriteBatch Op = 9  // Epoch, N (items), Data (AppendWriteBatch) -> Data (AppendBatchErrors)
+	OpReadBatch  Op = 10 // Epoch, N (items), Data (AppendReadBatch) -> Data (AppendReadResults)
 
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
@@ -62,6 +63,8 @@ func (op Op) String() string {
 		return "repair"
 	case OpWriteBatch:
 		return "write-batch"
+	case OpReadBatch:
+		return "read-batch"
 	case OpToken:
 		return "token"
 	case OpBootstrap:
@@ -85,7 +88,7 @@ func (op Op) String() string {
 // Valid reports whether op is one of the defined operations.
 func (op Op) Valid() bool {
 	switch op {
-	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair, OpWriteBatch,
+	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair, OpWriteBatch, OpReadBatch,
 		OpToken, OpBootstrap, OpSeqSeal,
 		OpGetLayout, OpPrepare, OpPropose, OpCommit, OpReport:
 		return true

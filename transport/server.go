@@ -78,6 +78,11 @@ func (s *Server) Handle(req *Request) *Response {
 			return wrongRole(req.Op, "storage unit")
 		}
 		return s.writeBatch(req)
+	case OpReadBatch:
+		if s.Unit == nil {
+			return wrongRole(req.Op, "storage unit")
+		}
+		return s.readBatch(req)
 	case OpJoin:
 		j, ok := s.Unit.(Joiner)
 		if !ok {
