@@ -13,6 +13,7 @@ import (
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
 	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/storage/disk"
 	"github.com/corfulog/corfu/storage/vfs"
 	"github.com/corfulog/corfu/transport"
 	"github.com/corfulog/corfu/transport/persist"
@@ -879,6 +880,11 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 		}
 	}
 	if resp.Err != nil {
+		// NB: in a batch's answer, decoded, a unit's failure is no
+		// sentinel of the codec's: it reads as transport.ErrRemote.
+		if req.Op == transport.OpWrite && o.c.durable != nil && (errors.Is(resp.Err, disk.ErrFailed) || errors.Is(resp.Err, transport.ErrRemote)) {
+			o.c.durable.unacked(o.node, req.Addr, req.Epoch, req.Data)
+		}
 		return
 	}
 	if stale {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -90,6 +91,10 @@ type DiskStats struct {
 	// after recovering from a disk a misdirected write damaged: the
 	// write that put them elsewhere left recovery nothing to find.
 	Lost int
+	// Recovered counts the records a unit answered a write of with a
+	// failure (disk.ErrFailed: outcome unknown) and held after its
+	// restart all the same.
+	Recovered int
 }
 
 // Stats returns what the run's disks went through so far.
@@ -120,6 +125,17 @@ type diskNode struct {
 	tornCut   bool          // a torn write happened: the power goes now
 	full      bool          // D5: writes, syncs and creates fail with ENOSPC
 	fullHits  int           // operations the full disk refused
+	// unacked lists the writes its unit answered with disk.ErrFailed
+	// since it last opened: each may be on the disk or not, as the
+	// answer says (see Durable.unacked).
+	unacked []unackedWrite
+}
+
+// unackedWrite is a write a unit failed: what it carried, where.
+type unackedWrite struct {
+	local storage.Address
+	epoch storage.Epoch
+	data  []byte
 }
 
 // UseDurable switches the cluster to its durable mode (see Durable). It
@@ -252,6 +268,8 @@ func (d *Durable) Restart(node transport.NodeID, kind FaultKind, u storage.Unit)
 		return nil, fmt.Errorf("%w: %s of %s", ErrUnsupportedFault, kind, node)
 	}
 	n := d.node(node)
+	unacked := n.unacked
+	n.unacked = nil
 	nu, err := d.openUnit(node, true)
 	if err != nil && n.damaged && (errors.Is(err, storage.ErrCorrupt) || errors.Is(err, disk.ErrBadMeta) || errors.Is(err, disk.ErrNoMeta)) {
 		// NB: a disk damaged beyond recovery is wiped: the unit comes
@@ -267,7 +285,38 @@ func (d *Durable) Restart(node transport.NodeID, kind FaultKind, u storage.Unit)
 	if err == nil && n.damaged {
 		d.forgetLost(node, u, nu)
 	}
+	if err == nil {
+		d.foundUnacked(node, nu, unacked)
+	}
 	return nu, err
+}
+
+// unacked records that node's unit answered a write of data at local with
+// disk.ErrFailed: the commit that held it failed (a torn write, say), so
+// the outcome is unknown. A record that the commit wrote in full before
+// the failure survives recovery even so (with several records in one
+// commit, the tear may come after it), and the unit then holds and serves
+// it: foundUnacked tells the Monitor at the restart.
+func (d *Durable) unacked(node transport.NodeID, local storage.Address, epoch storage.Epoch, data []byte) {
+	n := d.node(node)
+	n.unacked = append(n.unacked, unackedWrite{local: local, epoch: epoch, data: slices.Clone(data)})
+}
+
+// foundUnacked reports to the Monitor each write of unacked that nu,
+// recovered from node's disk, holds: the very bytes that request carried,
+// at its address (an entry's bytes carry its writer and sequence number,
+// so they name one write), as a write the unit stored.
+func (d *Durable) foundUnacked(node transport.NodeID, nu *disk.Unit, unacked []unackedWrite) {
+	for _, w := range unacked {
+		if s, got := nu.Inspect(w.local); s != storage.StateData || !bytes.Equal(got, w.data) {
+			continue
+		}
+		d.stats.Recovered++
+		d.c.Monitor.UnitWrote(node, w.local, w.data)
+		if g, ok := d.c.global(node, w.local, w.epoch); ok {
+			d.c.Monitor.Stored(g, node, w.epoch, w.data)
+		}
+	}
 }
 
 // forgetLost tells the Monitor about every record that node's unit old had

@@ -429,8 +429,17 @@ var detectorSeeds = map[uint64]string{
 	60073960: "S10 false positive: a reader's fill in the new epoch, before a sequencer that lost its state handed the address out again",
 }
 
+// asyncSeeds are full-catalog seeds (corfu sim --faults all, bursts of
+// AppendAsync as each seed draws them) that once failed.
+var asyncSeeds = map[uint64]string{
+	63026161: "S15: a torn commit of a batch failed its writes, and recovery kept the records written before the tear; the checker did not know the unit held them",
+	63026990: "S3: the same, seen as an acked append no replica stored",
+	63036705: "S7: the same, seen as a read of what the chain's tail did not hold",
+}
+
 // TestRegressionSeeds replays regressionSeeds, misdirectSeeds,
-// recoverySeeds, durableSeeds and detectorSeeds, each as it failed: with
+// recoverySeeds, durableSeeds, detectorSeeds and asyncSeeds, each as it
+// failed: with
 // one Append at a time (--async off; they predate AppendAsync), so that
 // each replays the interleaving it was kept for.
 func TestRegressionSeeds(t *testing.T) {
@@ -443,6 +452,7 @@ func TestRegressionSeeds(t *testing.T) {
 		{[]string{"--faults", "corrupt,crash,reconfig", "--disk", "durable", "--async", "off"}, recoverySeeds},
 		{[]string{"--faults", "all", "--disk", "durable", "--detector", "on", "--async", "off"}, durableSeeds},
 		{[]string{"--faults", "all", "--detector", "on", "--async", "off"}, detectorSeeds},
+		{[]string{"--faults", "all"}, asyncSeeds},
 	} {
 		sc := scenarioFor(t, set.args...)
 		seeds := make([]uint64, 0, len(set.seeds))
