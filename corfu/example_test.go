@@ -189,3 +189,33 @@ func ExampleClient_Range() {
 	// 3: c
 	// 0: trimmed
 }
+
+func ExampleClient_AppendAsync() {
+	ctx := context.Background()
+	_, c := open(ctx)
+
+	// Start many appends without waiting for each: they share token
+	// requests and unit requests (batches), up to Config.Window in flight.
+	var futures []*corfu.AppendFuture
+	for i := range 100 {
+		f, err := c.AppendAsync(ctx, []byte(fmt.Sprintf("event %d", i)))
+		if err != nil {
+			panic(err)
+		}
+		futures = append(futures, f)
+	}
+	if err := c.Flush(ctx); err != nil { // every append is done
+		panic(err)
+	}
+	addr, err := futures[42].Wait(ctx)
+	if err != nil {
+		panic(err)
+	}
+	e, err := c.Read(ctx, addr)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("pending %d; %s\n", c.Pending(), e.Data)
+	// Output:
+	// pending 0; event 42
+}

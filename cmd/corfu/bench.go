@@ -59,6 +59,7 @@ type benchConfig struct {
 	transport, store                 string
 	sequencer                        bool
 	batch                            int
+	async                            bool // -mode async: AppendAsync with a window of appends in flight
 }
 
 // inflight is the number of appends allowed in flight in all.
@@ -66,8 +67,11 @@ func (c *benchConfig) inflight() int { return c.clients * c.window }
 
 // mode is the line's mode: how the appends are driven.
 func (c *benchConfig) mode() string {
-	if c.sync {
+	switch {
+	case c.sync:
 		return "sync"
+	case c.async:
+		return "async"
 	}
 	return "closed-loop"
 }
@@ -83,6 +87,7 @@ func parseBench(args []string, stderr io.Writer) (*benchConfig, int, bool) {
 	fs.IntVar(&c.size, "size", 128, "payload bytes per append")
 	fs.IntVar(&c.clients, "clients", 1, "independent clients, each a corfu.Client with connections of its own")
 	fs.IntVar(&c.window, "window", 64, "appends in flight per client (total in flight = clients × window)")
+	mode := fs.String("mode", "async", "async: each client keeps -window appends in flight with AppendAsync (batched); closed-loop: -window goroutines per client, each calling Append one at a time")
 	fs.BoolVar(&c.sync, "sync", false, "single-client latency mode: one append at a time (clients=1, window=1)")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "cap on the measured phase (and on the warmup)")
 	fs.IntVar(&c.warmup, "warmup", 2000, "appends done first with the same concurrency, not measured")
@@ -114,6 +119,13 @@ func parseBench(args []string, stderr io.Writer) (*benchConfig, int, bool) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch *mode {
+	case "async":
+		c.async = !c.sync
+	case "closed-loop":
+	default:
+		return bad("-mode %q: want async or closed-loop", *mode)
+	}
 	switch strings.ToLower(*fsync) {
 	case "on", "true", "1", "yes":
 		c.fsync = true
@@ -278,14 +290,20 @@ func runAppendBench(ctx context.Context, c *benchConfig, b *benchCluster, stderr
 	for _, n := range b.cf.Layout {
 		layout = append(layout, projection.NodeID(n))
 	}
-	var apps []appender
+	var loops []func(*phase)
 	for range c.clients {
 		caller, err := b.caller()
 		if err != nil {
 			return "", err
 		}
 		octx, cancel := context.WithTimeout(ctx, c.opTimeout)
-		cl, err := corfu.Open(octx, corfu.Config{Layout: layout, Transport: caller, Logger: b.log, Backpointers: b.cf.backpointers()})
+		rec := &asyncRecorder{}
+		cfg := corfu.Config{Layout: layout, Transport: caller, Logger: b.log, Backpointers: b.cf.backpointers()}
+		if c.async {
+			cfg.Window = c.window
+			cfg.Hooks = []corfu.Hook{rec}
+		}
+		cl, err := corfu.Open(octx, cfg)
 		cancel()
 		if err != nil {
 			if cc, ok := caller.(io.Closer); ok {
@@ -294,14 +312,19 @@ func runAppendBench(ctx context.Context, c *benchConfig, b *benchCluster, stderr
 			return "", fmt.Errorf("opening a client: %w", err)
 		}
 		defer cl.Close()
-		apps = append(apps, func(ctx context.Context, data []byte) error {
+		if c.async {
+			loops = append(loops, func(ph *phase) { asyncLoop(ph, cl, rec) })
+			continue
+		}
+		app := appender(func(ctx context.Context, data []byte) error {
 			_, err := cl.Append(ctx, data)
 			return err
 		})
+		loops = append(loops, func(ph *phase) { benchLoop(ph, app, c.window) })
 	}
 	data := make([]byte, c.size)
 	rand.Read(data)
-	res, err := measure(ctx, c, apps, data, c.opTimeout, 1, "appends", stderr)
+	res, err := measure(ctx, c, loops, data, c.opTimeout, 1, "appends", stderr)
 	if err != nil {
 		return "", err
 	}
@@ -358,7 +381,11 @@ func runSeqBench(ctx context.Context, c *benchConfig, b *benchCluster, stderr io
 	calls := *c
 	calls.n = (c.n + c.batch - 1) / c.batch
 	calls.warmup = (c.warmup + c.batch - 1) / c.batch
-	res, err := measure(ctx, &calls, apps, nil, opTimeout, c.batch, "tokens", stderr)
+	var loops []func(*phase)
+	for _, app := range apps {
+		loops = append(loops, func(ph *phase) { benchLoop(ph, app, calls.window) })
+	}
+	res, err := measure(ctx, &calls, loops, nil, opTimeout, c.batch, "tokens", stderr)
 	if err != nil {
 		return "", err
 	}
@@ -380,9 +407,9 @@ func (c *benchConfig) unitSync() disk.SyncMode {
 // measure runs the warmup and then the measured phase of c with one
 // appender per client, optionally under a CPU profile. perOp scales the
 // progress line's count (tokens per call).
-func measure(ctx context.Context, c *benchConfig, apps []appender, data []byte, opTimeout time.Duration, perOp int, unit string, stderr io.Writer) (benchResult, error) {
+func measure(ctx context.Context, c *benchConfig, loops []func(*phase), data []byte, opTimeout time.Duration, perOp int, unit string, stderr io.Writer) (benchResult, error) {
 	if c.warmup > 0 {
-		w := runPhase(ctx, "warmup", c.warmup, c.duration, opTimeout, c.window, data, apps, perOp, unit, stderr)
+		w := runPhase(ctx, "warmup", c.warmup, c.duration, opTimeout, data, loops, perOp, unit, stderr)
 		if w.ops == 0 {
 			return w, fmt.Errorf("warmup: no append succeeded (%d errors, the first: %v)", w.errors, w.firstErr)
 		}
@@ -401,7 +428,7 @@ func measure(ctx context.Context, c *benchConfig, apps []appender, data []byte, 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return runPhase(ctx, "measure", c.n, c.duration, opTimeout, c.window, data, apps, perOp, unit, stderr), nil
+	return runPhase(ctx, "measure", c.n, c.duration, opTimeout, data, loops, perOp, unit, stderr), nil
 }
 
 // appender appends data through one client and returns once the append is
@@ -448,6 +475,80 @@ func closedLoop(ph *phase, app appender, window int) {
 	wg.Wait()
 }
 
+// asyncLoop drives one client's share of a phase with AppendAsync: it
+// starts appends while ph's budget lasts, the client's window (-window)
+// bounding those in flight, then flushes. Each append's latency is the
+// client's own measure (corfu.AppendEvent.Took: from its acceptance into
+// the window to its acknowledgement), which rec hands to ph.
+func asyncLoop(ph *phase, cl *corfu.Client, rec *asyncRecorder) {
+	rec.start(ph)
+	// NB: one ctx for the phase's appends: an append's ctx bounds its
+	// retries after AppendAsync returns, so it must outlive the call.
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if ph.opTimeout > 0 {
+		ctx, cancel = context.WithDeadline(ctx, ph.deadline.Add(ph.opTimeout))
+	}
+	defer cancel()
+	for ph.take() {
+		if _, err := cl.AppendAsync(ctx, ph.data); err != nil {
+			rec.fail(err)
+		}
+	}
+	fctx, cancel := ph.opContext()
+	if err := cl.Flush(fctx); err != nil {
+		rec.fail(err)
+	}
+	cancel()
+	rec.finish(ph)
+}
+
+// asyncRecorder collects one client's appends as its Append hook sees
+// them, for the phase under way.
+type asyncRecorder struct {
+	mu    sync.Mutex
+	ph    *phase
+	lat   []int64
+	errs  int64
+	first error
+}
+
+func (r *asyncRecorder) start(ph *phase) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ph, r.lat, r.errs, r.first = ph, nil, 0, nil
+}
+
+func (r *asyncRecorder) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.errs++; r.first == nil {
+		r.first = err
+	}
+}
+
+// OnAppend implements corfu.HookAppend.
+func (r *asyncRecorder) OnAppend(ev corfu.AppendEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ev.Err != nil {
+		if r.errs++; r.first == nil {
+			r.first = ev.Err
+		}
+		return
+	}
+	r.lat = append(r.lat, int64(ev.Took))
+	if r.ph != nil {
+		r.ph.done.Add(1)
+	}
+}
+
+func (r *asyncRecorder) finish(ph *phase) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ph.add(r.lat, r.errs, r.first)
+	r.ph = nil
+}
+
 // phase is one bounded run of appends: at most n started, none after the
 // deadline or once ctx ends, each bounded by opTimeout (none if zero).
 type phase struct {
@@ -491,13 +592,13 @@ func (ph *phase) add(lat []int64, errs int64, first error) {
 
 // runPhase runs one phase of n appends on apps, window in flight on each,
 // with a progress line on stderr once a second.
-func runPhase(ctx context.Context, name string, n int, dur, opTimeout time.Duration, window int, data []byte, apps []appender, perOp int, unit string, stderr io.Writer) benchResult {
+func runPhase(ctx context.Context, name string, n int, dur, opTimeout time.Duration, data []byte, loops []func(*phase), perOp int, unit string, stderr io.Writer) benchResult {
 	start := time.Now()
 	ph := &phase{ctx: ctx, n: int64(n), deadline: start.Add(dur), opTimeout: opTimeout, data: data}
 	stop := startProgress(stderr, name, func() int64 { return ph.done.Load() * int64(perOp) }, unit)
 	var wg sync.WaitGroup
-	for _, app := range apps {
-		wg.Go(func() { benchLoop(ph, app, window) })
+	for _, l := range loops {
+		wg.Go(func() { l(ph) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

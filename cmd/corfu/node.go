@@ -117,9 +117,18 @@ func (n *node) openUnit(o nodeOptions) error {
 	return nil
 }
 
+// sequencerReserve is how far ahead of its tail a served sequencer
+// reserves addresses (sequencer.Config.Reserve): it saves its mark, an
+// fsync, once per this many tokens. A sequencer that restarts from its
+// mark skips at most this many addresses, which the next reconfiguration
+// fills as holes. The package default (64) made the save, under the
+// server's lock, one per token request once clients take batches of 64 or
+// more (AppendAsync does).
+const sequencerReserve = 4096
+
 func (n *node) openSequencer(o nodeOptions) error {
 	st, saved := n.state.Sequencer()
-	cfg := sequencer.Config{Backpointers: o.cluster.backpointers(), Incarnation: n.state.Incarnation()}
+	cfg := sequencer.Config{Backpointers: o.cluster.backpointers(), Incarnation: n.state.Incarnation(), Reserve: sequencerReserve}
 	switch {
 	case o.init && saved:
 		return fmt.Errorf("%w: the sequencer's state holds a mark (%d): start it without --init", errInit, st.Mark)
