@@ -623,6 +623,14 @@ func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc 
 				// replica after it that holds the entry (or junk) says
 				// what it was, and repairs it.
 				data, rerr = c.readAfterHead(ctx, p, loc, rerr)
+				if errors.Is(rerr, storage.ErrCorrupt) && len(loc.Chain) == 1 {
+					// NB: the head is the chain's last replica: what it
+					// stored was committed, maybe acknowledged, and only
+					// it can say what. A read that failed its checksum
+					// may fail once (a flipped bit on the way) or for
+					// good; either way it is no hole to fill.
+					return nil, rerr
+				}
 				if errors.Is(rerr, storage.ErrCorrupt) && !orphans && p.Segments[loc.Segment].End == 0 {
 					// NB: the writer may still be on its way down the
 					// chain: no junk may go there before a seal fences it.

@@ -321,3 +321,26 @@ func TestScrubSkipsBlankReplica(t *testing.T) {
 	_, err = blank.Read(e.ctx, 0, 0)
 	assert.ErrorIs(t, err, storage.ErrBlank, "the unit is still blank: rejoining is not the scrub's to do")
 }
+
+// TestFillKeepsCorruptOnlyReplica: a fill that meets a record failing its
+// checksum on a chain's only replica, in a closed segment, leaves it: that
+// replica is the chain's last, so what it stored was committed (here an
+// acknowledged entry, whose read may fail once and then succeed).
+func TestFillKeepsCorruptOnlyReplica(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 1, Replicas: 1, Layouts: 1}, nil)
+	a, err := e.c.Append(e.ctx, []byte("acked"))
+	require.NoError(t, err)
+	_, err = e.c.Reconfigure(e.ctx, nil) // closes the segment that holds a
+	require.NoError(t, err)
+	only := e.corrupt(e.chain(a)[0])
+
+	err = e.c.Fill(e.ctx, a)
+	require.ErrorIs(t, err, storage.ErrCorrupt)
+	require.Empty(t, only.calls(), "no repair with junk")
+	only.mu.Lock()
+	only.bad = nil // the flip was on the way, not on the disk
+	only.mu.Unlock()
+	got, err := e.c.Read(e.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, "acked", string(got.Data))
+}
