@@ -321,12 +321,17 @@ func (c *Client) appendBatch(b []*AppendFuture) {
 		writes[i] = batchWrite{addr: addr, payload: encodeEntry(f.id, streams, batchTails(tok.Backpointers, tok.Start, i, k), k, f.data)}
 	}
 	c.writeBatch(ctx, epoch, writes)
-	c.each("append batch entry", len(live), func(i int) {
-		f, w := live[i], writes[i]
-		if w.done {
-			f.finish(w.addr, nil)
-			return
+	var slow []int // the entries that go on alone
+	for i, f := range live {
+		if writes[i].done {
+			f.finish(writes[i].addr, nil)
+		} else {
+			slow = append(slow, i)
 		}
+	}
+	c.each("append batch entry", len(slow), func(j int) {
+		i := slow[j]
+		f, w := live[i], writes[i]
 		err := c.writeChain(f.ctx, epoch, w.addr, f.id, w.payload, w.stored)
 		switch {
 		case err == nil:

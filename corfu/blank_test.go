@@ -3,6 +3,7 @@ package corfu_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -139,4 +140,26 @@ func TestBlankUnitAndLostSequencer(t *testing.T) {
 		got = append(got, en.Address)
 	}
 	assert.Equal(t, want, got, "the stream survived the rebuild")
+}
+
+// TestBlankPatienceSpendsNoRetries: a reader that meets a blank unit waits
+// out its patience before it reconfigures, and those waits do not count
+// against MaxRetries: with few retries and a long patience, the read still
+// gets to the reconfiguration that lets the unit rejoin.
+func TestBlankPatienceSpendsNoRetries(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 2, Replicas: 2}, func(c *corfu.Config) {
+		c.MaxRetries = 2
+		c.HoleFillWait = 400 * time.Millisecond // patience 100 to 200ms, many backoffs of at most 4ms
+	})
+	a, err := e.c.Append(e.ctx, []byte("entry"))
+	require.NoError(t, err)
+	epoch := e.c.Projection().Epoch
+	tail := e.c.Projection().Segments[0].Stripes[0][1]
+	blank := e.reformat(tail)
+
+	got, err := e.c.Read(e.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, "entry", string(got.Data))
+	assert.Greater(t, e.c.Projection().Epoch, epoch, "the reader reconfigured")
+	assert.False(t, blank.Blank(), "the blank unit joined")
 }

@@ -1213,6 +1213,13 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 			if !c.rejoin(ctx, p, blank.node, attempt, &blankSince) {
 				return err
 			}
+			if blankSince.waited {
+				// NB: a wait inside the patience is no attempt: without a
+				// failure detector, a slow rejoin would otherwise use up
+				// the retries before this call acts on it. The patience
+				// bounds the waits, in each epoch.
+				attempt--
+			}
 			continue
 		}
 		var orphan *orphanError
@@ -1244,6 +1251,8 @@ type blankSighting struct {
 	epoch    storage.Epoch
 	at       time.Time
 	patience time.Duration
+	waits    int  // the waits inside the patience so far, for their backoff
+	waited   bool // the last rejoin only waited
 }
 
 // rejoin recovers from unit node having come back blank under p: unless
@@ -1262,6 +1271,7 @@ type blankSighting struct {
 // reconfiguration's join (and the sequencer's bootstrap) was overtaken by
 // the next one, epoch after epoch.
 func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node projection.NodeID, attempt int, since *blankSighting) bool {
+	since.waited = false
 	if !rejoinable(p, node) {
 		c.log.Warn("unit lost its data and is the only replica of a chain", "node", node, "epoch", p.Epoch)
 		return false
@@ -1271,10 +1281,12 @@ func (c *Client) rejoin(ctx context.Context, p *projection.Projection, node proj
 	}
 	now := c.env.Now()
 	if since.at.IsZero() || since.epoch != p.Epoch {
-		*since = blankSighting{epoch: p.Epoch, at: now, patience: c.patience()}
+		*since = blankSighting{epoch: p.Epoch, at: now, patience: c.patience(), waits: since.waits}
 	}
 	if now.Sub(since.at) < since.patience {
-		return c.env.Sleep(ctx, c.backoff(attempt)) == nil
+		since.waited = true
+		since.waits++
+		return c.env.Sleep(ctx, c.backoff(since.waits-1)) == nil
 	}
 	return c.recoverBy(ctx, nil, attempt, "unit came back blank, reconfiguring", "node", node, "epoch", p.Epoch)
 }

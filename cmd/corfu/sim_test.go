@@ -385,6 +385,9 @@ func TestSimAllFaults(t *testing.T) {
 // they keep failing if the bug comes back (for as long as sim.Swarm draws
 // the same options for them).
 var regressionSeeds = map[uint64]string{
+	63025497: "L3: a read without a detector spent its retries waiting out its patience on a blank unit",
+	63035303: "L3: the same",
+	64025352: "L3: the same",
 	64010183: "L4: a fill junked a corrupt read on a chain's only replica, an acked entry",
 	5094483:  "S7 false positive: a late copy after both replicas ahead were reformatted",
 	5138946:  "S13: PrefixTrim reported ErrBeyondTail after trimming some units",
