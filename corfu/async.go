@@ -405,23 +405,14 @@ func (c *Client) writeBatch(ctx context.Context, epoch storage.Epoch, ws []batch
 		depth = max(depth, len(loc.Chain))
 	}
 	for pos := range depth {
-		// The units at this position, in order of first appearance, and
-		// the entries each holds there.
-		var nodes []projection.NodeID
-		var groups [][]int
+		// The units at this position, and the entries each holds there.
+		var at byNode
 		for i := range ws {
-			if ws[i].failed || pos >= len(locs[i].Chain) {
-				continue
+			if !ws[i].failed && pos < len(locs[i].Chain) {
+				at.add(locs[i].Chain[pos], i)
 			}
-			node := locs[i].Chain[pos]
-			g := slices.Index(nodes, node)
-			if g < 0 {
-				nodes = append(nodes, node)
-				groups = append(groups, nil)
-				g = len(nodes) - 1
-			}
-			groups[g] = append(groups[g], i)
 		}
+		nodes, groups := at.nodes, at.groups
 		if len(nodes) == 0 {
 			break
 		}

@@ -3,6 +3,7 @@ package corfu_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,16 +68,8 @@ func TestAppendAsyncBatches(t *testing.T) {
 		for _, en := range entries {
 			got = append(got, en.Address)
 		}
-		slicesSorted(addrs)
+		slices.Sort(addrs)
 		require.Equal(t, addrs, got, "stream %d", s)
-	}
-}
-
-func slicesSorted(a []storage.Address) {
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
 	}
 }
 

@@ -56,9 +56,8 @@ func (r *readAhead) fill(ctx context.Context, from, to storage.Address) {
 		return // NB: one address: Read it
 	}
 	p := c.projection()
-	var nodes []projection.NodeID
-	var groups [][]storage.Address // the global addresses each node serves
-	var locals [][]storage.Address
+	var at byNode // of the offsets from from
+	local := make([]storage.Address, to-from)
 	for a := from; a < to; a++ {
 		loc, err := p.Locate(a)
 		if err != nil {
@@ -68,25 +67,41 @@ func (r *readAhead) fill(ctx context.Context, from, to storage.Address) {
 		if c.mut.ReadFromHead {
 			node = loc.Chain[0] // mutant: trusts data not yet committed
 		}
-		g := slices.Index(nodes, node)
-		if g < 0 {
-			nodes = append(nodes, node)
-			groups, locals = append(groups, nil), append(locals, nil)
-			g = len(nodes) - 1
-		}
-		groups[g] = append(groups[g], a)
-		locals[g] = append(locals[g], loc.Local)
+		at.add(node, int(a-from))
+		local[a-from] = loc.Local
 	}
-	c.each("range read-ahead", len(nodes), func(g int) {
-		u := transport.UnitClient{Caller: hopCaller{c}, Node: nodes[g]}
-		rs, err := u.ReadBatch(ctx, p.Epoch, locals[g])
+	c.each("range read-ahead", len(at.nodes), func(g int) {
+		addrs := make([]storage.Address, len(at.groups[g]))
+		for j, i := range at.groups[g] {
+			addrs[j] = local[i]
+		}
+		u := transport.UnitClient{Caller: hopCaller{c}, Node: at.nodes[g]}
+		rs, err := u.ReadBatch(ctx, p.Epoch, addrs)
 		if err != nil {
 			return
 		}
-		for j, a := range groups[g] {
+		for j, i := range at.groups[g] {
 			if rs[j].Err == nil && rs[j].Data != nil {
-				r.data[a-from] = rs[j].Data
+				r.data[i] = rs[j].Data
 			}
 		}
 	})
+}
+
+// byNode groups indexes by the node each goes to, the nodes in order of
+// first appearance, so that a batch sends one request per node.
+type byNode struct {
+	nodes  []projection.NodeID
+	groups [][]int
+}
+
+// add puts index i in node's group.
+func (b *byNode) add(node projection.NodeID, i int) {
+	g := slices.Index(b.nodes, node)
+	if g < 0 {
+		b.nodes = append(b.nodes, node)
+		b.groups = append(b.groups, nil)
+		g = len(b.nodes) - 1
+	}
+	b.groups[g] = append(b.groups[g], i)
 }
