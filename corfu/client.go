@@ -1016,9 +1016,16 @@ func (c *Client) Range(ctx context.Context, from, to storage.Address) iter.Seq2[
 // addresses are stepped over and reported as Range does (a
 // *TrimmedError), and the walk goes on after them. It ends when ctx does
 // (yielding ctx's error) or after yielding any other error.
+//
+// Once it has caught up, Follow does not poll: it waits at the tail
+// replica of the next address's chain, which answers the moment the entry
+// is written there (see transport.ReadWaits), for up to Config.FollowWait,
+// then asks for the tail again. Where a unit cannot park a read, it asks
+// for the tail every Config.FollowPoll.
 func (c *Client) Follow(ctx context.Context, from storage.Address) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		next := from
+		w := follower{c: c, parks: true}
 		for {
 			tail, err := c.Tail(ctx)
 			if err != nil {
@@ -1032,12 +1039,74 @@ func (c *Client) Follow(ctx context.Context, from storage.Address) iter.Seq2[Ent
 				}
 			}
 			next = max(next, tail)
-			if err := c.env.Sleep(ctx, c.cfg.FollowPoll); err != nil {
-				yield(Entry{Address: next}, err)
-				return
+			for {
+				e, ok, err := w.await(ctx, next)
+				if err != nil {
+					yield(Entry{Address: next}, err)
+					return
+				}
+				if !ok {
+					break
+				}
+				if !yield(e, nil) {
+					return
+				}
+				next++
 			}
 		}
 	}
+}
+
+// follower is Follow's wait for the next entry.
+type follower struct {
+	c     *Client
+	parks bool // the units park reads; false once one could not
+}
+
+// await waits for the entry at a: it returns it (ok) if the tail replica
+// of a's chain answered the wait with one. Otherwise (the wait is up, a
+// holds junk, a trim, an error, or the unit cannot park reads: then after
+// FollowPoll) Follow asks for the tail again and reads on with Range,
+// which deals with each; err is only ctx's.
+//
+// An entry at a chain's tail replica is committed, and nothing is ever
+// written over it, so it needs no other check (as with Range's read-ahead).
+func (f *follower) await(ctx context.Context, a storage.Address) (e Entry, ok bool, err error) {
+	c := f.c
+	poll := func() (Entry, bool, error) { return Entry{}, false, c.env.Sleep(ctx, c.cfg.FollowPoll) }
+	if !f.parks {
+		return poll()
+	}
+	p := c.projection()
+	loc, err := p.Locate(a)
+	if err != nil {
+		return poll()
+	}
+	node := loc.Chain[len(loc.Chain)-1]
+	if c.mut.ReadFromHead {
+		node = loc.Chain[0] // mutant: trusts data not yet committed
+	}
+	u := transport.UnitClient{Caller: waitCaller{c, c.cfg.FollowWait}, Node: node}
+	data, err := u.ReadWait(ctx, p.Epoch, loc.Local, c.cfg.FollowWait)
+	switch {
+	case ctx.Err() != nil:
+		return Entry{}, false, ctx.Err()
+	case err == nil:
+		e, err := decodeEntry(a, data)
+		if len(c.hooks.read) != 0 {
+			c.hooks.onRead(ReadEvent{Addr: a, Bytes: len(e.Data), Err: err})
+		}
+		return e, err == nil, nil
+	case errors.Is(err, storage.ErrUnwritten):
+		return Entry{}, false, nil // the wait is up
+	case errors.Is(err, transport.ErrWrongRole), errors.Is(err, transport.ErrMalformed):
+		f.parks = false // NB: a host that cannot park reads, or does not know the op
+		return poll()
+	}
+	// NB: junk, a trim, a seal, an unreachable unit: the tail and Range
+	// take it from here, after a pause, since the same answer may come
+	// back at once.
+	return poll()
 }
 
 // unitRead reads one replica.
@@ -1474,6 +1543,27 @@ func (c *Client) install(p *projection.Projection) *projection.Projection {
 // hopCaller bounds every request by RPCTimeout and reports a request that
 // ran out of it as errHopTimeout, distinct from the caller's own ctx.
 type hopCaller struct{ c *Client }
+
+// waitCaller is a hopCaller whose hops may take wait longer: the server
+// parks them (transport.UnitClient.ReadWait).
+type waitCaller struct {
+	c    *Client
+	wait time.Duration
+}
+
+func (h waitCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
+	c := h.c
+	if c.closed.Load() {
+		return nil, fmt.Errorf("%w: %s to %s", ErrClosed, req.Op, to)
+	}
+	hctx, cancel := c.env.WithTimeout(ctx, c.cfg.RPCTimeout+h.wait)
+	defer cancel()
+	resp, err := c.cfg.Transport.Call(hctx, to, req)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && hctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %s op %d", errHopTimeout, to, req.Op)
+	}
+	return resp, err
+}
 
 func (h hopCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
 	if h.c.closed.Load() {

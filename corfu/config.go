@@ -25,6 +25,7 @@ const (
 	DefaultBackoff       = 5 * time.Millisecond
 	DefaultMaxBackoff    = 200 * time.Millisecond
 	DefaultFollowPoll    = 10 * time.Millisecond
+	DefaultFollowWait    = 500 * time.Millisecond
 	DefaultWindow        = 1024
 	DefaultMaxBatch      = 256
 	DefaultMaxBatchBytes = 1 << 20
@@ -91,8 +92,14 @@ type Config struct {
 	// Backoff is the first delay between retries; it doubles up to
 	// MaxBackoff, with jitter. Defaults DefaultBackoff and DefaultMaxBackoff.
 	Backoff, MaxBackoff time.Duration
+	// FollowWait is how long Follow, once it has caught up, waits at the
+	// unit for the next entry (a read the unit parks until the entry is
+	// written: see transport.ReadWaits) before it asks for the tail again.
+	// Default DefaultFollowWait; at most transport.MaxReadWait.
+	FollowWait time.Duration
 	// FollowPoll is how often Follow asks for a new tail once it has caught
-	// up. Default DefaultFollowPoll.
+	// up, where the unit cannot park its read (or failed to answer it).
+	// Default DefaultFollowPoll.
 	FollowPoll time.Duration
 	// MaxEntryBytes bounds the payload of one Append. Default and maximum
 	// DefaultMaxEntryBytes.
@@ -149,6 +156,7 @@ func (c *Config) validate() error {
 	setDefault(&c.Backoff, DefaultBackoff)
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&c.FollowPoll, DefaultFollowPoll)
+	setDefault(&c.FollowWait, DefaultFollowWait)
 	setDefault(&c.MaxEntryBytes, DefaultMaxEntryBytes)
 	setDefault(&c.Backpointers, sequencer.DefaultBackpointers)
 	setDefault(&c.Window, DefaultWindow)
@@ -158,8 +166,10 @@ func (c *Config) validate() error {
 	switch {
 	case c.MaxRetries < 0:
 		return fmt.Errorf("%w: MaxRetries %d < 0", ErrInvalidConfig, c.MaxRetries)
-	case c.RPCTimeout < 0, c.HoleFillWait < 0, c.Backoff < 0, c.MaxBackoff < 0, c.FollowPoll < 0:
+	case c.RPCTimeout < 0, c.HoleFillWait < 0, c.Backoff < 0, c.MaxBackoff < 0, c.FollowPoll < 0, c.FollowWait < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	case c.FollowWait > transport.MaxReadWait:
+		return fmt.Errorf("%w: FollowWait %v above transport.MaxReadWait %v", ErrInvalidConfig, c.FollowWait, transport.MaxReadWait)
 	case c.HoleFillWait/4 < c.RPCTimeout:
 		return fmt.Errorf("%w: HoleFillWait %v is below 4 x RPCTimeout %v: readers would fill holes of slow writers",
 			ErrInvalidConfig, c.HoleFillWait, c.RPCTimeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,6 +240,66 @@ func TestFollow(t *testing.T) {
 		assert.Equal(t, 5, n)
 		require.ErrorIs(t, last, context.DeadlineExceeded)
 	})
+}
+
+// followLate follows e's log from 0 and, each time the follower has sent
+// its n-th read that waits (or, where the units cannot park reads, its
+// n-th read), appends "late<n>" with writer, a client whose calls e does
+// not count; it returns what Follow yielded, four entries.
+func followLate(t *testing.T, e *env, writer *corfu.Client, asked func() int) []string {
+	t.Helper()
+	var got []string
+	for ent, err := range e.c.Follow(e.ctx, 0) {
+		require.NoError(t, err)
+		got = append(got, string(ent.Data))
+		if len(got) == 4 {
+			break
+		}
+		n := len(got)
+		go func() {
+			// NB: the append may still land before the read arrives:
+			// then it reads the entry at once.
+			assert.Eventually(t, func() bool { return asked() >= n }, testTimeout, 100*time.Microsecond)
+			_, err := writer.Append(e.ctx, fmt.Appendf(nil, "late%d", n))
+			assert.NoError(t, err)
+		}()
+	}
+	return got
+}
+
+// TestFollowWaitsAtTheUnit: once caught up, Follow waits at the unit for
+// the next entry, and the entry's write answers it: each entry after the
+// catch-up takes one read that waits and no new tail, though FollowPoll is
+// an hour and FollowWait the longest there is.
+func TestFollowWaitsAtTheUnit(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, func(c *corfu.Config) {
+		c.FollowPoll, c.FollowWait = time.Hour, transport.MaxReadWait
+	})
+	e.appendN(1)
+	writer := e.open(func(c *corfu.Config) { c.Transport = e.cl.Net }) // NB: not counted
+	tokens := e.net.count(transport.OpToken)
+	got := followLate(t, e, writer, func() int { return e.net.count(transport.OpReadWait) })
+	assert.Equal(t, []string{"e0", "late1", "late2", "late3"}, got)
+	assert.Equal(t, 3, e.net.count(transport.OpReadWait), "one read that waits per entry")
+	assert.Equal(t, tokens+1, e.net.count(transport.OpToken), "one tail, to catch up")
+}
+
+// TestFollowPollsWhereUnitsCannotPark: against units that cannot park a
+// read (bare transport.Servers), Follow learns so from its first read that
+// waits and asks for the tail every FollowPoll from then on.
+func TestFollowPollsWhereUnitsCannotPark(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, func(c *corfu.Config) { c.FollowPoll = time.Millisecond })
+	ids, hs := e.cl.Handlers()
+	for i, id := range ids {
+		e.cl.Net.Register(id, hs[i]) // NB: no transport.ReadWaits in front
+	}
+	e.appendN(1)
+	writer := e.open(func(c *corfu.Config) { c.Transport = e.cl.Net })
+	tokens := e.net.count(transport.OpToken)
+	got := followLate(t, e, writer, func() int { return e.net.count(transport.OpToken) - tokens })
+	assert.Equal(t, []string{"e0", "late1", "late2", "late3"}, got)
+	assert.Equal(t, 1, e.net.count(transport.OpReadWait), "asked once")
+	assert.Greater(t, e.net.count(transport.OpToken), tokens+3, "then polled the tail")
 }
 
 // Range reads ahead with one request per chain tail per RangeBatch

@@ -94,6 +94,9 @@ type Cluster struct {
 	// observers has each server node's wrapper, whose server a durable
 	// restart replaces (see replaceServer).
 	observers map[transport.NodeID]*observed // looked up, never iterated
+	// waits has each unit node's parked reads (OpReadWait), which a
+	// crash loses.
+	waits map[transport.NodeID]*transport.ReadWaits // looked up, never iterated
 
 	// durable is the cluster's durable mode, nil for the in-memory one
 	// (see UseDurable).
@@ -170,6 +173,7 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		crashed:    make(map[transport.NodeID]bool),
 		inspectors: make(map[transport.NodeID]storage.Inspector),
 		observers:  make(map[transport.NodeID]*observed),
+		waits:      make(map[transport.NodeID]*transport.ReadWaits),
 		replyDelay: make(map[transport.NodeID]time.Duration),
 		known:      make(map[storage.Epoch]*projection.Projection)}
 	c.Monitor.Committed("", servers.Projection)
@@ -189,7 +193,15 @@ func NewCluster(s *Scheduler, net *Network, cfg ClusterConfig) (*Cluster, error)
 		}
 		o := &observed{inner: hs[i], c: c, node: id}
 		c.observers[id] = o
-		net.AddNode(id, o)
+		var h transport.Handler = o
+		if srv, ok := hs[i].(*transport.Server); ok && srv.Unit != nil {
+			// NB: outside the observer, so that what a parked read
+			// reads is observed as a read, after the write that woke it.
+			w := transport.NewReadWaits(o, s)
+			c.waits[id] = w
+			h = w
+		}
+		net.AddNode(id, h)
 	}
 	return c, nil
 }
@@ -366,6 +378,9 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 		return fmt.Errorf("sim: crash: no server %s", node)
 	}
 	c.crashed[node] = true
+	if w := c.waits[node]; w != nil {
+		w.Drop()
+	}
 	if c.durable != nil {
 		return c.crashDurable(node, srv)
 	}

@@ -33,6 +33,9 @@ type Message struct {
 	Op    transport.Op // the request's operation, also on its response
 	Data  []byte       // the encoded request or response
 	Sent  time.Time    // the virtual time it was sent; set by the network
+	// Held, on a response, is how long the server held its request before
+	// it answered: zero but for a parked read (transport.ReadWaits).
+	Held time.Duration
 }
 
 // Decision is what a Policy does with a message. The zero Decision delivers
@@ -147,7 +150,9 @@ type result struct {
 // Network is a simulated network of servers on a Scheduler. Every message
 // is encoded and decoded with the transport codec, as over TCP, and
 // delivered by a scheduler event after the delay its Policy decides.
-// Servers are plain Handlers, called synchronously on delivery.
+// Servers are plain Handlers, called synchronously on delivery; an
+// AsyncHandler is served with Serve, and its answer leaves when it gives
+// it (a parked read's, from the event or timer task that wakes it).
 //
 // Like its Scheduler, a Network is used by one task or event at a time.
 type Network struct {
@@ -360,6 +365,9 @@ func (m *Message) String() string {
 	if m.Reply {
 		dir = "response"
 	}
+	if m.Held > 0 {
+		return fmt.Sprintf("%s %d %s->%s %v, %d bytes, answered after %v", dir, m.ID, m.From, m.To, m.Op, len(m.Data), m.Held)
+	}
 	return fmt.Sprintf("%s %d %s->%s %v, %d bytes", dir, m.ID, m.From, m.To, m.Op, len(m.Data))
 }
 
@@ -414,11 +422,19 @@ func (n *Network) deliver(m *Message) {
 		n.stats.DecodeErrors++
 		return
 	}
-	resp := nd.h.Handle(req)
-	if resp == nil {
-		panic(fmt.Sprintf("sim: node %s returned a nil response to op %d", m.To, req.Op))
+	arrived := n.s.Now()
+	reply := func(resp *transport.Response) {
+		if resp == nil {
+			panic(fmt.Sprintf("sim: node %s returned a nil response to op %d", m.To, req.Op))
+		}
+		n.send(&Message{ID: m.ID, From: m.To, To: m.From, Reply: true, Op: m.Op, Data: transport.AppendResponse(nil, resp),
+			Held: n.s.Now().Sub(arrived)})
 	}
-	n.send(&Message{ID: m.ID, From: m.To, To: m.From, Reply: true, Op: m.Op, Data: transport.AppendResponse(nil, resp)})
+	if ah, ok := nd.h.(transport.AsyncHandler); ok {
+		ah.Serve(req, reply) // NB: a late answer is sent from the event or task that gives it
+		return
+	}
+	reply(nd.h.Handle(req))
 }
 
 func (n *Network) deliverReply(m *Message) {

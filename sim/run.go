@@ -79,6 +79,10 @@ type Workload struct {
 	// bounded range (corfu.Client.Follow).
 	Streamers   int
 	StreamReads int
+	// FollowPast makes a streamer's Follow read on until FollowPast
+	// entries past the tail it found first (or its time is up), so that,
+	// once caught up, it waits at the units for appends still to come.
+	FollowPast int
 	// KVMaps are clients that each hold a replica of one kvmap.Map (the
 	// stream KVStream) and make KVOps calls, then HealedReads more once the
 	// run has healed, each a Put or a Get of one of a few keys. After the
@@ -232,6 +236,7 @@ func (o Options) Expanded() Options {
 	setDefault(&c.Backoff, corfu.DefaultBackoff)
 	setDefault(&c.MaxBackoff, corfu.DefaultMaxBackoff)
 	setDefault(&c.FollowPoll, corfu.DefaultFollowPoll)
+	setDefault(&c.FollowWait, corfu.DefaultFollowWait)
 	setDefault(&c.MaxEntryBytes, corfu.DefaultMaxEntryBytes)
 	lv := &o.Liveness
 	u := 2*c.HoleFillWait + 4*(c.RPCTimeout+c.MaxBackoff)
@@ -321,6 +326,13 @@ func Swarm(seed uint64) Options {
 	if b := rand.New(rand.NewPCG(seed, 0xba7c4)); b.IntN(3) != 0 {
 		o.Workload.Bursts = 1 + b.IntN(4)
 		o.Workload.MaxBurst = 2 + b.IntN(15)
+	}
+	// Two seeds in three follow past the tail, waiting at the units for
+	// the next entry, with waits short and long: from a stream of its own
+	// too.
+	if fw := rand.New(rand.NewPCG(seed, 0xf011)); fw.IntN(3) != 0 {
+		o.Workload.FollowPast = 1 + fw.IntN(8)
+		o.Client.FollowWait = []time.Duration{20, 100, 500}[fw.IntN(3)] * time.Millisecond
 	}
 	// Durable mode and its disk faults, from a stream of their own.
 	disk := drawDiskFaults(seed)
@@ -1197,9 +1209,9 @@ func (r *run) syncStream(client int, st *corfu.Stream) {
 }
 
 // follow follows the whole log from from until it yields an entry at or
-// past the tail it finds first, or its time is up, and records what it
-// yielded: the range it covered ends past its last entry (or at the tail,
-// once it got there).
+// past the tail it finds first (plus Workload.FollowPast), or its time is
+// up, and records what it yielded: the range it covered ends past its last
+// entry (or at the tail, once it got there).
 func (r *run) follow(client int, c *corfu.Client, from storage.Address) {
 	to := from
 	var seen []Seen
@@ -1208,10 +1220,11 @@ func (r *run) follow(client int, c *corfu.Client, from storage.Address) {
 		if err != nil {
 			return from, "", err
 		}
-		if tail <= from {
+		if tail <= from && r.w.FollowPast == 0 {
 			to = from
 			return from, "", nil
 		}
+		tail += storage.Address(r.w.FollowPast)
 		fctx, cancel := r.s.WithTimeout(ctx, 3*r.o.Client.HoleFillWait)
 		defer cancel()
 		for e, err := range c.Follow(fctx, from) {

@@ -77,7 +77,7 @@ type FaultSpan struct {
 // res gives the history and the verdict. The events carry the arrival of
 // each message but not its sending, so the page reconstructs when each was
 // sent from the order of the events: exactly for a response (its request's
-// arrival) and for a request that no fault moved in flight (the run of the
+// arrival, or for a parked read the event that woke it) and for a request that no fault moved in flight (the run of the
 // task that sent it). The page says so.
 //
 // WriteTimeline returns the first error w returned.
@@ -139,7 +139,8 @@ type tlMsg struct {
 	dropped  bool          // lost when it was sent; arrived is meaningless
 	lost     bool          // lost on arrival
 	holds    []time.Duration
-	approx   bool // sent is uncertain (a fault moved it)
+	approx   bool          // sent is uncertain (a fault moved it)
+	held     time.Duration // a response's: how long the server held the request
 	detail   string
 	drawable bool
 }
@@ -165,7 +166,7 @@ type msgKey struct {
 }
 
 // detailRE parses Message.String, with an optional prefix such as "held".
-var detailRE = regexp.MustCompile(`^(?:(\w+) )?(request|response) (\d+) (\S+)->(\S+) (.*?), (\d+) bytes`)
+var detailRE = regexp.MustCompile(`^(?:(\w+) )?(request|response) (\d+) (\S+)->(\S+) (.*?), (\d+) bytes(?:, answered after (\S+))?`)
 
 // parseDetail parses a network event's Detail.
 func parseDetail(s string) (m tlMsg, prefix string, ok bool) {
@@ -178,7 +179,14 @@ func parseDetail(s string) (m tlMsg, prefix string, ok bool) {
 	if err1 != nil || err2 != nil {
 		return m, "", false
 	}
-	return tlMsg{id: id, reply: sub[2] == "response", from: sub[4], to: sub[5], op: sub[6], bytes: n, detail: s}, sub[1], true
+	var held time.Duration
+	if sub[8] != "" {
+		var err error
+		if held, err = time.ParseDuration(sub[8]); err != nil {
+			return m, "", false
+		}
+	}
+	return tlMsg{id: id, reply: sub[2] == "response", from: sub[4], to: sub[5], op: sub[6], bytes: n, held: held, detail: s}, sub[1], true
 }
 
 func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
@@ -242,11 +250,13 @@ func buildTimeline(res Result, events []Event, o TimelineOptions) *timeline {
 			c.sent = now
 			if last := sentBy(e.Seq); last >= 0 {
 				if c.reply {
-					// A server answers a request as it arrives.
+					// A server answers a request as it arrives, or
+					// holds it (a parked read) for as long as the
+					// response says.
 					reqs := requestArrivals[m.id]
 					j := sort.SearchInts(reqs, last+1) - 1
 					if j >= 0 {
-						c.sent = at(events[reqs[j]])
+						c.sent = at(events[reqs[j]]) + m.held
 					}
 				} else {
 					c.sent = lastRun[last]

@@ -66,10 +66,10 @@ func noFaults(o *sim.Options) { o.Faults = sim.FaultConfig{} }
 
 func TestWriteTimeline(t *testing.T) {
 	// NB: one detector, and one append at a time: a second detector's
-	// reports, or bursts of appends, would take the page past what it
-	// draws.
+	// reports, or bursts of appends, would take the page past the 8000
+	// items it draws.
 	o, res, events := traced(t, 7, noFaults, func(o *sim.Options) { o.Workload.Vantages, o.Workload.Bursts = 1, 0 })
-	page := timelinePage(t, res, events, sim.TimelineOptions{Title: "seed 7", Run: &o})
+	page := timelinePage(t, res, events, sim.TimelineOptions{Title: "seed 7", Run: &o, MaxItems: 8000})
 
 	for _, node := range []string{"client1", "layout0", "seq", "unit0"} {
 		assert.Contains(t, page, `title="`+node+`"`, "a row for %s", node)
@@ -92,9 +92,13 @@ func TestWriteTimeline(t *testing.T) {
 	assert.Equal(t, countKinds(events, sim.KindDeliver, sim.KindReply), msgs)
 	assert.Equal(t, msgs, strings.Count(page, fmt.Sprintf("(%v in flight)", o.Latency)),
 		"every message took the constant latency")
+	// NB: including the answers of reads the units parked (Follow's),
+	// sent by the event that woke them.
+	assert.Positive(t, strings.Count(page, "read-wait, "), "the run follows past the tail")
+	assert.Positive(t, strings.Count(page, "answered after "), "and the units park its reads")
 
 	var again bytes.Buffer
-	require.NoError(t, sim.WriteTimeline(&again, res, events, sim.TimelineOptions{Title: "seed 7", Run: &o}))
+	require.NoError(t, sim.WriteTimeline(&again, res, events, sim.TimelineOptions{Title: "seed 7", Run: &o, MaxItems: 8000}))
 	assert.Equal(t, page, again.String(), "the page is deterministic")
 }
 

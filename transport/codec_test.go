@@ -202,7 +202,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{name: "response of a write", in: transport.AppendResponse(nil, &transport.Response{Data: []byte("x")})},
 		{name: "unknown kind", in: append([]byte{transport.Version, 'X'}, valid[2:]...)},
 		{name: "op zero", in: frame(reqHeader, byte(0), valid[3:])},
-		{name: "op 11", in: frame(reqHeader, byte(11), valid[3:])}, // the first unit op code free
+		{name: "op 12", in: frame(reqHeader, byte(12), valid[3:])}, // the first unit op code free
 		{name: "op 255", in: frame(reqHeader, byte(255), valid[3:])},
 		{name: "trailing garbage", in: append(append([]byte{}, valid...), 0)},
 		{name: "trailing frame", in: append(append([]byte{}, valid...), valid...)},

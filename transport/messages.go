@@ -28,6 +28,7 @@ const (
 	OpRepair     Op = 8  // Epoch, Addr, Data, N (1: junk): replaces a record that fails its checksum
 	OpWriteBatch Op = 9  // Epoch, N (items), Data (AppendWriteBatch) -> Data (AppendBatchErrors)
 	OpReadBatch  Op = 10 // Epoch, N (items), Data (AppendReadBatch) -> Data (AppendReadResults)
+	OpReadWait   Op = 11 // Epoch, Addr, N (the longest wait, in ms) -> Data: a read that waits for an unwritten address (see ReadWaits)
 
 	// Sequencer.
 	OpToken     Op = 16 // Epoch, N, Streams -> Addr (token start), Tails (backpointers)
@@ -65,6 +66,8 @@ func (op Op) String() string {
 		return "write-batch"
 	case OpReadBatch:
 		return "read-batch"
+	case OpReadWait:
+		return "read-wait"
 	case OpToken:
 		return "token"
 	case OpBootstrap:
@@ -88,7 +91,7 @@ func (op Op) String() string {
 // Valid reports whether op is one of the defined operations.
 func (op Op) Valid() bool {
 	switch op {
-	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair, OpWriteBatch, OpReadBatch,
+	case OpWrite, OpRead, OpFill, OpTrim, OpPrefixTrim, OpSeal, OpJoin, OpRepair, OpWriteBatch, OpReadBatch, OpReadWait,
 		OpToken, OpBootstrap, OpSeqSeal,
 		OpGetLayout, OpPrepare, OpPropose, OpCommit, OpReport:
 		return true
@@ -135,4 +138,15 @@ type Caller interface {
 // Handler serves requests synchronously. A Server is the usual Handler.
 type Handler interface {
 	Handle(req *Request) *Response
+}
+
+// AsyncHandler is a Handler that may answer a request after Serve has
+// returned: a read that waits for an entry (OpReadWait, see ReadWaits).
+// Serve calls reply exactly once with the answer: before it returns, or
+// later from another goroutine (in the simulator, another event or task).
+// A host that can send an answer late calls Serve instead of Handle; the
+// simulator, the in-process network and the TCP server all do.
+type AsyncHandler interface {
+	Handler
+	Serve(req *Request, reply func(*Response))
 }

@@ -83,6 +83,10 @@ func (s *Server) Handle(req *Request) *Response {
 			return wrongRole(req.Op, "storage unit")
 		}
 		return s.readBatch(req)
+	case OpReadWait:
+		// NB: a Server answers at once; parking reads is its host's
+		// part (ReadWaits), so a client that meets this error polls.
+		return wrongRole(req.Op, "host that parks reads (transport.ReadWaits)")
 	case OpJoin:
 		j, ok := s.Unit.(Joiner)
 		if !ok {

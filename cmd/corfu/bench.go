@@ -802,11 +802,15 @@ func startBenchCluster(c *benchConfig, dir string, names []string, log *slog.Log
 		} else if h, err = memoryServer(cf, n); err != nil {
 			return nil, err
 		}
+		var served transport.Handler = h
+		if h.Unit != nil {
+			served = transport.NewReadWaits(h, transport.SystemTimers{})
+		}
 		if b.net != nil {
-			b.net.Register(transport.NodeID(n), h)
+			b.net.Register(transport.NodeID(n), served)
 			continue
 		}
-		srv, err := tcp.Serve(listeners[n], h, tcp.ServerConfig{Node: transport.NodeID(n), Logger: log})
+		srv, err := tcp.Serve(listeners[n], served, tcp.ServerConfig{Node: transport.NodeID(n), Logger: log})
 		if err != nil {
 			return nil, err
 		}

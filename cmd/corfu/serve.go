@@ -164,7 +164,14 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := newMetered(n.server, reg)
+	var handler transport.Handler = newMetered(n.server, reg)
+	var waits *transport.ReadWaits
+	if n.server.Unit != nil {
+		// NB: outermost, so that it sees every request that may take an
+		// address a follower waits for.
+		waits = transport.NewReadWaits(handler, transport.SystemTimers{})
+		handler = waits
+	}
 	registerNodeMetrics(reg, n)
 	var detectorMetrics *clientMetrics
 	if *f.heal {
@@ -214,6 +221,9 @@ func runServe(ctx context.Context, f *serveFlags, log *slog.Logger, ready func(r
 	<-ctx.Done()
 	log.Info("shutting down: draining requests in flight", "drain", f.drain.String())
 	live.Store(false)
+	if waits != nil {
+		waits.Release() // NB: parked reads would hold the drain up
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), *f.drain)
 	defer cancel()
 	serr := srv.Shutdown(sctx)

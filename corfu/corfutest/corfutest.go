@@ -159,9 +159,20 @@ func New(o Options) (*Cluster, error) {
 	c := &Cluster{Servers: s, Net: net}
 	ids, hs := s.Handlers()
 	for i, id := range ids {
-		net.Register(id, hs[i])
+		net.Register(id, Host(hs[i]))
 	}
 	return c, nil
+}
+
+// Host returns h as a host serves it: a storage unit's server behind a
+// transport.ReadWaits on the system clock, so that a follower's read waits
+// at the unit for the next entry (see corfu.Client.Follow); any other
+// handler as it is.
+func Host(h transport.Handler) transport.Handler {
+	if srv, ok := h.(*transport.Server); ok && srv.Unit != nil {
+		return transport.NewReadWaits(srv, transport.SystemTimers{})
+	}
+	return h
 }
 
 // Close stops a cluster's servers and closes its connections; a cluster

@@ -80,7 +80,7 @@ func NewTCP(o Options, t TCPOptions) (*Cluster, error) {
 	c := &Cluster{Servers: s, Net: n, close: n.close}
 	ids, hs := s.Handlers()
 	for i, id := range ids {
-		if err := n.serve(id, hs[i]); err != nil {
+		if err := n.serve(id, Host(hs[i])); err != nil {
 			_ = n.close()
 			return nil, err
 		}
@@ -125,6 +125,17 @@ type swapHandler struct {
 
 func (s *swapHandler) Handle(req *transport.Request) *transport.Response {
 	return (*s.h.Load()).Handle(req)
+}
+
+// Serve serves req with the handler's Serve, if it is a
+// transport.AsyncHandler, and as Handle does otherwise.
+func (s *swapHandler) Serve(req *transport.Request, reply func(*transport.Response)) {
+	h := *s.h.Load()
+	if ah, ok := h.(transport.AsyncHandler); ok {
+		ah.Serve(req, reply)
+		return
+	}
+	reply(h.Handle(req))
 }
 
 var _ Network = (*tcpNet)(nil)

@@ -52,7 +52,8 @@ func (n *Network) Remove(id transport.NodeID) {
 // registered as to, and an error wrapping transport.ErrMalformed if req is
 // nil or does not encode to a valid message (for example, more streams than
 // sequencer.MaxStreams). Otherwise it returns the handler's response, decoded
-// from its wire form, and the response's Err.
+// from its wire form, and the response's Err. An answer that an
+// AsyncHandler sends late is waited for until ctx is done.
 func (n *Network) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -70,7 +71,10 @@ func (n *Network) Call(ctx context.Context, to transport.NodeID, req *transport.
 	if err != nil {
 		return nil, fmt.Errorf("inproc: %s to %s: %w", req.Op, to, err)
 	}
-	out := nd.handle(in)
+	out, err := nd.handle(ctx, in)
+	if err != nil {
+		return nil, err
+	}
 	if out == nil {
 		return nil, fmt.Errorf("%w: %s answered %s with no response", transport.ErrMalformed, to, req.Op)
 	}
@@ -81,9 +85,29 @@ func (n *Network) Call(ctx context.Context, to transport.NodeID, req *transport.
 	return resp, resp.Err
 }
 
-// handle serves one request, after any other call to the node has finished.
-func (nd *node) handle(req *transport.Request) *transport.Response {
+// handle serves one request, after any other call to the node has finished
+// (an AsyncHandler's answer may come later: then it waits for it, or for
+// ctx).
+func (nd *node) handle(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+	ah, ok := nd.h.(transport.AsyncHandler)
+	if !ok {
+		nd.mu.Lock()
+		defer nd.mu.Unlock()
+		return nd.h.Handle(req), nil
+	}
+	answer := make(chan *transport.Response, 1)
 	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	return nd.h.Handle(req)
+	ah.Serve(req, func(resp *transport.Response) { answer <- resp })
+	nd.mu.Unlock()
+	select {
+	case resp := <-answer: // NB: an answer given at once wins over ctx
+		return resp, nil
+	default:
+	}
+	select {
+	case resp := <-answer:
+		return resp, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

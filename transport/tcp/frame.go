@@ -169,7 +169,8 @@ func (r Role) String() string {
 func opRole(op transport.Op) Role {
 	switch op {
 	case transport.OpWrite, transport.OpRead, transport.OpFill, transport.OpTrim,
-		transport.OpPrefixTrim, transport.OpSeal, transport.OpJoin, transport.OpRepair, transport.OpWriteBatch, transport.OpReadBatch:
+		transport.OpPrefixTrim, transport.OpSeal, transport.OpJoin, transport.OpRepair, transport.OpWriteBatch, transport.OpReadBatch,
+		transport.OpReadWait:
 		return RoleUnit
 	case transport.OpToken, transport.OpBootstrap, transport.OpSeqSeal:
 		return RoleSequencer

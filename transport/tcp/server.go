@@ -641,7 +641,20 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 		if !cn.watchArmed.Load() {
 			cn.armWatch()
 		}
-		resp := cn.handle(req, op, derr)
+		resp, parked := cn.serveRequest(req, op, derr, gen, h.id, size)
+		if parked {
+			// NB: its answer comes later, queued for the writer; the
+			// request counts as in flight until then (serveRequest
+			// counted it).
+			cn.mu.Lock()
+			if cn.gen != gen { // a new reader took over
+				cn.mu.Unlock()
+				return readResult{}, false
+			}
+			err = cn.admit()
+			cn.mu.Unlock()
+			continue
+		}
 
 		out = appendHeader(out[:0], frameResponse, h.id, 0)
 		out = transport.AppendResponse(out, resp)
@@ -867,9 +880,73 @@ func (cn *serverConn) checkStall() {
 // look before) before it disarms.
 const idleLooks = 5
 
-// handle serves one decoded request (or answers derr, the error that
-// decoding it gave: op is its op, if known).
-func (cn *serverConn) handle(req *transport.Request, op transport.Op, derr error) (resp *transport.Response) {
+// serveRequest serves one decoded request as handle does, but an
+// OpReadWait through the Handler's Serve if it is a
+// transport.AsyncHandler: an answer that Serve does not give before it
+// returns (parked is then true) is queued for the writer when it comes, as
+// the answer to request id (of size bytes). A parked request counts as in
+// flight from the moment Serve returns, unless a hand-over (past the
+// reader's generation gen) counted it already.
+func (cn *serverConn) serveRequest(req *transport.Request, op transport.Op, derr error, gen, id uint64, size int) (resp *transport.Response, parked bool) {
+	ah, ok := cn.s.h.(transport.AsyncHandler)
+	if !ok || derr != nil || req.Op != transport.OpReadWait {
+		return cn.handle(req, op, derr), false
+	}
+	if resp := cn.refuse(req, op, derr); resp != nil {
+		return resp, false
+	}
+	hook := cn.s.cfg.Hooks.Request
+	start := time.Now()
+	// NB: mu orders the answer against the reader's return from Serve:
+	// an answer given before it is the reader's to send, one after it is
+	// queued here.
+	returned := false
+	var early *transport.Response
+	reply := func(r *transport.Response) {
+		if r == nil {
+			r = &transport.Response{Err: fmt.Errorf("%w: handler gave no response to %s", transport.ErrMalformed, req.Op)}
+		}
+		if hook != nil {
+			hook(req.Op, time.Since(start), r.Err)
+		}
+		cn.mu.Lock()
+		if !returned {
+			early = r
+			cn.mu.Unlock()
+			return
+		}
+		cn.mu.Unlock()
+		frame := appendHeader(nil, frameResponse, id, 0)
+		frame = transport.AppendResponse(frame, r)
+		setLen(frame)
+		cn.queue(frame, size, true)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				cn.s.cfg.Logger.Error("tcp: handler panicked", "node", cn.s.cfg.Node, "op", req.Op, "panic", p, "stack", string(debug.Stack()))
+				early = &transport.Response{Err: fmt.Errorf("%w: %s handler failed", transport.ErrRemote, req.Op)}
+			}
+		}()
+		ah.Serve(req, reply)
+	}()
+	cn.mu.Lock()
+	returned = true
+	if early == nil && cn.gen == gen {
+		// NB: under the same lock as returned, so that the answer's
+		// queueLocked, which releases it, comes after.
+		cn.inFlight++
+		cn.inBytes += size
+		cn.serving.Add(1) // NB: under mu, as for an answer given at once
+	}
+	cn.mu.Unlock()
+	return early, early == nil
+}
+
+// refuse answers a request the Handler must not see: derr, the error that
+// decoding it gave (op is its op, if known), or an op for a role the
+// server does not play. It returns nil for a request to serve.
+func (cn *serverConn) refuse(req *transport.Request, op transport.Op, derr error) *transport.Response {
 	hook := cn.s.cfg.Hooks.Request
 	if derr != nil {
 		cn.s.cfg.Logger.Debug("tcp: malformed request", "node", cn.s.cfg.Node, "remote", cn.remote, "err", derr)
@@ -885,7 +962,16 @@ func (cn *serverConn) handle(req *transport.Request, op transport.Op, derr error
 		}
 		return &transport.Response{Err: err}
 	}
-	if hook != nil {
+	return nil
+}
+
+// handle serves one decoded request (or answers derr, the error that
+// decoding it gave: op is its op, if known).
+func (cn *serverConn) handle(req *transport.Request, op transport.Op, derr error) (resp *transport.Response) {
+	if resp := cn.refuse(req, op, derr); resp != nil {
+		return resp
+	}
+	if hook := cn.s.cfg.Hooks.Request; hook != nil {
 		start := time.Now()
 		defer func() { hook(req.Op, time.Since(start), resp.Err) }()
 	}

@@ -263,3 +263,96 @@ func TestCallersComeAndGo(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestReadWaitParked parks a read over TCP: requests after it on the same
+// connection are answered while it waits, and a write from another
+// client answers it.
+func TestReadWaitParked(t *testing.T) {
+	checkGoroutines(t)
+	waits := transport.NewReadWaits(&transport.Server{Unit: storage.NewMemory()}, transport.SystemTimers{})
+	_, addr := serve(t, "unit", waits, plain(), nil)
+	addrs := map[transport.NodeID]string{"unit": addr}
+	reader := transport.UnitClient{Caller: client(t, addrs, plain(), nil), Node: "unit"}
+	writer := transport.UnitClient{Caller: client(t, addrs, plain(), nil), Node: "unit"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	got := make(chan error, 1)
+	var data []byte
+	go func() {
+		var err error
+		data, err = reader.ReadWait(ctx, 0, 7, transport.MaxReadWait)
+		got <- err
+	}()
+	require.Eventually(t, func() bool { return waits.Parked() == 1 }, 10*time.Second, time.Millisecond)
+	// NB: the same connection serves on while the read waits.
+	require.NoError(t, reader.Write(ctx, 0, 1, []byte("one")))
+	b, err := reader.Read(ctx, 0, 1)
+	require.NoError(t, err)
+	require.Equal(t, "one", string(b))
+	select {
+	case err := <-got:
+		t.Fatalf("answered before its address was written: %v", err)
+	default:
+	}
+
+	require.NoError(t, writer.Write(ctx, 0, 7, []byte("seven")))
+	require.NoError(t, <-got)
+	require.Equal(t, "seven", string(data))
+
+	_, err = reader.ReadWait(ctx, 0, 8, 5*time.Millisecond)
+	require.ErrorIs(t, err, storage.ErrUnwritten, "the wait ends with the address free")
+}
+
+// TestReadWaitShutdown: a server shut down with reads parked answers them
+// (with what the unit holds) once Release is called, and its Shutdown
+// does not wait out their waits.
+func TestReadWaitShutdown(t *testing.T) {
+	checkGoroutines(t)
+	waits := transport.NewReadWaits(&transport.Server{Unit: storage.NewMemory()}, transport.SystemTimers{})
+	srv, addr := serve(t, "unit", waits, plain(), nil)
+	u := transport.UnitClient{Caller: client(t, map[transport.NodeID]string{"unit": addr}, plain(), nil), Node: "unit"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 4
+	got := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := u.ReadWait(ctx, 0, storage.Address(i), transport.MaxReadWait)
+			got <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return waits.Parked() == n }, 10*time.Second, time.Millisecond)
+	start := time.Now()
+	waits.Release()
+	require.NoError(t, srv.Shutdown(ctx))
+	for range n {
+		require.ErrorIs(t, <-got, storage.ErrUnwritten)
+	}
+	require.Less(t, time.Since(start), transport.MaxReadWait, "nothing waited out its wait")
+}
+
+// TestReadWaitCallerLeaves: a client that gives up on a parked read, and
+// closes, leaves nothing behind when the read's answer comes.
+func TestReadWaitCallerLeaves(t *testing.T) {
+	checkGoroutines(t)
+	waits := transport.NewReadWaits(&transport.Server{Unit: storage.NewMemory()}, transport.SystemTimers{})
+	_, addr := serve(t, "unit", waits, plain(), nil)
+	c, err := tcp.NewClient(tcp.ClientConfig{Resolve: tcp.StaticResolver(map[transport.NodeID]string{"unit": addr})})
+	require.NoError(t, err)
+	u := transport.UnitClient{Caller: c, Node: "unit"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := u.ReadWait(ctx, 0, 3, transport.MaxReadWait)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return waits.Parked() == 1 }, 10*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.NoError(t, c.Close())
+	// The write answers the read on a connection that is gone.
+	w := transport.UnitClient{Caller: client(t, map[transport.NodeID]string{"unit": addr}, plain(), nil), Node: "unit"}
+	require.NoError(t, w.Write(context.Background(), 0, 3, []byte("late")))
+	require.Zero(t, waits.Parked())
+}
