@@ -650,12 +650,29 @@ func (m *Monitor) reissueForgotten(epoch storage.Epoch, start, end storage.Addre
 // the seal could have found, of an older epoch, makes the reissue wrong.
 // Data of epoch itself before the address was handed out in it came from a
 // writer that kept an older epoch's token (mutant CarryToken).
+//
+// Only what a replica of global's chain in the projection of epoch holds
+// counts (where ChainOf tells it): that is where a reader of epoch looks.
+// A reconfiguration that lost the race for an epoch may fill, in that
+// epoch, an address above the tail the winner's seal found, through the
+// old layout; the winner's projection opens its new segment at that tail
+// and places the address on other replicas, so the junk is where no
+// reader looks.
 func (m *Monitor) heldBefore(global storage.Address, epoch storage.Epoch) (thing, bool) {
-	if s := m.addrs[global]; s != nil {
-		for _, t := range s.things {
-			if !t.junk || t.epoch < epoch {
-				return t, true
-			}
+	s := m.addrs[global]
+	if s == nil {
+		return thing{}, false
+	}
+	var chain []projection.NodeID
+	if m.ChainOf != nil {
+		chain = m.ChainOf(global, epoch)
+	}
+	for _, t := range s.things {
+		if t.junk && t.epoch >= epoch {
+			continue
+		}
+		if len(chain) == 0 || slices.Contains(chain, t.node) || slices.ContainsFunc(t.others, func(n projection.NodeID) bool { return slices.Contains(chain, n) }) {
+			return t, true
 		}
 	}
 	return thing{}, false

@@ -564,6 +564,37 @@ func TestMonitorSequencerLostNewEpochFill(t *testing.T) {
 	assert.Equal(t, "S10", m.Violations()[0].Invariant)
 }
 
+// TestMonitorSequencerLostOtherChain: after the sequencer lost its state,
+// junk that a losing reconfiguration filled through the old layout, on
+// replicas that the new epoch's projection does not place the address on,
+// is where no reader looks, and handing the address out again is no
+// reissue; the same junk on the address's chain in the new epoch is.
+func TestMonitorSequencerLostOtherChain(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		filled projection.NodeID
+		want   int
+	}{
+		{"on another chain", "unit2", 0},
+		{"on the new chain", "unit1", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := sim.NewMonitor()
+			m.ChainOf = func(global storage.Address, epoch storage.Epoch) []projection.NodeID {
+				if epoch >= 2 {
+					return []projection.NodeID{"unit0", "unit1"}
+				}
+				return []projection.NodeID{"unit2", "unit3"}
+			}
+			m.Tokens(0, 0, 14)
+			m.SequencerLost()
+			m.Filled(13, tt.filled, 1)
+			m.Tokens(2, 13, 1)
+			require.Equal(t, tt.want, m.Count(), "%v", m.Violations())
+		})
+	}
+}
+
 // TestMonitorLost: a replica whose record a disk fault destroyed (Lost)
 // may store something else there; a junk fill of it while another replica
 // still holds the data breaks S1 and S6 all the same.
