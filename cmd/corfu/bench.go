@@ -338,10 +338,22 @@ func runAppendBench(ctx context.Context, c *benchConfig, b *benchCluster, stderr
 			unitSync = "memory"
 		}
 	}
-	line := benchLine("corfu", "appends_per_s", c.size, c.clients, c.window, c.fsync, res, res.rate(),
-		"mode="+c.mode(), "store="+store,
+	extra := []string{"mode=" + c.mode(), "store=" + store,
 		fmt.Sprintf("replicas=%d", b.cf.Replicas), fmt.Sprintf("chains=%d", len(b.cf.Units)/b.cf.Replicas),
-		"transport="+transportName, "unit_sync="+unitSync)
+		"transport=" + transportName, "unit_sync=" + unitSync}
+	if c.sync && c.fsync && b.dir != "" && c.store == "disk" && c.transport == "tcp" {
+		// NB: after the measured phase, in the same run, on the same disk.
+		bd, err := measureBound(ctx, b.dir, b.cf.Replicas)
+		if err != nil {
+			return "", err
+		}
+		p50 := res.percentile(0.5)
+		fmt.Fprintf(stderr, "# protocol bound: %d x fsync %v + %d x loopback round trip %v = %v; p50 %v is %.2fx it\n",
+			bd.replicas, bd.fsync, bd.replicas+1, bd.rtt, bd.total(), p50, float64(p50)/float64(bd.total()))
+		extra = append(extra, fmt.Sprintf("bound_us=%d", bd.total().Microseconds()),
+			fmt.Sprintf("fsync_us=%d", bd.fsync.Microseconds()), fmt.Sprintf("rtt_us=%d", bd.rtt.Microseconds()))
+	}
+	line := benchLine("corfu", "appends_per_s", c.size, c.clients, c.window, c.fsync, res, res.rate(), extra...)
 	return line, res.check()
 }
 
@@ -742,6 +754,7 @@ type benchCluster struct {
 	net     *inproc.Network // nil over TCP
 	servers []*tcp.Server
 	nodes   []*node // the disk-backed nodes, to close
+	dir     string  // the data directory; "" for a cluster started elsewhere
 
 	mu     sync.Mutex
 	failed error // the first role that could not make its state durable
@@ -763,7 +776,7 @@ func startBenchCluster(c *benchConfig, dir string, names []string, log *slog.Log
 	if names == nil {
 		names = append(append([]string{"seq"}, cf.Layout...), cf.Units...)
 	}
-	b := &benchCluster{cf: cf, log: log}
+	b := &benchCluster{cf: cf, log: log, dir: dir}
 	listeners := map[string]net.Listener{}
 	defer func() {
 		if err != nil {

@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -109,4 +111,30 @@ func TestBenchBadFlags(t *testing.T) {
 		require.Contains(t, stderr.String(), tc.want, "%q", tc.args)
 		require.Empty(t, stdout.String(), "%q", tc.args)
 	}
+}
+
+// TestBenchBound: a durable one-at-a-time run over TCP measures the
+// protocol's bound in the same run and reports it beside its p50.
+func TestBenchBound(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "-sync", "-fsync", "on", "-n", "30", "-warmup", "5", "-dir", t.TempDir()}
+	require.Equal(t, 0, run(args, &stdout, &stderr), "stderr: %s", stderr.String())
+	_, kv := parseBenchLine(t, strings.TrimSpace(stdout.String()))
+	num := func(k string) int {
+		v, err := strconv.Atoi(kv[k])
+		require.NoError(t, err, "%s in %s", k, stdout.String())
+		require.Positive(t, v, k)
+		return v
+	}
+	fsync, rtt, total := num("fsync_us"), num("rtt_us"), num("bound_us")
+	// NB: each figure is rounded down to a microsecond on its own.
+	assert.InDelta(t, 3*fsync+4*rtt, total, 7, "replicas x fsync + (replicas + 1) x round trip")
+	assert.Contains(t, stderr.String(), "# protocol bound: 3 x fsync")
+}
+
+func TestBoundTotal(t *testing.T) {
+	b := bound{fsync: 200 * time.Microsecond, rtt: 20 * time.Microsecond, replicas: 3}
+	assert.Equal(t, 680*time.Microsecond, b.total())
+	b.replicas = 1
+	assert.Equal(t, 240*time.Microsecond, b.total())
 }
