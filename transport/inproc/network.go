@@ -67,7 +67,12 @@ func (n *Network) Call(ctx context.Context, to transport.NodeID, req *transport.
 	if nd == nil {
 		return nil, fmt.Errorf("%w: %s", transport.ErrNotSent, to)
 	}
-	in, err := transport.DecodeRequest(transport.AppendRequest(nil, req))
+	// NB: the decoded messages share no memory with their encoding, so
+	// one buffer serves both, and the next call.
+	buf := getBuf()
+	defer putBuf(buf)
+	*buf = transport.AppendRequest((*buf)[:0], req)
+	in, err := transport.DecodeRequest(*buf)
 	if err != nil {
 		return nil, fmt.Errorf("inproc: %s to %s: %w", req.Op, to, err)
 	}
@@ -78,19 +83,37 @@ func (n *Network) Call(ctx context.Context, to transport.NodeID, req *transport.
 	if out == nil {
 		return nil, fmt.Errorf("%w: %s answered %s with no response", transport.ErrMalformed, to, req.Op)
 	}
-	resp, err := transport.DecodeResponse(transport.AppendResponse(nil, out))
+	*buf = transport.AppendResponse((*buf)[:0], out)
+	resp, err := transport.DecodeResponse(*buf)
 	if err != nil {
 		return nil, fmt.Errorf("inproc: response of %s to %s: %w", to, req.Op, err)
 	}
 	return resp, resp.Err
 }
 
+// bufs holds encoding buffers for Call.
+var bufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBytes bounds the buffers bufs keeps: a call that encoded a large
+// batch does not pin its buffer.
+const maxPooledBytes = 64 << 10
+
+func getBuf() *[]byte { return bufs.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBytes {
+		bufs.Put(b)
+	}
+}
+
 // handle serves one request, after any other call to the node has finished
 // (an AsyncHandler's answer may come later: then it waits for it, or for
 // ctx).
 func (nd *node) handle(ctx context.Context, req *transport.Request) (*transport.Response, error) {
+	// NB: only a read that waits needs an answer sent late; every other
+	// request is served by Handle, at no cost of a channel.
 	ah, ok := nd.h.(transport.AsyncHandler)
-	if !ok {
+	if !ok || req.Op != transport.OpReadWait {
 		nd.mu.Lock()
 		defer nd.mu.Unlock()
 		return nd.h.Handle(req), nil
