@@ -1158,6 +1158,9 @@ func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node proj
 		}
 		return err
 	})
+	if err == nil {
+		return nil // NB: before the errors.As target, which escapes
+	}
 	var blank *blankError
 	if errors.Is(err, storage.ErrBlank) && !errors.As(err, &blank) {
 		return &blankError{node: node, err: err}
@@ -1274,6 +1277,9 @@ func (c *Client) withEpoch(ctx context.Context, f func(p *projection.Projection)
 	for attempt := 0; ; attempt++ {
 		p := c.projection()
 		err := f(p)
+		if err == nil {
+			return nil // NB: before the errors.As targets, which escape
+		}
 		var blank *blankError
 		if errors.As(err, &blank) {
 			if attempt >= c.cfg.MaxRetries {
