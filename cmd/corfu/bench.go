@@ -353,6 +353,18 @@ func runAppendBench(ctx context.Context, c *benchConfig, b *benchCluster, stderr
 		extra = append(extra, fmt.Sprintf("bound_us=%d", bd.total().Microseconds()),
 			fmt.Sprintf("fsync_us=%d", bd.fsync.Microseconds()), fmt.Sprintf("rtt_us=%d", bd.rtt.Microseconds()))
 	}
+	if !c.sync && c.fsync && c.size >= 4096 && b.dir != "" && c.store == "disk" {
+		// NB: after the measured phase, in the same run, on the same disk
+		// the replicas share.
+		bw, err := measureDiskBandwidth(ctx, b.dir)
+		if err != nil {
+			return "", fmt.Errorf("timing the disk: %w", err)
+		}
+		target := 0.7 * bw / float64(b.cf.Replicas)
+		fmt.Fprintf(stderr, "# disk: %.1f MB/s sequential; 70%% of it over %d replicas is %.1f MB/s; this run wrote %.1f MB/s of payload (%.2fx it)\n",
+			bw, b.cf.Replicas, target, res.rate()*float64(c.size)/1e6, res.rate()*float64(c.size)/1e6/target)
+		extra = append(extra, fmt.Sprintf("disk_mb_per_s=%.1f", bw), fmt.Sprintf("target_mb_per_s=%.1f", target))
+	}
 	line := benchLine("corfu", "appends_per_s", c.size, c.clients, c.window, c.fsync, res, res.rate(), extra...)
 	return line, res.check()
 }

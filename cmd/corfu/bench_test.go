@@ -85,6 +85,16 @@ func TestBenchLine(t *testing.T) {
 				require.NoError(t, err, "%s in %s", k, lines[0])
 				require.GreaterOrEqual(t, v, 0.0, "%s in %s", k, lines[0])
 			}
+			if tc.name == "tcp" {
+				// NB: durable 4 KB: the disk's bandwidth, measured in the
+				// same run, and the target it sets.
+				disk, err := strconv.ParseFloat(kv["disk_mb_per_s"], 64)
+				require.NoError(t, err, lines[0])
+				require.Positive(t, disk, lines[0])
+				target, err := strconv.ParseFloat(kv["target_mb_per_s"], 64)
+				require.NoError(t, err, lines[0])
+				require.InDelta(t, 0.7*disk/3, target, 0.1, lines[0])
+			}
 			left, err := os.ReadDir(dir)
 			require.NoError(t, err)
 			require.Empty(t, left, "the run's data directory was not removed")

@@ -126,3 +126,36 @@ func median(ts []time.Duration) time.Duration {
 	slices.Sort(ts)
 	return ts[len(ts)/2]
 }
+
+// diskBytes is how much measureDiskBandwidth writes.
+const diskBytes = 256 << 20
+
+// measureDiskBandwidth returns this disk's sequential write bandwidth in
+// 10^6 bytes/s, as dd with conv=fdatasync measures it: diskBytes written
+// in 1 MiB writes to a new file in dir, then one fsync, over the time of
+// it all. The file is removed.
+func measureDiskBandwidth(ctx context.Context, dir string) (float64, error) {
+	f, err := os.CreateTemp(dir, "bandwidth-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>8) // NB: not zeros, which a filesystem may not store
+	}
+	start := time.Now()
+	for range diskBytes / len(chunk) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if _, err := f.Write(chunk); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(diskBytes) / time.Since(start).Seconds() / 1e6, nil
+}
