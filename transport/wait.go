@@ -45,8 +45,9 @@ func (SystemTimers) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 // address, a trim, a seal, a join. Its answer is the first read that finds
 // the address taken (data, junk, trimmed, or an error: a seal past its
 // epoch gives a *storage.SealedError), or, when the wait is up, the read
-// then: storage.ErrUnwritten if it is still free. A parked read's answer
-// leaves after the answer of the request that woke it.
+// then: storage.ErrUnwritten if it is still free. A parked read woken by a
+// request that Serve serves is answered after that request; by one that
+// Handle serves, before Handle returns.
 //
 // Every request must pass through ReadWaits, so that it sees each change
 // to the unit: a change made behind its back is only seen when the wait is
