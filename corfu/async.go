@@ -424,7 +424,7 @@ func (c *Client) writeBatch(ctx context.Context, epoch storage.Epoch, ws []batch
 			for j, i := range groups[g] {
 				items[j] = storage.WriteItem{Addr: locs[i].Local, Data: ws[i].payload}
 			}
-			u := transport.UnitClient{Caller: hopCaller{c}, Node: nodes[g]}
+			u := transport.UnitClient{Caller: hopCaller{c: c}, Node: nodes[g]}
 			errs, err := u.WriteBatch(ctx, p.Epoch, items)
 			for j, i := range groups[g] {
 				e := err

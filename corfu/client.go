@@ -858,7 +858,7 @@ func (c *Client) confirmOnce(ctx context.Context, p *projection.Projection) erro
 	var err error
 	for _, chain := range p.Segments[len(p.Segments)-1].Stripes {
 		for _, node := range chain {
-			u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+			u := transport.UnitClient{Caller: hopCaller{c: c}, Node: node}
 			// NB: a seal at the epoch a unit has is a no-op that answers
 			// with its epoch; a unit behind it is moved up to it, which
 			// holding a committed p entitles the client to (see unitDo).
@@ -889,7 +889,7 @@ func (c *Client) token(ctx context.Context, n int, streams []StreamID) (tok sequ
 }
 
 func (c *Client) next(ctx context.Context, p *projection.Projection, n int, streams []StreamID) (tok sequencer.Token, err error) {
-	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: p.Sequencer}
+	seq := transport.SequencerClient{Caller: hopCaller{c: c}, Node: p.Sequencer}
 	var notReadySince time.Time
 	recovered := false
 	patience := c.patience()
@@ -1086,7 +1086,7 @@ func (f *follower) await(ctx context.Context, a storage.Address) (e Entry, ok bo
 	if c.mut.ReadFromHead {
 		node = loc.Chain[0] // mutant: trusts data not yet committed
 	}
-	u := transport.UnitClient{Caller: waitCaller{c, c.cfg.FollowWait}, Node: node}
+	u := transport.UnitClient{Caller: hopCaller{c: c, wait: c.cfg.FollowWait}, Node: node}
 	data, err := u.ReadWait(ctx, p.Epoch, loc.Local, c.cfg.FollowWait)
 	switch {
 	case ctx.Err() != nil:
@@ -1125,7 +1125,7 @@ func (c *Client) unitRead(ctx context.Context, p *projection.Projection, node pr
 // A unit that lost its data (storage.ErrBlank) gives a *blankError naming
 // it, which withEpoch recovers from.
 func (c *Client) unitDo(ctx context.Context, p *projection.Projection, node projection.NodeID, f func(u transport.UnitClient) error) error {
-	u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+	u := transport.UnitClient{Caller: hopCaller{c: c}, Node: node}
 	failed := 0 // attempts in a row that got no answer
 	err := c.retry(ctx, func() error {
 		if failed > 0 {
@@ -1495,7 +1495,7 @@ func (c *Client) fetchProjection(ctx context.Context, min storage.Epoch) (*proje
 		}
 		for i := range servers {
 			node := servers[(attempt+i)%len(servers)]
-			lc := transport.LayoutClient{Caller: hopCaller{c}, Node: node}
+			lc := transport.LayoutClient{Caller: hopCaller{c: c}, Node: node}
 			p, err := lc.Get(ctx)
 			if err != nil {
 				lastErr = err
@@ -1546,36 +1546,19 @@ func (c *Client) install(p *projection.Projection) *projection.Projection {
 	return c.proj
 }
 
-// hopCaller bounds every request by RPCTimeout and reports a request that
-// ran out of it as errHopTimeout, distinct from the caller's own ctx.
-type hopCaller struct{ c *Client }
-
-// waitCaller is a hopCaller whose hops may take wait longer: the server
-// parks them (transport.UnitClient.ReadWait).
-type waitCaller struct {
+// hopCaller bounds every request by RPCTimeout (plus wait, for a request
+// the server parks: transport.UnitClient.ReadWait) and reports a request
+// that ran out of it as errHopTimeout, distinct from the caller's own ctx.
+type hopCaller struct {
 	c    *Client
 	wait time.Duration
-}
-
-func (h waitCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
-	c := h.c
-	if c.closed.Load() {
-		return nil, fmt.Errorf("%w: %s to %s", ErrClosed, req.Op, to)
-	}
-	hctx, cancel := c.env.WithTimeout(ctx, c.cfg.RPCTimeout+h.wait)
-	defer cancel()
-	resp, err := c.cfg.Transport.Call(hctx, to, req)
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && hctx.Err() != nil {
-		return nil, fmt.Errorf("%w: %s op %d", errHopTimeout, to, req.Op)
-	}
-	return resp, err
 }
 
 func (h hopCaller) Call(ctx context.Context, to transport.NodeID, req *transport.Request) (*transport.Response, error) {
 	if h.c.closed.Load() {
 		return nil, fmt.Errorf("%w: %s to %s", ErrClosed, req.Op, to)
 	}
-	hctx, cancel := h.c.env.WithTimeout(ctx, h.c.cfg.RPCTimeout)
+	hctx, cancel := h.c.env.WithTimeout(ctx, h.c.cfg.RPCTimeout+h.wait)
 	defer cancel()
 	resp, err := h.c.cfg.Transport.Call(hctx, to, req)
 	// NB: only the hop's own deadline is a timeout; a server's answer that

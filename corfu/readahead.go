@@ -75,7 +75,7 @@ func (r *readAhead) fill(ctx context.Context, from, to storage.Address) {
 		for j, i := range at.groups[g] {
 			addrs[j] = local[i]
 		}
-		u := transport.UnitClient{Caller: hopCaller{c}, Node: at.nodes[g]}
+		u := transport.UnitClient{Caller: hopCaller{c: c}, Node: at.nodes[g]}
 		rs, err := u.ReadBatch(ctx, p.Epoch, addrs)
 		if err != nil {
 			return

@@ -214,7 +214,7 @@ func (c *Client) reconfigureSealed(ctx context.Context, cur *projection.Projecti
 		}
 		tails = scan.tails()
 	}
-	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
+	seq := transport.SequencerClient{Caller: hopCaller{c: c}, Node: chosen.Sequencer}
 	// NB: the next sequencer's seal and the epoch's confirmation go out
 	// at once; both must be done before the bootstrap.
 	var inc uint64
@@ -311,7 +311,7 @@ func (c *Client) incarnation(ctx context.Context, cur, chosen *projection.Projec
 	if chosen.Sequencer == cur.Sequencer && seal.seqAnswered {
 		return seal.seqInc, nil
 	}
-	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: chosen.Sequencer}
+	seq := transport.SequencerClient{Caller: hopCaller{c: c}, Node: chosen.Sequencer}
 	var res transport.SealResult
 	err := c.retry(ctx, func() (err error) {
 		res, err = seq.Seal(ctx, epoch)
@@ -371,7 +371,7 @@ func (c *Client) joinBlanks(ctx context.Context, chosen *projection.Projection, 
 		if !seal.seqAnswered || !joinable(chosen, node, seal.tail) {
 			continue
 		}
-		u := transport.UnitClient{Caller: hopCaller{c}, Node: node}
+		u := transport.UnitClient{Caller: hopCaller{c: c}, Node: node}
 		// NB: a join that fails leaves the unit blank; the next client
 		// that meets it reconfigures again.
 		if err := c.retryN(ctx, 2, func() error { return u.Join(ctx, epoch) }); err != nil {
@@ -386,7 +386,7 @@ func (c *Client) joinBlanks(ctx context.Context, chosen *projection.Projection, 
 // and installs it.
 func (c *Client) latest(ctx context.Context) (*projection.Projection, error) {
 	best, _ := c.newestLayout(ctx, func(ctx context.Context, node projection.NodeID) (*projection.Projection, error) {
-		return transport.LayoutClient{Caller: hopCaller{c}, Node: node}.Get(ctx)
+		return transport.LayoutClient{Caller: hopCaller{c: c}, Node: node}.Get(ctx)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -448,7 +448,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 	units := cur.Units()
 	ts := make([]storage.Address, len(units))
 	errs := make([]error, len(units))
-	seq := transport.SequencerClient{Caller: hopCaller{c}, Node: cur.Sequencer}
+	seq := transport.SequencerClient{Caller: hopCaller{c: c}, Node: cur.Sequencer}
 	var res transport.SealResult
 	var seqErr error
 	// NB: every unit at once, and the sequencer beside them: one that does
@@ -462,7 +462,7 @@ func (c *Client) seal(ctx context.Context, cur *projection.Projection, epoch sto
 			})
 			return
 		}
-		u := transport.UnitClient{Caller: hopCaller{c}, Node: units[i]}
+		u := transport.UnitClient{Caller: hopCaller{c: c}, Node: units[i]}
 		ts[i], errs[i] = sealOne(ctx, c, units[i], func(ctx context.Context) (storage.Address, error) {
 			return u.Seal(ctx, epoch)
 		})
@@ -592,7 +592,7 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 	servers := cur.Layout
 	quorum := len(servers)/2 + 1
 	layout := func(i int) transport.LayoutClient {
-		return transport.LayoutClient{Caller: hopCaller{c}, Node: servers[i]}
+		return transport.LayoutClient{Caller: hopCaller{c: c}, Node: servers[i]}
 	}
 	// Bring lagging layout servers up to cur first (cur is committed): they
 	// then refuse proposals made from older projections. NB: after the
@@ -683,7 +683,7 @@ func (c *Client) agree(ctx context.Context, cur, next *projection.Projection) (*
 // layout servers, at once.
 func (c *Client) commitCur(ctx context.Context, cur *projection.Projection) {
 	c.each("commit", len(cur.Layout), func(i int) {
-		_ = transport.LayoutClient{Caller: hopCaller{c}, Node: cur.Layout[i]}.Commit(ctx, cur)
+		_ = transport.LayoutClient{Caller: hopCaller{c: c}, Node: cur.Layout[i]}.Commit(ctx, cur)
 	})
 }
 
