@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/corfulog/corfu/projection"
 	"github.com/corfulog/corfu/sequencer"
@@ -386,13 +387,62 @@ func (d *decoder) projection() *projection.Projection {
 	if isNil {
 		return nil
 	}
-	// projection.Parse validates, and shares no memory with its input:
-	// encoding/json copies strings.
-	p, err := projection.Parse(d.rest()[:n])
+	p, err := parsed.parse(d.rest()[:n])
 	d.off += n
 	if err != nil {
 		d.fail("projection: %w", err)
 		return nil
 	}
 	return p
+}
+
+// parsed remembers the projections decoded lately. A cluster sends a few
+// layouts over and over (every layout probe and every stale-epoch answer
+// carries the current one), and parsing and validating JSON costs far more
+// than a copy.
+var parsed projectionCache
+
+// projectionCache maps the JSON of valid projections to their parsed form.
+// It is safe for concurrent use.
+type projectionCache struct {
+	mu    sync.Mutex
+	m     map[string]*projection.Projection
+	bytes int // the length of the keys in m
+}
+
+const (
+	// cachedProjectionBytes is the longest JSON the cache keeps.
+	cachedProjectionBytes = 16 << 10
+	// projectionCacheBytes bounds the JSON of all projections in the cache;
+	// when a new one would pass it, the cache starts over.
+	projectionCacheBytes = 256 << 10
+)
+
+// parse returns what projection.Parse(b) returns: a valid projection that
+// shares no memory with b or with any other caller's, or an error. Errors
+// are not cached, so a bad frame costs a full parse every time.
+func (c *projectionCache) parse(b []byte) (*projection.Projection, error) {
+	c.mu.Lock()
+	p, ok := c.m[string(b)]
+	c.mu.Unlock()
+	if ok {
+		return p.Clone(), nil
+	}
+	// projection.Parse validates, and shares no memory with its input:
+	// encoding/json copies strings.
+	p, err := projection.Parse(b)
+	if err != nil || len(b) > cachedProjectionBytes {
+		return p, err
+	}
+	c.mu.Lock()
+	if c.m == nil || c.bytes+len(b) > projectionCacheBytes {
+		c.m = make(map[string]*projection.Projection)
+		c.bytes = 0
+	}
+	if _, ok := c.m[string(b)]; !ok {
+		c.m[string(b)] = p.Clone()
+		c.bytes += len(b)
+	}
+	c.mu.Unlock()
+	return p, nil
 }

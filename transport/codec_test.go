@@ -385,3 +385,51 @@ func BenchmarkCodecSmall(b *testing.B) {
 		}
 	}
 }
+
+// TestProjectionDecodedTwice decodes one layout answer twice: the second
+// (served by the codec's cache of parsed projections) equals the first, and
+// neither shares memory with the other, so a caller that edits its copy
+// cannot change what the next decoder returns.
+func TestProjectionDecodedTwice(t *testing.T) {
+	for _, p := range []*projection.Projection{
+		sampleProjection(9),
+		{Epoch: 4, Sequencer: "s", Layout: []transport.NodeID{"l"}, Segments: []projection.Segment{{Stripes: []projection.Chain{{"u"}}}}, Resets: []projection.Reset{{Epoch: 2, Tail: 8}}},
+	} {
+		buf := transport.AppendResponse(nil, &transport.Response{Projection: p})
+		first, err := transport.DecodeResponse(buf)
+		require.NoError(t, err)
+		require.Equal(t, p, first.Projection)
+		if len(first.Projection.Resets) > 0 {
+			first.Projection.Resets[0].Tail++
+		}
+
+		first.Projection.Epoch++
+		first.Projection.Layout[0] = "edited"
+		first.Projection.Segments[0].Stripes[0][0] = "edited"
+		second, err := transport.DecodeResponse(buf)
+		require.NoError(t, err)
+		require.Equal(t, p, second.Projection, "an edit to the first copy reached the second")
+		require.NotSame(t, first.Projection, second.Projection)
+	}
+
+	// A frame whose projection fails to parse fails every time.
+	bad := transport.AppendResponse(nil, &transport.Response{Projection: &projection.Projection{Epoch: 1}})
+	for range 2 {
+		_, err := transport.DecodeResponse(bad)
+		require.ErrorIs(t, err, projection.ErrInvalid)
+	}
+}
+
+// BenchmarkCodecLayoutResponse encodes and decodes the answer to a layout
+// probe: a projection of two segments, carried as JSON.
+func BenchmarkCodecLayoutResponse(b *testing.B) {
+	resp := &transport.Response{Projection: sampleProjection(7)}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = transport.AppendResponse(buf[:0], resp)
+		if _, err := transport.DecodeResponse(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
