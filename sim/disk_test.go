@@ -248,9 +248,12 @@ func TestDurableSweep(t *testing.T) {
 	}
 	var tot sim.DiskStats
 	appends := 0
-	for _, o := range durableSeeds(1, n, allBut(sim.FaultMisdirect)) {
-		res := sim.Run(o)
-		require.NoError(t, res.Err, "seed %d", o.Seed)
+	runs := runAll(durableSeeds(1, n, allBut(sim.FaultMisdirect)), func(o sim.Options, res sim.Result) sim.Result {
+		res.History = nil // NB: keep the counts, not every run's operations
+		return res
+	})
+	for i, res := range runs {
+		require.NoError(t, res.Err, "seed %d", i+1)
 		require.NotNil(t, res.Disk)
 		appends += res.Appends
 		d := res.Disk
@@ -300,8 +303,12 @@ func TestMisdirectedWritesLoseNothing(t *testing.T) {
 	kinds := map[sim.FaultKind]bool{sim.FaultMisdirect: true, sim.FaultCrash: true, sim.FaultReconfig: true}
 	seeds := durableSeeds(1, n, kinds)
 	misdirected := 0
-	for _, o := range seeds {
-		res := sim.Run(o)
+	runs := runAll(seeds, func(o sim.Options, res sim.Result) sim.Result {
+		res.History = nil // NB: keep the counts, not every run's operations
+		return res
+	})
+	for i, res := range runs {
+		o := seeds[i]
 		misdirected += res.Disk.Misdirected
 		assert.NoError(t, res.Err, "seed %d", o.Seed)
 		for _, v := range res.Violations {

@@ -109,17 +109,39 @@ func TestSimBankEveryKind(t *testing.T) {
 	if testing.Short() {
 		n = 50
 	}
+	type run struct {
+		rep *bank.Report
+		err error
+	}
+	runs := make([]run, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				rep, err := bank.Simulate(uint64(i+1), bank.SimOptions{Tune: simworld.EveryKind})
+				runs[i] = run{rep, err}
+			}
+		}()
+	}
+	for i := range runs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	kinds := map[sim.FaultKind]int{}
-	for seed := uint64(1); seed <= uint64(n); seed++ {
-		rep, err := bank.Simulate(seed, bank.SimOptions{Tune: simworld.EveryKind})
-		if err == nil && rep.Trims == 0 {
+	for i, r := range runs {
+		err := r.err
+		if err == nil && r.rep.Trims == 0 {
 			err = errNoTrim
 		}
 		if err != nil {
-			t.Errorf("seed %d: %v", seed, err)
+			t.Errorf("seed %d: %v", i+1, err)
 			continue
 		}
-		for k, v := range rep.Faults {
+		for k, v := range r.rep.Faults {
 			kinds[k] += v
 		}
 	}
