@@ -171,29 +171,34 @@ func TestMutants(t *testing.T) {
 				// coverage, 100 seeds show it still runs and survives.
 				budget = min(budget, 100)
 			}
-			for seed := uint64(1); seed <= uint64(budget); seed++ {
-				o := sim.Swarm(seed)
+			opts := make([]sim.Options, budget)
+			for i := range opts {
+				o := sim.Swarm(uint64(i + 1))
 				o.Mutants = m.set
 				if m.tune != nil {
 					m.tune(&o)
 				}
-				res := sim.Run(o)
+				opts[i] = o
+			}
+			// NB: the search runs its seeds a few at a time, so that the
+			// last rows still searching keep every core busy; it finds the
+			// same first seed as a search one at a time.
+			i, v := firstMatch(opts, func(o sim.Options, res sim.Result) (sim.Violation, bool) {
 				// NB: only a violation is a catch; a warning (S5) is
 				// something a correct protocol may produce too.
 				i := slices.IndexFunc(res.Violations, func(v sim.Violation) bool { return !v.Warning })
 				if i < 0 {
-					continue
+					return sim.Violation{}, false
 				}
-				v := res.Violations[i]
 				// The control: the same seed and workload without the
 				// mutant (with base only) passes, so the catch is the
 				// mutant's doing. A seed that fails without it too (a
 				// protocol bug of its own) catches nothing.
 				o.Mutants = m.base
-				if ctl := sim.Run(o); ctl.Err != nil {
-					continue
-				}
-				t.Logf("mutant %q caught by seed %d: %s", m.name, seed, v)
+				return res.Violations[i], sim.Run(o).Err == nil
+			})
+			if i >= 0 {
+				t.Logf("mutant %q caught by seed %d: %s", m.name, opts[i].Seed, v)
 				return
 			}
 			if m.set == (mutant.Set{ReadTrustsRemovedUnit: true}) {

@@ -34,18 +34,29 @@ func runAll[T any](opts []sim.Options, f func(o sim.Options, res sim.Result) T) 
 }
 
 // firstMatch returns the index of the first element of opts whose run
-// satisfies match, or -1. It runs GOMAXPROCS runs at a time, a batch after
-// another, and stops after the batch that holds a match, so it returns the
-// same index as a search one run at a time.
-func firstMatch(opts []sim.Options, match func(o sim.Options, res sim.Result) bool) int {
-	batch := 2 * runtime.GOMAXPROCS(0)
-	for from := 0; from < len(opts); from += batch {
+// f accepts, and what f made of it; -1 if f accepts none. It runs a batch
+// of runs at a time (1, 2, 4, ... up to 2*GOMAXPROCS), one batch after
+// another, and stops after the batch that holds a match, so it returns
+// what a search one run at a time returns.
+func firstMatch[T any](opts []sim.Options, f func(o sim.Options, res sim.Result) (T, bool)) (int, T) {
+	type answer struct {
+		v  T
+		ok bool
+	}
+	// NB: batches grow from one run, so that an early match wastes few.
+	batch := 1
+	for from := 0; from < len(opts); from, batch = from+batch, min(2*batch, 2*runtime.GOMAXPROCS(0)) {
 		to := min(from+batch, len(opts))
-		for i, ok := range runAll(opts[from:to], match) {
-			if ok {
-				return from + i
+		got := runAll(opts[from:to], func(o sim.Options, res sim.Result) answer {
+			v, ok := f(o, res)
+			return answer{v, ok}
+		})
+		for i, a := range got {
+			if a.ok {
+				return from + i, a.v
 			}
 		}
 	}
-	return -1
+	var zero T
+	return -1, zero
 }

@@ -308,9 +308,9 @@ func TestWriteTimelineMutantFailure(t *testing.T) {
 		o.Faults.Duration = max(o.Faults.Duration, 3*time.Second)
 		opts = append(opts, o)
 	}
-	i := firstMatch(opts, func(_ sim.Options, res sim.Result) bool {
+	i, _ := firstMatch(opts, func(_ sim.Options, res sim.Result) (struct{}, bool) {
 		_, _, ok := lateAppend(res)
-		return ok
+		return struct{}{}, ok
 	})
 	require.GreaterOrEqual(t, i, 0, "no seed in 1..200 catches the mutant with a violation after 1s of virtual time")
 

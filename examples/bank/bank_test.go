@@ -16,7 +16,7 @@ import (
 
 var (
 	flagSeed  = flag.Uint64("bank.seed", 0, "run only this seed of TestSimBank")
-	flagSeeds = flag.Int("bank.seeds", 0, "seeds of TestSimBank (default 1000; 50 with -short)")
+	flagSeeds = flag.Int("bank.seeds", 0, "seeds of TestSimBank (default 1000; 400 under the race detector, 50 with -short)")
 )
 
 // TestSimBank runs the bank under the faults of the simulator's seeds
@@ -34,6 +34,9 @@ func TestSimBank(t *testing.T) {
 	default:
 		if n == 0 {
 			n = 1000
+			if raceEnabled {
+				n = 400
+			}
 		}
 		for s := range n {
 			seeds = append(seeds, uint64(s+1))
@@ -106,8 +109,11 @@ const errNoTrim = sentinel("no checkpoint-and-trim cycle trimmed")
 // checkpoint-and-trim cycle, and every kind was injected.
 func TestSimBankEveryKind(t *testing.T) {
 	n := 1000
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		n = 50
+	case raceEnabled:
+		n = 400
 	}
 	type run struct {
 		rep *bank.Report

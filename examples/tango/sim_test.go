@@ -28,7 +28,7 @@ import (
 
 var (
 	flagSeed  = flag.Uint64("tango.seed", 0, "run only this seed of the simulated tests")
-	flagSeeds = flag.Int("tango.seeds", 0, "seeds of the simulated tests (default 1000; 50 with -short)")
+	flagSeeds = flag.Int("tango.seeds", 0, "seeds of the simulated tests (default 1000; 400 under the race detector, 50 with -short)")
 	flagDebug = flag.Bool("tango.debug", false, "log the runtimes' and clients' debug records, with the virtual time (for replaying one seed)")
 )
 
@@ -41,8 +41,11 @@ func simSeeds() []uint64 {
 	n := *flagSeeds
 	if n == 0 {
 		n = 1000
-		if testing.Short() {
+		switch {
+		case testing.Short():
 			n = 50
+		case raceEnabled:
+			n = 400
 		}
 	}
 	out := make([]uint64, n)
