@@ -2,8 +2,10 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/corfulog/corfu/storage"
 )
@@ -16,6 +18,12 @@ const MaxBatchItems = 1 << 12
 // panics on a nil item data, which a unit would refuse: callers check
 // first.
 func AppendWriteBatch(b []byte, items []storage.WriteItem) []byte {
+	// NB: grown once for the whole body, not item by item.
+	n := binary.MaxVarintLen64
+	for _, it := range items {
+		n += 2*binary.MaxVarintLen64 + len(it.Data)
+	}
+	b = slices.Grow(b, n)
 	b = appendUvarint(b, uint64(len(items)))
 	for _, it := range items {
 		if it.Data == nil {
@@ -28,7 +36,8 @@ func AppendWriteBatch(b []byte, items []storage.WriteItem) []byte {
 }
 
 // DecodeWriteBatch decodes the body of an OpWriteBatch request. The items'
-// data share no memory with b. Errors wrap ErrMalformed: a count above
+// data share no memory with b (they share one allocation, each capped at
+// its own length). Errors wrap ErrMalformed: a count above
 // MaxBatchItems or beyond what b can hold, an item with nil data, trailing
 // bytes.
 func DecodeWriteBatch(b []byte) ([]storage.WriteItem, error) {
@@ -47,9 +56,19 @@ func DecodeWriteBatch(b []byte) ([]storage.WriteItem, error) {
 		return nil, d.err
 	}
 	items := make([]storage.WriteItem, n)
+	// NB: the items' data are copied into one allocation, each capped at
+	// its own length, so that an append to one cannot reach the next. The
+	// rest of b bounds their total.
+	slab := make([]byte, 0, len(d.rest()))
 	for i := range items {
 		items[i].Addr = storage.Address(d.uvarint("item addr"))
-		items[i].Data = d.data()
+		m, isNil := d.count("data length", MaxFrameBytes, 1, nil)
+		if d.err == nil && !isNil {
+			start := len(slab)
+			slab = append(slab, d.rest()[:m]...)
+			d.off += m
+			items[i].Data = slab[start:len(slab):len(slab)]
+		}
 		if d.err == nil && items[i].Data == nil {
 			d.fail("write batch item %d has nil data", i)
 		}
