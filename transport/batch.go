@@ -56,19 +56,12 @@ func DecodeWriteBatch(b []byte) ([]storage.WriteItem, error) {
 		return nil, d.err
 	}
 	items := make([]storage.WriteItem, n)
-	// NB: the items' data are copied into one allocation, each capped at
-	// its own length, so that an append to one cannot reach the next. The
-	// rest of b bounds their total.
+	// NB: the items' data are copied into one allocation (the rest of b
+	// bounds their total), each capped at its own length.
 	slab := make([]byte, 0, len(d.rest()))
 	for i := range items {
 		items[i].Addr = storage.Address(d.uvarint("item addr"))
-		m, isNil := d.count("data length", MaxFrameBytes, 1, nil)
-		if d.err == nil && !isNil {
-			start := len(slab)
-			slab = append(slab, d.rest()[:m]...)
-			d.off += m
-			items[i].Data = slab[start:len(slab):len(slab)]
-		}
+		items[i].Data, slab = d.dataIn(slab)
 		if d.err == nil && items[i].Data == nil {
 			d.fail("write batch item %d has nil data", i)
 		}
