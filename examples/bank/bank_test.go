@@ -42,43 +42,22 @@ func TestSimBank(t *testing.T) {
 			seeds = append(seeds, uint64(s+1))
 		}
 	}
-	var (
-		mu     sync.Mutex
-		failed = map[uint64]error{}
-		total  bank.Report
-		next   = make(chan uint64)
-		wg     sync.WaitGroup
-	)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seed := range next {
-				rep, err := bank.Simulate(seed, bank.SimOptions{})
-				mu.Lock()
-				if err != nil {
-					failed[seed] = err
-				} else if rep.Trims == 0 {
-					failed[seed] = errNoTrim
-				}
-				if rep != nil {
-					total.Acked += rep.Acked
-					total.Unknown += rep.Unknown
-					total.Declined += rep.Declined
-					total.Failed += rep.Failed
-					total.Audits += rep.Audits
-					total.Trims += rep.Trims
-					total.Steps += rep.Steps
-				}
-				mu.Unlock()
-			}
-		}()
+	failed := map[uint64]error{}
+	var total bank.Report
+	for i, r := range simulateAll(seeds, bank.SimOptions{}) {
+		if r.err != nil {
+			failed[seeds[i]] = r.err
+		}
+		if rep := r.rep; rep != nil {
+			total.Acked += rep.Acked
+			total.Unknown += rep.Unknown
+			total.Declined += rep.Declined
+			total.Failed += rep.Failed
+			total.Audits += rep.Audits
+			total.Trims += rep.Trims
+			total.Steps += rep.Steps
+		}
 	}
-	for _, s := range seeds {
-		next <- s
-	}
-	close(next)
-	wg.Wait()
 	var bad []uint64
 	for s := range failed {
 		bad = append(bad, s)
@@ -115,36 +94,15 @@ func TestSimBankEveryKind(t *testing.T) {
 	case raceEnabled:
 		n = 400
 	}
-	type run struct {
-		rep *bank.Report
-		err error
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
 	}
-	runs := make([]run, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				rep, err := bank.Simulate(uint64(i+1), bank.SimOptions{Tune: simworld.EveryKind})
-				runs[i] = run{rep, err}
-			}
-		}()
-	}
-	for i := range runs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	runs := simulateAll(seeds, bank.SimOptions{Tune: simworld.EveryKind})
 	kinds := map[sim.FaultKind]int{}
 	for i, r := range runs {
-		err := r.err
-		if err == nil && r.rep.Trims == 0 {
-			err = errNoTrim
-		}
-		if err != nil {
-			t.Errorf("seed %d: %v", i+1, err)
+		if r.err != nil {
+			t.Errorf("seed %d: %v", seeds[i], r.err)
 			continue
 		}
 		for k, v := range r.rep.Faults {
@@ -158,4 +116,38 @@ func TestSimBankEveryKind(t *testing.T) {
 		assert.Positive(t, kinds[k], "no %s fault in %d seeds", k, n)
 	}
 	t.Logf("%d seeds with every kind of fault: %v", n, kinds)
+}
+
+// simRun is one seed's bank.Simulate: its report, and its error, or
+// errNoTrim if it passed without a checkpoint-and-trim cycle that trimmed.
+type simRun struct {
+	rep *bank.Report
+	err error
+}
+
+// simulateAll runs bank.Simulate with o for each seed, GOMAXPROCS at a
+// time, and returns the runs in the order of seeds.
+func simulateAll(seeds []uint64, o bank.SimOptions) []simRun {
+	runs := make([]simRun, len(seeds))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				rep, err := bank.Simulate(seeds[i], o)
+				if err == nil && rep.Trims == 0 {
+					err = errNoTrim
+				}
+				runs[i] = simRun{rep, err}
+			}
+		}()
+	}
+	for i := range seeds {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return runs
 }
