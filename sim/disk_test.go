@@ -248,10 +248,7 @@ func TestDurableSweep(t *testing.T) {
 	}
 	var tot sim.DiskStats
 	appends := 0
-	runs := runAll(durableSeeds(1, n, allBut(sim.FaultMisdirect)), func(o sim.Options, res sim.Result) sim.Result {
-		res.History = nil // NB: keep the counts, not every run's operations
-		return res
-	})
+	runs := runAll(durableSeeds(1, n, allBut(sim.FaultMisdirect)), withoutHistory)
 	for i, res := range runs {
 		require.NoError(t, res.Err, "seed %d", i+1)
 		require.NotNil(t, res.Disk)
@@ -303,10 +300,7 @@ func TestMisdirectedWritesLoseNothing(t *testing.T) {
 	kinds := map[sim.FaultKind]bool{sim.FaultMisdirect: true, sim.FaultCrash: true, sim.FaultReconfig: true}
 	seeds := durableSeeds(1, n, kinds)
 	misdirected := 0
-	runs := runAll(seeds, func(o sim.Options, res sim.Result) sim.Result {
-		res.History = nil // NB: keep the counts, not every run's operations
-		return res
-	})
+	runs := runAll(seeds, withoutHistory)
 	for i, res := range runs {
 		o := seeds[i]
 		misdirected += res.Disk.Misdirected

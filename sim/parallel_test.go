@@ -33,6 +33,13 @@ func runAll[T any](opts []sim.Options, f func(o sim.Options, res sim.Result) T) 
 	return out
 }
 
+// withoutHistory is a run's result without its history, for runAll: the
+// counts and checks of a sweep, not every run's operations.
+func withoutHistory(_ sim.Options, res sim.Result) sim.Result {
+	res.History = nil
+	return res
+}
+
 // firstMatch returns the index of the first element of opts whose run
 // f accepts, and what f made of it; -1 if f accepts none. It runs a batch
 // of runs at a time (1, 2, 4, ... up to 2*GOMAXPROCS), one batch after

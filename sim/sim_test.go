@@ -3,10 +3,8 @@ package sim_test
 import (
 	"flag"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,50 +57,37 @@ func seeds(t *testing.T) []uint64 {
 // must have been injected.
 func TestSim(t *testing.T) {
 	list := seeds(t)
+	opts := make([]sim.Options, len(list))
+	for i, seed := range list {
+		opts[i] = sim.Swarm(seed)
+	}
 	var (
-		mu       sync.Mutex
 		failures = map[uint64]string{}
 		appends  int
 		counts   = map[sim.FaultKind]int{}
 		healed   int
 	)
-	work := make(chan uint64)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seed := range work {
-				o := sim.Swarm(seed)
-				res := sim.Run(o)
-				mu.Lock()
-				appends += res.Appends
-				for k, n := range res.FaultCounts {
-					counts[k] += n
-				}
-				if res.Heal > 0 {
-					healed++
-				}
-				if res.Err != nil {
-					failures[seed] = fmt.Sprintf("seed=%d: %v\nopts=%+v\nreproduce: go test ./sim -run '^TestSim$' -sim.seed=%d",
-						seed, res.Err, o, seed)
-				}
-				if len(list) == 1 {
-					for _, f := range res.Faults {
-						t.Logf("fault %v", f)
-					}
-					t.Logf("heal at %v, %d epoch changes after it, %d acked appends, %d unseen, %d steps, %v virtual",
-						res.Heal, res.EpochChanges, res.Appends, res.Unseen, res.Steps, res.VirtualTime)
-				}
-				mu.Unlock()
+	for i, res := range runAll(opts, withoutHistory) {
+		o, seed := opts[i], list[i]
+		appends += res.Appends
+		for k, n := range res.FaultCounts {
+			counts[k] += n
+		}
+		if res.Heal > 0 {
+			healed++
+		}
+		if res.Err != nil {
+			failures[seed] = fmt.Sprintf("seed=%d: %v\nopts=%+v\nreproduce: go test ./sim -run '^TestSim$' -sim.seed=%d",
+				seed, res.Err, o, seed)
+		}
+		if len(list) == 1 {
+			for _, f := range res.Faults {
+				t.Logf("fault %v", f)
 			}
-		}()
+			t.Logf("heal at %v, %d epoch changes after it, %d acked appends, %d unseen, %d steps, %v virtual",
+				res.Heal, res.EpochChanges, res.Appends, res.Unseen, res.Steps, res.VirtualTime)
+		}
 	}
-	for _, s := range list {
-		work <- s
-	}
-	close(work)
-	wg.Wait()
 	t.Logf("%d seeds (%d with faults), %d acknowledged appends checked; faults injected: %v",
 		len(list), healed, appends, counts)
 	failed := make([]uint64, 0, len(failures))
