@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +55,8 @@ type benchConfig struct {
 	n, size, clients, window, warmup int
 	sync, fsync, keep, verbose       bool
 	duration, opTimeout              time.Duration
-	dir, cluster, cpuProfile         string
+	dir, cluster, cpuProfile, trace  string
+	memProfile                       string
 	replicas, chains                 int
 	transport, store                 string
 	sequencer                        bool
@@ -104,6 +106,8 @@ func parseBench(args []string, stderr io.Writer) (*benchConfig, int, bool) {
 	fs.BoolVar(&c.sequencer, "sequencer", false, "measure the sequencer alone: tokens/s of Next calls (inproc: sequencer.Sequencer.Next; tcp: over the tcp transport)")
 	fs.IntVar(&c.batch, "batch", 1, "with -sequencer: tokens per Next call")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write a heap allocation profile (allocations since the start, warmup included) to this file at the end of the measured phase")
+	fs.StringVar(&c.trace, "trace", "", "write an execution trace of the measured phase to this file (go tool trace reads it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, 0, false
@@ -441,18 +445,57 @@ func measure(ctx context.Context, c *benchConfig, loops []func(*phase), data []b
 	if ctx.Err() != nil {
 		return benchResult{}, ctx.Err()
 	}
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return benchResult{}, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return benchResult{}, err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startProfiles(c)
+	if err != nil {
+		return benchResult{}, err
 	}
-	return runPhase(ctx, "measure", c.n, c.duration, opTimeout, data, loops, perOp, unit, stderr), nil
+	res := runPhase(ctx, "measure", c.n, c.duration, opTimeout, data, loops, perOp, unit, stderr)
+	return res, stop()
+}
+
+// startProfiles starts the CPU profile and the execution trace c asks
+// for, and returns the function that stops them and writes the heap
+// allocation profile c asks for (allocations since the process started).
+func startProfiles(c *benchConfig) (stop func() error, err error) {
+	var stops []func() error
+	stop = func() error {
+		var first error
+		for i := len(stops) - 1; i >= 0; i-- {
+			if err := stops[i](); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	// open creates path and has begin write to it, and stop call end and
+	// close it.
+	open := func(path string, begin func(io.Writer) error, end func(io.Writer) error) error {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := begin(f); err != nil {
+			f.Close()
+			return err
+		}
+		stops = append(stops, func() error { return errors.Join(end(f), f.Close()) })
+		return nil
+	}
+	none := func(io.Writer) error { return nil }
+	if c.cpuProfile != "" {
+		err = open(c.cpuProfile, pprof.StartCPUProfile, func(io.Writer) error { pprof.StopCPUProfile(); return nil })
+	}
+	if err == nil && c.trace != "" {
+		err = open(c.trace, trace.Start, func(io.Writer) error { trace.Stop(); return nil })
+	}
+	if err == nil && c.memProfile != "" {
+		err = open(c.memProfile, none, func(w io.Writer) error { return pprof.Lookup("allocs").WriteTo(w, 0) })
+	}
+	if err != nil {
+		_ = stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 // appender appends data through one client and returns once the append is
