@@ -24,7 +24,7 @@ import (
 // commitState is the group commit's state; the unit's mu guards it.
 type commitState struct {
 	buf      []byte   // encoded records queued since the last commit began
-	spare    [][]byte // buffers of finished commits, for reuse
+	spare    []spare  // buffers of finished commits, for reuse
 	queue    []queued // the records in buf, in order
 	newSeg   bool     // queue holds a new segment's first records
 	appended uint64   // sequence of the last record queued
@@ -57,6 +57,13 @@ type flight struct {
 	done   chan struct{} // closed when it and every commit before it ended
 }
 
+// spare is a finished commit's buffer and queue, kept for a later commit
+// so that a commit in steady state allocates neither.
+type spare struct {
+	buf   []byte
+	queue []queued
+}
+
 // queued is one record (or a segment's file header) in the commit buffer.
 type queued struct {
 	seq        uint64
@@ -67,8 +74,10 @@ type queued struct {
 }
 
 const (
-	// maxRetainedBuf bounds a commit buffer kept for reuse.
-	maxRetainedBuf = 4 << 20
+	// maxRetainedBuf and maxRetainedQueue bound a commit buffer and queue
+	// kept for reuse.
+	maxRetainedBuf   = 4 << 20
+	maxRetainedQueue = 4096
 	// maxGatherYields bounds how often a leader yields to let writers join
 	// its commit before it starts.
 	maxGatherYields = 8
@@ -305,7 +314,8 @@ func (u *Unit) lead() {
 		u.wait(u.changed())
 	}
 	f := &flight{batch: c.queue, buf: c.buf, last: c.appended, newSeg: c.newSeg, done: make(chan struct{})}
-	c.queue, c.buf, c.newSeg = nil, u.spareBuf(), false
+	c.buf, c.queue = u.spareBuf()
+	c.newSeg = false
 	c.taken = f.last
 	c.flights = append(c.flights, f)
 	c.leading = false
@@ -400,16 +410,16 @@ func cutAhead(seg *segment) error {
 	return nil
 }
 
-// spareBuf returns an empty buffer for the next commit. The caller holds
-// mu.
-func (u *Unit) spareBuf() []byte {
+// spareBuf returns an empty buffer and queue for the next commit. The
+// caller holds mu.
+func (u *Unit) spareBuf() ([]byte, []queued) {
 	c := &u.commit
 	if n := len(c.spare); n > 0 {
-		b := c.spare[n-1]
+		sp := c.spare[n-1]
 		c.spare = c.spare[:n-1]
-		return b[:0]
+		return sp.buf[:0], sp.queue[:0]
 	}
-	return nil
+	return nil, nil
 }
 
 // land completes, in order, the commits at the front that have ended: a
@@ -433,9 +443,12 @@ func (u *Unit) land() {
 			c.durable = f.last
 			f.landed = true
 		}
-		if cap(f.buf) <= maxRetainedBuf {
-			c.spare = append(c.spare, f.buf)
+		if cap(f.buf) <= maxRetainedBuf && cap(f.batch) <= maxRetainedQueue {
+			// NB: the queue's records keep their segments alive: clear it.
+			clear(f.batch)
+			c.spare = append(c.spare, spare{buf: f.buf, queue: f.batch[:0]})
 		}
+		f.batch, f.buf = nil, nil
 		close(f.done)
 	}
 	u.signal()

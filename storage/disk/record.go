@@ -106,10 +106,16 @@ var (
 
 // seedCRC returns the CRC32C of the segment number, the seed of both of a
 // record's checksums: a record copied into another segment fails them.
+// It is crc32.Update(0, castagnoli, seg's 8 little-endian bytes), worked
+// byte by byte from the table: handing crc32.Update a slice of a local
+// array moves the array to the heap, one allocation per record.
 func seedCRC(seg uint64) uint32 {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], seg)
-	return crc32.Update(0, castagnoli, b[:])
+	crc := ^uint32(0)
+	for range 8 {
+		crc = castagnoli[byte(crc)^byte(seg)] ^ crc>>8
+		seg >>= 8
+	}
+	return ^crc
 }
 
 // appendRecord appends the encoding of a record for segment seg at offset
