@@ -459,9 +459,13 @@ func (u *Unit) land() {
 // most. Writers woken by the previous commit are then queued rather than
 // left for a commit of their own. It reads no clock; when no one else is
 // runnable (a lone caller, a deterministic scheduler) it returns after one
-// yield. The caller holds mu, and holds it again on return.
+// yield. Without fsyncs (SyncNone) there is nothing to share but a write
+// to the page cache, cheaper than the yield (which wakes another thread to
+// run what it yields to), so a leader takes what is queued at once; the
+// writers that queue during its write join the next commit. The caller
+// holds mu, and holds it again on return.
 func (u *Unit) gather() {
-	if u.opts.Sync == SyncEach {
+	if u.opts.Sync != SyncBatch {
 		return
 	}
 	for range maxGatherYields {
