@@ -36,8 +36,10 @@ func AppendWriteBatch(b []byte, items []storage.WriteItem) []byte {
 }
 
 // DecodeWriteBatch decodes the body of an OpWriteBatch request. The items'
-// data share no memory with b (they share one allocation, each capped at
-// its own length). Errors wrap ErrMalformed: a count above
+// data are not copied: they are slices of b, each capped at its own length
+// (an append to one does not reach the next), valid while b does not
+// change. A request's Data, as DecodeRequest returns it, is the request's
+// own. Errors wrap ErrMalformed: a count above
 // MaxBatchItems or beyond what b can hold, an item with nil data, trailing
 // bytes.
 func DecodeWriteBatch(b []byte) ([]storage.WriteItem, error) {
@@ -56,12 +58,9 @@ func DecodeWriteBatch(b []byte) ([]storage.WriteItem, error) {
 		return nil, d.err
 	}
 	items := make([]storage.WriteItem, n)
-	// NB: the items' data are copied into one allocation (the rest of b
-	// bounds their total), each capped at its own length.
-	slab := make([]byte, 0, len(d.rest()))
 	for i := range items {
 		items[i].Addr = storage.Address(d.uvarint("item addr"))
-		items[i].Data, slab = d.dataIn(slab)
+		items[i].Data = d.view()
 		if d.err == nil && items[i].Data == nil {
 			d.fail("write batch item %d has nil data", i)
 		}

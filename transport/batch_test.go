@@ -13,14 +13,27 @@ import (
 
 func TestWriteBatchRoundTrip(t *testing.T) {
 	items := []storage.WriteItem{{Addr: 3, Data: []byte("a")}, {Addr: 1 << 40, Data: []byte{}}, {Addr: 0, Data: make([]byte, 300)}}
-	got, err := transport.DecodeWriteBatch(transport.AppendWriteBatch(nil, items))
+	body := transport.AppendWriteBatch(nil, items)
+	got, err := transport.DecodeWriteBatch(body)
 	require.NoError(t, err)
 	require.Equal(t, items, got)
-	// The items' data share an allocation, each capped at its own length:
-	// an append to one leaves the next as it was.
+	// The items' data are slices of the body, each capped at its own
+	// length: an append to one leaves the next as it was.
 	got[0].Data = append(got[0].Data, "bc"...)
 	require.Equal(t, []byte{}, got[1].Data)
 	require.Equal(t, make([]byte, 300), got[2].Data)
+	got[2].Data[0] = 9
+	require.Equal(t, byte(9), body[len(body)-300], "the last item's data is not the body's last bytes")
+
+	// A request decoded from a frame owns its Data, so the items decoded
+	// from it share nothing with the frame.
+	frame := transport.AppendRequest(nil, &transport.Request{Op: transport.OpWriteBatch, N: 3, Data: transport.AppendWriteBatch(nil, items)})
+	req, err := transport.DecodeRequest(frame)
+	require.NoError(t, err)
+	fromReq, err := transport.DecodeWriteBatch(req.Data)
+	require.NoError(t, err)
+	clear(frame)
+	require.Equal(t, items, fromReq)
 
 	errs := []error{nil, storage.ErrWritten, &storage.SealedError{Epoch: 7}}
 	back, err := transport.DecodeBatchErrors(transport.AppendBatchErrors(nil, errs))

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -319,26 +320,21 @@ func (d *decoder) count(what string, limit, minBytes int, tooMany error) (n int,
 // it to get the same answer as a local call (a *storage.SealedError from a
 // sealed unit, storage.ErrTooLarge otherwise).
 func (d *decoder) data() []byte {
-	p, _ := d.dataIn(nil)
-	return p
+	return bytes.Clone(d.view())
 }
 
-// dataIn is data, but copies the field to the end of slab (a new slice
-// for a nil slab) and returns it capped at its own length, so that an
-// append to it cannot reach what follows, and the extended slab. Fields
-// read into one slab share one allocation while slab has room.
-func (d *decoder) dataIn(slab []byte) (field, extended []byte) {
+// view reads a byte field that may be nil and returns it in place: a
+// slice of the decoder's input, capped at the field's own length so that
+// an append to it cannot reach what follows. An empty field is an empty,
+// non-nil slice.
+func (d *decoder) view() []byte {
 	n, isNil := d.count("data length", MaxFrameBytes, 1, nil)
 	if isNil {
-		return nil, slab
+		return nil
 	}
-	if slab == nil {
-		slab = make([]byte, 0, n) // NB: not nil, even for an empty field
-	}
-	start := len(slab)
-	slab = append(slab, d.rest()[:n]...)
+	v := d.rest()[:n:n]
 	d.off += n
-	return slab[start:len(slab):len(slab)], slab
+	return v
 }
 
 // string reads a length (not a count: there is no nil string) and the bytes.
