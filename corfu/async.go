@@ -372,6 +372,30 @@ func batchTails(tails []sequencer.StreamTail, start storage.Address, i, k int) [
 	return out
 }
 
+// encodedGroup is the request body for one unit's share of a batch at
+// one chain position, with the entries it holds.
+type encodedGroup struct {
+	idx   []int // indexes into the batch's writes
+	batch transport.EncodedBatch
+	err   error // the body could not be encoded (too large): nothing sent
+}
+
+// encodeGroup returns the body for the entries idx: the one encoded for
+// the same entries at the previous position (prev), or a new one.
+func encodeGroup(prev []encodedGroup, idx []int, ws []batchWrite, locs []projection.Location) encodedGroup {
+	for _, e := range prev {
+		if slices.Equal(e.idx, idx) {
+			return encodedGroup{idx: idx, batch: e.batch, err: e.err}
+		}
+	}
+	items := make([]storage.WriteItem, len(idx))
+	for j, i := range idx {
+		items[j] = storage.WriteItem{Addr: locs[i].Local, Data: ws[i].payload}
+	}
+	b, err := transport.EncodeWriteBatch(items)
+	return encodedGroup{idx: idx, batch: b, err: err}
+}
+
 // batchWrite is one entry of a batch on its way down its chain.
 type batchWrite struct {
 	addr    storage.Address
@@ -404,6 +428,9 @@ func (c *Client) writeBatch(ctx context.Context, epoch storage.Epoch, ws []batch
 		locs[i] = loc
 		depth = max(depth, len(loc.Chain))
 	}
+	// Every replica of a chain gets the same items: each group's body is
+	// encoded once, at the first position that has it.
+	var prev []encodedGroup
 	for pos := range depth {
 		// The units at this position, and the entries each holds there.
 		var at byNode
@@ -419,13 +446,19 @@ func (c *Client) writeBatch(ctx context.Context, epoch storage.Epoch, ws []batch
 		if pos == 1 && c.mut.AckBeforeLast {
 			break // mutant: acknowledged before the chain is complete
 		}
+		bodies := make([]encodedGroup, len(groups))
+		for g, idx := range groups {
+			bodies[g] = encodeGroup(prev, idx, ws, locs)
+		}
+		prev = bodies
 		c.each("append batch write", len(nodes), func(g int) {
-			items := make([]storage.WriteItem, len(groups[g]))
-			for j, i := range groups[g] {
-				items[j] = storage.WriteItem{Addr: locs[i].Local, Data: ws[i].payload}
+			b := bodies[g]
+			var errs []error
+			err := b.err
+			if err == nil {
+				u := transport.UnitClient{Caller: hopCaller{c: c}, Node: nodes[g]}
+				errs, err = u.WriteEncoded(ctx, p.Epoch, b.batch)
 			}
-			u := transport.UnitClient{Caller: hopCaller{c: c}, Node: nodes[g]}
-			errs, err := u.WriteBatch(ctx, p.Epoch, items)
 			for j, i := range groups[g] {
 				e := err
 				if errs != nil {

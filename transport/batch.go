@@ -113,14 +113,40 @@ func DecodeBatchErrors(b []byte) ([]error, error) {
 // with more than MaxBatchItems items, fails with an error wrapping
 // storage.ErrTooLarge without being sent.
 func (u UnitClient) WriteBatch(ctx context.Context, epoch storage.Epoch, items []storage.WriteItem) ([]error, error) {
+	b, err := EncodeWriteBatch(items)
+	if err != nil {
+		return nil, err
+	}
+	return u.WriteEncoded(ctx, epoch, b)
+}
+
+// EncodedBatch is a write batch encoded once for a request body, to be
+// sent unchanged to several units (the replicas of a chain) with
+// UnitClient.WriteEncoded. It is read-only: the requests that carry it
+// share its bytes.
+type EncodedBatch struct {
+	n    int
+	body []byte
+}
+
+// EncodeWriteBatch encodes items for WriteEncoded (AppendWriteBatch). A
+// batch too large for a frame, or with more than MaxBatchItems items,
+// fails with an error wrapping storage.ErrTooLarge.
+func EncodeWriteBatch(items []storage.WriteItem) (EncodedBatch, error) {
 	size := 0
 	for _, it := range items {
 		size += len(it.Data) + 2*10
 	}
 	if len(items) > MaxBatchItems || size > maxWriteBytes {
-		return nil, fmt.Errorf("transport: write batch of %d items, %d bytes: %w", len(items), size, storage.ErrTooLarge)
+		return EncodedBatch{}, fmt.Errorf("transport: write batch of %d items, %d bytes: %w", len(items), size, storage.ErrTooLarge)
 	}
-	resp, err := call(ctx, u.Caller, u.Node, &Request{Op: OpWriteBatch, Epoch: epoch, N: uint32(len(items)), Data: AppendWriteBatch(nil, items)})
+	return EncodedBatch{n: len(items), body: AppendWriteBatch(nil, items)}, nil
+}
+
+// WriteEncoded is WriteBatch for a batch already encoded: the answers are
+// the items', in the order EncodeWriteBatch got them.
+func (u UnitClient) WriteEncoded(ctx context.Context, epoch storage.Epoch, b EncodedBatch) ([]error, error) {
+	resp, err := call(ctx, u.Caller, u.Node, &Request{Op: OpWriteBatch, Epoch: epoch, N: uint32(b.n), Data: b.body})
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +154,8 @@ func (u UnitClient) WriteBatch(ctx context.Context, epoch storage.Epoch, items [
 	if err != nil {
 		return nil, err
 	}
-	if len(errs) != len(items) {
-		return nil, fmt.Errorf("%w: %d answers to a write batch of %d", ErrMalformed, len(errs), len(items))
+	if len(errs) != b.n {
+		return nil, fmt.Errorf("%w: %d answers to a write batch of %d", ErrMalformed, len(errs), b.n)
 	}
 	return errs, nil
 }

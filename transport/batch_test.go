@@ -97,6 +97,36 @@ func TestServerWriteBatch(t *testing.T) {
 	require.ErrorIs(t, resp.Err, transport.ErrMalformed)
 }
 
+// One encoded batch goes to every replica of a chain: each unit answers
+// for every item of it.
+func TestWriteEncodedToEveryReplica(t *testing.T) {
+	ctx := context.Background()
+	items := []storage.WriteItem{{Addr: 0, Data: []byte("a")}, {Addr: 1, Data: []byte("a")}}
+	b, err := transport.EncodeWriteBatch(items)
+	require.NoError(t, err)
+	head, tail := storage.NewMemory(), storage.NewMemory()
+	require.NoError(t, tail.Write(ctx, 0, 1, []byte("z")))
+	for _, unit := range []*storage.Memory{head, tail} {
+		u := transport.UnitClient{Caller: handlerCaller{&transport.Server{Unit: unit}}, Node: "u"}
+		errs, err := u.WriteEncoded(ctx, 0, b)
+		require.NoError(t, err)
+		require.Len(t, errs, 2)
+		require.NoError(t, errs[0])
+		if unit == tail {
+			require.ErrorIs(t, errs[1], storage.ErrWritten)
+		} else {
+			require.NoError(t, errs[1])
+		}
+	}
+	for _, unit := range []*storage.Memory{head, tail} {
+		got, err := unit.Read(ctx, 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, "a", string(got))
+	}
+	_, err = transport.EncodeWriteBatch([]storage.WriteItem{{Addr: 0, Data: make([]byte, transport.MaxFrameBytes)}})
+	require.ErrorIs(t, err, storage.ErrTooLarge)
+}
+
 // handlerCaller calls a Handler directly, through the codec.
 type handlerCaller struct{ h transport.Handler }
 
