@@ -140,6 +140,11 @@ func (u *Unit) effective(addr storage.Address) (state, uint64) {
 	if addr < u.meta.trimMark {
 		return stateTrimmed, 0
 	}
+	if addr >= u.tail {
+		// NB: every address queued or indexed lies below the tail, which
+		// never falls: an append past it needs neither lookup.
+		return 0, 0
+	}
 	if p, ok := u.pending[addr]; ok {
 		return p.st, p.seq
 	}
