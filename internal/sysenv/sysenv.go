@@ -13,12 +13,13 @@ import (
 
 // Env is the system environment. It is safe for concurrent use.
 type Env struct {
-	rnd *rand.Rand
+	rnd  *rand.Rand
+	work chan func() // hands a task to an idle goroutine of Go's
 }
 
 // New returns a system environment whose randomness is seeded with seed.
 func New(seed uint64) *Env {
-	return &Env{rnd: rand.New(&lockedSource{src: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)})}
+	return &Env{rnd: rand.New(&lockedSource{src: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)}), work: make(chan func())}
 }
 
 // Now returns the wall-clock time.
@@ -49,8 +50,43 @@ func (e *Env) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	return time.AfterFunc(d, f).Stop
 }
 
-// Go runs f in a new goroutine.
-func (e *Env) Go(name string, f func()) { go f() }
+// workerIdle is how long a goroutine of Go's waits for another task once
+// its own is done, before it ends.
+const workerIdle = time.Second
+
+// Go runs f in a goroutine of its own: one that ran an earlier task and
+// waits for another, if there is one, or a new one. Reusing goroutines
+// spares each short task (an append batch, one request of a fan-out) the
+// cost of growing a new goroutine's stack to the depth of a network call.
+// A goroutine that gets no task for workerIdle ends.
+func (e *Env) Go(name string, f func()) {
+	select {
+	case e.work <- f:
+	default:
+		go e.worker(f)
+	}
+}
+
+// worker runs f, then the tasks Go hands it, until it waits workerIdle
+// for one.
+func (e *Env) worker(f func()) {
+	var idle *time.Timer
+	for {
+		f()
+		f = nil // NB: let the task's closure go while waiting
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case f = <-e.work:
+			idle.Stop()
+		case <-idle.C:
+			return
+		}
+	}
+}
 
 // Rand returns the environment's random source, safe for concurrent use.
 func (e *Env) Rand() *rand.Rand { return e.rnd }
