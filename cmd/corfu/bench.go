@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
@@ -489,7 +490,10 @@ func startProfiles(c *benchConfig) (stop func() error, err error) {
 		err = open(c.trace, trace.Start, func(io.Writer) error { trace.Stop(); return nil })
 	}
 	if err == nil && c.memProfile != "" {
-		err = open(c.memProfile, none, func(w io.Writer) error { return pprof.Lookup("allocs").WriteTo(w, 0) })
+		err = open(c.memProfile, none, func(w io.Writer) error {
+			runtime.GC() // NB: the profile is as of the last collection
+			return pprof.Lookup("allocs").WriteTo(w, 0)
+		})
 	}
 	if err != nil {
 		_ = stop()
