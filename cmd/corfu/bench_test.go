@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +101,32 @@ func TestBenchLine(t *testing.T) {
 			require.Empty(t, left, "the run's data directory was not removed")
 		})
 	}
+}
+
+// -cpuprofile, -trace and -memprofile each write their file, in the
+// formats go tool pprof and go tool trace read.
+func TestBenchProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cpu, tr, mem := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "run.trace"), filepath.Join(dir, "mem.prof")
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "-transport", "inproc", "-store", "memory", "-n", "200", "-warmup", "10",
+		"-cpuprofile", cpu, "-trace", tr, "-memprofile", mem}
+	require.Equal(t, 0, run(args, &stdout, &stderr), "stderr: %s", stderr.String())
+	for _, path := range []string{cpu, mem} {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.True(t, len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b, "%s is not a gzipped profile", path)
+	}
+	b, err := os.ReadFile(tr)
+	require.NoError(t, err)
+	require.True(t, bytes.HasPrefix(b, []byte("go 1.")), "%s is not an execution trace", tr)
+
+	// NB: a profile that cannot be written fails the run.
+	args = []string{"bench", "-transport", "inproc", "-store", "memory", "-n", "20", "-warmup", "0",
+		"-trace", filepath.Join(dir, "missing", "run.trace")}
+	stderr.Reset()
+	require.NotEqual(t, 0, run(args, &stdout, &stderr))
+	require.Contains(t, stderr.String(), "run.trace")
 }
 
 func TestBenchBadFlags(t *testing.T) {
