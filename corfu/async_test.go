@@ -3,6 +3,7 @@ package corfu_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -226,4 +227,28 @@ func TestAppendAsyncArguments(t *testing.T) {
 		_, err := corfu.Open(e.ctx, cfg)
 		require.ErrorIs(t, err, corfu.ErrInvalidConfig)
 	}
+}
+
+// A client on the system environment leaves no goroutine behind once its
+// appends are done and it is closed: the goroutines that ran its batches
+// end at Close, not a while later.
+func TestCloseEndsBatchGoroutines(t *testing.T) {
+	cl, err := corfutest.New(corfutest.Options{Units: 3, Replicas: 3})
+	require.NoError(t, err)
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	c, err := corfu.Open(ctx, cl.Config())
+	require.NoError(t, err)
+	for range 200 {
+		_, err := c.AppendAsync(ctx, []byte("x"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, c.Flush(ctx))
+	require.NoError(t, c.Close())
+	// NB: well inside the second an idle goroutine waits on its own.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), before, "goroutines left after Close")
 }

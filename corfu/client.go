@@ -55,7 +55,9 @@ var ErrClosed = errors.New("corfu: client closed")
 
 // Close closes the client: it sends no request from then on, and closes
 // Config.Transport if that implements io.Closer (returning its error).
-// Later calls fail with ErrClosed; Close itself is idempotent.
+// With the system environment (Config.Env nil), the goroutines the client
+// keeps idle for its background tasks end too. Later calls fail with
+// ErrClosed; Close itself is idempotent.
 //
 // Close is meant for a client whose operations have all returned. An
 // operation still running fails at its next request with an error
@@ -69,6 +71,9 @@ func (c *Client) Close() error {
 		c.closed.Store(true)
 		if cl, ok := c.cfg.Transport.(io.Closer); ok {
 			c.closeErr = cl.Close()
+		}
+		if se, ok := c.env.(systemEnv); ok {
+			se.Close() // NB: the client's own: its idle goroutines end now
 		}
 	})
 	return c.closeErr

@@ -13,13 +13,15 @@ import (
 
 // Env is the system environment. It is safe for concurrent use.
 type Env struct {
-	rnd  *rand.Rand
-	work chan func() // hands a task to an idle goroutine of Go's
+	rnd      *rand.Rand
+	work     chan func()   // hands a task to an idle goroutine of Go's
+	quit     chan struct{} // closed by Close: idle goroutines end
+	quitOnce sync.Once
 }
 
 // New returns a system environment whose randomness is seeded with seed.
 func New(seed uint64) *Env {
-	return &Env{rnd: rand.New(&lockedSource{src: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)}), work: make(chan func())}
+	return &Env{rnd: rand.New(&lockedSource{src: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)}), work: make(chan func()), quit: make(chan struct{})}
 }
 
 // Now returns the wall-clock time.
@@ -58,7 +60,8 @@ const workerIdle = time.Second
 // waits for another, if there is one, or a new one. Reusing goroutines
 // spares each short task (an append batch, one request of a fan-out) the
 // cost of growing a new goroutine's stack to the depth of a network call.
-// A goroutine that gets no task for workerIdle ends.
+// A goroutine that gets no task for workerIdle ends, and so does one that
+// is idle, or becomes idle, after Close.
 func (e *Env) Go(name string, f func()) {
 	select {
 	case e.work <- f:
@@ -84,8 +87,18 @@ func (e *Env) worker(f func()) {
 			idle.Stop()
 		case <-idle.C:
 			return
+		case <-e.quit:
+			idle.Stop()
+			return
 		}
 	}
+}
+
+// Close ends the goroutines of Go's that wait for a task, now rather than
+// after workerIdle. Go still runs tasks afterwards, each on a goroutine
+// that ends with it.
+func (e *Env) Close() {
+	e.quitOnce.Do(func() { close(e.quit) })
 }
 
 // Rand returns the environment's random source, safe for concurrent use.

@@ -62,3 +62,27 @@ func goroutineID() string {
 	f := strings.Fields(string(buf))
 	return f[1]
 }
+
+// Close ends the idle goroutines at once, and Go still runs tasks after it.
+func TestCloseEndsIdleGoroutines(t *testing.T) {
+	e := New(1)
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		e.Go("task", wg.Done)
+	}
+	wg.Wait()
+	e.Close()
+	// NB: well inside workerIdle, so that only Close can explain it.
+	deadline := time.Now().Add(workerIdle / 2)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after Close, %d before", n, before)
+	}
+	done := make(chan struct{})
+	e.Go("after close", func() { close(done) })
+	<-done
+}
