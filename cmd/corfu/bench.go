@@ -434,7 +434,8 @@ func (c *benchConfig) unitSync() disk.SyncMode {
 }
 
 // measure runs the warmup and then the measured phase of c with one
-// appender per client, optionally under a CPU profile. perOp scales the
+// appender per client, optionally under a CPU profile and an execution
+// trace, and writes the allocation profile c asks for. perOp scales the
 // progress line's count (tokens per call).
 func measure(ctx context.Context, c *benchConfig, loops []func(*phase), data []byte, opTimeout time.Duration, perOp int, unit string, stderr io.Writer) (benchResult, error) {
 	if c.warmup > 0 {
@@ -446,60 +447,62 @@ func measure(ctx context.Context, c *benchConfig, loops []func(*phase), data []b
 	if ctx.Err() != nil {
 		return benchResult{}, ctx.Err()
 	}
-	stop, err := startProfiles(c)
-	if err != nil {
-		return benchResult{}, err
+	var stops []func() error
+	if c.cpuProfile != "" {
+		stop, err := startProfile(c.cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
+		if err != nil {
+			return benchResult{}, err
+		}
+		stops = append(stops, stop)
+	}
+	if c.trace != "" {
+		stop, err := startProfile(c.trace, trace.Start, trace.Stop)
+		if err != nil {
+			return benchResult{}, errors.Join(err, stopAll(stops))
+		}
+		stops = append(stops, stop)
 	}
 	res := runPhase(ctx, "measure", c.n, c.duration, opTimeout, data, loops, perOp, unit, stderr)
-	return res, stop()
+	err := stopAll(stops)
+	if c.memProfile != "" {
+		err = errors.Join(err, writeAllocs(c.memProfile))
+	}
+	return res, err
 }
 
-// startProfiles starts the CPU profile and the execution trace c asks
-// for, and returns the function that stops them and writes the heap
-// allocation profile c asks for (allocations since the process started).
-func startProfiles(c *benchConfig) (stop func() error, err error) {
-	var stops []func() error
-	stop = func() error {
-		var first error
-		for i := len(stops) - 1; i >= 0; i-- {
-			if err := stops[i](); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
-	// open creates path and has begin write to it, and stop call end and
-	// close it.
-	open := func(path string, begin func(io.Writer) error, end func(io.Writer) error) error {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if err := begin(f); err != nil {
-			f.Close()
-			return err
-		}
-		stops = append(stops, func() error { return errors.Join(end(f), f.Close()) })
-		return nil
-	}
-	none := func(io.Writer) error { return nil }
-	if c.cpuProfile != "" {
-		err = open(c.cpuProfile, pprof.StartCPUProfile, func(io.Writer) error { pprof.StopCPUProfile(); return nil })
-	}
-	if err == nil && c.trace != "" {
-		err = open(c.trace, trace.Start, func(io.Writer) error { trace.Stop(); return nil })
-	}
-	if err == nil && c.memProfile != "" {
-		err = open(c.memProfile, none, func(w io.Writer) error {
-			runtime.GC() // NB: the profile is as of the last collection
-			return pprof.Lookup("allocs").WriteTo(w, 0)
-		})
-	}
+// startProfile creates path and starts a profile (or trace) writing to
+// it; the function it returns stops the profile and closes the file.
+func startProfile(path string, start func(io.Writer) error, stop func()) (func() error, error) {
+	f, err := os.Create(path)
 	if err != nil {
-		_ = stop()
 		return nil, err
 	}
-	return stop, nil
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error { stop(); return f.Close() }, nil
+}
+
+// stopAll calls the stop functions, the last started first, and returns
+// their errors.
+func stopAll(stops []func() error) error {
+	var errs []error
+	for i := len(stops) - 1; i >= 0; i-- {
+		errs = append(errs, stops[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// writeAllocs writes the heap allocation profile (every allocation since
+// the process started) to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // NB: the profile is as of the last collection
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
 
 // appender appends data through one client and returns once the append is
