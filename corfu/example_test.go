@@ -141,6 +141,44 @@ func ExampleStream() {
 	// position 5
 }
 
+// A follower of a stream: Sync returns what the stream holds, and Wait
+// waits for the next append to the log, however long that takes.
+func ExampleStream_Wait() {
+	ctx := context.Background()
+	_, c := open(ctx)
+	const orders = corfu.StreamID(1)
+	go func() { // another writer, appending while the follower waits
+		for _, a := range []struct {
+			data    string
+			streams []corfu.StreamID
+		}{{"order 1", []corfu.StreamID{orders}}, {"login", nil}, {"order 2", []corfu.StreamID{orders}}} {
+			if _, err := c.Append(ctx, []byte(a.data), a.streams...); err != nil {
+				panic(err)
+			}
+		}
+	}()
+
+	s := c.Stream(orders, 0)
+	for seen := 0; seen < 2; {
+		entries, err := s.Sync(ctx)
+		if err != nil {
+			panic(err)
+		}
+		for _, e := range entries {
+			fmt.Printf("%d: %s\n", e.Address, e.Data)
+			seen++
+		}
+		if seen < 2 {
+			if err := s.Wait(ctx); err != nil {
+				panic(err)
+			}
+		}
+	}
+	// Output:
+	// 0: order 1
+	// 2: order 2
+}
+
 func ExampleClient_Range() {
 	ctx := context.Background()
 	cluster, c := open(ctx)

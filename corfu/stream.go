@@ -30,6 +30,7 @@ type Stream struct {
 	// reads, while SyncStreams syncs several readers, holds what they
 	// read, so that an entry of several of their streams is read once.
 	reads map[storage.Address]readResult
+	wait  *follower // Wait's, once it has run
 }
 
 // Stream returns a reader of stream id that starts at address from.
@@ -53,6 +54,27 @@ func (s *Stream) Position() storage.Address { return s.pos }
 // those of Client.Append.
 func (s *Stream) Append(ctx context.Context, data []byte) (storage.Address, error) {
 	return s.c.Append(ctx, data, s.id)
+}
+
+// Wait returns once the log may hold entries of the stream past the
+// reader's position: once an entry (of any stream) is written at the
+// position's address, where the last Sync found the log's tail, or after
+// Config.FollowWait, whichever comes first. It does not poll: it waits at
+// the tail replica of that address's chain, which answers the moment the
+// entry is written there (see transport.ReadWaits). Where a unit cannot
+// park a read, it returns after Config.FollowPoll. The only error it
+// returns is ctx's.
+//
+// A follower calls Sync and Wait in turn; Sync then returns what was
+// appended meanwhile, if anything. While the address at the position is a
+// hole (its token taken and never written), each Wait lasts FollowWait,
+// until a reader fills it.
+func (s *Stream) Wait(ctx context.Context) error {
+	if s.wait == nil {
+		s.wait = &follower{c: s.c, parks: true}
+	}
+	_, _, err := s.wait.await(ctx, s.pos)
+	return err
 }
 
 // Sync returns the stream's entries between the reader's position and the

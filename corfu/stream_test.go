@@ -1,10 +1,12 @@
 package corfu_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -261,4 +263,64 @@ func BenchmarkStreamSync(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestStreamWaitsAtTheUnit: a caught-up stream reader's Wait waits at the
+// unit, and the next append anywhere in the log ends it: one read that
+// waits per Wait, though FollowPoll is an hour, and each Wait ends well
+// before FollowWait (the longest there is) would end it, under a ctx that
+// expires first. An append to another stream ends the Wait too; Sync then
+// returns nothing, and the next Wait is at the next address.
+func TestStreamWaitsAtTheUnit(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, func(c *corfu.Config) {
+		c.FollowPoll, c.FollowWait = time.Hour, transport.MaxReadWait
+	})
+	writer := e.open(func(c *corfu.Config) { c.Transport = e.cl.Net }) // NB: not counted
+	_, err := writer.Append(e.ctx, []byte("s0"), 7)
+	require.NoError(t, err)
+	s := e.c.Stream(7, 0)
+	require.Equal(t, []string{"s0"}, syncData(t, e, s))
+
+	appends := []struct {
+		data   string
+		stream corfu.StreamID
+	}{{"s1", 7}, {"other", 8}, {"s2", 7}}
+	var got []string
+	for i, a := range appends {
+		waits := e.net.count(transport.OpReadWait)
+		go func() {
+			// NB: the append may still land before the read arrives:
+			// then the read finds the entry at once.
+			assert.Eventually(t, func() bool { return e.net.count(transport.OpReadWait) > waits }, testTimeout, 100*time.Microsecond)
+			_, err := writer.Append(e.ctx, []byte(a.data), a.stream)
+			assert.NoError(t, err)
+		}()
+		ctx, cancel := context.WithTimeout(e.ctx, transport.MaxReadWait/2)
+		require.NoError(t, s.Wait(ctx), "append %d ends the wait", i)
+		cancel()
+		assert.Equal(t, waits+1, e.net.count(transport.OpReadWait), "one read that waits")
+		got = append(got, syncData(t, e, s)...)
+	}
+	assert.Equal(t, []string{"s1", "s2"}, got)
+	assert.Equal(t, storage.Address(4), s.Position())
+}
+
+// TestStreamWaitPollsWhereUnitsCannotPark: against units that cannot park
+// a read, Wait learns so from its first read that waits and from then on
+// returns after FollowPoll, asking the units nothing.
+func TestStreamWaitPollsWhereUnitsCannotPark(t *testing.T) {
+	e := newEnv(t, corfutest.Options{}, func(c *corfu.Config) { c.FollowPoll = time.Millisecond })
+	ids, hs := e.cl.Handlers()
+	for i, id := range ids {
+		e.cl.Net.Register(id, hs[i]) // NB: no transport.ReadWaits in front
+	}
+	s := e.c.Stream(7, 0)
+	for range 3 {
+		require.NoError(t, s.Wait(e.ctx))
+	}
+	assert.Equal(t, 1, e.net.count(transport.OpReadWait), "asked once")
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	require.ErrorIs(t, s.Wait(ctx), context.Canceled)
 }

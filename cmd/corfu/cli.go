@@ -326,13 +326,12 @@ func trimCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	})
 }
 
-// streamCmd: corfu stream read|follow ID [--from ADDR].
+// streamCmd: corfu stream read|follow ID [--from ADDR]. A follower waits
+// at the units for the next append (Stream.Wait) rather than poll.
 func streamCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var from *uint64
-	var poll *time.Duration
 	return cliVerb("stream", args, stdin, stdout, stderr, func(fs *flag.FlagSet) {
 		from = fs.Uint64("from", 0, "the address to read the stream from")
-		poll = fs.Duration("poll", 100*time.Millisecond, "follow: how often to look for new entries")
 	}, func(ctx context.Context, f *clientFlags, c *corfu.Client, _ *clusterFile) error {
 		if len(f.args) != 2 || (f.args[0] != "read" && f.args[0] != "follow") {
 			return fmt.Errorf("%w: want read ID or follow ID", errUsage)
@@ -355,10 +354,8 @@ func streamCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if f.args[0] == "read" {
 				return nil
 			}
-			select {
-			case <-ctx.Done():
+			if err := s.Wait(ctx); err != nil {
 				return nil // NB: interrupted: a follower stops cleanly
-			case <-time.After(*poll):
 			}
 		}
 	})

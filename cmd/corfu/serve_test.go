@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -222,6 +224,43 @@ func TestCLIAgainstCluster(t *testing.T) {
 	require.Equal(t, "0\thello\n1\tworld\n2\ts1\n3\tafter\n", out)
 	_, status = cli("read", "not-an-address")
 	require.Equal(t, 2, status, "bad input is a usage error")
+
+	// A follower of stream 7 prints what it finds, then what is appended
+	// to the stream while it waits, and stops cleanly on an interrupt.
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	follow := exec.Command(exe, "stream", "follow", "7", "--cluster", c.file) // NB: acts as corfu (runMainEnv)
+	stdout, err := follow.StdoutPipe()
+	require.NoError(t, err)
+	var followErr bytes.Buffer
+	follow.Stderr = &followErr
+	require.NoError(t, follow.Start())
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		for sc := bufio.NewScanner(stdout); sc.Scan(); {
+			lines <- sc.Text()
+		}
+	}()
+	next := func() string {
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(20 * time.Second):
+			_ = follow.Process.Kill()
+			t.Fatalf("the follower printed nothing; stderr: %s", followErr.String())
+			return ""
+		}
+	}
+	require.Equal(t, "2\ts1", next())
+	out, status = cli("append", "--stream", "7", "s2")
+	require.Equal(t, 0, status)
+	require.Equal(t, "4\n", out)
+	require.Equal(t, "4\ts2", next())
+	require.NoError(t, follow.Process.Signal(os.Interrupt))
+	for range lines {
+	}
+	require.NoError(t, follow.Wait(), "stderr: %s", followErr.String())
 }
 
 // TestClusterHealsItself: a cluster of processes whose layout servers run
