@@ -391,3 +391,32 @@ func TestHooksAndPanics(t *testing.T) {
 	require.Equal(t, int32(1), errs.Load())
 	require.Positive(t, tookSum.Load())
 }
+
+// panickyWaits parks nothing: its Serve panics on every read that waits.
+type panickyWaits struct{ transport.Handler }
+
+func (panickyWaits) Serve(req *transport.Request, reply func(*transport.Response)) {
+	panic("boom")
+}
+
+// TestAsyncHandlerPanics: a read that waits, served through an
+// AsyncHandler's Serve, whose Serve panics, gets an error answer
+// (transport.ErrRemote), as a request through Handle does, and the
+// connection goes on serving.
+func TestAsyncHandlerPanics(t *testing.T) {
+	checkGoroutines(t)
+	log := new(syncBuffer)
+	_, addr := serve(t, "node", panickyWaits{&transport.Server{Unit: storage.NewMemory()}}, plain(), func(c *tcp.ServerConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
+	})
+	c, err := tcp.NewClient(tcp.ClientConfig{Resolve: tcp.StaticResolver(map[transport.NodeID]string{"node": addr})})
+	require.NoError(t, err)
+	defer c.Close()
+	u := transport.UnitClient{Caller: c, Node: "node"}
+	ctx := context.Background()
+	_, err = u.ReadWait(ctx, 0, 1, time.Second)
+	require.ErrorIs(t, err, transport.ErrRemote)
+	require.ErrorContains(t, err, "handler failed")
+	log.wait(t, "handler panicked")
+	require.NoError(t, u.Write(ctx, 0, 1, []byte("x")), "the connection still serves")
+}

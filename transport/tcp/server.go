@@ -921,15 +921,9 @@ func (cn *serverConn) serveRequest(req *transport.Request, op transport.Op, derr
 		setLen(frame)
 		cn.queue(frame, size, true)
 	}
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				cn.s.cfg.Logger.Error("tcp: handler panicked", "node", cn.s.cfg.Node, "op", req.Op, "panic", p, "stack", string(debug.Stack()))
-				early = &transport.Response{Err: fmt.Errorf("%w: %s handler failed", transport.ErrRemote, req.Op)}
-			}
-		}()
-		ah.Serve(req, reply)
-	}()
+	if failed := cn.guard(req.Op, func() *transport.Response { ah.Serve(req, reply); return nil }); failed != nil {
+		early = failed
+	}
 	cn.mu.Lock()
 	returned = true
 	if early == nil && cn.gen == gen {
@@ -975,17 +969,24 @@ func (cn *serverConn) handle(req *transport.Request, op transport.Op, derr error
 		start := time.Now()
 		defer func() { hook(req.Op, time.Since(start), resp.Err) }()
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			cn.s.cfg.Logger.Error("tcp: handler panicked", "node", cn.s.cfg.Node, "op", req.Op, "panic", p, "stack", string(debug.Stack()))
-			resp = &transport.Response{Err: fmt.Errorf("%w: %s handler failed", transport.ErrRemote, req.Op)}
-		}
-	}()
-	resp = cn.s.h.Handle(req)
+	resp = cn.guard(req.Op, func() *transport.Response { return cn.s.h.Handle(req) })
 	if resp == nil {
 		resp = &transport.Response{Err: fmt.Errorf("%w: handler gave no response to %s", transport.ErrMalformed, req.Op)}
 	}
 	return resp
+}
+
+// guard runs serve, the Handler's work on a request of op, and returns
+// what it returns; a panic in it is logged, and answered as a failed
+// handler (transport.ErrRemote) rather than taking the server down.
+func (cn *serverConn) guard(op transport.Op, serve func() *transport.Response) (resp *transport.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			cn.s.cfg.Logger.Error("tcp: handler panicked", "node", cn.s.cfg.Node, "op", op, "panic", p, "stack", string(debug.Stack()))
+			resp = &transport.Response{Err: fmt.Errorf("%w: %s handler failed", transport.ErrRemote, op)}
+		}
+	}()
+	return serve()
 }
 
 // queue hands a frame to the writer (by reference if keep: see
