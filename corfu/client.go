@@ -617,6 +617,9 @@ func (c *Client) fillChain(ctx context.Context, p *projection.Projection, loc pr
 // never got past it and was never acknowledged: it is junk-filled like a
 // hole. Without it, that head's error is the fill's.
 func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc projection.Location, orphans bool) ([]byte, error) {
+	if err := c.restoreHead(ctx, p, loc); err != nil {
+		return nil, err
+	}
 	for i, node := range loc.Chain {
 		err := c.unitDo(ctx, p, node, func(u transport.UnitClient) error {
 			return u.Fill(ctx, p.Epoch, loc.Local)
@@ -681,6 +684,41 @@ func (c *Client) fillChainAs(ctx context.Context, p *projection.Projection, loc 
 		}
 	}
 	return nil, storage.ErrJunk
+}
+
+// restoreHead looks at the replica after loc's head before a fill puts
+// junk at the head, and if it holds data, writes that data at the head
+// first. A head holds every entry a replica after it holds, unless its
+// disk lost the record in a way its recovery could not see (a misdirected
+// write that destroyed it: the unit answers unwritten, as for a hole).
+// Junk there would then sit ahead of the entry, which readers of the
+// chain's tail may have read. Where the head holds the entry, the write
+// is refused (storage.ErrWritten) and the fill finds it there. Errors of
+// the read other than the replica's own answers (an unreachable replica,
+// a seal) are returned: the fill could not get past that replica either.
+func (c *Client) restoreHead(ctx context.Context, p *projection.Projection, loc projection.Location) error {
+	if len(loc.Chain) < 2 {
+		return nil
+	}
+	data, err := c.unitRead(ctx, p, loc.Chain[1], loc.Local)
+	switch {
+	case err == nil:
+	case errors.Is(err, storage.ErrJunk), errors.Is(err, storage.ErrUnwritten), errors.Is(err, storage.ErrCorrupt), errors.Is(err, storage.ErrTrimmed):
+		return nil // NB: nothing that junk at the head would contradict
+	default:
+		return err
+	}
+	err = c.unitDo(ctx, p, loc.Chain[0], func(u transport.UnitClient) error {
+		return u.Write(ctx, p.Epoch, loc.Local, data)
+	})
+	switch {
+	case err == nil:
+		c.log.Info("restored a head's lost record from the replica after it", "node", loc.Chain[0], "local", loc.Local, "epoch", p.Epoch)
+		return nil
+	case errors.Is(err, storage.ErrWritten), errors.Is(err, storage.ErrTrimmed):
+		return nil // NB: the head holds something: the fill reads what
+	}
+	return err
 }
 
 // Fill junk-fills the hole at addr, so readers stop waiting for it. It

@@ -827,6 +827,15 @@ func (c *Client) scanAt(ctx context.Context, p *projection.Projection, loc proje
 	}
 	head := loc.Chain[0]
 	data, err = c.unitRead(ctx, p, head, loc.Local)
+	if errors.Is(err, storage.ErrUnwritten) && len(loc.Chain) > 2 {
+		// NB: a head that answers unwritten holds nothing a replica after
+		// it holds, unless it lost the record (see restoreHead): then the
+		// middle replica holds it, and no junk may go to the head. Not
+		// settled: the fill after the commit writes it back at the head.
+		if d, rerr := c.unitRead(ctx, p, loc.Chain[1], loc.Local); rerr == nil {
+			return d, false, nil
+		}
+	}
 	if errors.Is(err, storage.ErrUnwritten) && intact {
 		err = c.unitDo(ctx, p, head, func(u transport.UnitClient) error { return u.Fill(ctx, p.Epoch, loc.Local) })
 		if errors.Is(err, storage.ErrWritten) {

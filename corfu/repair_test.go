@@ -344,3 +344,28 @@ func TestFillKeepsCorruptOnlyReplica(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "acked", string(got.Data))
 }
+
+// TestFillRestoresHeadsLostRecord: an entry reached the head and the
+// middle replica of a chain of three, not the tail (its writer crashed),
+// and the head's disk then lost its record: it answers unwritten, as for a
+// hole. A fill must not put junk at the head ahead of the entry, which the
+// middle replica holds: it writes the entry back at the head and completes
+// the chain. Without restoreHead the head takes junk and the fill fails
+// with ErrDiverged.
+func TestFillRestoresHeadsLostRecord(t *testing.T) {
+	e := newEnv(t, corfutest.Options{Units: 3, Replicas: 3, Layouts: 1}, nil)
+	a := e.token(1)
+	chain := e.chain(a)
+	raw := rawEntry(t, []byte("entry"))
+	require.NoError(t, chain[1].unit.Write(e.ctx, 0, chain[1].local, raw))
+
+	require.ErrorIs(t, e.c.Fill(e.ctx, a), storage.ErrWritten)
+	for _, r := range chain {
+		st, data := r.unit.Inspect(r.local)
+		require.Equal(t, storage.StateData, st, "replica %s", r.id)
+		assert.Equal(t, raw, data, "replica %s holds the entry", r.id)
+	}
+	got, err := e.c.Read(e.ctx, a)
+	require.NoError(t, err)
+	assert.Equal(t, "entry", string(got.Data))
+}

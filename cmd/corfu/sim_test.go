@@ -436,9 +436,10 @@ var detectorSeeds = map[uint64]string{
 // asyncSeeds are full-catalog seeds (corfu sim --faults all, bursts of
 // AppendAsync as each seed draws them) that once failed.
 var asyncSeeds = map[uint64]string{
-	63026161: "S15: a torn commit of a batch failed its writes, and recovery kept the records written before the tear; the checker did not know the unit held them",
-	63026990: "S3: the same, seen as an acked append no replica stored",
-	63036705: "S7: the same, seen as a read of what the chain's tail did not hold",
+	63026161:  "S15: a torn commit of a batch failed its writes, and recovery kept the records written before the tear; the checker did not know the unit held them",
+	63026990:  "S3: the same, seen as an acked append no replica stored",
+	63036705:  "S7: the same, seen as a read of what the chain's tail did not hold",
+	133013416: "S1, S6: a reconfiguration's scan junk-filled a head whose damaged disk had lost a record the middle replica held",
 }
 
 // TestRegressionSeeds replays regressionSeeds, misdirectSeeds,
