@@ -58,11 +58,12 @@ func measureBound(ctx context.Context, dir string, replicas int) (bound, error) 
 // bound it gives is the lower one.
 func timeFsync(ctx context.Context, dir string, n int) (time.Duration, error) {
 	fsys := vfs.Default
-	f, err := fsys.Create(fsys.PathJoin(dir, "fsync-bound"))
+	name := fsys.PathJoin(dir, "fsync-bound")
+	f, err := fsys.Create(name)
 	if err != nil {
 		return 0, err
 	}
-	defer fsys.Remove(fsys.PathJoin(dir, "fsync-bound"))
+	defer fsys.Remove(name)
 	defer f.Close()
 	rec := make([]byte, 160)
 	if _, err := f.WriteAt(make([]byte, n*len(rec)), 0); err != nil {
