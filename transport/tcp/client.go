@@ -1067,6 +1067,9 @@ type frameReader struct {
 	beforeRead func(partial bool) error
 }
 
+// buffered returns how many bytes past the last frame returned are read.
+func (fr *frameReader) buffered() int { return len(fr.buf) - fr.off }
+
 // minReadBytes is the read buffer's usual size.
 const minReadBytes = 64 << 10
 

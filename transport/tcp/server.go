@@ -304,7 +304,8 @@ func (s *Server) acceptLoop() {
 // answers once it has served what one read brought (one write for them
 // all, before it reads again): fast requests pass through no other
 // goroutine. A request that keeps the reader in the Handler for
-// stallTimeout hands the reading on to a new goroutine, and its own
+// stallTimeout (quietStallTimeout on a connection whose client sends one
+// request at a time) hands the reading on to a new goroutine, and its own
 // goroutine ends once it has queued its answer for the writer; requests so
 // handed over are the ones in flight. The stall check also has the writer
 // write the answers the reader holds while it is in the Handler.
@@ -343,6 +344,13 @@ type serverConn struct {
 	// clears watchArmed, then reads serving: one of them sees the other.
 	serving    atomic.Uint64
 	watchArmed atomic.Bool
+	// pipelined says the reader has lately seen requests queue behind
+	// the one it serves (see reading.pipelined); watchQuick says the
+	// stall check, while armed, looks every stallTimeout rather than
+	// every quietStallTimeout. The reader sets pipelined; the check reads
+	// it when it sets its timer.
+	pipelined  atomic.Bool
+	watchQuick atomic.Bool
 
 	// writing says a goroutine is writing a batch: the writer, or the
 	// reader before it reads again. It owns wd and spare.
@@ -359,19 +367,52 @@ type serverConn struct {
 }
 
 // stallTimeout is how long the reader may stay in the Handler for one
-// request before a new goroutine takes over the reading: a request that
-// blocks (a disk write) delays those behind it by about this long (timers
-// are coarse: about a millisecond), and fast requests are served one after
-// another with no hand-off between goroutines.
-const stallTimeout = 200 * time.Microsecond
+// request, on a connection whose requests are pipelined, before a new
+// goroutine takes over the reading: a request that blocks (a disk write)
+// delays those behind it by about this long (timers are coarse: about a
+// millisecond when the process is idle), and fast requests are served one
+// after another with no hand-off between goroutines.
+//
+// On a connection that sends one request at a time, nothing waits behind
+// the request in the Handler, and the check's timer, which wakes a thread
+// each time it fires, would only slow the requests it watches: there the
+// check looks every quietStallTimeout, a backstop for a request that
+// blocks far longer than usual.
+const (
+	stallTimeout      = 200 * time.Microsecond
+	quietStallTimeout = 5 * time.Millisecond
+)
+
+// pipelinedRequests is how many requests a connection stays pipelined
+// for (its stall check quick) after the reader last saw one queue behind
+// another: a frame read but not yet served, or answers held while it
+// serves the next, or a hand-over.
+const pipelinedRequests = 64
 
 // reading is the state of a connection's read loop, handed from a stalled
 // reader to the next.
 type reading struct {
 	fr           frameReader
 	last         uint64    // the id of the last request read
+	pipelined    int       // requests left to treat the connection as pipelined
 	partialSince time.Time // when the frame in progress was first seen partial
 	deadline     time.Time // the read deadline set, zero for none
+}
+
+// notePipelining counts down, or renews, how long the connection counts
+// as pipelined, as the reader enters the Handler for the request it read
+// last: held says it holds answers to requests it served before. It
+// returns whether the connection is pipelined.
+func (rd *reading) notePipelining(held bool) bool {
+	switch {
+	case held || rd.fr.buffered() > 0:
+		rd.pipelined = pipelinedRequests
+	case rd.pipelined > 0:
+		rd.pipelined--
+	default:
+		return false
+	}
+	return true
 }
 
 // readResult is how a read loop ended.
@@ -637,8 +678,12 @@ func (cn *serverConn) read(gen uint64) (r readResult, ended bool) {
 			op = transport.Op(body[2]) // NB: where a request message keeps its op
 		}
 		cn.servingBytes, cn.servingWrite = size, false
+		quick := rd.notePipelining(held)
+		if quick != cn.pipelined.Load() {
+			cn.pipelined.Store(quick)
+		}
 		cn.serving.Add(1)
-		if !cn.watchArmed.Load() {
+		if !cn.watchArmed.Load() || quick && !cn.watchQuick.Load() {
 			cn.armWatch()
 		}
 		resp, parked := cn.serveRequest(req, op, derr, gen, h.id, size)
@@ -800,23 +845,41 @@ func (cn *serverConn) drainingNow() bool {
 	return cn.draining
 }
 
-// armWatch arms the stall check, unless it is armed.
+// armWatch arms the stall check, unless it is armed, or makes it quick if
+// the connection has turned pipelined.
 func (cn *serverConn) armWatch() {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if cn.watchArmed.Load() || cn.readEnded {
+	armed := cn.watchArmed.Load()
+	if armed && (cn.watchQuick.Load() || !cn.pipelined.Load()) || cn.readEnded {
 		return
 	}
+	if !armed {
+		cn.watchedAt = cn.serving.Load()
+	}
+	// NB: a quick look soon after a slow one hands nothing over early: it
+	// needs the reader in the same request at two looks.
 	cn.watchArmed.Store(true)
-	cn.watchedAt = cn.serving.Load()
 	if cn.watch == nil {
-		cn.watch = time.AfterFunc(stallTimeout, cn.checkStall)
+		cn.watch = time.AfterFunc(cn.watchPeriod(), cn.checkStall)
 	} else {
-		cn.watch.Reset(stallTimeout)
+		cn.watch.Reset(cn.watchPeriod())
 	}
 }
 
-// checkStall runs every stallTimeout while armed. If the reader has been
+// watchPeriod returns when the stall check looks next, as it sets its
+// timer; the caller holds mu.
+func (cn *serverConn) watchPeriod() time.Duration {
+	quick := cn.pipelined.Load()
+	cn.watchQuick.Store(quick)
+	if quick {
+		return stallTimeout
+	}
+	return quietStallTimeout
+}
+
+// checkStall runs while armed, every stallTimeout on a pipelined
+// connection and every quietStallTimeout otherwise. If the reader has been
 // in the Handler for the same request since the last look, it hands the
 // reading over to a new goroutine, counting that request as in flight (or,
 // stuck in a write, just hands it over); if the reader holds answers, it
@@ -851,10 +914,14 @@ func (cn *serverConn) checkStall() {
 			cn.watchArmed.Store(true) // NB: it entered one meanwhile
 		} else {
 			cn.watchedAt = at
-			cn.watch.Reset(stallTimeout)
+			cn.watch.Reset(cn.watchPeriod())
 			return
 		}
 	} else if at == cn.watchedAt && (cn.servingWrite || cn.inFlight < cn.s.cfg.MaxInFlight) {
+		// NB: the new reader reads what queued behind the stalled request:
+		// the connection counts as pipelined.
+		cn.rd.pipelined = pipelinedRequests
+		cn.pipelined.Store(true)
 		cn.gen++
 		if !cn.servingWrite {
 			cn.inFlight++
@@ -872,7 +939,7 @@ func (cn *serverConn) checkStall() {
 		cn.signal()
 	}
 	cn.watchedAt = at
-	cn.watch.Reset(stallTimeout)
+	cn.watch.Reset(cn.watchPeriod())
 }
 
 // idleLooks is how many looks in a row the stall check must find the

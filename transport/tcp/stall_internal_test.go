@@ -1,0 +1,77 @@
+package tcp
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/corfulog/corfu/storage"
+	"github.com/corfulog/corfu/transport"
+)
+
+// slowHandler takes 4 ms for every request: longer than
+// stallTimeout, far shorter than quietStallTimeout.
+type slowHandler struct{}
+
+func (slowHandler) Handle(req *transport.Request) *transport.Response {
+	time.Sleep(4 * time.Millisecond)
+	return &transport.Response{Addr: req.Addr}
+}
+
+// handOvers returns how often srv's only connection handed its reading
+// on.
+func handOvers(t *testing.T, srv *Server) uint64 {
+	t.Helper()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	require.Len(t, srv.conns, 1)
+	for cn := range srv.conns {
+		cn.mu.Lock()
+		defer cn.mu.Unlock()
+		return cn.gen
+	}
+	return 0
+}
+
+// TestStallCheckPace checks that the stall check hands a slow request's
+// reading on only where requests queue behind it: a client that sends one
+// request at a time gets its millisecond requests served without
+// hand-overs (whose timer wake-ups would only slow it), while the same
+// requests sent pipelined are handed over and all answered.
+func TestStallCheckPace(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := Serve(l, slowHandler{}, ServerConfig{Node: "node"})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, srv.Close()) }()
+	p := dialRaw(t, l.Addr().String())
+	p.hello()
+
+	const n = 20
+	for i := range n {
+		p.request(uint64(i+1), &transport.Request{Op: transport.OpRead, Addr: storage.Address(i)})
+		id, resp := p.response()
+		require.Equal(t, uint64(i+1), id)
+		require.NoError(t, resp.Err)
+	}
+	// NB: a request slowed past quietStallTimeout by a loaded machine is
+	// handed over, rightly; every one of them would be at stallTimeout.
+	quiet := handOvers(t, srv)
+	require.Less(t, quiet, uint64(n/4), "one request at a time: the check looks every %v", quietStallTimeout)
+
+	var burst []byte
+	for i := range n {
+		burst = appendFrame(burst, frameRequest, uint64(n+i+1), transport.AppendRequest(nil, &transport.Request{Op: transport.OpRead, Addr: storage.Address(i)}))
+	}
+	p.send(burst)
+	seen := map[uint64]bool{}
+	for range n {
+		id, resp := p.response()
+		require.NoError(t, resp.Err)
+		seen[id] = true
+	}
+	require.Len(t, seen, n)
+	require.Greater(t, handOvers(t, srv), quiet, "pipelined: the check looks every %v and hands over", stallTimeout)
+}
