@@ -181,10 +181,14 @@ func (s *Sequencer) Booted() storage.Epoch {
 }
 
 // Mark returns the reservation mark: no address at or above it has been
-// handed out. It moves up by Config.Reserve at a time, ahead of the tail. A
-// host that wants its sequencer to survive a restart makes the mark durable
-// whenever it moves, before it answers the request that moved it, and
-// restarts the sequencer with Config.Floor set to it.
+// handed out. It moves up by Config.Reserve at a time, once fewer than half
+// of Config.Reserve addresses lie between the tail and it (and at once past
+// a batch that went beyond it), so it stays between half a reserve and a
+// reserve and a half ahead of the tail. A host that wants its sequencer to
+// survive a restart makes the mark durable whenever it moves, before it
+// answers a request whose tokens reach the last mark it made durable, and
+// restarts the sequencer with Config.Floor set to it (see
+// transport.Server.Persist).
 func (s *Sequencer) Mark() storage.Address {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -266,8 +270,11 @@ func (s *Sequencer) Next(epoch storage.Epoch, n int, streams []StreamID) (Token,
 		s.record(id, s.tail, n)
 	}
 	s.tail += storage.Address(n)
-	if s.tail > s.mark {
-		s.mark = min(s.tail+s.reserve, storage.MaxAddress)
+	// NB: the mark moves while half the reserve still lies ahead of the
+	// tail, so that a host can make the new mark durable while it hands
+	// out tokens below the old one.
+	if s.tail > s.mark || s.mark-s.tail < (s.reserve+1)/2 {
+		s.mark = min(max(s.tail, s.mark)+s.reserve, storage.MaxAddress)
 	}
 	return tok, nil
 }

@@ -433,7 +433,7 @@ func (c *Cluster) crashDurable(node transport.NodeID, srv *transport.Server) err
 // state directory: from its saved reservation mark, unless fresh (the
 // cluster's start), with the incarnation the directory drew.
 func newSequencerServer(c *Cluster, dir *persist.Dir, fresh bool) *transport.Server {
-	cfg := sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: dir.Incarnation()}
+	cfg := sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: dir.Incarnation(), Reserve: simReserve}
 	if !fresh {
 		cfg = dir.SequencerConfig(cfg)
 	}
@@ -441,7 +441,30 @@ func newSequencerServer(c *Cluster, dir *persist.Dir, fresh bool) *transport.Ser
 	// NB: the mark of a sequencer with no mark to vouch for is not saved
 	// (see persist.Dir.ForSequencer).
 	srv.Persist = dir.ForSequencer(func() *sequencer.Sequencer { return srv.Sequencer })
+	srv.Ahead = slowSaves{c.Sched}
 	return srv
+}
+
+// simReserve is a simulated durable sequencer's reserve
+// (sequencer.Config.Reserve): small, so that a run's few hundred tokens
+// move the mark, and race its background saves, often.
+const simReserve = 4
+
+// stateSaveTime is how long a sequencer's background save of its state
+// (transport.Server.Ahead) takes here: a real one writes, fsyncs and
+// renames a file, and answers leave meanwhile, so a crash in that window
+// restarts the sequencer from the mark saved before.
+const stateSaveTime = 10 * time.Millisecond
+
+// slowSaves runs background saves stateSaveTime late in the scheduler
+// itself (the save never blocks here: the disk is in memory), so that no
+// task seems to have run when it did.
+type slowSaves struct{ s *Scheduler }
+
+// AfterFunc implements transport.Timers. The save cannot be stopped.
+func (t slowSaves) AfterFunc(d time.Duration, f func()) (stop func() bool) {
+	t.s.Schedule(d+stateSaveTime, "sequencer save", f)
+	return func() bool { return false }
 }
 
 // replaceSequencer makes seq the sequencer node serves.

@@ -50,6 +50,21 @@ func (d *diskPersister) SaveLayout(st projection.AcceptorState) error {
 	return d.save(func() { d.layouts = append(d.layouts, st) })
 }
 
+// heldTimers keeps the functions it is given until run calls them.
+type heldTimers struct{ fs []func() }
+
+func (h *heldTimers) AfterFunc(_ time.Duration, f func()) (stop func() bool) {
+	h.fs = append(h.fs, f)
+	return func() bool { return false }
+}
+
+// run calls, and forgets, the i-th function kept.
+func (h *heldTimers) run(i int) {
+	f := h.fs[i]
+	h.fs = append(h.fs[:i], h.fs[i+1:]...)
+	f()
+}
+
 // TestPersistThenReply: a sequencer's token and a layout server's promise
 // leave the server only after the state they depend on was saved; a
 // sequencer and an acceptor restarted from what was saved never contradict
@@ -89,6 +104,49 @@ func TestPersistThenReply(t *testing.T) {
 		res, err := restarted.Seal(1)
 		require.NoError(t, err)
 		require.Greater(t, res.Tail, last, "a restarted sequencer never hands out an address again")
+	})
+
+	t.Run("sequencer mark saved ahead", func(t *testing.T) {
+		disk := &diskPersister{}
+		ahead := &heldTimers{}
+		srv := &transport.Server{Sequencer: sequencer.New(sequencer.Config{Reserve: 8}), Persist: disk, Ahead: ahead}
+		require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpBootstrap}).Err)
+		saved := func() storage.Address {
+			disk.mu.Lock()
+			defer disk.mu.Unlock()
+			return disk.seqs[len(disk.seqs)-1].Mark
+		}
+		// NB: after every answer, a power loss would restart the
+		// sequencer from the last mark saved: it must cover the answer.
+		var waitedFor, aheadOf int
+		for range 40 {
+			saves, queued := len(disk.seqs), len(ahead.fs)
+			resp := srv.Handle(&transport.Request{Op: transport.OpToken, N: 1})
+			require.NoError(t, resp.Err)
+			require.GreaterOrEqual(t, saved(), resp.Addr+1, "token %d left above the saved mark", resp.Addr)
+			switch {
+			case len(disk.seqs) > saves:
+				waitedFor++ // its token reached the saved mark
+			case len(ahead.fs) > queued:
+				aheadOf++ // the mark moved below it: saved behind the answer
+				ahead.run(0)
+				require.Greater(t, saved(), resp.Addr+4, "the background save moved the mark on")
+			}
+		}
+		require.Equal(t, 1, waitedFor, "only the first token, the mark's first move, waited for a save")
+		require.Equal(t, 5, aheadOf, "the mark moved by the reserve, 8, every 8 tokens, each time saved ahead")
+
+		// A token that catches up with a save still queued saves itself.
+		for len(ahead.fs) == 0 {
+			require.NoError(t, srv.Handle(&transport.Request{Op: transport.OpToken, N: 1}).Err)
+		}
+		resp := srv.Handle(&transport.Request{Op: transport.OpToken, N: 8})
+		require.NoError(t, resp.Err)
+		require.GreaterOrEqual(t, saved(), resp.Addr+8)
+		n := len(disk.seqs)
+		ahead.run(len(ahead.fs) - 1)
+		require.Len(t, disk.seqs, n, "the queued save found nothing left to save")
+		srv.WaitSaves()
 	})
 
 	t.Run("sequencer bootstrap epoch", func(t *testing.T) {

@@ -30,13 +30,31 @@ type Server struct {
 	// until it restarted from what it had persisted. A nil Persist keeps
 	// everything in memory, as the in-process and simulated hosts do.
 	// (Storage units make their own state durable.)
+	//
+	// A token's answer depends only on the saved reservation mark being at
+	// or above its last address (and on no bootstrap since the last save):
+	// with Ahead set, a token below the saved mark is answered at once,
+	// and a mark that moved is saved in the background (see
+	// sequencer.Sequencer.Mark: it moves while half a reserve still lies
+	// ahead), so that the save keeps no token waiting unless the tail
+	// catches up with it.
 	Persist Persister
+	// Ahead, if not nil, runs the sequencer's background saves (AfterFunc
+	// with no delay): SystemTimers in a real host, the simulator's
+	// Scheduler in a simulated one. Nil saves every moved mark before the
+	// answer of the request that moved it.
+	Ahead Timers
 
 	// NB: with a Persister, each role's calls run one at a time, from
-	// the state change to the save, so that saves happen in state order.
+	// the state change to the save, so that saves happen in state order;
+	// a background save holds seqSaving instead of seqMu while its I/O
+	// runs, and a call that needs its state durable waits for it.
 	seqMu, layoutMu sync.Mutex
+	seqCond         sync.Cond // on seqMu: signalled when a background save ends
 	savedSeq        sequencer.State
 	seqSaved        bool
+	seqSaving       bool // a background save's I/O runs
+	seqQueued       bool // a background save is queued and has not begun
 
 	board Board // a layout server's reports (OpReport)
 }
@@ -164,13 +182,89 @@ func (s *Server) sequencer(req *Request) *Response {
 	// NB: persist, then reply: a token above a mark that is not durable
 	// could be handed out again after a restart, and a bootstrap whose
 	// epoch is not durable would leave a restart vouching for too little.
-	if st := s.Sequencer.State(); !s.seqSaved || st != s.savedSeq {
+	st := s.Sequencer.State()
+	if s.seqSaved && st == s.savedSeq {
+		return resp
+	}
+	if s.Ahead != nil && s.coveredBySaved(req, resp, st) {
+		if !s.seqQueued && !s.seqSaving {
+			s.seqQueued = true
+			s.Ahead.AfterFunc(0, s.saveAhead)
+		}
+		return resp
+	}
+	// NB: a background save that has begun may already cover st; one
+	// queued and not begun is not waited for (in the simulator it cannot
+	// run until this call returns): this call saves, and it finds nothing
+	// left to save.
+	for s.seqSaving {
+		s.seqWait()
+	}
+	if st = s.Sequencer.State(); !s.seqSaved || st != s.savedSeq {
 		if err := s.Persist.SaveSequencer(st); err != nil {
 			return &Response{Err: fmt.Errorf("%w: sequencer state %+v: %v", ErrNotDurable, st, err)}
 		}
 		s.savedSeq, s.seqSaved = st, true
 	}
 	return resp
+}
+
+// coveredBySaved reports whether the answer resp to req, given with the
+// sequencer's state now st, depends on nothing the last save did not make
+// durable: a token (or a refusal of one) below the saved mark, with no
+// bootstrap since. seqMu is held.
+func (s *Server) coveredBySaved(req *Request, resp *Response, st sequencer.State) bool {
+	if !s.seqSaved || req.Op != OpToken || st.Booted != s.savedSeq.Booted {
+		return false
+	}
+	if resp.Err != nil {
+		return true // NB: hands out nothing
+	}
+	return resp.Addr <= s.savedSeq.Mark && uint64(req.N) <= uint64(s.savedSeq.Mark-resp.Addr)
+}
+
+// saveAhead is the background save (Ahead): it saves the sequencer's
+// state as it is when the save begins, unless a call saved it first.
+func (s *Server) saveAhead() {
+	s.seqMu.Lock()
+	s.seqQueued = false
+	st := s.Sequencer.State()
+	if s.seqSaved && st == s.savedSeq {
+		s.seqCond.Broadcast()
+		s.seqMu.Unlock()
+		return
+	}
+	s.seqSaving = true
+	s.seqMu.Unlock()
+	err := s.Persist.SaveSequencer(st)
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	s.seqSaving = false
+	// NB: on an error the state stays unsaved: the next call that needs
+	// it saves it, and answers ErrNotDurable if that fails too.
+	if err == nil {
+		s.savedSeq, s.seqSaved = st, true
+	}
+	s.seqCond.Broadcast()
+}
+
+// WaitSaves returns once no background save of the sequencer's state
+// (Ahead) is queued or under way. A host calls it after it stopped serving
+// and before it closes its Persister, so that no save meets a closed one.
+func (s *Server) WaitSaves() {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	for s.seqQueued || s.seqSaving {
+		s.seqWait()
+	}
+}
+
+// seqWait waits for a background save to end; seqMu is held.
+func (s *Server) seqWait() {
+	if s.seqCond.L == nil {
+		s.seqCond.L = &s.seqMu
+	}
+	s.seqCond.Wait()
 }
 
 // sequencerStep runs req on the sequencer.

@@ -86,6 +86,7 @@ func openNode(o nodeOptions) (n *node, err error) {
 			p = st.ForSequencer(func() *sequencer.Sequencer { return n.server.Sequencer })
 		}
 		n.server.Persist = &failStop{Persister: p, failed: o.failed}
+		n.server.Ahead = transport.SystemTimers{}
 	}
 	if isSeq {
 		if err := n.openSequencer(o); err != nil {
@@ -119,11 +120,13 @@ func (n *node) openUnit(o nodeOptions) error {
 
 // sequencerReserve is how far ahead of its tail a served sequencer
 // reserves addresses (sequencer.Config.Reserve): it saves its mark, an
-// fsync, once per this many tokens. A sequencer that restarts from its
-// mark skips at most this many addresses, which the next reconfiguration
-// fills as holes. The package default (64) made the save, under the
-// server's lock, one per token request once clients take batches of 64 or
-// more (AppendAsync does).
+// fsync, once per this many tokens, in the background while half a
+// reserve still lies ahead (transport.Server.Ahead), so that no token
+// waits for the save unless the tail catches up with it. A sequencer that
+// restarts from its mark skips at most one and a half times this many
+// addresses, which the next reconfiguration fills as holes. The package
+// default (64) made the save one per token request once clients take
+// batches of 64 or more (AppendAsync does).
 const sequencerReserve = 4096
 
 func (n *node) openSequencer(o nodeOptions) error {
@@ -191,6 +194,7 @@ func (n *node) close() error {
 		errs = append(errs, n.unit.Close())
 	}
 	if n.state != nil {
+		n.server.WaitSaves()
 		errs = append(errs, n.state.Close())
 	}
 	return errors.Join(errs...)
