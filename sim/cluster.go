@@ -441,7 +441,6 @@ func newSequencerServer(c *Cluster, dir *persist.Dir, fresh bool) *transport.Ser
 	// NB: the mark of a sequencer with no mark to vouch for is not saved
 	// (see persist.Dir.ForSequencer).
 	srv.Persist = dir.ForSequencer(func() *sequencer.Sequencer { return srv.Sequencer })
-	srv.Ahead = slowSaves{c.Sched}
 	return srv
 }
 
@@ -458,12 +457,20 @@ const stateSaveTime = 10 * time.Millisecond
 
 // slowSaves runs background saves stateSaveTime late in the scheduler
 // itself (the save never blocks here: the disk is in memory), so that no
-// task seems to have run when it did.
-type slowSaves struct{ s *Scheduler }
+// task seems to have run when it did; a save whose server was replaced
+// meanwhile (it crashed) never happens.
+type slowSaves struct {
+	s    *Scheduler
+	live func() bool // the server is still the one its node runs
+}
 
 // AfterFunc implements transport.Timers. The save cannot be stopped.
 func (t slowSaves) AfterFunc(d time.Duration, f func()) (stop func() bool) {
-	t.s.Schedule(d+stateSaveTime, "sequencer save", f)
+	t.s.Schedule(d+stateSaveTime, "sequencer save", func() {
+		if t.live() {
+			f()
+		}
+	})
 	return func() bool { return false }
 }
 

@@ -389,6 +389,7 @@ func (d *Durable) startSequencer(id transport.NodeID, fresh bool) error {
 		return err
 	}
 	srv := newSequencerServer(d.c, dir, fresh)
+	srv.Ahead = slowSaves{s: d.c.Sched, live: func() bool { return d.c.servers[id] == srv }}
 	if fresh {
 		if err := srv.Sequencer.Bootstrap(0, 0, nil); err != nil {
 			return err
