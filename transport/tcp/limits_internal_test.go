@@ -188,13 +188,7 @@ func (bigAnswers) Handle(req *transport.Request) *transport.Response {
 // read them yet: a peer may send all its requests before reading any
 // answer, as long as they stay within the limits.
 func TestReadsWhileAnswersWait(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv, err := Serve(l, bigAnswers{}, ServerConfig{Node: "node"})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, srv.Close()) }()
-	p := dialRaw(t, l.Addr().String())
-	p.hello()
+	_, p := serveRaw(t, bigAnswers{})
 	// NB: 16 MiB each way, more than loopback sockets buffer, within the
 	// 64 MiB limit.
 	const n = 256

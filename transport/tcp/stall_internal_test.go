@@ -20,6 +20,20 @@ func (slowHandler) Handle(req *transport.Request) *transport.Response {
 	return &transport.Response{Addr: req.Addr}
 }
 
+// serveRaw serves h on a loopback port until the test ends and returns the
+// server with a raw peer that has said hello to it.
+func serveRaw(t *testing.T, h transport.Handler) (*Server, *rawPeer) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := Serve(l, h, ServerConfig{Node: "node"})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, srv.Close()) })
+	p := dialRaw(t, l.Addr().String())
+	p.hello()
+	return srv, p
+}
+
 // handOvers returns how often srv's only connection handed its reading
 // on.
 func handOvers(t *testing.T, srv *Server) uint64 {
@@ -41,13 +55,7 @@ func handOvers(t *testing.T, srv *Server) uint64 {
 // hand-overs (whose timer wake-ups would only slow it), while the same
 // requests sent pipelined are handed over and all answered.
 func TestStallCheckPace(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv, err := Serve(l, slowHandler{}, ServerConfig{Node: "node"})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, srv.Close()) }()
-	p := dialRaw(t, l.Addr().String())
-	p.hello()
+	srv, p := serveRaw(t, slowHandler{})
 
 	const n = 20
 	for i := range n {
