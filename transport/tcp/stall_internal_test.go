@@ -34,6 +34,19 @@ func serveRaw(t *testing.T, h transport.Handler) (*Server, *rawPeer) {
 	return srv, p
 }
 
+// answered reads n answers, each a success, and checks that they answer n
+// different requests.
+func (p *rawPeer) answered(n int) {
+	p.t.Helper()
+	seen := map[uint64]bool{}
+	for range n {
+		id, resp := p.response()
+		require.NoError(p.t, resp.Err)
+		seen[id] = true
+	}
+	require.Len(p.t, seen, n)
+}
+
 // handOvers returns how often srv's only connection handed its reading
 // on.
 func handOvers(t *testing.T, srv *Server) uint64 {
@@ -74,12 +87,6 @@ func TestStallCheckPace(t *testing.T) {
 		burst = appendFrame(burst, frameRequest, uint64(n+i+1), transport.AppendRequest(nil, &transport.Request{Op: transport.OpRead, Addr: storage.Address(i)}))
 	}
 	p.send(burst)
-	seen := map[uint64]bool{}
-	for range n {
-		id, resp := p.response()
-		require.NoError(t, resp.Err)
-		seen[id] = true
-	}
-	require.Len(t, seen, n)
+	p.answered(n)
 	require.Greater(t, handOvers(t, srv), quiet, "pipelined: the check looks every %v and hands over", stallTimeout)
 }
