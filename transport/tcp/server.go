@@ -77,6 +77,9 @@ type ServerConfig struct {
 	DrainTimeout time.Duration
 	// Hooks are told of connections and requests, for metrics.
 	Hooks Hooks
+
+	// quietStall is quietStallTimeout, unless a test sets it.
+	quietStall time.Duration
 }
 
 // Hooks are functions a Server calls on its events, for a metrics
@@ -132,6 +135,7 @@ func (c *ServerConfig) fill(h transport.Handler) error {
 	setDefault(&c.FrameTimeout, DefaultFrameTimeout)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.quietStall, quietStallTimeout)
 	switch {
 	case c.MaxConns < 0 || c.MaxInFlight < 0 || c.MaxInFlightBytes < 0:
 		return errors.New("tcp: negative limit")
@@ -875,7 +879,7 @@ func (cn *serverConn) watchPeriod() time.Duration {
 	if quick {
 		return stallTimeout
 	}
-	return quietStallTimeout
+	return cn.s.cfg.quietStall
 }
 
 // checkStall runs while armed, every stallTimeout on a pipelined
