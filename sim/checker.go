@@ -164,6 +164,10 @@ type Monitor struct {
 	tokenEnd storage.Address
 	tailHigh storage.Address // the highest tail a sequencer answered (TailAnswered)
 	resets   []Reset
+	// handedBy is, per sequencer node, one past the highest address it
+	// handed out since it last started with no mark (SequencerAnswered,
+	// SequencerRestarted).
+	handedBy map[projection.NodeID]storage.Address
 }
 
 // Reset is a bootstrap of a sequencer at a tail below addresses handed out
@@ -292,7 +296,8 @@ const (
 func NewMonitor() *Monitor {
 	return &Monitor{addrs: make(map[storage.Address]*stored),
 		projections:  make(map[storage.Epoch]committedAt),
-		layoutEpochs: make(map[projection.NodeID]storage.Epoch)}
+		layoutEpochs: make(map[projection.NodeID]storage.Epoch),
+		handedBy:     make(map[projection.NodeID]storage.Address)}
 }
 
 // Stored records that replica node now holds data at global address global:
@@ -603,6 +608,43 @@ func (m *Monitor) SequencerLost() {
 	for i := range m.tokens {
 		m.tokens[i].forgotten = true
 	}
+}
+
+// SequencerAnswered records that the sequencer on node handed out
+// addresses up to end (one past the last), in a token request's answer,
+// for the check at its next restart (SequencerRestarted).
+func (m *Monitor) SequencerAnswered(node projection.NodeID, end storage.Address) {
+	m.mu.Lock()
+	m.handedBy[node] = max(m.handedBy[node], end)
+	m.mu.Unlock()
+}
+
+// SequencerRestarted tells the Monitor that the sequencer on node
+// restarted after a crash: from the reservation mark its host kept, floor
+// (sequencer.Config.Floor, with Recovered), if kept, or with no mark at all
+// (amnesia), if not. It checks S10's half that SequencerLost does not
+// relax: a sequencer restarted from its mark starts at or above every
+// address it handed out before, since its host saves a mark before it
+// answers with a token at or above the saved one. A restart below is a
+// host that answered before its save was durable; the reissue it leads to
+// would otherwise pass as a harmless tail reset.
+func (m *Monitor) SequencerRestarted(node projection.NodeID, floor storage.Address, kept bool) {
+	m.mu.Lock()
+	high := m.handedBy[node]
+	if !kept {
+		// NB: nothing left vouches for what it handed out: the seal of
+		// a sequencer with no mark says so, and the units bound the tail.
+		delete(m.handedBy, node)
+	}
+	var found []Violation
+	if kept && floor < high {
+		found = []Violation{{Invariant: "S10", Addr: floor, Detail: fmt.Sprintf(
+			"sequencer %s restarted from its kept mark %d, below address %d it handed out before: its host answered before the mark was durable",
+			node, floor, high-1)}}
+	}
+	m.record(found)
+	m.mu.Unlock()
+	m.notify(found)
 }
 
 // reissueForgotten carves [start, end) out of the forgotten spans, reporting

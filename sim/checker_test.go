@@ -608,6 +608,31 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// TestMonitorSequencerRestarted: a sequencer restarted from its kept mark
+// below an address it handed out breaks S10; one at or above them, or one
+// that lost its mark (whose seal vouches for nothing), does not, and what
+// another node's sequencer handed out does not count against it.
+func TestMonitorSequencerRestarted(t *testing.T) {
+	m := sim.NewMonitor()
+	m.Tokens(0, 0, 6)
+	m.SequencerAnswered("seq", 6)
+	m.SequencerAnswered("other", 40)
+	m.SequencerRestarted("seq", 6, true)
+	require.Empty(t, m.Violations(), "restarted at the end of what it handed out")
+	m.SequencerAnswered("seq", 9)
+	m.SequencerRestarted("seq", 8, false)
+	require.Empty(t, m.Violations(), "no mark kept: nothing vouched for")
+	m.SequencerAnswered("seq", 3) // after the amnesia, from a bootstrap at 0
+	m.SequencerRestarted("seq", 4, true)
+	require.Empty(t, m.Violations(), "only what it handed out since the amnesia counts")
+	m.SequencerAnswered("seq", 12)
+	m.SequencerRestarted("seq", 8, true)
+	v := m.Violations()
+	require.Len(t, v, 1)
+	require.Equal(t, "S10", v[0].Invariant)
+	require.Contains(t, v[0].Detail, "below address 11")
+}
+
 // TestMonitorResets: a bootstrap below an address handed out before, or
 // below a tail a sequencer answered, is a tail reset; one at or above both
 // is not.

@@ -393,6 +393,7 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 			Recovered: !srv.Sequencer.NoMark(), Incarnation: c.nextIncarnation()})
 		c.replaceSequencer(node, fresh)
 		c.Monitor.SequencerLost()
+		c.Monitor.SequencerRestarted(node, st.Mark, !srv.Sequencer.NoMark())
 	}
 	return nil
 }
@@ -464,6 +465,30 @@ type slowSaves struct {
 	live func() bool // the server is still the one its node runs
 }
 
+// lateSaves is mutant SequencerSavesLate's Persister: it says a
+// sequencer's state is saved at once and saves it stateSaveTime later, so
+// that answers leave before what they depend on is durable.
+type lateSaves struct {
+	transport.Persister
+	s    *Scheduler
+	live func() bool // the server is still the one its node runs
+}
+
+// lateSaveTime is how late lateSaves saves: a disk slow enough (D1) that
+// crashes fall in the window.
+const lateSaveTime = 300 * time.Millisecond
+
+// SaveSequencer reports success at once and saves st later, unless the
+// server crashed meanwhile.
+func (l lateSaves) SaveSequencer(st sequencer.State) error {
+	l.s.Schedule(lateSaveTime, "sequencer late save", func() {
+		if l.live() {
+			_ = l.Persister.SaveSequencer(st) // NB: the answer it owed has left
+		}
+	})
+	return nil
+}
+
 // AfterFunc implements transport.Timers. The save cannot be stopped.
 func (t slowSaves) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	t.s.Schedule(d+stateSaveTime, "sequencer save", func() {
@@ -507,6 +532,7 @@ func (c *Cluster) RestartFrom(node transport.NodeID, kind FaultKind) error {
 		}
 	case srv.Sequencer != nil && kind == FaultAmnesia:
 		c.replaceSequencer(node, sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Incarnation: c.nextIncarnation()}))
+		c.Monitor.SequencerRestarted(node, 0, false)
 	}
 	if srv.Unit != nil {
 		if kind == FaultReformat {
@@ -980,6 +1006,7 @@ func (o *observed) observe(req *transport.Request, resp *transport.Response, sta
 	case transport.OpToken:
 		if req.N > 0 {
 			m.Tokens(req.Epoch, resp.Addr, int(req.N))
+			m.SequencerAnswered(o.node, resp.Addr+storage.Address(req.N))
 			// NB: tokens, not a tail query (a failure detector's probe of a
 			// standby asks for the tail too).
 			o.c.tokensFrom = o.node

@@ -389,7 +389,15 @@ func (d *Durable) startSequencer(id transport.NodeID, fresh bool) error {
 		return err
 	}
 	srv := newSequencerServer(d.c, dir, fresh)
-	srv.Ahead = slowSaves{s: d.c.Sched, live: func() bool { return d.c.servers[id] == srv }}
+	live := func() bool { return d.c.servers[id] == srv }
+	srv.Ahead = slowSaves{s: d.c.Sched, live: live}
+	if d.c.Mutants.SequencerSavesLate {
+		srv.Persist = lateSaves{Persister: srv.Persist, s: d.c.Sched, live: live}
+	}
+	if !fresh {
+		st, kept := dir.Sequencer()
+		d.c.Monitor.SequencerRestarted(id, st.Mark, kept)
+	}
 	if fresh {
 		if err := srv.Sequencer.Bootstrap(0, 0, nil); err != nil {
 			return err

@@ -151,6 +151,13 @@ func TestMutants(t *testing.T) {
 			o.Faults.Pauses = max(o.Faults.Pauses, 2) // NB: the replaced unit comes back with what reached it meanwhile
 			o.Workload.SlowWriteOneIn = 2
 		}, 0, mutant.Set{}},
+		// The sequencer's host answers before its mark is durable: only a
+		// crash while a save is on its way shows it, so durable roles,
+		// crashes, and a save that lands late (a slow disk).
+		{"sequencer answers before its mark is saved", mutant.Set{SequencerSavesLate: true}, func(o *sim.Options) {
+			o.Disk = sim.DiskDurable
+			o.Faults.Crashes = max(o.Faults.Crashes, 4)
+		}, 0, mutant.Set{}},
 		// NB: masked (see below): 100 seeds document it; they cost 500's
 		// time for nothing under -race.
 		{"read trusts junk from a removed unit", mutant.Set{ReadTrustsRemovedUnit: true}, func(o *sim.Options) { sim.UseDetector(o, true) }, 100, mutant.Set{}},

@@ -89,6 +89,10 @@ type Set struct {
 	// at a unit trust that answer without knowing its projection is
 	// current.
 	ReadTrustsRemovedUnit bool
+	// SequencerSavesLate: a durable sequencer's host answers before its
+	// reservation mark is saved (the save lands later), so a crash in
+	// between restarts it below tokens it handed out.
+	SequencerSavesLate bool
 }
 
 // Any reports whether any mutant is on.
