@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -106,4 +107,38 @@ func TestSweepEmpty(t *testing.T) {
 	assert.Empty(t, res.Runs)
 	assert.Empty(t, res.FailedSeeds)
 	assert.Zero(t, res.Total.Runs)
+}
+
+// TestScenarioCheck: each part Check refuses is named in a
+// *sim.ScenarioError, and a scenario that passes Check gives Options.
+func TestScenarioCheck(t *testing.T) {
+	for _, tt := range []struct {
+		sc    sim.Scenario
+		field string
+	}{
+		{sim.Scenario{Faults: "crash,meteor"}, "faults"},
+		{sim.Scenario{Latency: "warp:9"}, "latency"},
+		{sim.Scenario{Latency: "cloud"}, "latency"},
+		{sim.Scenario{FaultLatency: "warp:9"}, "fault-latency"},
+		{sim.Scenario{Duration: -time.Second, SetDuration: true}, "duration"},
+		{sim.Scenario{Disk: "tape"}, "disk"},
+		{sim.Scenario{Detector: "yes"}, "detector"},
+		{sim.Scenario{Async: "maybe"}, "async"},
+	} {
+		var se *sim.ScenarioError
+		require.ErrorAs(t, tt.sc.Check(), &se, "%+v", tt.sc)
+		require.Equal(t, tt.field, se.Field)
+		require.Panics(t, func() { tt.sc.Options(1) })
+	}
+	sc := sim.Scenario{Faults: "all", Disk: sim.DiskDurable, Detector: "on", Async: "off", Latency: "constant:2ms",
+		FaultLatency: "bimodal", Duration: 2 * time.Second, SetDuration: true}
+	require.NoError(t, sc.Check())
+	o := sc.Options(5)
+	require.Equal(t, sim.DiskDurable, o.Disk)
+	require.True(t, o.Workload.Detector)
+	require.Zero(t, o.Workload.Bursts)
+	require.Equal(t, 2*time.Millisecond, o.Latency)
+	require.Equal(t, "bimodal", o.Faults.Latency)
+	require.Equal(t, 2*time.Second, o.Faults.Duration)
+	require.Equal(t, o, sc.Options(5), "deterministic")
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -30,249 +29,6 @@ const (
 // progressEvery throttles the progress line of a sweep.
 const progressEvery = 100 * time.Millisecond
 
-// scenario is what the flags change on top of Swarm(seed). Every run of a
-// sweep, and the replay of any of them, applies the same scenario.
-type scenario struct {
-	faults       string        // --faults: "", "none", "all" or a comma-separated list of kinds
-	latency      string        // --latency: a sim.ParseLatency spec of a constant model, or ""
-	faultLatency string        // --fault-latency: a sim.ParseLatency spec for the fault phase, or ""
-	duration     time.Duration // --duration: the fault phase
-	setDuration  bool          // --duration was given
-	disk         string        // --disk: "", sim.DiskMemory or sim.DiskDurable
-	detector     string        // --detector: "", "on" or "off"
-	async        string        // --async: "", "on" or "off"
-
-	kinds map[sim.FaultKind]bool // the kinds --faults names, once checked
-}
-
-// check validates the scenario once, before any run, so that a bad flag is
-// a usage error rather than a failure of every seed.
-func (sc *scenario) check() error {
-	if sc.latency != "" {
-		m, err := sim.ParseLatency(sc.latency, nil)
-		if err != nil {
-			return fmt.Errorf("--latency: %w", err)
-		}
-		// NB: sim.Options carries the healthy network's latency as one
-		// constant; models with a distribution apply to the fault phase.
-		if _, ok := m.(sim.Constant); !ok {
-			return fmt.Errorf("--latency %s: the healthy network's latency is a constant (such as constant:2ms); give other models to --fault-latency", sc.latency)
-		}
-	}
-	if sc.faultLatency != "" {
-		if _, err := sim.ParseLatency(sc.faultLatency, func() time.Duration { return 0 }); err != nil {
-			return fmt.Errorf("--fault-latency: %w", err)
-		}
-	}
-	if sc.duration < 0 {
-		return errors.New("--duration must not be negative")
-	}
-	switch sc.disk {
-	case "", sim.DiskMemory, sim.DiskDurable:
-	default:
-		return fmt.Errorf("--disk %q: want %s or %s", sc.disk, sim.DiskMemory, sim.DiskDurable)
-	}
-	switch sc.detector {
-	case "", "on", "off":
-	default:
-		return fmt.Errorf("--detector %q: want on or off", sc.detector)
-	}
-	switch sc.async {
-	case "", "on", "off":
-	default:
-		return fmt.Errorf("--async %q: want on or off", sc.async)
-	}
-	switch sc.faults {
-	case "":
-	case "none":
-		sc.kinds = map[sim.FaultKind]bool{}
-	case "all":
-		// NB: every kind, and the disk faults Swarm draws (durable runs
-		// only; see sim.SwarmDiskKinds).
-		sc.kinds = sim.SwarmDiskKinds()
-		for _, k := range sim.FaultKinds() {
-			sc.kinds[k] = true
-		}
-	default:
-		sc.kinds = map[sim.FaultKind]bool{}
-		for _, name := range strings.Split(sc.faults, ",") {
-			k := sim.FaultKind(strings.TrimSpace(name))
-			if !slices.Contains(sim.FaultKinds(), k) && !slices.Contains(sim.DiskFaultKinds(), k) {
-				return fmt.Errorf("--faults: unknown kind %q; want all, none, or some of %s", k, kindList())
-			}
-			sc.kinds[k] = true
-		}
-	}
-	return nil
-}
-
-// options returns the options of one run: Swarm(seed), then the flags.
-// The scenario must have been checked.
-func (sc *scenario) options(seed uint64) sim.Options {
-	o := sim.Swarm(seed)
-	swarm := o
-	if sc.latency != "" {
-		m, _ := sim.ParseLatency(sc.latency, nil)
-		o.Latency = time.Duration(m.(sim.Constant))
-	}
-	if sc.disk != "" {
-		o.Disk = sc.disk
-	}
-	if sc.detector != "" {
-		sim.UseDetector(&o, sc.detector == "on")
-	}
-	switch w := &o.Workload; {
-	case sc.async == "off":
-		w.Bursts = 0
-	case sc.async == "on" && w.Bursts == 0:
-		w.Bursts, w.MaxBurst = 2, 8
-	}
-	if sc.kinds != nil {
-		applyFaults(&o, sc.kinds)
-		sim.ApplyDiskFaults(&o, sc.kinds)
-	}
-	if sc.faultLatency != "" {
-		o.Faults.Latency = sc.faultLatency
-		if o.Faults.Duration == 0 {
-			o.Faults.Duration = drawFaults(seed).duration
-		}
-	}
-	if sc.setDuration {
-		f := &o.Faults
-		if f.Duration > 0 && f.ClogMean > 0 {
-			f.ClogMean = f.ClogMean * sc.duration / f.Duration
-		}
-		f.Duration = sc.duration
-	}
-	if o.Faults.Duration != swarm.Faults.Duration || o.Workload.Reconfigs != swarm.Workload.Reconfigs {
-		spread(&o)
-	}
-	if o.Workload.Reconfigs != swarm.Workload.Reconfigs {
-		// The bound on epoch changes counts the clients, the reconfiguring
-		// one included: let Expanded derive it again.
-		o.Liveness.MaxEpochChanges = 0
-	}
-	return o.Expanded()
-}
-
-// faultDraws are the rates and counts a kind of fault gets when --faults
-// turns it on in a seed whose Swarm options left it out. They are drawn
-// from the seed, all of them whatever the kinds chosen, so that one kind's
-// presence never shifts another's draws.
-type faultDraws struct {
-	duration           time.Duration
-	latency            string
-	drop, dup, reorder float64
-	late               time.Duration
-	counts             []int // in the order of countFields
-	reconfigs          int
-}
-
-func drawFaults(seed uint64) faultDraws {
-	r := rand.New(rand.NewPCG(seed, 0xfa017))
-	ms := func(lo, hi int) time.Duration { return time.Duration(lo+r.IntN(hi-lo+1)) * time.Millisecond }
-	d := faultDraws{duration: ms(1000, 6000)}
-	d.latency = []string{
-		"bimodal",
-		fmt.Sprintf("exp:min=%dms,mean=%dms", r.IntN(31), 30+r.IntN(71)),
-		"study",
-		fmt.Sprintf("cloud+outage:%v-%v", d.duration/4, d.duration/2),
-	}[r.IntN(4)]
-	d.drop = 0.3 * r.Float64()
-	d.dup, d.late = 0.5*r.Float64(), ms(10, 2000)
-	d.reorder = 0.2 * r.Float64()
-	for range countKinds[:len(countKinds)-1] {
-		d.counts = append(d.counts, 1+r.IntN(3))
-	}
-	d.reconfigs = 1 + r.IntN(3)
-	// NB: kinds added since draw from a stream of their own, so that the
-	// draws above stay what they were.
-	d.counts = append(d.counts, 1+rand.New(rand.NewPCG(seed, 0xa3e51a)).IntN(2))
-	return d
-}
-
-// countKinds are the kinds of fault a FaultConfig counts in windows, in the
-// order of countFields.
-var countKinds = []sim.FaultKind{
-	sim.FaultClog, sim.FaultSwizzle, sim.FaultPartition, sim.FaultAsymmetric, sim.FaultBridge, sim.FaultFlap,
-	sim.FaultBlackout, sim.FaultOutage, sim.FaultPause, sim.FaultCrash, sim.FaultClock, sim.FaultReformat,
-	sim.FaultAmnesia,
-}
-
-func countFields(f *sim.FaultConfig) []*int {
-	return []*int{&f.Clogs, &f.Swizzles, &f.Partitions, &f.Asymmetric, &f.Bridges, &f.Flaps,
-		&f.Blackouts, &f.Outages, &f.Pauses, &f.Crashes, &f.Clocks, &f.Reformats, &f.Amnesias}
-}
-
-// applyFaults makes o inject exactly the kinds of fault in on: a kind the
-// seed chose keeps its rate or count, a kind it left out gets one drawn
-// from the seed, and the kinds not in on are switched off. Without any
-// kind but reconfig, the run has no fault phase.
-func applyFaults(o *sim.Options, on map[sim.FaultKind]bool) {
-	d := drawFaults(o.Seed)
-	f := &o.Faults
-	rate := func(k sim.FaultKind, v *float64, drawn float64) {
-		switch {
-		case !on[k]:
-			*v = 0
-		case *v == 0:
-			*v = drawn
-		}
-	}
-	if !on[sim.FaultLatency] {
-		f.Latency = ""
-	} else if f.Latency == "" {
-		f.Latency = d.latency
-	}
-	rate(sim.FaultDrop, &f.Drop, d.drop)
-	rate(sim.FaultDuplicate, &f.Duplicate, d.dup)
-	if f.Duplicate == 0 {
-		f.DuplicateLate = 0
-	} else if f.DuplicateLate == 0 {
-		f.DuplicateLate = d.late
-	}
-	rate(sim.FaultReorder, &f.Reorder, d.reorder)
-	for i, c := range countFields(f) {
-		switch {
-		case !on[countKinds[i]]:
-			*c = 0
-		case *c == 0:
-			*c = d.counts[i]
-		}
-	}
-	f.Blackouts = min(f.Blackouts, 1) // as Swarm: one node silenced for most of the phase
-	w := &o.Workload
-	switch {
-	case !on[sim.FaultReconfig]:
-		w.Reconfigs = 0
-	case w.Reconfigs == 0:
-		w.Reconfigs = d.reconfigs
-	}
-	injected := false
-	for k := range on {
-		injected = injected || k != sim.FaultReconfig
-	}
-	switch {
-	case !injected:
-		*f = sim.FaultConfig{}
-	case f.Duration == 0:
-		f.Duration = d.duration
-	}
-}
-
-// spread paces the workload over the fault phase as Swarm does, for
-// options whose fault phase or reconfigurations the flags changed.
-func spread(o *sim.Options) {
-	w := &o.Workload
-	w.Think = 5 * time.Millisecond
-	w.ReconfigGap = 0 // the default, filled in by Expanded
-	if d := o.Faults.Duration; d > 0 {
-		n := max(w.Appends, w.Reads, 1)
-		w.Think = max(w.Think, 2*d/time.Duration(n))
-		w.ReconfigGap = 2 * d / time.Duration(w.Reconfigs+1)
-	}
-}
-
 // simFlags are the parsed flags of "corfu sim".
 type simFlags struct {
 	fs         *flag.FlagSet
@@ -286,7 +42,7 @@ type simFlags struct {
 	traceUntil time.Duration
 	traceMax   int
 	heal       bool
-	sc         scenario
+	sc         sim.Scenario
 }
 
 // scenarioFlags are the flags a replay command repeats, in its order.
@@ -317,13 +73,13 @@ flags:
 	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "runs of a sweep at once")
 	fs.BoolVar(&f.heal, "heal", false, "with --seeds: measure heal times instead (sim.HealTime: a unit crash, a sequencer crash, a partitioned unit and a paused unit, each on every seed) and print their p50 and p99")
 	fs.BoolVar(&f.progress, "progress", true, "show a progress line on stderr during a sweep")
-	fs.StringVar(&f.sc.faults, "faults", "", "kinds of fault to inject, separated by commas, or all, or none (default: as the seed chooses); kinds: "+kindList())
-	fs.StringVar(&f.sc.disk, "disk", "", "where the cluster keeps its state: memory (in-memory units and roles) or durable (the durable unit and role state on simulated disks, which take the disk faults) (default: as the seed chooses, durable one seed in four)")
-	fs.StringVar(&f.sc.async, "async", "", "append in bursts through AppendAsync's batches (on) or one Append at a time (off) (default: as the seed chooses, bursts two seeds in three)")
-	fs.StringVar(&f.sc.detector, "detector", "", "heal with a failure detector (on) or a hand-driven reconfiguring client (off) (default: as the seed chooses, the detector one seed in two)")
-	fs.StringVar(&f.sc.latency, "latency", "", "one-way latency of the healthy network, a constant model such as constant:2ms (default: as the seed chooses)")
-	fs.StringVar(&f.sc.faultLatency, "fault-latency", "", "latency model of the fault phase, as sim.ParseLatency reads it: cloud, study, bimodal, exp:min=5ms,mean=50ms, ... (turns the latency fault on)")
-	fs.DurationVar(&f.sc.duration, "duration", 0, "length of the fault phase in virtual time; 0 for none (default: as the seed chooses)")
+	fs.StringVar(&f.sc.Faults, "faults", "", "kinds of fault to inject, separated by commas, or all, or none (default: as the seed chooses); kinds: "+sim.KindList())
+	fs.StringVar(&f.sc.Disk, "disk", "", "where the cluster keeps its state: memory (in-memory units and roles) or durable (the durable unit and role state on simulated disks, which take the disk faults) (default: as the seed chooses, durable one seed in four)")
+	fs.StringVar(&f.sc.Async, "async", "", "append in bursts through AppendAsync's batches (on) or one Append at a time (off) (default: as the seed chooses, bursts two seeds in three)")
+	fs.StringVar(&f.sc.Detector, "detector", "", "heal with a failure detector (on) or a hand-driven reconfiguring client (off) (default: as the seed chooses, the detector one seed in two)")
+	fs.StringVar(&f.sc.Latency, "latency", "", "one-way latency of the healthy network, a constant model such as constant:2ms (default: as the seed chooses)")
+	fs.StringVar(&f.sc.FaultLatency, "fault-latency", "", "latency model of the fault phase, as sim.ParseLatency reads it: cloud, study, bimodal, exp:min=5ms,mean=50ms, ... (turns the latency fault on)")
+	fs.DurationVar(&f.sc.Duration, "duration", 0, "length of the fault phase in virtual time; 0 for none (default: as the seed chooses)")
 	fs.StringVar(&f.trace, "trace", "", "with --seed: write an HTML timeline of the run to this file")
 	fs.DurationVar(&f.traceFrom, "trace-from", 0, "start of the timeline's window, in virtual time since the run started")
 	fs.DurationVar(&f.traceUntil, "trace-until", 0, "end of the timeline's window (default: the end of the run)")
@@ -333,7 +89,7 @@ flags:
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	f.sc.setDuration = set["duration"]
+	f.sc.SetDuration = set["duration"]
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -348,7 +104,11 @@ flags:
 	case f.workers <= 0:
 		return nil, errors.New("--workers must be positive")
 	}
-	if err := f.sc.check(); err != nil {
+	if err := f.sc.Check(); err != nil {
+		var se *sim.ScenarioError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("--%s: %w", se.Field, se.Err)
+		}
 		return nil, err
 	}
 	return f, nil
@@ -366,16 +126,6 @@ func (f *simFlags) replay(seed uint64) string {
 		}
 	}
 	return b.String()
-}
-
-// kindList names the kinds of fault, separated by commas: the disk faults
-// (durable runs only) last.
-func kindList() string {
-	var names []string
-	for _, k := range append(sim.FaultKinds(), sim.DiskFaultKinds()...) {
-		names = append(names, string(k))
-	}
-	return strings.Join(names, ",")
 }
 
 // shellQuote quotes s for a POSIX shell if it needs quoting.
@@ -413,7 +163,7 @@ func simCmd(args []string, stdout, stderr io.Writer) int {
 
 // one runs a single seed and prints its summary.
 func (f *simFlags) one(stdout, stderr io.Writer) int {
-	o := f.sc.options(f.seed)
+	o := f.sc.Options(f.seed)
 	var events []sim.Event
 	if f.trace != "" {
 		o.Trace = func(e sim.Event) { events = append(events, e) }
@@ -502,7 +252,7 @@ func (f *simFlags) sweep(stdout, stderr io.Writer) int {
 		p = &progressLine{w: stderr, start: time.Now()}
 	}
 	wall := time.Now()
-	res := sim.Sweep(seeds, f.workers, f.sc.options, p.update)
+	res := sim.Sweep(seeds, f.workers, f.sc.Options, p.update)
 	elapsed := time.Since(wall)
 	p.finish()
 	return f.printSweep(stdout, res, elapsed)

@@ -127,10 +127,10 @@ func TestSimBadFlags(t *testing.T) {
 		{name: "no seeds", args: []string{"--seeds", "0"}, want: "--seeds must be positive"},
 		{name: "trace of a sweep", args: []string{"--seeds", "3", "--trace", "x.html"}, want: "use it with --seed"},
 		{name: "bad latency", args: []string{"--seed", "1", "--latency", "warp:9"}, want: "--latency"},
-		{name: "latency not constant", args: []string{"--seed", "1", "--latency", "cloud"}, want: "give other models to --fault-latency"},
+		{name: "latency not constant", args: []string{"--seed", "1", "--latency", "cloud"}, want: "give other models to the fault phase"},
 		{name: "bad fault latency", args: []string{"--seed", "1", "--fault-latency", "warp:9"}, want: "--fault-latency"},
 		{name: "unknown fault", args: []string{"--seed", "1", "--faults", "crash,meteor"}, want: `unknown kind "meteor"`},
-		{name: "negative duration", args: []string{"--seed", "1", "--duration", "-1s"}, want: "--duration must not be negative"},
+		{name: "negative duration", args: []string{"--seed", "1", "--duration", "-1s"}, want: "--duration: must not be negative"},
 		{name: "bad workers", args: []string{"--seeds", "3", "--workers", "0"}, want: "--workers must be positive"},
 		{name: "stray argument", args: []string{"--seed", "1", "extra"}, want: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"--seed", "1", "--colour"}, want: "flag provided but not defined"},
@@ -207,39 +207,17 @@ func TestSimSweepFailureReport(t *testing.T) {
 }
 
 // scenarioFor parses flags and returns their scenario.
-func scenarioFor(t *testing.T, args ...string) *scenario {
+func scenarioFor(t *testing.T, args ...string) *sim.Scenario {
 	t.Helper()
 	f, err := parseSimFlags(append([]string{"--seeds", "1"}, args...), io.Discard)
 	require.NoError(t, err)
 	return &f.sc
 }
 
-// injected lists the kinds of fault options o would inject.
-func injected(o sim.Options) map[sim.FaultKind]bool {
-	f := o.Faults
-	on := map[sim.FaultKind]bool{}
-	if f.Duration <= 0 {
-		return on
-	}
-	on[sim.FaultLatency] = f.Latency != ""
-	on[sim.FaultDrop] = f.Drop > 0
-	on[sim.FaultDuplicate] = f.Duplicate > 0
-	on[sim.FaultReorder] = f.Reorder > 0
-	for i, c := range countFields(&f) {
-		on[countKinds[i]] = *c > 0
-	}
-	for k, v := range on {
-		if !v {
-			delete(on, k)
-		}
-	}
-	return on
-}
-
 func TestScenarioDefaultIsSwarm(t *testing.T) {
 	sc := scenarioFor(t)
 	for seed := uint64(1); seed <= 30; seed++ {
-		require.Equal(t, sim.Swarm(seed), sc.options(seed))
+		require.Equal(t, sim.Swarm(seed), sc.Options(seed))
 	}
 }
 
@@ -264,9 +242,9 @@ func TestScenarioFaults(t *testing.T) {
 				}
 			}
 			for seed := uint64(1); seed <= 30; seed++ {
-				o := sc.options(seed)
+				o := sc.Options(seed)
 				swarm := sim.Swarm(seed)
-				assert.Equal(t, want, injected(o), "seed %d", seed)
+				assert.Equal(t, want, sim.Injected(o), "seed %d", seed)
 				if len(want) == 0 {
 					assert.Equal(t, sim.FaultConfig{}, o.Faults, "seed %d: no fault phase", seed)
 				}
@@ -275,7 +253,7 @@ func TestScenarioFaults(t *testing.T) {
 					assert.Equal(t, swarm.Faults.Crashes, o.Faults.Crashes, "seed %d keeps the crashes it chose", seed)
 				}
 				assert.Equal(t, swarm.Cluster, o.Cluster, "the cluster is the seed's")
-				assert.Equal(t, o, sc.options(seed), "seed %d: deterministic", seed)
+				assert.Equal(t, o, sc.Options(seed), "seed %d: deterministic", seed)
 			}
 		})
 	}
@@ -284,15 +262,15 @@ func TestScenarioFaults(t *testing.T) {
 func TestScenarioDuration(t *testing.T) {
 	sc := scenarioFor(t, "--duration", "2s", "--faults", "crash,clog")
 	for seed := uint64(1); seed <= 10; seed++ {
-		o := sc.options(seed)
+		o := sc.Options(seed)
 		assert.Equal(t, 2*time.Second, o.Faults.Duration)
 		n := max(o.Workload.Appends, o.Workload.Reads)
 		assert.Equal(t, max(5*time.Millisecond, 4*time.Second/time.Duration(n)), o.Workload.Think, "the workload spans the fault phase")
 	}
-	o := scenarioFor(t, "--duration", "0").options(3)
+	o := scenarioFor(t, "--duration", "0").Options(3)
 	assert.Zero(t, o.Faults.Duration, "--duration 0: no fault phase")
 
-	o = scenarioFor(t, "--fault-latency", "bimodal", "--latency", "constant:3ms").options(3)
+	o = scenarioFor(t, "--fault-latency", "bimodal", "--latency", "constant:3ms").Options(3)
 	assert.Equal(t, "bimodal", o.Faults.Latency)
 	assert.Equal(t, 3*time.Millisecond, o.Latency)
 	assert.Positive(t, o.Faults.Duration)
@@ -337,7 +315,7 @@ func TestScenarioExpanded(t *testing.T) {
 	for _, args := range [][]string{nil, {"--faults", "none"}, {"--faults", "reconfig,crash", "--duration", "1s"}} {
 		sc := scenarioFor(t, args...)
 		for seed := uint64(1); seed <= 20; seed++ {
-			o := sc.options(seed)
+			o := sc.Options(seed)
 			assert.Equal(t, o, o.Expanded(), "%v seed %d: options print in full", args, seed)
 			fresh := o
 			fresh.Liveness.MaxEpochChanges = 0
@@ -364,7 +342,7 @@ func TestSimAllFaults(t *testing.T) {
 		}
 	}
 	sc := scenarioFor(t, "--faults", "all")
-	res := sim.Sweep(sim.Seeds(1, n), 0, sc.options, nil)
+	res := sim.Sweep(sim.Seeds(1, n), 0, sc.Options, nil)
 	for i, r := range res.Failures() {
 		if i == 5 {
 			t.Errorf("... and %d more failing seeds", len(res.FailedSeeds)-5)
@@ -466,7 +444,7 @@ func TestRegressionSeeds(t *testing.T) {
 		}
 		slices.Sort(seeds)
 		for _, s := range seeds {
-			if res := sim.Run(sc.options(s)); res.Err != nil {
+			if res := sim.Run(sc.Options(s)); res.Err != nil {
 				t.Errorf("seed %d (%s): %v\nreproduce: go run ./cmd/corfu sim %s --seed %d", s, set.seeds[s], res.Err,
 					strings.Join(set.args, " "), s)
 			}
