@@ -388,12 +388,12 @@ func (c *Cluster) Crash(node transport.NodeID) error {
 		// NB: the reservation mark and the epoch of the last bootstrap
 		// are the sequencer's durable state (its host persists them
 		// before answering); the rest is lost.
-		st := srv.Sequencer.State()
+		st, kept := srv.Sequencer.State(), !srv.Sequencer.NoMark()
 		fresh := sequencer.New(sequencer.Config{Backpointers: c.Options.Backpointers, Floor: st.Mark, Booted: st.Booted,
-			Recovered: !srv.Sequencer.NoMark(), Incarnation: c.nextIncarnation()})
+			Recovered: kept, Incarnation: c.nextIncarnation()})
 		c.replaceSequencer(node, fresh)
 		c.Monitor.SequencerLost()
-		c.Monitor.SequencerRestarted(node, st.Mark, !srv.Sequencer.NoMark())
+		c.Monitor.SequencerRestarted(node, st.Mark, kept)
 	}
 	return nil
 }
