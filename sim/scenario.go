@@ -40,7 +40,9 @@ type Scenario struct {
 	// Duration is the fault phase's length in virtual time when
 	// SetDuration is true (zero: no fault phase); the workload is paced
 	// over it.
-	Duration    time.Duration
+	Duration time.Duration
+	// SetDuration says Duration is set; false leaves the seed's fault
+	// phase.
 	SetDuration bool
 	// Disk is DiskMemory or DiskDurable (see Options.Disk). Empty leaves
 	// the seed's choice.
