@@ -34,6 +34,8 @@ type commitState struct {
 	leading  bool          // a leader is gathering its batch
 	changed  chan struct{} // closed (and replaced) when a slot frees
 	ahead    *aheadWrite   // the write-ahead in progress, if any
+	waiters  int           // writers in awaitUnlocked, but for those waiting on a flight
+	yields   uint64        // the gathers' yields, for tests
 }
 
 // aheadWrite is a run of zeros being written (and synced) ahead of the
@@ -198,29 +200,35 @@ func (u *Unit) awaitDurable(seq uint64) error {
 // writers one fsync acknowledges do not queue on the lock to learn it.
 func (u *Unit) awaitUnlocked(seq uint64) error {
 	c := &u.commit
+	c.waiters++
 	for c.durable < seq {
 		switch {
 		case u.failed != nil:
+			c.waiters--
 			err := fmt.Errorf("%w: %v", ErrFailed, u.failed)
 			u.mu.Unlock()
 			return err
 		case u.closed:
+			c.waiters--
 			u.mu.Unlock()
 			return ErrClosed
 		case seq <= c.taken:
 			f := u.flightOf(seq)
+			c.waiters-- // NB: counted among the flights meanwhile
 			u.mu.Unlock()
 			<-f.done
 			if f.landed { // written before done was closed
 				return nil
 			}
 			u.mu.Lock()
+			c.waiters++
 		case u.mayLead():
 			u.lead()
 		default:
 			u.wait(u.changed())
 		}
 	}
+	c.waiters--
 	u.mu.Unlock()
 	return nil
 }
@@ -462,18 +470,24 @@ func (u *Unit) land() {
 // yield. Without fsyncs (SyncNone) there is nothing to share but a write
 // to the page cache, cheaper than the yield (which wakes another thread to
 // run what it yields to), so a leader takes what is queued at once; the
-// writers that queue during its write join the next commit. The caller
-// holds mu, and holds it again on return.
+// writers that queue during its write join the next commit. Nor does a
+// leader yield when it is the unit's only writer and no commit is in
+// flight (one write at a time): no one is about to join it, and the yield
+// would wake another thread that then takes the network poll, so that the
+// answer to the write wakes a thread too (see docs/performance.md). The
+// caller holds mu, and holds it again on return.
 func (u *Unit) gather() {
-	if u.opts.Sync != SyncBatch {
+	c := &u.commit
+	if u.opts.Sync != SyncBatch || c.waiters <= 1 && len(c.flights) == 0 {
 		return
 	}
 	for range maxGatherYields {
-		n := len(u.commit.queue)
+		n := len(c.queue)
+		c.yields++
 		u.mu.Unlock()
 		runtime.Gosched()
 		u.mu.Lock()
-		if len(u.commit.queue) == n {
+		if len(c.queue) == n {
 			return
 		}
 	}
