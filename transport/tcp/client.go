@@ -168,6 +168,8 @@ type Client struct {
 	isClosed atomic.Bool // closed, for calls that take no lock
 
 	wg sync.WaitGroup // dials and connection goroutines
+
+	directCalls atomic.Uint64 // calls written and read by their callers, for tests
 }
 
 var _ transport.Caller = (*Client)(nil)
@@ -553,7 +555,11 @@ func (c *Client) handshake(ctx context.Context, nc net.Conn, node transport.Node
 		pending:  make([]*call, inFlight),
 		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
+		rtoken:   make(chan *clientRead, 1),
+		rwake:    make(chan struct{}, 1),
 	}
+	cn.wd = newWriteDeadline(nc, c.cfg.WriteTimeout)
+	cn.rtoken <- cn.newRead()
 	for i := range cn.free {
 		cn.free[i] = uint32(inFlight - 1 - i) // NB: slot 0 first
 	}
@@ -597,6 +603,19 @@ type clientConn struct {
 	// their own, and one write then carries them all. The one that brings
 	// it to 0 wakes the writer if frames wait (see resumed).
 	resuming atomic.Int32
+
+	// awaited counts the calls sent (or being sent) and not answered;
+	// it changes under mu.
+	awaited atomic.Int32
+	// rtoken holds the connection's reading while no goroutine reads it
+	// (see clientRead); rwake tells the reader goroutine that calls
+	// await answers.
+	rtoken chan *clientRead
+	rwake  chan struct{}
+	// wbusy says a goroutine is writing: the writer, or a caller writing
+	// its own request (see callDirect). It guards wd; mu guards it.
+	wbusy bool
+	wd    writeDeadline
 }
 
 const (
@@ -659,9 +678,15 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	}
 	setLen(cl.frame)
 
+	rs, err := cn.idleRead()
+	if err != nil {
+		putCall(cl)
+		return nil, errNotServed
+	}
 	cn.mu.Lock()
 	if cn.err != nil || cn.goAway {
 		cn.mu.Unlock()
+		cn.releaseRead(rs)
 		putCall(cl)
 		return nil, errNotServed
 	}
@@ -670,6 +695,8 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 		slot = cn.free[n-1]
 		cn.free = cn.free[:n-1]
 	} else {
+		cn.releaseRead(rs) // NB: calls in flight after all: theirs
+		rs = nil
 		var err error
 		if slot, err = cn.waitSlot(ctx); err != nil {
 			putCall(cl)
@@ -682,17 +709,34 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	cl.id = id
 	setID(cl.frame, id)
 	cn.pending[slot] = cl
+	alone := cn.awaited.Add(1) == 1
 	// NB: the writer is woken by the first frame queued, unless callers
 	// the reader answered are still to run: the last of them wakes it.
 	// resuming is read under mu, which resumed takes once it falls to 0,
 	// so that one of the two sees the other's change.
 	wake := cn.out.empty() && cn.resuming.Load() == 0
-	// NB: a large frame goes by reference: it stays as it is until
-	// written, since putCall drops large buffers rather than reuse them.
-	cn.out.add(cl.frame, true)
+	direct := rs != nil && alone && wake && !cn.wbusy
+	if direct {
+		cn.wbusy = true
+	} else {
+		// NB: a large frame goes by reference: it stays as it is until
+		// written, since putCall drops large buffers rather than reuse them.
+		cn.out.add(cl.frame, true)
+	}
 	cn.mu.Unlock()
-	if wake {
-		cn.wakeWriter()
+	switch {
+	case direct:
+		cn.callDirect(ctx, cl, rs)
+	case rs != nil:
+		cn.releaseRead(rs) // NB: wakes the reader goroutine for this call
+		if wake {
+			cn.wakeWriter()
+		}
+	default:
+		if wake {
+			cn.wakeWriter()
+		}
+		cn.wakeReader()
 	}
 
 	if done := ctx.Done(); done == nil {
@@ -833,7 +877,7 @@ func (cn *clientConn) fail(err error) {
 func (cn *clientConn) writeLoop() {
 	defer cn.cl.wg.Done()
 	var spare []byte
-	wd := newWriteDeadline(cn.nc, cn.cl.cfg.WriteTimeout)
+	wd := &cn.wd
 	for {
 		select {
 		case <-cn.wake:
@@ -841,13 +885,28 @@ func (cn *clientConn) writeLoop() {
 			return
 		}
 		cn.mu.Lock()
+		if cn.wbusy {
+			cn.mu.Unlock()
+			continue
+		}
 		o := cn.out.take(spare)
+		if !o.empty() {
+			cn.wbusy = true
+		}
 		cn.mu.Unlock()
 		if o.empty() {
 			spare = o.buf
 			continue
 		}
-		if err := wd.write(o); err != nil {
+		err := wd.write(o)
+		cn.mu.Lock()
+		cn.wbusy = false
+		more := !cn.out.empty()
+		cn.mu.Unlock()
+		if more {
+			cn.wakeWriter()
+		}
+		if err != nil {
 			cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
 				transport.ErrUnreachable, cn.node, err))
 			return
@@ -885,55 +944,6 @@ func writeAll(nc net.Conn, b []byte, timeout time.Duration) error {
 	}
 	_, err := nc.Write(b)
 	return err
-}
-
-// readLoop reads response frames and hands them to their calls.
-func (cn *clientConn) readLoop() {
-	defer cn.cl.wg.Done()
-	fr := frameReader{r: cn.nc, max: transport.MaxFrameBytes}
-	// NB: the reader counts itself in resuming while it hands out the
-	// answers of one read: callers that run meanwhile do not wake the
-	// writer, whose batch then waits for every caller the read answers.
-	counting := false
-	var d dispatch
-	fr.beforeRead = func(bool) error {
-		d.flush(cn)
-		if counting {
-			counting = false
-			cn.resumed()
-		}
-		return nil
-	}
-	defer func() {
-		d.flush(cn)
-		if counting {
-			cn.resumed()
-		}
-	}()
-	for {
-		h, body, owned, err := fr.next()
-		if err == nil {
-			if !counting {
-				counting = true
-				cn.resuming.Add(1)
-			}
-			if h.typ == frameResponse {
-				err = d.answer(cn, h, body, owned)
-			} else {
-				d.flush(cn)
-				err = cn.handle(h, body)
-			}
-		}
-		if err != nil {
-			d.flush(cn)
-			if errors.Is(err, errProtocol) {
-				cn.cl.cfg.Logger.Warn("tcp: dropping connection", "node", cn.node, "err", err)
-			}
-			cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
-				transport.ErrUnreachable, cn.node, err))
-			return
-		}
-	}
 }
 
 // dispatch is the answers of one read that the reader has matched to
@@ -974,6 +984,7 @@ func (d *dispatch) answer(cn *clientConn, h header, body []byte, owned bool) err
 		return protocolError("response to request %d, not in flight (answered twice?)", h.id)
 	}
 	cn.pending[slot] = nil
+	cn.awaited.Add(-1)
 	cn.freeSlot(uint32(slot))
 	if cl.abandoned {
 		d.drop = append(d.drop, cl)
@@ -1034,6 +1045,7 @@ func (cn *clientConn) handle(h header, body []byte) error {
 		for slot, cl := range cn.pending {
 			if cl != nil && cl.id > h.id {
 				cn.pending[slot] = nil
+				cn.awaited.Add(-1)
 				cn.freeSlot(uint32(slot))
 				refused = append(refused, cl)
 			}

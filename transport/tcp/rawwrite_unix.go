@@ -98,3 +98,55 @@ func (w *rawWriter) send(fd uintptr) bool {
 func (w *rawWriter) opError(err error) error {
 	return &net.OpError{Op: "write", Net: "tcp", Source: w.nc.LocalAddr(), Addr: w.nc.RemoteAddr(), Err: err}
 }
+
+// nonBlocking reads a plain TCP connection's socket without waiting: a
+// read that finds nothing fails with errWouldBlock.
+type nonBlocking struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool // r.read, bound once
+	p   []byte
+	n   int
+	err error
+}
+
+// newNonBlocking returns a nonBlocking reader of w's socket, or nil if w
+// is nil.
+func newNonBlocking(w *rawWriter) *nonBlocking {
+	if w == nil {
+		return nil
+	}
+	r := &nonBlocking{rc: w.rc}
+	r.fn = r.read
+	return r
+}
+
+// Read reads what has arrived into p, or fails with errWouldBlock.
+func (r *nonBlocking) Read(p []byte) (int, error) {
+	r.p, r.n, r.err = p, 0, nil
+	err := r.rc.Read(r.fn)
+	r.p = nil
+	if err != nil {
+		return 0, err
+	}
+	return r.n, r.err
+}
+
+// read makes one read of fd; it never asks to wait.
+func (r *nonBlocking) read(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), r.p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			r.err = errWouldBlock
+		case err != nil:
+			r.err = os.NewSyscallError("read", err)
+		case n == 0:
+			r.err = io.EOF
+		default:
+			r.n = n
+		}
+		return true
+	}
+}
