@@ -877,7 +877,6 @@ func (cn *clientConn) fail(err error) {
 func (cn *clientConn) writeLoop() {
 	defer cn.cl.wg.Done()
 	var spare []byte
-	wd := &cn.wd
 	for {
 		select {
 		case <-cn.wake:
@@ -898,17 +897,7 @@ func (cn *clientConn) writeLoop() {
 			spare = o.buf
 			continue
 		}
-		err := wd.write(o)
-		cn.mu.Lock()
-		cn.wbusy = false
-		more := !cn.out.empty()
-		cn.mu.Unlock()
-		if more {
-			cn.wakeWriter()
-		}
-		if err != nil {
-			cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
-				transport.ErrUnreachable, cn.node, err))
+		if cn.writeOut(o) != nil {
 			return
 		}
 		spare = o.recycle()

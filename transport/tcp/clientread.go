@@ -123,8 +123,7 @@ func (cn *clientConn) serveReads(rs *clientRead) error {
 		if errors.Is(err, errProtocol) {
 			cn.cl.cfg.Logger.Warn("tcp: dropping connection", "node", cn.node, "err", err)
 		}
-		cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
-			transport.ErrUnreachable, cn.node, err))
+		cn.fail(cn.lost(err))
 		return err
 	}
 }
@@ -203,7 +202,7 @@ func (cn *clientConn) idleRead() (*clientRead, error) {
 // callDirect writes cl's request and reads until its answer arrives (or
 // its ctx ends), holding the reading rs, which it then puts back.
 func (cn *clientConn) callDirect(ctx context.Context, cl *call, rs *clientRead) {
-	if err := cn.writeDirect(cl.frame); err != nil {
+	if err := cn.writeOut(outbox{buf: cl.frame}); err != nil {
 		return // NB: the connection failed: cl has its error
 	}
 	cn.cl.directCalls.Add(1)
@@ -219,10 +218,11 @@ func (cn *clientConn) callDirect(ctx context.Context, cl *call, rs *clientRead) 
 	}
 }
 
-// writeDirect writes frame, the connection's writer having let the caller
-// (wbusy); it fails the connection if the write fails.
-func (cn *clientConn) writeDirect(frame []byte) error {
-	err := cn.wd.write(outbox{buf: frame})
+// writeOut writes o, the goroutine that set wbusy having taken it: the
+// writer, or a caller writing its own request. It fails the connection if
+// the write fails.
+func (cn *clientConn) writeOut(o outbox) error {
+	err := cn.wd.write(o)
 	cn.mu.Lock()
 	cn.wbusy = false
 	more := !cn.out.empty()
@@ -231,8 +231,14 @@ func (cn *clientConn) writeDirect(frame []byte) error {
 		cn.wakeWriter()
 	}
 	if err != nil {
-		cn.fail(fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
-			transport.ErrUnreachable, cn.node, err))
+		cn.fail(cn.lost(err))
 	}
 	return err
+}
+
+// lost is the error of calls in flight on a connection that failed with
+// err.
+func (cn *clientConn) lost(err error) error {
+	return fmt.Errorf("%w: %s: connection lost (a request in flight may or may not have been served): %w",
+		transport.ErrUnreachable, cn.node, err)
 }

@@ -26,18 +26,28 @@ func answer(t *testing.T, nc net.Conn, h header, body []byte) {
 	require.NoError(t, err)
 }
 
+// holdOneClient serves holdOne (release) on loopback and returns a client
+// of it with one connection; the test's cleanup closes both.
+func holdOneClient(t *testing.T, release chan struct{}) *Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := Serve(l, holdOne{release: release}, ServerConfig{Node: "node"})
+	require.NoError(t, err)
+	c := mustClient(t, l.Addr().String(), func(cfg *ClientConfig) { cfg.ConnsPerNode = 1 })
+	t.Cleanup(func() {
+		_ = c.Close()
+		_ = srv.Close()
+	})
+	return c
+}
+
 // TestDirectCalls checks which calls their callers write and read
 // themselves: one at a time on an idle connection, every one; a call made
 // while another is in flight, not (the reader goroutine reads its answer).
 func TestDirectCalls(t *testing.T) {
 	release := make(chan struct{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv, err := Serve(l, holdOne{release: release}, ServerConfig{Node: "node"})
-	require.NoError(t, err)
-	defer srv.Close()
-	c := mustClient(t, l.Addr().String(), func(cfg *ClientConfig) { cfg.ConnsPerNode = 1 })
-	defer c.Close()
+	c := holdOneClient(t, release)
 	ctx := context.Background()
 	for i := range 20 {
 		resp, err := c.Call(ctx, "node", &transport.Request{Op: transport.OpRead, Addr: storage.Address(10 + i)})
@@ -75,13 +85,7 @@ func TestDirectCalls(t *testing.T) {
 // and dropped, not handed to the next call.
 func TestDirectCallCtx(t *testing.T) {
 	release := make(chan struct{})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv, err := Serve(l, holdOne{release: release}, ServerConfig{Node: "node"})
-	require.NoError(t, err)
-	defer srv.Close()
-	c := mustClient(t, l.Addr().String(), func(cfg *ClientConfig) { cfg.ConnsPerNode = 1 })
-	defer c.Close()
+	c := holdOneClient(t, release)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
