@@ -727,16 +727,15 @@ func (cn *clientConn) call(ctx context.Context, req *transport.Request) (*transp
 	switch {
 	case direct:
 		cn.callDirect(ctx, cl, rs)
-	case rs != nil:
-		cn.releaseRead(rs) // NB: wakes the reader goroutine for this call
-		if wake {
-			cn.wakeWriter()
-		}
 	default:
 		if wake {
 			cn.wakeWriter()
 		}
-		cn.wakeReader()
+		if rs != nil {
+			cn.releaseRead(rs) // NB: wakes the reader goroutine for this call
+		} else {
+			cn.wakeReader()
+		}
 	}
 
 	if done := ctx.Done(); done == nil {

@@ -66,11 +66,7 @@ func (cn *clientConn) newRead() *clientRead {
 // read on: not once the reader has what it reads for, at a frame's
 // boundary.
 func (rs *clientRead) beforeRead(cn *clientConn, partial bool) error {
-	rs.d.flush(cn)
-	if rs.counting {
-		rs.counting = false
-		cn.resumed()
-	}
+	rs.handOut(cn)
 	switch {
 	case partial || rs.check:
 	case rs.mine != nil:
@@ -81,6 +77,16 @@ func (rs *clientRead) beforeRead(cn *clientConn, partial bool) error {
 		return errYield
 	}
 	return nil
+}
+
+// handOut hands the answers matched so far to their calls, and ends the
+// reader's count in resuming.
+func (rs *clientRead) handOut(cn *clientConn) {
+	rs.d.flush(cn)
+	if rs.counting {
+		rs.counting = false
+		cn.resumed()
+	}
 }
 
 // serveReads reads frames and hands each to its call until the reader has
@@ -115,11 +121,7 @@ func (cn *clientConn) serveReads(rs *clientRead) error {
 				continue
 			}
 		}
-		rs.d.flush(cn)
-		if rs.counting {
-			rs.counting = false
-			cn.resumed()
-		}
+		rs.handOut(cn)
 		if errors.Is(err, errProtocol) {
 			cn.cl.cfg.Logger.Warn("tcp: dropping connection", "node", cn.node, "err", err)
 		}
@@ -172,7 +174,8 @@ func (cn *clientConn) readLoop() {
 	}
 }
 
-// idleRead returns the reading of an idle plain TCP connection for a call
+// idleRead returns the reading of an idle plain TCP connection (its nb
+// is set) for a call
 // to be written and read by its caller, having read what the server sent
 // while the connection was idle, or nil (the connection is busy, or not
 // plain TCP). It fails if the connection failed meanwhile.
@@ -184,10 +187,6 @@ func (cn *clientConn) idleRead() (*clientRead, error) {
 	select {
 	case rs = <-cn.rtoken:
 	default:
-		return nil, nil
-	}
-	if rs.nb == nil {
-		cn.releaseRead(rs)
 		return nil, nil
 	}
 	rs.check, rs.fr.r = true, rs.nb
